@@ -1,0 +1,43 @@
+# The verbs a person types. Every target bootstraps .venv from pyproject.toml when needed.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install run test test-fast lint format bench services clean distclean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the project with its dev tools
+
+run: $(STAMP) ## generate demo extracts if the landing zone is empty, then run the whole pipeline
+	$(BIN)/expansion run
+
+test: $(STAMP) services ## the whole test suite (unit, dbt, end-to-end)
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP) ## unit tests only, no end-to-end run
+	$(BIN)/python -m pytest -m "not e2e"
+
+lint: $(STAMP) ## ruff, ruff format, mypy, dbt parse
+	$(BIN)/ruff check flows models demo tests
+	$(BIN)/ruff format --check flows models demo tests
+	$(BIN)/mypy
+	cd dbt_project && EXPANSION_WAREHOUSE_PATH=/tmp/expansion-parse.duckdb ../$(BIN)/dbt parse --profiles-dir ../profiles --quiet
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix flows models demo tests
+	$(BIN)/ruff format flows models demo tests
+
+services: ## make sure the local PostgreSQL used by some tests is up
+	@scripts/ensure-postgres.sh
+
+clean: ## remove run state (warehouse, models, serving files, demo data)
+	rm -rf state data dbt_project/target dbt_project/logs
+
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,279 @@
+"""The extract contract: every table the pipeline accepts from the CRM, billing and usage sources.
+
+One place says which tables exist, their primary keys, their columns and types, and which
+tables may be absent. The loader enforces it; the demo generator writes to it;
+`docs/extract-contract.md` describes it for people.
+
+Types are DuckDB types. Timestamps are UTC (`TIMESTAMP`, written as ISO 8601, with or without
+`Z`). Amounts are decimals in the currency named by the row's `currency` column (ISO 4217).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    required: bool = True
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Table:
+    source: str
+    name: str
+    primary_key: tuple[str, ...]
+    columns: tuple[Column, ...]
+    optional: bool = False
+    file_format: str = "csv"
+    description: str = ""
+    updated_at: str | None = None  # column that orders versions of one key, if any
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def raw_relation(self) -> str:
+        """Name of the raw table in the warehouse: raw.<source>__<table>."""
+        return f"{self.source}__{self.name}"
+
+    @property
+    def column_types(self) -> dict[str, str]:
+        return {c.name: c.type for c in self.columns}
+
+    @property
+    def required_columns(self) -> list[str]:
+        return [c.name for c in self.columns if c.required]
+
+
+def _c(name: str, type_: str, required: bool = True, description: str = "") -> Column:
+    return Column(name, type_, required, description)
+
+
+TABLES: tuple[Table, ...] = (
+    # --- CRM -------------------------------------------------------------------------------
+    Table(
+        "crm",
+        "accounts",
+        ("account_id",),
+        (
+            _c("account_id", "VARCHAR", description="CRM account id; the account key everywhere"),
+            _c("account_name", "VARCHAR"),
+            _c("industry", "VARCHAR", False),
+            _c("country", "VARCHAR", False, "ISO 3166-1 alpha-2"),
+            _c("employee_count", "INTEGER", False),
+            _c("segment", "VARCHAR", description="smb | mid_market | enterprise"),
+            _c("owner_name", "VARCHAR", False, "account owner (sales or CSM)"),
+            _c("owner_email", "VARCHAR", False),
+            _c("created_at", "TIMESTAMP"),
+            _c("updated_at", "TIMESTAMP"),
+        ),
+        updated_at="updated_at",
+        description="One row per customer account in the CRM.",
+    ),
+    Table(
+        "crm",
+        "contacts",
+        ("contact_id",),
+        (
+            _c("contact_id", "VARCHAR"),
+            _c("account_id", "VARCHAR"),
+            _c("first_name", "VARCHAR", False),
+            _c("last_name", "VARCHAR", False),
+            _c("email", "VARCHAR", False),
+            _c("title", "VARCHAR", False),
+            _c("is_primary", "BOOLEAN", False),
+            _c("created_at", "TIMESTAMP"),
+            _c("updated_at", "TIMESTAMP"),
+        ),
+        optional=True,
+        updated_at="updated_at",
+        description="People at customer accounts. Personal data: hashed or dropped in staging.",
+    ),
+    Table(
+        "crm",
+        "opportunities",
+        ("opportunity_id",),
+        (
+            _c("opportunity_id", "VARCHAR"),
+            _c("account_id", "VARCHAR"),
+            _c(
+                "opportunity_type",
+                "VARCHAR",
+                description="new_business | upsell | cross_sell | renewal",
+            ),
+            _c("stage", "VARCHAR", description="open | closed_won | closed_lost"),
+            _c("amount", "DECIMAL(18,2)", False, "in `currency`"),
+            _c("currency", "VARCHAR", False),
+            _c("created_at", "TIMESTAMP"),
+            _c("closed_at", "TIMESTAMP", False),
+            _c("updated_at", "TIMESTAMP"),
+        ),
+        optional=True,
+        updated_at="updated_at",
+    ),
+    Table(
+        "crm",
+        "activities",
+        ("activity_id",),
+        (
+            _c("activity_id", "VARCHAR"),
+            _c("account_id", "VARCHAR"),
+            _c("activity_type", "VARCHAR", description="email | call | meeting | qbr"),
+            _c("occurred_at", "TIMESTAMP"),
+        ),
+        optional=True,
+    ),
+    Table(
+        "crm",
+        "support_tickets",
+        ("ticket_id",),
+        (
+            _c("ticket_id", "VARCHAR"),
+            _c("account_id", "VARCHAR"),
+            _c("priority", "VARCHAR", description="low | normal | high | urgent"),
+            _c("category", "VARCHAR", False),
+            _c("opened_at", "TIMESTAMP"),
+            _c("closed_at", "TIMESTAMP", False, "empty while the ticket is open"),
+            _c("updated_at", "TIMESTAMP"),
+        ),
+        optional=True,
+        updated_at="updated_at",
+    ),
+    Table(
+        "crm",
+        "nps_responses",
+        ("response_id",),
+        (
+            _c("response_id", "VARCHAR"),
+            _c("account_id", "VARCHAR"),
+            _c("contact_id", "VARCHAR", False),
+            _c("score", "INTEGER", description="0-10"),
+            _c("responded_at", "TIMESTAMP"),
+        ),
+        optional=True,
+    ),
+    # --- Billing ---------------------------------------------------------------------------
+    Table(
+        "billing",
+        "products",
+        ("product_id",),
+        (
+            _c("product_id", "VARCHAR"),
+            _c("product_name", "VARCHAR"),
+            _c("product_family", "VARCHAR", description="core | addon"),
+        ),
+    ),
+    Table(
+        "billing",
+        "plans",
+        ("plan_id",),
+        (
+            _c("plan_id", "VARCHAR"),
+            _c("product_id", "VARCHAR"),
+            _c("plan_name", "VARCHAR"),
+            _c("tier_rank", "INTEGER", description="1 = entry tier; higher = higher tier"),
+            _c("list_price_usd", "DECIMAL(18,2)", description="monthly list price per seat, USD"),
+            _c("storage_limit_gb", "DOUBLE", False, "per account; empty = unlimited"),
+            _c("api_calls_limit", "DOUBLE", False, "per account per month; empty = unlimited"),
+        ),
+    ),
+    Table(
+        "billing",
+        "customers",
+        ("customer_id",),
+        (
+            _c("customer_id", "VARCHAR"),
+            _c("crm_account_id", "VARCHAR", description="the CRM account this customer bills"),
+            _c("currency", "VARCHAR", description="ISO 4217 billing currency"),
+            _c("created_at", "TIMESTAMP"),
+            _c("updated_at", "TIMESTAMP"),
+        ),
+        updated_at="updated_at",
+    ),
+    Table(
+        "billing",
+        "subscriptions",
+        ("subscription_id",),
+        (
+            _c("subscription_id", "VARCHAR"),
+            _c("customer_id", "VARCHAR"),
+            _c("product_id", "VARCHAR"),
+            _c("billing_period_months", "INTEGER", description="1 = monthly, 12 = annual"),
+            _c("term_months", "INTEGER", description="contract term; renews every term"),
+            _c("started_at", "TIMESTAMP"),
+            _c("canceled_at", "TIMESTAMP", False, "end of service; empty while active"),
+            _c("updated_at", "TIMESTAMP"),
+        ),
+        updated_at="updated_at",
+    ),
+    Table(
+        "billing",
+        "subscription_changes",
+        ("change_id",),
+        (
+            _c("change_id", "VARCHAR"),
+            _c("subscription_id", "VARCHAR"),
+            _c("effective_at", "TIMESTAMP", description="from this instant the plan/quantity hold"),
+            _c("plan_id", "VARCHAR"),
+            _c("quantity", "INTEGER", description="seats bought"),
+            _c(
+                "unit_amount",
+                "DECIMAL(18,2)",
+                description="price per seat per billing period, in `currency`",
+            ),
+            _c("currency", "VARCHAR"),
+        ),
+        description="Versions of each subscription: the first row is the initial plan.",
+    ),
+    Table(
+        "billing",
+        "invoices",
+        ("invoice_id",),
+        (
+            _c("invoice_id", "VARCHAR"),
+            _c("customer_id", "VARCHAR"),
+            _c("subscription_id", "VARCHAR", False),
+            _c("issued_at", "TIMESTAMP"),
+            _c("due_at", "TIMESTAMP"),
+            _c("paid_at", "TIMESTAMP", False),
+            _c("amount_due", "DECIMAL(18,2)"),
+            _c("currency", "VARCHAR"),
+            _c("status", "VARCHAR", description="paid | open | void | uncollectible"),
+            _c("updated_at", "TIMESTAMP"),
+        ),
+        optional=True,
+        updated_at="updated_at",
+    ),
+    # --- Product usage -----------------------------------------------------------------------
+    Table(
+        "usage",
+        "usage_daily",
+        ("account_id", "usage_date", "metric"),
+        (
+            _c("account_id", "VARCHAR"),
+            _c("usage_date", "DATE"),
+            _c(
+                "metric",
+                "VARCHAR",
+                description="active_users | api_calls | storage_gb | features_used",
+            ),
+            _c("value", "DOUBLE"),
+        ),
+        file_format="parquet",
+        description="One row per account per day per metric, exported daily or monthly.",
+    ),
+)
+
+TABLES_BY_KEY: dict[str, Table] = {f"{t.source}.{t.name}": t for t in TABLES}
+SOURCES: tuple[str, ...] = ("crm", "billing", "usage")
+USAGE_METRICS: tuple[str, ...] = ("active_users", "api_calls", "storage_gb", "features_used")
+
+
+def table(source: str, name: str) -> Table:
+    try:
+        return TABLES_BY_KEY[f"{source}.{name}"]
+    except KeyError:
+        known = ", ".join(sorted(TABLES_BY_KEY))
+        raise KeyError(f"no contract table {source}.{name}; known tables: {known}") from None

@@ -1,0 +1,215 @@
+"""The expansion pipeline: one parent Prefect flow, a task or subflow per stage.
+
+extract -> load raw -> validate raw -> dbt build -> validate marts -> train (when needed)
+-> score -> validate scores -> publish -> reverse-ETL sync
+
+Stages hand each other table names and small reports, never DataFrames: every stage reads
+what it needs from the private warehouse, so nothing large is pickled between tasks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, TypeVar
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NONE
+from prefect.runtime import flow_run
+
+from flows import stages
+from flows.settings import Settings, get_settings
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    as_of: str | None = None
+    status: str = "running"
+    stages: dict[str, float] = field(default_factory=dict)
+    rows_loaded: dict[str, int] = field(default_factory=dict)
+    files_loaded: int = 0
+    files_skipped: int = 0
+    dbt: dict[str, Any] = field(default_factory=dict)
+    gates: list[dict[str, Any]] = field(default_factory=list)
+    model: dict[str, Any] = field(default_factory=dict)
+    accounts_scored: int = 0
+    top_accounts: list[dict[str, Any]] = field(default_factory=list)
+    published: dict[str, Any] = field(default_factory=dict)
+    synced: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+
+    def markdown(self) -> str:
+        lines = [f"# Expansion pipeline run `{self.run_id}`", ""]
+        lines.append(f"**Status:** {self.status}  **as_of:** {self.as_of}")
+        if self.error:
+            lines += ["", "```", self.error, "```"]
+        lines += ["", "| stage | seconds |", "|---|---|"]
+        lines += [f"| {k} | {v:.1f} |" for k, v in self.stages.items()]
+        if self.rows_loaded:
+            lines += ["", "| table | rows loaded |", "|---|---|"]
+            lines += [f"| {k} | {v} |" for k, v in self.rows_loaded.items()]
+        if self.dbt:
+            lines += ["", f"dbt: {self.dbt}"]
+        for g in self.gates:
+            lines += ["", g["markdown"]]
+        if self.model:
+            lines += ["", f"model: {json.dumps(self.model, default=str)}"]
+        lines += ["", f"accounts scored: {self.accounts_scored}"]
+        for s in self.synced:
+            lines.append(
+                f"- sync {s['name']}: {s['inserted']} inserted, {s['updated']} updated, {s['deleted']} deleted"
+            )
+        return "\n".join(lines)
+
+
+@contextmanager
+def _timed(summary: RunSummary, stage: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        summary.stages[stage] = round(time.perf_counter() - start, 2)
+
+
+# --- tasks: thin wrappers that name the stage, time it and log it ---------------------------
+
+
+@task(name="load_raw", cache_policy=NONE)
+def load_raw(settings: Settings, run_id: str) -> stages.LoadReport:
+    return stages.load_raw(settings, run_id)
+
+
+@task(name="validate_raw", cache_policy=NONE)
+def validate_raw(settings: Settings, run_id: str) -> list[stages.GateResult]:
+    return stages.validate_raw(settings, run_id)
+
+
+@flow(name="run_dbt_build", log_prints=True)
+def run_dbt_build(settings: Settings, as_of: date) -> stages.DbtReport:
+    return stages.run_dbt_build(settings, as_of)
+
+
+@task(name="validate_marts", cache_policy=NONE)
+def validate_marts(settings: Settings, as_of: date) -> list[stages.GateResult]:
+    return stages.validate_marts(settings, as_of)
+
+
+@task(name="train_model", cache_policy=NONE)
+def train_model(settings: Settings, as_of: date, force: bool) -> dict[str, Any]:
+    return stages.train_model(settings, as_of, force=force)
+
+
+@task(name="score_accounts", cache_policy=NONE)
+def score_accounts(settings: Settings, as_of: date, run_id: str) -> dict[str, Any]:
+    return stages.score_accounts(settings, as_of, run_id)
+
+
+@task(name="validate_scores", cache_policy=NONE)
+def validate_scores(settings: Settings) -> list[stages.GateResult]:
+    return stages.validate_scores(settings)
+
+
+@task(name="publish_scores", cache_policy=NONE)
+def publish_scores(
+    settings: Settings, run_id: str, as_of: date, model_version: str
+) -> stages.PublishReport:
+    return stages.publish(settings, run_id, as_of, model_version)
+
+
+@task(name="sync_destinations", cache_policy=NONE)
+def sync_destinations(settings: Settings, run_id: str) -> list[stages.SyncReport]:
+    return stages.sync(settings, run_id)
+
+
+def _gates(summary: RunSummary, results: list[stages.GateResult]) -> None:
+    for r in results:
+        summary.gates.append(
+            {
+                "suite": r.suite,
+                "table": r.table,
+                "rows": r.rows,
+                "passed": r.passed,
+                "critical": [o.describe() for o in r.critical],
+                "warnings": [o.describe() for o in r.warnings],
+                "markdown": r.markdown(),
+            }
+        )
+
+
+def _step(summary: RunSummary, name: str, fn: Callable[[], T]) -> T:
+    with _timed(summary, name):
+        return fn()
+
+
+@flow(name="expansion-pipeline", log_prints=True)
+def expansion_pipeline(as_of: date | None = None, retrain: bool = False) -> dict[str, Any]:
+    """Run every stage once for `as_of` (default: the latest data in the landing zone)."""
+    logger = get_run_logger()
+    settings = get_settings(as_of=as_of)
+    run_id = str(flow_run.get_id() or uuid.uuid4())
+    summary = RunSummary(run_id=run_id)
+    started = datetime.now(UTC)
+    try:
+        with stages.pipeline_lock(settings):
+            load = _step(summary, "load", lambda: load_raw(settings, run_id))
+            summary.rows_loaded = load.rows_by_table
+            summary.files_loaded = len(load.loaded)
+            summary.files_skipped = load.skipped_files
+            _gates(summary, _step(summary, "validate_raw", lambda: validate_raw(settings, run_id)))
+
+            run_as_of = stages.resolve_as_of(settings)
+            summary.as_of = run_as_of.isoformat()
+            logger.info("scoring as of %s", run_as_of)
+
+            dbt = _step(summary, "dbt_build", lambda: run_dbt_build(settings, run_as_of))
+            summary.dbt = asdict(dbt)
+            _gates(
+                summary,
+                _step(summary, "validate_marts", lambda: validate_marts(settings, run_as_of)),
+            )
+
+            model = _step(
+                summary,
+                "train",
+                lambda: train_model(settings, run_as_of, retrain or settings.retrain),
+            )
+            summary.model = model
+            scored = _step(summary, "score", lambda: score_accounts(settings, run_as_of, run_id))
+            summary.accounts_scored = scored["accounts_scored"]
+            summary.top_accounts = scored["top_accounts"]
+            _gates(summary, _step(summary, "validate_scores", lambda: validate_scores(settings)))
+
+            published = _step(
+                summary,
+                "publish",
+                lambda: publish_scores(settings, run_id, run_as_of, model["champion_version"]),
+            )
+            summary.published = asdict(published)
+            synced = _step(summary, "sync", lambda: sync_destinations(settings, run_id))
+            summary.synced = [asdict(s) for s in synced]
+        summary.status = "completed"
+    except Exception as exc:
+        summary.status = "failed"
+        summary.error = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        summary.stages["total"] = round((datetime.now(UTC) - started).total_seconds(), 2)
+        stages.write_run_record(settings, summary.__dict__)
+        try:
+            create_markdown_artifact(
+                key="expansion-run-summary", markdown=summary.markdown(), description="Run summary"
+            )
+        except Exception as exc:  # an artifact must never hide the run's own outcome
+            logger.warning("could not write the run summary artifact: %s", exc)
+    return dict(summary.__dict__)

@@ -1,0 +1,21 @@
+"""Prefect defaults for a run with no server: call before importing prefect.
+
+Without `PREFECT_API_URL`, Prefect starts a temporary local server; its state (SQLite) lives in
+the project's state directory, analytics are off and the start-up timeout is raised so a slow
+machine does not fail. With `PREFECT_API_URL` set, runs report to that server instead.
+Values already in the environment win.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def configure(home: Path) -> None:
+    os.environ.setdefault("PREFECT_HOME", str(home / "prefect"))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+    os.environ.setdefault("PREFECT_LOGGING_LOG_PRINTS", "true")
+    os.environ.setdefault("DO_NOT_TRACK", "1")  # dbt anonymous usage stats
+    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")

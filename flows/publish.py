@@ -1,0 +1,106 @@
+"""Publish marts and scores to the serving DuckDB file and Parquet, atomically.
+
+The pipeline writes only its private warehouse. BI tools and syncs read the serving file
+(`<serving>/expansion.duckdb`) and the Parquet copies (`<serving>/parquet/current/*.parquet`).
+Both are replaced whole: a new file (or directory) is written beside the old one and swapped
+in with `os.replace`, so a reader sees the old version or the new one, never half of one. A
+reader that holds the old file open keeps reading it until it reconnects. The serving file is
+written with `storage_version` v1.0.0 so DuckDB 1.x clients can open it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+log = logging.getLogger(__name__)
+
+PUBLISHED: dict[str, str] = {
+    # serving table        <- warehouse relation
+    "accounts": "marts.accounts",
+    "contracts": "marts.contracts",
+    "mrr_movements": "marts.mrr_movements",
+    "revenue_metrics_monthly": "marts.revenue_metrics_monthly",
+    "account_scores": "scores.account_scores",
+    "account_score_history": "scores.account_score_history",
+    "model_metrics": "scores.model_metrics",
+}
+SERVING_STORAGE_VERSION = "v1.0.0"
+KEEP_PARQUET_VERSIONS = 3
+
+
+@dataclass
+class PublishReport:
+    serving_db: str
+    parquet_dir: str
+    rows: dict[str, int] = field(default_factory=dict)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish(
+    warehouse: Path, serving_dir: Path, run_id: str, as_of: str, model_version: str
+) -> PublishReport:
+    """Copy the published relations into a fresh serving file + Parquet set and swap them in."""
+    serving_dir.mkdir(parents=True, exist_ok=True)
+    target = serving_dir / "expansion.duckdb"
+    tmp = serving_dir / f".expansion.duckdb.{run_id}.tmp"
+    versions = serving_dir / "parquet" / "versions"
+    version_dir = versions / run_id
+    for stale in (tmp, Path(f"{tmp}.wal")):
+        stale.unlink(missing_ok=True)
+    shutil.rmtree(version_dir, ignore_errors=True)
+    version_dir.mkdir(parents=True)
+
+    report = PublishReport(
+        serving_db=str(target), parquet_dir=str(serving_dir / "parquet" / "current")
+    )
+    con = duckdb.connect(str(warehouse))
+    try:
+        con.execute(f"attach '{tmp}' as serving (storage_version '{SERVING_STORAGE_VERSION}')")
+        for name, relation in PUBLISHED.items():
+            con.execute(f"create table serving.main.{name} as select * from {relation}")
+            count = con.execute(f"select count(*) from serving.main.{name}").fetchone()
+            report.rows[name] = int(count[0]) if count else 0
+            out = (version_dir / f"{name}.parquet").as_posix().replace("'", "''")
+            con.execute(f"copy serving.main.{name} to '{out}' (format parquet)")
+        con.execute(
+            "create table serving.main._publication as select ? as run_id, "
+            "cast(? as timestamp) as published_at, cast(? as date) as as_of, ? as model_version",
+            [run_id, datetime.now(UTC).replace(tzinfo=None), as_of, model_version],
+        )
+        con.execute("checkpoint serving")
+        con.execute("detach serving")
+    finally:
+        con.close()
+
+    _fsync(tmp)
+    os.replace(tmp, target)  # the atomic swap readers rely on
+    current = serving_dir / "parquet" / "current"
+    link_tmp = serving_dir / "parquet" / f".current.{run_id}"
+    link_tmp.unlink(missing_ok=True)
+    link_tmp.symlink_to(Path("versions") / run_id, target_is_directory=True)
+    os.replace(link_tmp, current)
+    _prune(versions, keep=run_id)
+    log.info("published %s tables to %s", len(report.rows), target)
+    return report
+
+
+def _prune(versions: Path, keep: str) -> None:
+    """Keep the newest Parquet versions; a reader mid-scan of an old one keeps its open files."""
+    dirs = sorted((d for d in versions.iterdir() if d.is_dir()), key=lambda d: d.stat().st_mtime)
+    for old in dirs[:-KEEP_PARQUET_VERSIONS]:
+        if old.name != keep:
+            shutil.rmtree(old, ignore_errors=True)

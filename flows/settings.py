@@ -1,0 +1,146 @@
+"""Settings: one typed object, read from environment variables and an optional file.
+
+Precedence (highest first): keyword arguments, environment variables (`EXPANSION_*`), the
+settings file named by `EXPANSION_CONFIG` (TOML), defaults. Defaults describe the embedded
+local setup: every file under the project directory, no server needed.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+
+
+class Settings(BaseSettings):
+    """Everything a run needs to know. Paths left empty are derived from `home`."""
+
+    model_config = SettingsConfigDict(env_prefix="EXPANSION_", extra="forbid")
+
+    target: str = Field("local", description="dbt target in profiles/profiles.yml")
+    project_dir: Path = Field(PROJECT_DIR, description="where dbt_project/, expectations/ live")
+    home: Path = Field(PROJECT_DIR / "state", description="private state: warehouse, models, runs")
+    landing_dir: Path = Field(PROJECT_DIR / "data" / "landing", description="extract landing zone")
+    oracle_dir: Path = Field(
+        PROJECT_DIR / "data" / "oracle", description="demo generator's true probabilities"
+    )
+    warehouse_path: Path | None = Field(None, description="private DuckDB file the pipeline writes")
+    serving_dir: Path | None = Field(None, description="published DuckDB file + Parquet for BI")
+    registry_dir: Path | None = Field(None, description="trained models and the champion pointer")
+    sync_dir: Path | None = Field(None, description="reverse-ETL file destination and ledger")
+
+    as_of: date | None = Field(None, description="score as of this date; default: latest data")
+    label_horizon_days: int = Field(90, ge=7, le=365)
+    retrain: bool = Field(False, description="train a challenger even when a champion exists")
+    reasons_top_n: int = Field(
+        1000, ge=0, description="accounts (by score) that get reasons; pred_contrib is slow"
+    )
+    duckdb_memory_limit: str = "8GB"
+    dbt_threads: int = 2
+
+    demo_accounts: int = 1000
+    demo_months: int = 24
+    demo_seed: int = 42
+
+    sync_postgres_dsn: SecretStr | None = Field(
+        None, description="PostgreSQL destination for the reverse-ETL sync (optional)"
+    )
+    sync_postgres_table: str = "expansion_scores"
+
+    @field_validator("project_dir", "home", "landing_dir", "oracle_dir", mode="after")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("EXPANSION_CONFIG")
+        if config_file:
+            path = Path(config_file).expanduser()
+            if not path.is_file():
+                raise FileNotFoundError(f"EXPANSION_CONFIG={config_file}: no such settings file")
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    # Derived paths ---------------------------------------------------------------------------
+    @property
+    def warehouse(self) -> Path:
+        return (self.warehouse_path or self.home / "warehouse.duckdb").resolve()
+
+    @property
+    def serving(self) -> Path:
+        return (self.serving_dir or self.home / "serving").resolve()
+
+    @property
+    def serving_db(self) -> Path:
+        return self.serving / "expansion.duckdb"
+
+    @property
+    def registry(self) -> Path:
+        return (self.registry_dir or self.home / "models").resolve()
+
+    @property
+    def sync(self) -> Path:
+        return (self.sync_dir or self.home / "sync").resolve()
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.home / "runs"
+
+    @property
+    def dbt_project(self) -> Path:
+        return self.project_dir / "dbt_project"
+
+    @property
+    def profiles(self) -> Path:
+        return self.project_dir / "profiles"
+
+    @property
+    def expectations(self) -> Path:
+        return self.project_dir / "expectations"
+
+    def dbt_env(self) -> dict[str, str]:
+        """Environment variables profiles/profiles.yml reads."""
+        return {
+            "EXPANSION_TARGET": self.target,
+            "EXPANSION_WAREHOUSE_PATH": str(self.warehouse),
+            "EXPANSION_DBT_THREADS": str(self.dbt_threads),
+            "EXPANSION_DUCKDB_MEMORY_LIMIT": self.duckdb_memory_limit,
+        }
+
+    def masked(self) -> dict[str, Any]:
+        """Effective settings for display, secrets masked."""
+        out = self.model_dump(mode="json")
+        for key, value in out.items():
+            if isinstance(getattr(self, key), SecretStr) and value is not None:
+                out[key] = "**********"
+        out.update(
+            warehouse=str(self.warehouse),
+            serving_db=str(self.serving_db),
+            registry=str(self.registry),
+            sync=str(self.sync),
+        )
+        return out
+
+
+def get_settings(**overrides: Any) -> Settings:
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,224 @@
+"""What each pipeline stage does, as plain functions of the settings.
+
+`flows/pipeline.py` wraps these in Prefect tasks; the CLI and tests may call them directly.
+This module (with `flows/load.py`, `flows/publish.py`, `flows/sync.py`) is where connections
+are opened; `models/` stays pure.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from flows.load import ExtractError, LoadReport, load_landing
+from flows.publish import PublishReport
+from flows.publish import publish as publish_serving
+from flows.settings import Settings
+from flows.sync import SyncReport, load_syncs, run_sync
+from flows.transform import DbtBuildFailed, DbtReport, dbt_args, export_dbt_env, summarize
+from flows.validate import GateFailed, GateResult, validate_frame
+from flows.warehouse import latest_data_date, read_frame
+
+__all__ = [
+    "DbtReport",
+    "ExtractError",
+    "GateResult",
+    "LoadReport",
+    "PublishReport",
+    "SyncReport",
+]
+
+log = logging.getLogger(__name__)
+
+
+class PipelineBusy(RuntimeError):
+    """Another run holds the pipeline lock."""
+
+
+@contextmanager
+def pipeline_lock(settings: Settings) -> Iterator[None]:
+    """One writer at a time: a non-blocking exclusive lock on `<home>/pipeline.lock`."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    path = settings.home / "pipeline.lock"
+    fh = path.open("a+")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            raise PipelineBusy(
+                f"another pipeline run holds {path} ({holder}); wait for it to finish"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} since {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}")
+        fh.flush()
+        yield
+    finally:
+        fh.close()
+
+
+# --- load ----------------------------------------------------------------------------------
+
+
+def load_raw(settings: Settings, run_id: str, *, full_refresh: bool = False) -> LoadReport:
+    return load_landing(
+        settings.landing_dir,
+        settings.warehouse,
+        run_id,
+        full_refresh=full_refresh,
+        memory_limit=settings.duckdb_memory_limit,
+    )
+
+
+def resolve_as_of(settings: Settings) -> date:
+    """The run's as_of: the configured date, or the latest day with usage data."""
+    latest = latest_data_date(settings.warehouse)
+    if latest is None:
+        raise ExtractError("raw.usage__usage_daily is empty: nothing to score")
+    if settings.as_of is None:
+        return latest
+    if settings.as_of > latest:
+        raise ValueError(
+            f"as_of {settings.as_of} is after the latest usage data ({latest}); "
+            "scores would rest on missing data"
+        )
+    return settings.as_of
+
+
+# --- validation gates ----------------------------------------------------------------------
+
+
+def _suites(settings: Settings, edge: str) -> list[Path]:
+    out = []
+    for path in sorted(settings.expectations.glob("*.json")):
+        meta = json.loads(path.read_text()).get("meta", {})
+        if meta.get("edge") == edge:
+            out.append(path)
+    return out
+
+
+def _enforce_all(results: list[GateResult]) -> list[GateResult]:
+    for r in results:
+        if not r.passed:
+            raise GateFailed(r)
+    return results
+
+
+def validate_raw(settings: Settings, run_id: str) -> list[GateResult]:
+    """Check the rows this run loaded into raw (earlier loads were checked when they came)."""
+    results = []
+    for suite in _suites(settings, "raw"):
+        table = json.loads(suite.read_text())["meta"]["table"]
+        frame = read_frame(settings.warehouse, f"select * from {table} where _run_id = ?", [run_id])
+        if frame.empty:
+            continue
+        results.append(validate_frame(frame, suite, table))
+    return _enforce_all(results)
+
+
+def validate_marts(settings: Settings, as_of: date) -> list[GateResult]:
+    snapshots = read_frame(settings.warehouse, "select * from marts.account_snapshots")
+    training = snapshots[
+        snapshots["is_active"].fillna(False) & snapshots["is_label_complete"].fillna(False)
+    ]
+    accounts = read_frame(settings.warehouse, "select * from marts.accounts")
+    frames = {
+        "marts_accounts": accounts,
+        "marts_account_snapshots": snapshots,
+        "marts_account_snapshots_training": training.astype({"label_expansion": "float64"}),
+    }
+    params = {"as_of": pd.Timestamp(as_of)}
+    results = []
+    for suite in _suites(settings, "marts"):
+        results.append(validate_frame(frames[suite.stem], suite, parameters=params))
+    return _enforce_all(results)
+
+
+def validate_scores(settings: Settings) -> list[GateResult]:
+    scores = read_frame(settings.warehouse, "select * from scores.account_scores")
+    return _enforce_all([validate_frame(scores, suite) for suite in _suites(settings, "scores")])
+
+
+# --- transform -----------------------------------------------------------------------------
+
+
+def run_dbt_build(settings: Settings, as_of: date) -> DbtReport:
+    """`dbt build` through PrefectDbtRunner: a Prefect task per dbt node, logs per node."""
+    from prefect_dbt import PrefectDbtRunner, PrefectDbtSettings
+
+    export_dbt_env(settings)
+    runner = PrefectDbtRunner(
+        settings=PrefectDbtSettings(
+            project_dir=settings.dbt_project, profiles_dir=settings.profiles
+        ),
+        raise_on_failure=False,
+    )
+    result = runner.invoke(dbt_args("build", settings, as_of))
+    report = summarize(result)
+    if not report.success:
+        detail = "\n".join(report.failures) or str(getattr(result, "exception", "") or "")
+        raise DbtBuildFailed(f"dbt build failed ({report.failed} nodes):\n{detail}")
+    return report
+
+
+# --- model -----------------------------------------------------------------------------------
+
+
+def code_version(settings: Settings) -> str:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(settings.project_dir), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        from importlib.metadata import version
+
+        return f"pkg-{version('expansion-pipeline')}"
+
+
+def data_fingerprint(frame: pd.DataFrame) -> str:
+    hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    return hashlib.sha256(hashed.tobytes()).hexdigest()[:16]
+
+
+def write_run_record(settings: Settings, record: dict[str, Any]) -> Path:
+    settings.runs_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.runs_dir / f"{record['run_id']}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=2, default=str))
+    os.replace(tmp, path)
+    return path
+
+
+# --- publish and sync ------------------------------------------------------------------------
+
+
+def publish(settings: Settings, run_id: str, as_of: date, model_version: str) -> PublishReport:
+    return publish_serving(
+        settings.warehouse, settings.serving, run_id, as_of.isoformat(), model_version
+    )
+
+
+def sync(settings: Settings, run_id: str, *, dry_run: bool = False) -> list[SyncReport]:
+    specs = load_syncs(settings.project_dir / "config" / "syncs.yml")
+    return [
+        run_sync(spec, settings.serving_db, settings.sync, run_id, dry_run=dry_run)
+        for spec in specs
+    ]

@@ -1,0 +1,62 @@
+"""Run the dbt project (staging -> intermediate -> marts) against the private warehouse."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from flows.settings import Settings
+
+
+@dataclass
+class DbtReport:
+    success: bool
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    warned: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+class DbtBuildFailed(RuntimeError):
+    """dbt build had failing models or tests."""
+
+
+def dbt_args(command: str, settings: Settings, as_of: date) -> list[str]:
+    variables = {"as_of": as_of.isoformat(), "label_horizon_days": settings.label_horizon_days}
+    return [
+        command,
+        "--project-dir",
+        str(settings.dbt_project),
+        "--profiles-dir",
+        str(settings.profiles),
+        "--target",
+        settings.target,
+        "--vars",
+        json.dumps(variables),
+    ]
+
+
+def export_dbt_env(settings: Settings) -> None:
+    """profiles.yml reads these; dbt runs in-process, so they go into this process's env."""
+    os.environ.update(settings.dbt_env())
+
+
+def summarize(result: Any) -> DbtReport:
+    """Count node statuses of a dbtRunnerResult."""
+    report = DbtReport(success=bool(result.success))
+    for node in getattr(result.result, "results", None) or []:
+        status = str(getattr(node.status, "value", node.status)).lower()
+        if status in {"success", "pass"}:
+            report.passed += 1
+        elif status in {"error", "fail", "runtime error"}:
+            report.failed += 1
+            report.failures.append(f"{node.node.unique_id}: {node.message}")
+        elif status == "warn":
+            report.warned += 1
+        else:
+            report.skipped += 1
+    return report

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from flows.publish import PUBLISHED, publish
+
+
+def _warehouse(path: Path, n_scores: int) -> Path:
+    con = duckdb.connect(str(path))
+    for relation in PUBLISHED.values():
+        schema = relation.split(".")[0]
+        con.execute(f"create schema if not exists {schema}")
+        con.execute(
+            f"create or replace table {relation} as select range as id from range({n_scores})"
+        )
+    con.close()
+    return path
+
+
+def test_publish_swaps_a_complete_file_that_old_readers_keep(tmp_path: Path) -> None:
+    wh = _warehouse(tmp_path / "wh.duckdb", 3)
+    serving = tmp_path / "serving"
+    publish(wh, serving, "run-1", "2026-10-31", "v1")
+    reader = duckdb.connect(str(serving / "expansion.duckdb"), read_only=True)
+    assert reader.execute("select count(*) from account_scores").fetchone()[0] == 3
+
+    _warehouse(wh, 5)
+    report = publish(wh, serving, "run-2", "2026-10-31", "v2")  # a reader holds the old file
+    assert reader.execute("select count(*) from account_scores").fetchone()[0] == 3
+    reader.close()
+
+    fresh = duckdb.connect(str(serving / "expansion.duckdb"), read_only=True)
+    assert fresh.execute("select count(*) from account_scores").fetchone()[0] == 5
+    assert fresh.execute("select model_version from _publication").fetchone()[0] == "v2"
+    tags = fresh.execute(
+        "select tags from duckdb_databases() where database_name = 'expansion'"
+    ).fetchone()
+    fresh.close()
+    assert "v1.0.0" in str(tags)
+    assert report.rows["account_scores"] == 5
+    current = serving / "parquet" / "current"
+    assert current.is_symlink() and (current / "account_scores.parquet").exists()
+    assert duckdb.sql(f"select count(*) from '{current}/account_scores.parquet'").fetchall() == [
+        (5,)
+    ]
+    assert not list(serving.glob(".*.tmp"))
