@@ -21,7 +21,7 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Show the effective configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
 # Exit codes a scheduler can act on.
@@ -187,7 +187,7 @@ def status(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
     settings = _settings()
     runs = sorted(settings.runs_dir.glob("*.json"), key=lambda p: p.stat().st_mtime)[-5:]
     records = [json.loads(p.read_text()) for p in runs]
-    info = {
+    info: dict[str, Any] = {
         "champion": champion_version(settings.registry) if settings.registry.exists() else None,
         "serving_db": str(settings.serving_db) if settings.serving_db.exists() else None,
         "runs": [

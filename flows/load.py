@@ -263,3 +263,30 @@ def main() -> None:  # pragma: no cover - developer convenience
 
 if __name__ == "__main__":
     main()
+
+
+def unload_run(warehouse: Path, run_id: str) -> int:
+    """Take back everything one run loaded (used when the raw gate rejects it).
+
+    The files stay in the landing zone and are not in the ledger any more, so the next run
+    tries them again: nothing is lost, and nothing unchecked reaches the marts.
+    """
+    con = duckdb.connect(str(warehouse))
+    removed = 0
+    try:
+        con.execute("begin transaction")
+        for t in TABLES:
+            row = con.execute(
+                f"select count(*) from raw.{t.raw_relation} where _run_id = ?", [run_id]
+            ).fetchone()
+            removed += int(row[0]) if row else 0
+            con.execute(f"delete from raw.{t.raw_relation} where _run_id = ?", [run_id])
+        con.execute("delete from raw._load_ledger where run_id = ?", [run_id])
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    finally:
+        con.close()
+    log.warning("took back %s raw rows loaded by run %s", removed, run_id)
+    return removed

@@ -21,14 +21,14 @@ from typing import Any
 
 import pandas as pd
 
-from flows.load import ExtractError, LoadReport, load_landing
+from flows.load import ExtractError, LoadReport, load_landing, unload_run
 from flows.publish import PublishReport
 from flows.publish import publish as publish_serving
 from flows.settings import Settings
 from flows.sync import SyncReport, load_syncs, run_sync
 from flows.transform import DbtBuildFailed, DbtReport, dbt_args, export_dbt_env, summarize
 from flows.validate import GateFailed, GateResult, validate_frame
-from flows.warehouse import latest_data_date, read_frame
+from flows.warehouse import connect, latest_data_date, read_frame, replace_table
 
 __all__ = [
     "DbtReport",
@@ -118,7 +118,11 @@ def _enforce_all(results: list[GateResult]) -> list[GateResult]:
 
 
 def validate_raw(settings: Settings, run_id: str) -> list[GateResult]:
-    """Check the rows this run loaded into raw (earlier loads were checked when they came)."""
+    """Check the rows this run loaded into raw (earlier loads were checked when they came).
+
+    On a critical failure the run's rows are taken back out of raw, so the bad files are
+    checked again next run instead of flowing silently into the marts.
+    """
     results = []
     for suite in _suites(settings, "raw"):
         table = json.loads(suite.read_text())["meta"]["table"]
@@ -126,7 +130,11 @@ def validate_raw(settings: Settings, run_id: str) -> list[GateResult]:
         if frame.empty:
             continue
         results.append(validate_frame(frame, suite, table))
-    return _enforce_all(results)
+    try:
+        return _enforce_all(results)
+    except GateFailed:
+        unload_run(settings.warehouse, run_id)
+        raise
 
 
 def validate_marts(settings: Settings, as_of: date) -> list[GateResult]:
@@ -196,6 +204,147 @@ def code_version(settings: Settings) -> str:
 def data_fingerprint(frame: pd.DataFrame) -> str:
     hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy()
     return hashlib.sha256(hashed.tobytes()).hexdigest()[:16]
+
+
+class ModelQualityError(RuntimeError):
+    """No model good enough to score with."""
+
+
+def _write_model_metrics(settings: Settings) -> None:
+    """scores.model_metrics: every registered model's backtest metrics, for BI and audits."""
+    from models.registry import champion_version, list_models, read_metadata
+
+    champion = champion_version(settings.registry)
+    records: list[dict[str, Any]] = []
+    for version in list_models(settings.registry)["version"]:
+        meta = read_metadata(settings.registry, version)
+        for r in meta.get("metrics", []):
+            records.append(
+                {
+                    "model_version": version,
+                    "is_champion": version == champion,
+                    "trained_at": meta.get("trained_at"),
+                    **{k: v for k, v in r.items() if not isinstance(v, dict | list)},
+                }
+            )
+    frame = pd.DataFrame(records)
+    if frame.empty:
+        frame = pd.DataFrame(
+            {"model_version": pd.Series(dtype=str), "is_champion": pd.Series(dtype=bool)}
+        )
+    with connect(settings.warehouse, memory_limit=settings.duckdb_memory_limit) as con:
+        replace_table(con, "scores.model_metrics", frame)
+
+
+def train_model(settings: Settings, as_of: date, *, force: bool = False) -> dict[str, Any]:
+    """Train a challenger when there is no champion (or when asked) and promote it if it wins."""
+    from models.params import load_params
+    from models.registry import champion_version, load_model, promote, save_model, should_promote
+    from models.train import comparable_metrics
+    from models.train import train_model as fit
+
+    params = load_params()
+    champion = champion_version(settings.registry)
+    out: dict[str, Any] = {"champion_version": champion, "trained_version": None}
+    if champion and not force:
+        out["decision"] = "champion reused (no retrain asked)"
+        _write_model_metrics(settings)
+        return out
+
+    snapshots = read_frame(
+        settings.warehouse,
+        "select * from marts.account_snapshots where snapshot_date <= ?",
+        [as_of],
+    )
+    model = fit(snapshots, params)
+    version = save_model(
+        model,
+        settings.registry,
+        code_version=code_version(settings),
+        data_fingerprint=data_fingerprint(snapshots),
+        trained_at=datetime.now(UTC),
+    )
+    out["trained_version"] = version
+    mine: dict[str, Any] = {}
+    if champion:
+        mine, theirs = comparable_metrics(model, load_model(settings.registry, champion), snapshots)
+        promoted, reason = should_promote(mine, theirs, params)
+    else:
+        latest = model.latest_cutoff()
+        mine = (model.metrics_at(latest) if latest else None) or {}
+        promoted, reason = should_promote(mine, None, params)
+    out["decision"] = reason
+    out["challenger_metrics"] = (
+        {k: mine.get(k) for k in ("cutoff", "roc_auc", "pr_auc", "brier", "lift_top_decile")}
+        if mine
+        else {}
+    )
+    if promoted:
+        promote(settings.registry, version)
+        out["champion_version"] = version
+    elif champion is None:
+        raise ModelQualityError(
+            f"no champion model, and the first trained model {version} does not pass the "
+            f"quality bars in models/params.yaml: {reason}"
+        )
+    log.info("model %s: %s", version, reason)
+    _write_model_metrics(settings)
+    return out
+
+
+def score_accounts(settings: Settings, as_of: date, run_id: str) -> dict[str, Any]:
+    """Score every active account at as_of with the champion; keep history per run."""
+    from models.params import load_params
+    from models.registry import champion_version, load_model
+    from models.score import score_accounts as score
+
+    params = load_params()
+    version = champion_version(settings.registry)
+    if version is None:
+        raise ModelQualityError(f"no champion model in {settings.registry}: train one first")
+    model = load_model(settings.registry, version)
+    snapshots = read_frame(
+        settings.warehouse, "select * from marts.account_snapshots where snapshot_date = ?", [as_of]
+    )
+    scores = score(model, snapshots, as_of, params, reasons_for_top_n=settings.reasons_top_n)
+    accounts = read_frame(
+        settings.warehouse,
+        "select account_id, account_name, owner_name, segment from marts.accounts",
+    )
+    scores = scores.merge(accounts, on="account_id", how="left", validate="one_to_one")
+    scores["scored_at"] = datetime.now(UTC).replace(tzinfo=None)
+    scores["run_id"] = run_id
+    with connect(settings.warehouse, memory_limit=settings.duckdb_memory_limit) as con:
+        con.execute("begin transaction")
+        replace_table(con, "scores.account_scores", scores)
+        con.execute(
+            "create table if not exists scores.account_score_history as "
+            "select * from scores.account_scores limit 0"
+        )
+        con.execute("delete from scores.account_score_history where run_id = ?", [run_id])
+        con.execute(
+            "insert into scores.account_score_history by name select * from scores.account_scores"
+        )
+        con.execute("commit")
+    top = scores.loc[~scores["is_suppressed"]].head(10)
+    columns = [
+        "account_id",
+        "account_name",
+        "p_expansion",
+        "next_best_offer",
+        "touch_tier",
+        "reason_1",
+        "reason_2",
+        "reason_3",
+    ]
+    return {
+        "accounts_scored": len(scores),
+        "model_version": version,
+        "top_accounts": top[columns]
+        .astype(object)
+        .where(top[columns].notna(), None)
+        .to_dict("records"),
+    }
 
 
 def write_run_record(settings: Settings, record: dict[str, Any]) -> Path:

@@ -12,6 +12,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see flows/prefect_env.py
 # Tests never read a developer's settings file or environment overrides.
 for key in [k for k in os.environ if k.startswith("EXPANSION_")]:
     del os.environ[key]

@@ -158,7 +158,7 @@ def test_missing_required_table_is_named(tmp_path: Path) -> None:
     _minimal_landing(landing)
     for f in (landing / "billing" / "plans").iterdir():
         f.unlink()
-    with pytest.raises(ExtractError, match="required table billing.plans has no rows"):
+    with pytest.raises(ExtractError, match=r"required table billing\.plans has no rows"):
         load_landing(landing, wh, "run-1")
 
 

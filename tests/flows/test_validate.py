@@ -87,7 +87,7 @@ def test_unknown_severity_is_rejected(tmp_path: Path) -> None:
             }
         ],
     )
-    with pytest.raises(ValueError, match="meta.severity='fatal'"):
+    with pytest.raises(ValueError, match=r"meta\.severity='fatal'"):
         load_suite(suite)
 
 

@@ -1,0 +1,43 @@
+{#-
+    Which subscription versions each account holds at the end of each snapshot date: one
+    row per (snapshot_date, account_id, subscription_id). Held at the end of day d means
+    valid_from < d + 1 day <= valid_to (or valid_to is null): a version that starts during d
+    is held, one that ends exactly at midnight after d is still held on d.
+-#}
+with
+
+snapshot_dates as (
+
+    select * from {{ ref('int_snapshot_dates') }}
+
+),
+
+versions as (
+
+    select * from {{ ref('int_subscription_versions_ranged') }}
+
+),
+
+final as (
+
+    select
+        snapshot_dates.snapshot_date,
+        versions.account_id,
+        versions.subscription_id,
+        versions.change_id,
+        versions.product_id,
+        versions.product_family,
+        versions.plan_id,
+        versions.tier_rank,
+        versions.quantity,
+        versions.mrr_usd,
+        versions.started_at,
+        versions.term_months
+    from snapshot_dates
+    inner join versions
+        on versions.valid_from < cast(snapshot_dates.snapshot_date + 1 as timestamp)
+        and (versions.valid_to is null or versions.valid_to >= cast(snapshot_dates.snapshot_date + 1 as timestamp))
+
+)
+
+select * from final

@@ -1,0 +1,62 @@
+{#-
+    Each plan with its place on its product's tier ladder: whether it is the top tier and
+    which plan is one tier up (the smallest tier_rank above it; among several plans at that
+    rank, the cheapest, then the lowest plan_id).
+-#}
+with
+
+plans as (
+
+    select * from {{ ref('stg_billing__plans') }}
+
+),
+
+products as (
+
+    select * from {{ ref('stg_billing__products') }}
+
+),
+
+next_tier as (
+
+    select
+        plans.plan_id,
+        higher.plan_id as next_tier_plan_id,
+        higher.plan_name as next_tier_plan_name,
+        higher.tier_rank as next_tier_rank
+    from plans
+    inner join plans as higher
+        on higher.product_id = plans.product_id
+        and higher.tier_rank > plans.tier_rank
+    qualify row_number() over (
+        partition by plans.plan_id
+        order by higher.tier_rank, higher.list_price_usd nulls last, higher.plan_id
+    ) = 1
+
+),
+
+final as (
+
+    select
+        plans.plan_id,
+        plans.product_id,
+        products.product_name,
+        products.product_family,
+        plans.plan_name,
+        plans.tier_rank,
+        plans.list_price_usd,
+        plans.storage_limit_gb,
+        plans.api_calls_limit,
+        plans.tier_rank = max(plans.tier_rank) over (partition by plans.product_id) as is_top_tier,
+        next_tier.next_tier_plan_id,
+        next_tier.next_tier_plan_name,
+        next_tier.next_tier_rank
+    from plans
+    left join products
+        on products.product_id = plans.product_id
+    left join next_tier
+        on next_tier.plan_id = plans.plan_id
+
+)
+
+select * from final

@@ -1,0 +1,163 @@
+{#-
+    THE ML FEATURE TABLE: one row per account per snapshot date (the last
+    snapshot_history_months month-ends on or before as_of, plus as_of itself), for accounts
+    created on or before the snapshot date.
+    Point-in-time rule: every feature uses only what was known at the end of the snapshot
+    day (event timestamps < snapshot_date + 1 day, usage_date <= snapshot_date). Labels use
+    the days (snapshot_date, snapshot_date + label_horizon_days], never after as_of / the end
+    of the data; is_label_complete says whether the whole window was observed.
+    Firmographics (segment, industry, country, billing_currency) are the latest known values.
+-#}
+with
+
+spine as (
+
+    select * from {{ ref('int_account_snapshots_spined') }}
+
+),
+
+crm_accounts as (
+
+    select * from {{ ref('stg_crm__accounts') }}
+
+),
+
+customers as (
+
+    select * from {{ ref('stg_billing__customers') }}
+
+),
+
+contracts as (
+
+    select * from {{ ref('int_account_contracts_snapshotted') }}
+
+),
+
+movements as (
+
+    select * from {{ ref('int_account_movements_snapshotted') }}
+
+),
+
+companions as (
+
+    select * from {{ ref('int_account_companions_snapshotted') }}
+
+),
+
+usage as (
+
+    select * from {{ ref('int_account_usage_snapshotted') }}
+
+),
+
+engagement as (
+
+    select * from {{ ref('int_account_engagement_snapshotted') }}
+
+),
+
+labels as (
+
+    select * from {{ ref('int_account_labels_snapshotted') }}
+
+),
+
+billing_currency as (
+
+    select
+        account_id,
+        currency as billing_currency
+    from customers
+    qualify row_number() over (partition by account_id order by created_at, customer_id) = 1
+
+),
+
+final as (
+
+    select
+        spine.account_id,
+        spine.snapshot_date,
+        contracts.is_active,
+        crm_accounts.segment,
+        crm_accounts.industry,
+        crm_accounts.country,
+        billing_currency.billing_currency,
+        cast(date_diff(
+            'day',
+            cast(coalesce(contracts.first_subscription_at, crm_accounts.created_at) as date),
+            spine.snapshot_date
+        ) as integer) as tenure_days,
+        cast(contracts.mrr_usd as double) as mrr_usd,
+        cast(movements.mrr_usd_90d_ago as double) as mrr_usd_90d_ago,
+        cast(contracts.mrr_usd - movements.mrr_usd_90d_ago as double) as mrr_change_90d_usd,
+        contracts.products_held,
+        companions.companion_products_not_held,
+        companions.top_companion_product_id,
+        companions.top_companion_product_name,
+        contracts.core_tier_rank,
+        contracts.is_top_tier,
+        contracts.seats_purchased,
+        usage.active_users_7d_avg,
+        usage.active_users_30d_avg,
+        usage.active_users_90d_avg,
+        usage.active_users_trend_30d,
+        {{ safe_divide('usage.active_users_7d_avg', 'contracts.seats_purchased') }} as seat_utilization_7d,
+        {{ safe_divide('usage.active_users_30d_avg', 'contracts.seats_purchased') }} as seat_utilization_30d,
+        usage.api_calls_30d,
+        {{ safe_divide('usage.api_calls_30d', 'contracts.api_calls_limit') }} as api_calls_utilization,
+        usage.storage_gb_latest,
+        {{ safe_divide('usage.storage_gb_latest', 'contracts.storage_limit_gb') }} as storage_utilization,
+        usage.features_used_30d_avg,
+        contracts.days_to_renewal,
+        engagement.tickets_open,
+        engagement.urgent_tickets_open,
+        engagement.tickets_90d,
+        engagement.nps_latest,
+        engagement.nps_previous,
+        engagement.days_since_nps,
+        engagement.is_promoter_90d,
+        engagement.is_detractor_90d,
+        engagement.activities_30d,
+        engagement.meetings_90d,
+        engagement.days_since_last_activity,
+        engagement.invoices_paid_late_365d,
+        engagement.invoices_overdue_open,
+        engagement.opportunities_open,
+        engagement.opportunities_won_365d,
+        movements.days_since_last_expansion,
+        movements.days_since_last_contraction,
+        contracts.next_tier_plan_name,
+        labels.label_expansion,
+        labels.label_upsell,
+        labels.label_cross_sell,
+        cast(labels.expansion_mrr_usd_next as double) as expansion_mrr_usd_next,
+        labels.is_label_complete
+    from spine
+    inner join crm_accounts
+        on crm_accounts.account_id = spine.account_id
+    left join billing_currency
+        on billing_currency.account_id = spine.account_id
+    left join contracts
+        on contracts.account_id = spine.account_id
+        and contracts.snapshot_date = spine.snapshot_date
+    left join movements
+        on movements.account_id = spine.account_id
+        and movements.snapshot_date = spine.snapshot_date
+    left join companions
+        on companions.account_id = spine.account_id
+        and companions.snapshot_date = spine.snapshot_date
+    left join usage
+        on usage.account_id = spine.account_id
+        and usage.snapshot_date = spine.snapshot_date
+    left join engagement
+        on engagement.account_id = spine.account_id
+        and engagement.snapshot_date = spine.snapshot_date
+    left join labels
+        on labels.account_id = spine.account_id
+        and labels.snapshot_date = spine.snapshot_date
+
+)
+
+select * from final

@@ -1,0 +1,129 @@
+{#-
+    One row per CRM account that exists at as_of (created on or before it), with its state
+    at the end of the as_of day. Current values come from the scoring snapshot of
+    int_account_contracts_snapshotted so accounts and account_snapshots always agree.
+-#}
+with
+
+crm_accounts as (
+
+    select * from {{ ref('stg_crm__accounts') }}
+
+),
+
+customers as (
+
+    select * from {{ ref('stg_billing__customers') }}
+
+),
+
+fx_rates as (
+
+    select * from {{ ref('fx_rates') }}
+
+),
+
+pipeline_dates as (
+
+    select * from {{ ref('int_pipeline_dates') }}
+
+),
+
+contracts_at_as_of as (
+
+    select contracts.*
+    from {{ ref('int_account_contracts_snapshotted') }} as contracts
+    inner join pipeline_dates
+        on contracts.snapshot_date = pipeline_dates.as_of_date
+
+),
+
+events as (
+
+    select * from {{ ref('int_expansion_events_classified') }}
+
+),
+
+billing_currency as (
+
+    -- an account billed by several customers is reported in its oldest customer's currency
+    select
+        account_id,
+        currency as billing_currency
+    from customers
+    qualify row_number() over (partition by account_id order by created_at, customer_id) = 1
+
+),
+
+last_churn as (
+
+    select
+        events.account_id,
+        max(events.event_at) as churned_at
+    from events
+    cross join pipeline_dates
+    where events.movement_type = 'churn'
+        and events.event_at < pipeline_dates.as_of_end_at
+    group by events.account_id
+
+),
+
+reporting_rate as (
+
+    select rate_to_usd as reporting_rate_to_usd
+    from fx_rates
+    where currency = '{{ var("reporting_currency") }}'
+
+),
+
+final as (
+
+    select
+        crm_accounts.account_id,
+        crm_accounts.account_name,
+        crm_accounts.segment,
+        crm_accounts.industry,
+        crm_accounts.country,
+        crm_accounts.owner_name,
+        billing_currency.billing_currency,
+        crm_accounts.created_at,
+        cast(date_diff(
+            'day',
+            cast(coalesce(contracts_at_as_of.first_subscription_at, crm_accounts.created_at) as date),
+            contracts_at_as_of.snapshot_date
+        ) as integer) as tenure_days,
+        case
+            when contracts_at_as_of.mrr_usd = 0 then 0
+            else cast(
+                contracts_at_as_of.mrr_usd * reporting_rate.reporting_rate_to_usd / fx_rates.rate_to_usd
+                as double
+            )
+        end as current_mrr,
+        cast(contracts_at_as_of.mrr_usd as double) as current_mrr_usd,
+        contracts_at_as_of.products_held,
+        contracts_at_as_of.core_plan_name,
+        contracts_at_as_of.core_tier_rank,
+        contracts_at_as_of.seats_purchased,
+        case
+            when contracts_at_as_of.is_active then 'active'
+            when contracts_at_as_of.first_subscription_at is not null then 'churned'
+            else 'prospect'
+        end as lifecycle_status,
+        contracts_at_as_of.first_subscription_at,
+        case
+            when not contracts_at_as_of.is_active then last_churn.churned_at
+        end as churned_at
+    from crm_accounts
+    inner join contracts_at_as_of
+        on contracts_at_as_of.account_id = crm_accounts.account_id
+    left join billing_currency
+        on billing_currency.account_id = crm_accounts.account_id
+    left join fx_rates
+        on fx_rates.currency = billing_currency.billing_currency
+    left join last_churn
+        on last_churn.account_id = crm_accounts.account_id
+    cross join reporting_rate
+
+)
+
+select * from final

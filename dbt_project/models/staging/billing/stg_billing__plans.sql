@@ -1,0 +1,33 @@
+with
+
+source as (
+
+    select * from {{ source('billing', 'plans') }}
+
+),
+
+renamed as (
+
+    select
+        trim(plan_id) as plan_id,
+        trim(product_id) as product_id,
+        trim(plan_name) as plan_name,
+        tier_rank,
+        list_price_usd,
+        storage_limit_gb,
+        api_calls_limit,
+        _loaded_at
+
+    from source
+    where plan_id is not null
+    {{ dedupe_latest(['trim(plan_id)']) }}
+
+),
+
+final as (
+
+    select * from renamed
+
+)
+
+select * from final

@@ -1,0 +1,37 @@
+with
+
+source as (
+
+    select * from {{ source('crm', 'contacts') }}
+
+),
+
+renamed as (
+
+    select
+        trim(contact_id) as contact_id,
+        trim(account_id) as account_id,
+        -- personal data: names dropped, e-mail kept only as a sha256 hash
+        case
+            when nullif(trim(email), '') is not null
+                then sha256(lower(trim(email)))
+        end as email_hash,
+        nullif(trim(title), '') as title,
+        coalesce(is_primary, false) as is_primary,
+        created_at,
+        updated_at,
+        _loaded_at
+
+    from source
+    where contact_id is not null
+    {{ dedupe_latest(['trim(contact_id)'], 'updated_at') }}
+
+),
+
+final as (
+
+    select * from renamed
+
+)
+
+select * from final

@@ -1,0 +1,31 @@
+with
+
+source as (
+
+    select * from {{ source('crm', 'nps_responses') }}
+
+),
+
+renamed as (
+
+    select
+        trim(response_id) as response_id,
+        trim(account_id) as account_id,
+        nullif(trim(contact_id), '') as contact_id,
+        score,
+        responded_at,
+        _loaded_at
+
+    from source
+    where response_id is not null
+    {{ dedupe_latest(['trim(response_id)']) }}
+
+),
+
+final as (
+
+    select * from renamed
+
+)
+
+select * from final

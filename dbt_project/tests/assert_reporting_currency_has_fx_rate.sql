@@ -1,0 +1,5 @@
+-- The reporting_currency var must have a rate in seeds/fx_rates.csv, or every *_usd amount is empty.
+select '{{ var("reporting_currency") }}' as reporting_currency
+where not exists (
+    select 1 from {{ ref('fx_rates') }} where currency = '{{ var("reporting_currency") }}'
+)

@@ -1,0 +1,13 @@
+"""The expansion model: pure functions on `marts.account_snapshots` DataFrames.
+
+- `models.params.load_params()` -> `Params` (from `models/params.yaml`)
+- `models.features`: `prepare_features`, `training_frame`, `scoring_frame`
+- `models.train.train_model(snapshots, params)` -> `TrainedModel` (backtest + final models)
+- `models.score.score_accounts(model, snapshots, as_of, params)` -> one row per account
+- `models.reasons.top_reasons(model, X, snapshots)` -> phrases for the top contributions
+- `models.evaluate`: `binary_metrics`, `calibration_table`
+- `models.registry`: `save_model`, `load_model`, `champion_version`, `should_promote`,
+  `promote`, `rollback`, `list_models` (the only module that touches files)
+
+No Prefect and no database here: the flows read the mart and write the scores.
+"""

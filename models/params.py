@@ -1,0 +1,202 @@
+"""Typed parameters of the expansion model, loaded from `models/params.yaml`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+DEFAULT_PARAMS_PATH = Path(__file__).with_name("params.yaml")
+
+# Columns that carry the future (labels) or describe label completeness: never features.
+LEAKY_COLUMNS: frozenset[str] = frozenset(
+    {
+        "label_expansion",
+        "label_upsell",
+        "label_cross_sell",
+        "expansion_mrr_usd_next",
+        "is_label_complete",
+    }
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Features(_Strict):
+    numeric: list[str]
+    categorical: list[str]
+
+    @property
+    def all(self) -> list[str]:
+        """Numeric then categorical feature names, in model column order."""
+        return [*self.numeric, *self.categorical]
+
+
+class Backtest(_Strict):
+    n_cutoffs: int = Field(default=3, ge=1)
+    validation_dates: int = Field(default=1, ge=1)
+    min_train_dates: int = Field(default=2, ge=1)
+
+
+class LightGBMParams(_Strict):
+    objective: Literal["binary"] = "binary"
+    learning_rate: float = Field(default=0.05, gt=0)
+    num_leaves: int = Field(default=15, ge=2)
+    max_depth: int = -1
+    min_data_in_leaf: int = Field(default=50, ge=1)
+    feature_fraction: float = Field(default=0.8, gt=0, le=1)
+    bagging_fraction: float = Field(default=0.8, gt=0, le=1)
+    bagging_freq: int = Field(default=1, ge=0)
+    lambda_l2: float = Field(default=1.0, ge=0)
+    cat_smooth: float = Field(default=10.0, ge=0)
+    min_data_per_group: int = Field(default=50, ge=1)
+    seed: int = 42
+    deterministic: bool = True
+    num_threads: int = Field(default=2, ge=1)
+    max_rounds: int = Field(default=1000, ge=1)
+    early_stopping_rounds: int = Field(default=50, ge=1)
+    early_stopping_metric: Literal["auc", "binary_logloss"] = "auc"
+    imbalance: Literal["none", "is_unbalance"] = "is_unbalance"
+
+    def booster_params(self) -> dict[str, Any]:
+        """Parameters for `lightgbm.train` (rounds and early stopping are passed separately)."""
+        return {
+            "objective": self.objective,
+            "metric": self.early_stopping_metric,
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "max_depth": self.max_depth,
+            "min_data_in_leaf": self.min_data_in_leaf,
+            "feature_fraction": self.feature_fraction,
+            "bagging_fraction": self.bagging_fraction,
+            "bagging_freq": self.bagging_freq,
+            "lambda_l2": self.lambda_l2,
+            "cat_smooth": self.cat_smooth,
+            "min_data_per_group": self.min_data_per_group,
+            "seed": self.seed,
+            "deterministic": self.deterministic,
+            "force_row_wise": True,  # with `deterministic`, removes the row/col-wise auto choice
+            "num_threads": self.num_threads,
+            "is_unbalance": self.imbalance == "is_unbalance",
+            "verbosity": -1,
+        }
+
+
+class Calibration(_Strict):
+    method: Literal["sigmoid", "isotonic"] = "sigmoid"
+
+
+class Baseline(_Strict):
+    logistic_c: float = Field(default=1.0, gt=0)
+    logistic_max_iter: int = Field(default=2000, ge=1)
+
+
+class Quality(_Strict):
+    promotion_metric: Literal["roc_auc", "pr_auc"] = "roc_auc"
+    min_roc_auc: float = Field(default=0.60, ge=0, le=1)
+    max_brier: float = Field(default=0.20, ge=0, le=1)
+    promotion_margin: float = Field(default=0.005, ge=0)
+
+
+class ExpectedMrr(_Strict):
+    max_ratio: float = Field(default=3.0, gt=0)
+
+
+class Offers(_Strict):
+    seat_utilization_threshold: float = Field(default=0.85, ge=0)
+    cross_sell: str = "cross-sell: {product}"
+    upsell_tier: str = "upsell: {plan}"
+    upsell_seats: str = "upsell: more seats"
+
+
+class TouchTier(_Strict):
+    name: str
+    min_mrr_usd: float | None = None
+    segments: list[str] = Field(default_factory=list)
+
+
+class TouchTiers(_Strict):
+    tiers: list[TouchTier]
+    default: str
+
+
+class Condition(_Strict):
+    column: str
+    op: Literal["gt", "ge", "lt", "le", "eq", "ne"]
+    value: float
+
+
+class SuppressionRule(_Strict):
+    reason: str
+    when: list[Condition] = Field(min_length=1)
+
+
+class ReasonTemplate(_Strict):
+    """How one feature reads as a reason (see the `reasons:` comment in params.yaml)."""
+
+    group: str = Field(pattern=r"^[a-z][a-z0-9_]*$")  # concept: at most one reason per group
+    text: str
+    when_zero: str | None = None
+    when_missing: str | None = None
+    actionable: bool = True  # false: counts towards its group, never shown as a reason
+
+
+class Params(_Strict):
+    features: Features
+    targets: dict[str, str]
+    primary_target: str = "expansion"
+    label_horizon_days: int = Field(default=90, ge=1)
+    backtest: Backtest = Backtest()
+    lightgbm: LightGBMParams = LightGBMParams()
+    calibration: Calibration = Calibration()
+    baseline: Baseline = Baseline()
+    quality: Quality = Quality()
+    expected_mrr: ExpectedMrr = ExpectedMrr()
+    offers: Offers = Offers()
+    touch_tiers: TouchTiers
+    suppression: list[SuppressionRule] = Field(default_factory=list)
+    reasons: dict[str, ReasonTemplate]
+
+    @model_validator(mode="after")
+    def _check(self) -> Params:
+        features = self.features.all
+        duplicated = sorted({f for f in features if features.count(f) > 1})
+        if duplicated:
+            raise ValueError(f"features listed twice in params: {duplicated}")
+        leaky = sorted(set(features) & (LEAKY_COLUMNS | set(self.targets.values())))
+        if leaky:
+            raise ValueError(f"label columns must not be features (leakage): {leaky}")
+        if self.primary_target not in self.targets:
+            raise ValueError(
+                f"primary_target {self.primary_target!r} is not one of targets {sorted(self.targets)}"
+            )
+        if not {"expansion", "upsell", "cross_sell"} <= set(self.targets):
+            raise ValueError(
+                f"targets must include expansion, upsell and cross_sell; got {sorted(self.targets)}"
+            )
+        missing = [f for f in features if f not in self.reasons]
+        if missing:
+            raise ValueError(f"features without a reason phrase under `reasons:`: {missing}")
+        return self
+
+    @property
+    def label_columns(self) -> list[str]:
+        """Label columns of all targets, in target order."""
+        return list(self.targets.values())
+
+
+def load_params(path: Path | None = None) -> Params:
+    """Read and validate the params YAML (default: `models/params.yaml`)."""
+    path = path or DEFAULT_PARAMS_PATH
+    with path.open(encoding="utf-8") as fh:
+        raw = yaml.safe_load(fh)
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValueError as exc:
+        raise ValueError(f"{path}: invalid model parameters: {exc}") from exc

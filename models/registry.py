@@ -1,0 +1,350 @@
+"""File registry of trained models: save, load, champion pointer, promote, roll back.
+
+Layout of `registry_dir`:
+
+    models/<version>/metadata.json       version, window, features, params, metrics, ...
+    models/<version>/calibrators.json
+    models/<version>/booster_<target>.txt LightGBM text format
+    champion.json                         {"version": ...}, replaced atomically
+    history.jsonl                         one line per promote / rollback
+
+Versions are `v<seq:04d>-<trained_at:%Y%m%dT%H%M%SZ>`; seq is one more than the highest
+saved. This module does file I/O only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import pandas as pd
+
+from models.params import Params, load_params
+from models.train import Calibrator, TrainedModel
+
+MODELS_DIR = "models"
+CHAMPION_FILE = "champion.json"
+HISTORY_FILE = "history.jsonl"
+VERSION_RE = re.compile(r"^v(\d{4,})-(\d{8}T\d{6}Z)$")
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: NaN/inf -> None, recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _write_json_atomic(path: Path, payload: Any) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(_clean(payload), fh, indent=2, sort_keys=True, allow_nan=False)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read_json(path: Path) -> Any:
+    with path.open(encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def _utc(ts: datetime) -> datetime:
+    if ts.tzinfo is None:
+        raise ValueError(f"trained_at must be timezone-aware (UTC), got naive {ts.isoformat()}")
+    return ts.astimezone(UTC)
+
+
+def frame_fingerprint(frame: pd.DataFrame) -> str:
+    """sha256 of a DataFrame's content (columns sorted, row order kept), for data lineage."""
+    ordered = frame.reindex(columns=sorted(frame.columns))
+    hashed = pd.util.hash_pandas_object(ordered, index=False).to_numpy()
+    digest = hashlib.sha256(hashed.tobytes())
+    digest.update(",".join(ordered.columns).encode())
+    return digest.hexdigest()
+
+
+def _versions(registry_dir: Path) -> list[str]:
+    root = registry_dir / MODELS_DIR
+    if not root.is_dir():
+        return []
+    found = [p.name for p in root.iterdir() if VERSION_RE.match(p.name) and p.is_dir()]
+    return sorted(found, key=lambda v: int(VERSION_RE.match(v).group(1)))  # type: ignore[union-attr]
+
+
+def _model_dir(registry_dir: Path, version: str) -> Path:
+    path = Path(registry_dir) / MODELS_DIR / version
+    if not (path / "metadata.json").is_file():
+        known = ", ".join(_versions(Path(registry_dir))) or "none"
+        raise FileNotFoundError(f"no model {version!r} in registry {registry_dir}; known: {known}")
+    return path
+
+
+def save_model(
+    model: TrainedModel,
+    registry_dir: Path,
+    code_version: str,
+    data_fingerprint: str,
+    trained_at: datetime,
+) -> str:
+    """Write the model under a new version directory (atomically) and return the version."""
+    registry_dir = Path(registry_dir)
+    root = registry_dir / MODELS_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    trained_at = _utc(trained_at)
+    existing = _versions(registry_dir)
+    seq = int(VERSION_RE.match(existing[-1]).group(1)) + 1 if existing else 1  # type: ignore[union-attr]
+    version = f"v{seq:04d}-{trained_at:%Y%m%dT%H%M%SZ}"
+    staging = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=root))
+    try:
+        for target, booster in model.boosters.items():
+            (staging / f"booster_{target}.txt").write_text(
+                booster.model_to_string(), encoding="utf-8"
+            )
+        _write_json_atomic(
+            staging / "calibrators.json",
+            {t: c.to_dict() for t, c in model.calibrators.items()},
+        )
+        metadata = {
+            "version": version,
+            "trained_at": trained_at.isoformat().replace("+00:00", "Z"),
+            "code_version": code_version,
+            "data_fingerprint": data_fingerprint,
+            "targets": list(model.boosters),
+            "features": model.features,
+            "categorical_features": model.categorical_features,
+            "categories": model.categories,
+            "training_window": {
+                "start": model.training_window_start.isoformat(),
+                "end": model.training_window_end.isoformat(),
+                "validation_start": model.validation_start.isoformat(),
+            },
+            "n_rows": model.n_rows,
+            "n_train_rows": model.n_train_rows,
+            "n_validation_rows": model.n_validation_rows,
+            "expansion_mrr_ratio": model.expansion_mrr_ratio,
+            "best_iterations": model.best_iterations,
+            "params": model.params.model_dump(mode="json"),
+            "metrics": model.metrics,
+        }
+        _write_json_atomic(staging / "metadata.json", metadata)
+        os.replace(staging, root / version)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    model.version = version
+    return version
+
+
+def read_metadata(registry_dir: Path, version: str) -> dict[str, Any]:
+    """The metadata.json of a saved model."""
+    metadata: dict[str, Any] = _read_json(_model_dir(registry_dir, version) / "metadata.json")
+    return metadata
+
+
+# What a saved model's predictions depend on; everything else in params (offers, tiers,
+# suppression, reason phrases) is business configuration read fresh at scoring time.
+_MODEL_SECTIONS = ("features", "targets", "primary_target", "label_horizon_days", "lightgbm")
+
+
+def _saved_params(saved: dict[str, Any], version: str) -> Params:
+    """The saved params, or, when params.yaml's schema has moved on since the model was saved,
+    today's params with the saved model-defining sections (features, targets, LightGBM)."""
+    try:
+        return Params.model_validate(saved)
+    except ValueError:
+        current = load_params().model_dump(mode="json")
+        current.update({k: saved[k] for k in _MODEL_SECTIONS if k in saved})
+        try:
+            return Params.model_validate(current)
+        except ValueError as exc:
+            raise ValueError(
+                f"model {version} was saved with parameters today's models/params.yaml can no "
+                f"longer express: {exc}"
+            ) from exc
+
+
+def load_model(registry_dir: Path, version: str) -> TrainedModel:
+    """Rebuild a saved TrainedModel (predictions identical to the saved one)."""
+    path = _model_dir(registry_dir, version)
+    meta = read_metadata(registry_dir, version)
+    calibrators = _read_json(path / "calibrators.json")
+    boosters = {
+        t: lgb.Booster(model_str=(path / f"booster_{t}.txt").read_text(encoding="utf-8"))
+        for t in meta["targets"]
+    }
+    metrics = [
+        {k: (math.nan if v is None and k != "detail" else v) for k, v in r.items()}
+        for r in meta["metrics"]
+    ]
+    ratio = meta["expansion_mrr_ratio"]
+    window = meta["training_window"]
+    return TrainedModel(
+        boosters=boosters,
+        calibrators={t: Calibrator.from_dict(calibrators[t]) for t in meta["targets"]},
+        features=list(meta["features"]),
+        categorical_features=list(meta["categorical_features"]),
+        categories={k: list(v) for k, v in meta["categories"].items()},
+        params=_saved_params(meta["params"], version),
+        metrics=metrics,
+        training_window_start=date.fromisoformat(window["start"]),
+        training_window_end=date.fromisoformat(window["end"]),
+        validation_start=date.fromisoformat(window["validation_start"]),
+        n_rows=int(meta["n_rows"]),
+        n_train_rows=int(meta["n_train_rows"]),
+        n_validation_rows=int(meta["n_validation_rows"]),
+        expansion_mrr_ratio=math.nan if ratio is None else float(ratio),
+        best_iterations={k: int(v) for k, v in meta["best_iterations"].items()},
+        version=meta["version"],
+    )
+
+
+def champion_version(registry_dir: Path) -> str | None:
+    """The champion's version, None before the first promotion."""
+    path = Path(registry_dir) / CHAMPION_FILE
+    if not path.is_file():
+        return None
+    version = _read_json(path).get("version")
+    return str(version) if version else None
+
+
+def _set_champion(registry_dir: Path, version: str, action: str, at: datetime | None) -> None:
+    registry_dir = Path(registry_dir)
+    _model_dir(registry_dir, version)
+    previous = champion_version(registry_dir)
+    when = _utc(at or datetime.now(UTC)).isoformat().replace("+00:00", "Z")
+    _write_json_atomic(registry_dir / CHAMPION_FILE, {"version": version, "since": when})
+    entry = {"action": action, "version": version, "previous": previous, "at": when}
+    with (registry_dir / HISTORY_FILE).open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(entry, sort_keys=True) + "\n")
+
+
+def promote(registry_dir: Path, version: str, at: datetime | None = None) -> None:
+    """Make `version` the champion (pointer replaced atomically; history appended)."""
+    _set_champion(registry_dir, version, "promote", at)
+
+
+def champion_history(registry_dir: Path) -> list[dict[str, Any]]:
+    """Promote / rollback events, oldest first."""
+    path = Path(registry_dir) / HISTORY_FILE
+    if not path.is_file():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def rollback(registry_dir: Path, version: str | None = None, at: datetime | None = None) -> str:
+    """Point the champion back to `version` and return it.
+
+    Default: the champion that the current one replaced when it was promoted (so promoting
+    A, B, C then rolling back twice gives B, then A).
+    """
+    if version is None:
+        current = champion_version(registry_dir)
+        if current is None:
+            raise ValueError(f"registry {registry_dir} has no champion to roll back from")
+        promotions = [
+            e
+            for e in champion_history(registry_dir)
+            if e["action"] == "promote" and e["version"] == current
+        ]
+        previous = promotions[-1]["previous"] if promotions else None
+        if previous is None:
+            raise ValueError(f"registry {registry_dir}: no champion before {current}")
+        version = str(previous)
+    _set_champion(registry_dir, version, "rollback", at)
+    return version
+
+
+def list_models(registry_dir: Path) -> pd.DataFrame:
+    """One row per saved model: version, trained_at, window, rows, latest metrics, champion."""
+    champion = champion_version(registry_dir)
+    rows = []
+    for version in _versions(Path(registry_dir)):
+        meta = read_metadata(registry_dir, version)
+        primary = meta["params"].get("primary_target", "expansion")
+        latest = [r for r in meta["metrics"] if r["target"] == primary and r["model"] == "lightgbm"]
+        latest.sort(key=lambda r: r["cutoff"])
+        last = latest[-1] if latest else {}
+        rows.append(
+            {
+                "version": version,
+                "trained_at": meta["trained_at"],
+                "code_version": meta["code_version"],
+                "data_fingerprint": meta["data_fingerprint"],
+                "training_window_start": meta["training_window"]["start"],
+                "training_window_end": meta["training_window"]["end"],
+                "n_rows": meta["n_rows"],
+                "latest_cutoff": last.get("cutoff"),
+                "roc_auc": last.get("roc_auc"),
+                "brier": last.get("brier"),
+                "is_champion": version == champion,
+            }
+        )
+    columns = [
+        "version",
+        "trained_at",
+        "code_version",
+        "data_fingerprint",
+        "training_window_start",
+        "training_window_end",
+        "n_rows",
+        "latest_cutoff",
+        "roc_auc",
+        "brier",
+        "is_champion",
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _metric(metrics: dict[str, Any], name: str) -> float:
+    value = metrics.get(name)
+    return math.nan if value is None else float(value)
+
+
+def should_promote(
+    challenger_metrics: dict[str, Any],
+    champion_metrics: dict[str, Any] | None,
+    params: Params,
+) -> tuple[bool, str]:
+    """Promote when the challenger passes the quality bars and beats the champion by the margin.
+
+    Metrics are backtest records (primary target, calibrated LightGBM) on the same cut-off,
+    e.g. from `models.train.comparable_metrics`; `champion_metrics=None` means no champion yet.
+    """
+    q = params.quality
+    auc, brier = _metric(challenger_metrics, "roc_auc"), _metric(challenger_metrics, "brier")
+    if not auc >= q.min_roc_auc:
+        return False, f"challenger roc_auc {auc:.4f} below the bar {q.min_roc_auc}"
+    if not brier <= q.max_brier:
+        return False, f"challenger brier {brier:.4f} above the bar {q.max_brier}"
+    if champion_metrics is None:
+        return True, f"no champion yet; challenger passes the bars (roc_auc {auc:.4f})"
+    if challenger_metrics.get("cutoff") != champion_metrics.get("cutoff"):
+        return False, (
+            f"metrics are on different windows (challenger {challenger_metrics.get('cutoff')}, "
+            f"champion {champion_metrics.get('cutoff')}); compare on the same cut-off"
+        )
+    name = q.promotion_metric
+    mine, theirs = _metric(challenger_metrics, name), _metric(champion_metrics, name)
+    if math.isnan(theirs):
+        return True, f"champion {name} undefined on {challenger_metrics.get('cutoff')}"
+    if mine >= theirs + q.promotion_margin:
+        return True, f"challenger {name} {mine:.4f} >= champion {theirs:.4f} + {q.promotion_margin}"
+    return False, f"challenger {name} {mine:.4f} < champion {theirs:.4f} + {q.promotion_margin}"

@@ -1,0 +1,604 @@
+"""Train the expansion model: time-ordered backtest, one calibrated LightGBM per target.
+
+Split scheme (H = label_horizon_days; a snapshot's label covers (snapshot_date, +H]):
+
+* test       = the rows of one cut-off snapshot date c (each of the last `n_cutoffs`
+               snapshot dates with complete labels);
+* validation = the last `validation_dates` snapshot dates v with v + H <= c: their labels
+               are known at c. Used for early stopping and calibration;
+* train      = every snapshot date s with s + H <= min(validation dates): train labels are
+               known before the validation window begins.
+
+So train precedes validation precedes test, and no label window reaches past the next
+window's first snapshot date. The final model uses the same rule with the last complete
+snapshot date(s) as validation and no test. Never a random split.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from models.evaluate import binary_metrics
+from models.features import (
+    Categories,
+    DateLike,
+    as_float,
+    fit_categories,
+    label_array,
+    prepare_features,
+    to_timestamp,
+    training_frame,
+)
+from models.params import Params
+
+IntArray = np.ndarray[Any, np.dtype[np.int64]]
+FloatArray = np.ndarray[Any, np.dtype[np.float64]]
+
+
+class InsufficientLabelsError(ValueError):
+    """A training set has only one class for a target."""
+
+
+# --- calibration ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Calibrator:
+    """Maps a booster's raw score (log-odds) to a calibrated probability.
+
+    `sigmoid`: 1 / (1 + exp(-(a * raw + b))) (Platt); `isotonic`: piecewise-linear through
+    (x, y) with clipping at the ends; `identity`: the booster's own sigmoid (fallback when the
+    validation window has a single class).
+    """
+
+    method: str
+    a: float = 1.0
+    b: float = 0.0
+    x: tuple[float, ...] = ()
+    y: tuple[float, ...] = ()
+
+    def predict(self, raw_score: Any) -> FloatArray:
+        """Calibrated probabilities for raw scores."""
+        raw = np.asarray(raw_score, dtype=np.float64)
+        if self.method == "isotonic":
+            return np.clip(np.interp(raw, self.x, self.y), 0.0, 1.0)
+        z = np.clip(self.a * raw + self.b, -500.0, 500.0)
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "a": self.a,
+            "b": self.b,
+            "x": list(self.x),
+            "y": list(self.y),
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Calibrator:
+        return cls(
+            method=str(raw["method"]),
+            a=float(raw["a"]),
+            b=float(raw["b"]),
+            x=tuple(float(v) for v in raw["x"]),
+            y=tuple(float(v) for v in raw["y"]),
+        )
+
+
+def fit_calibrator(raw_score: Any, y: Any, method: str) -> Calibrator:
+    """Fit a Platt (`sigmoid`) or `isotonic` calibrator on held-out raw scores."""
+    raw = np.asarray(raw_score, dtype=np.float64)
+    y_arr = np.asarray(y, dtype=np.int64)
+    if y_arr.size == 0 or y_arr.min() == y_arr.max():
+        return Calibrator(method="identity")
+    if method == "isotonic":
+        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(raw, y_arr)
+        return Calibrator(
+            method="isotonic",
+            x=tuple(float(v) for v in iso.X_thresholds_),
+            y=tuple(float(v) for v in iso.y_thresholds_),
+        )
+    if method == "sigmoid":
+        lr = LogisticRegression(C=np.inf).fit(raw.reshape(-1, 1), y_arr)
+        return Calibrator(method="sigmoid", a=float(lr.coef_[0, 0]), b=float(lr.intercept_[0]))
+    raise ValueError(f"calibration.method must be sigmoid or isotonic, got {method!r}")
+
+
+# --- splits -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Split:
+    """Snapshot dates of one time-ordered split (test_date is None for the final model)."""
+
+    train_dates: tuple[pd.Timestamp, ...]
+    validation_dates: tuple[pd.Timestamp, ...]
+    test_date: pd.Timestamp | None = None
+
+
+def _split_before(
+    dates: list[pd.Timestamp], end: pd.Timestamp | None, params: Params
+) -> Split | None:
+    horizon = pd.Timedelta(days=params.label_horizon_days)
+    known = [d for d in dates if end is None or d + horizon <= end]
+    validation = known[-params.backtest.validation_dates :]
+    if len(validation) < params.backtest.validation_dates:
+        return None
+    train = [d for d in dates if d + horizon <= validation[0]]
+    if len(train) < params.backtest.min_train_dates:
+        return None
+    return Split(tuple(train), tuple(validation), end)
+
+
+def backtest_splits(dates: Any, params: Params) -> list[Split]:
+    """Rolling-origin splits for the last `n_cutoffs` complete snapshot dates, oldest first.
+
+    Cut-offs without enough history for a validation window and `min_train_dates` training
+    dates are left out.
+    """
+    ordered = sorted({to_timestamp(d) for d in dates})
+    splits = []
+    for cutoff in ordered[-params.backtest.n_cutoffs :]:
+        split = _split_before(ordered, cutoff, params)
+        if split is not None:
+            splits.append(split)
+    return splits
+
+
+def final_split(dates: Any, params: Params) -> Split:
+    """Split of the final model: the last complete date(s) validate, earlier ones train."""
+    ordered = sorted({to_timestamp(d) for d in dates})
+    split = _split_before(ordered, None, params)
+    if split is None:
+        raise ValueError(
+            f"not enough snapshot dates with complete labels to train: got {len(ordered)}, need "
+            f"{params.backtest.validation_dates} validation date(s) plus "
+            f"{params.backtest.min_train_dates} training date(s) whose "
+            f"{params.label_horizon_days}-day label windows end before validation begins"
+        )
+    return split
+
+
+def _rows(frame: pd.DataFrame, dates: tuple[pd.Timestamp, ...]) -> pd.DataFrame:
+    return frame.loc[frame["snapshot_date"].isin(list(dates))]
+
+
+# --- fitting ----------------------------------------------------------------------------------
+
+
+def fit_booster(
+    X_train: pd.DataFrame,
+    y_train: IntArray,
+    X_val: pd.DataFrame,
+    y_val: IntArray,
+    params: Params,
+    target: str = "target",
+) -> tuple[lgb.Booster, Calibrator]:
+    """LightGBM with early stopping on the validation rows, then a calibrator fitted on them."""
+    if y_train.size == 0 or y_train.min() == y_train.max():
+        raise InsufficientLabelsError(
+            f"label of target {target!r} has a single class in {y_train.size} training rows"
+        )
+    booster_params = params.lightgbm.booster_params()
+    if y_val.size == 0 or y_val.min() == y_val.max():
+        booster_params["metric"] = "binary_logloss"  # AUC is undefined on one class
+    categorical = [c for c in params.features.categorical if c in X_train.columns]
+    dtrain = lgb.Dataset(X_train, label=y_train, categorical_feature=categorical)
+    dval = lgb.Dataset(X_val, label=y_val, reference=dtrain)
+    booster = lgb.train(
+        booster_params,
+        dtrain,
+        num_boost_round=params.lightgbm.max_rounds,
+        valid_sets=[dval],
+        valid_names=["validation"],
+        callbacks=[
+            lgb.early_stopping(
+                params.lightgbm.early_stopping_rounds, first_metric_only=True, verbose=False
+            )
+        ],
+    )
+    best = booster.best_iteration if booster.best_iteration > 0 else booster.current_iteration()
+    # Round-trip through the text format: the in-memory model equals the one the registry loads.
+    booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
+    calibrator = fit_calibrator(
+        booster.predict(X_val, raw_score=True), y_val, params.calibration.method
+    )
+    return booster, calibrator
+
+
+def _logistic_input(X: pd.DataFrame, params: Params) -> pd.DataFrame:
+    out = X.copy()
+    for col in params.features.categorical:
+        out[col] = X[col].astype(object).where(X[col].notna(), np.nan)
+    return out
+
+
+def fit_logistic_baseline(X_train: pd.DataFrame, y_train: IntArray, params: Params) -> Pipeline:
+    """Baseline: impute + scale numerics, one-hot categoricals, logistic regression."""
+    numeric = Pipeline(
+        [
+            (
+                "impute",
+                SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+            ),
+            ("scale", StandardScaler()),
+        ]
+    )
+    categorical = Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="constant", fill_value="__missing__")),
+            ("onehot", OneHotEncoder(handle_unknown="ignore")),
+        ]
+    )
+    pipeline = Pipeline(
+        [
+            (
+                "features",
+                ColumnTransformer(
+                    [
+                        ("numeric", numeric, params.features.numeric),
+                        ("categorical", categorical, params.features.categorical),
+                    ]
+                ),
+            ),
+            (
+                "model",
+                LogisticRegression(
+                    C=params.baseline.logistic_c, max_iter=params.baseline.logistic_max_iter
+                ),
+            ),
+        ]
+    )
+    pipeline.fit(_logistic_input(X_train, params), y_train)
+    return pipeline
+
+
+@dataclass(frozen=True)
+class SingleRule:
+    """Heuristic baseline: rank accounts by one numeric feature (sign = direction)."""
+
+    feature: str
+    sign: float
+    fill_value: float
+
+    def score(self, X: pd.DataFrame) -> FloatArray:
+        values = X[self.feature].astype("float64").fillna(self.fill_value).to_numpy()
+        return np.asarray(self.sign * values, dtype=np.float64)
+
+
+def _rank_auc(y: IntArray, score: Any) -> float:
+    """ROC AUC via the Mann-Whitney rank sum (fast; ties get average ranks)."""
+    ranks = pd.Series(score).rank(method="average").to_numpy()
+    n_pos = int(y.sum())
+    n_neg = y.size - n_pos
+    return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def best_single_rule(X_train: pd.DataFrame, y_train: IntArray, params: Params) -> SingleRule:
+    """The numeric feature (and direction) with the best training ROC AUC on its own."""
+    best: tuple[float, SingleRule] | None = None
+    for col in params.features.numeric:
+        values = X_train[col].astype("float64")
+        if values.notna().sum() == 0:
+            continue
+        fill = float(values.median())
+        filled = values.fillna(fill).to_numpy()
+        if np.unique(filled).size < 2:
+            continue
+        auc = _rank_auc(y_train, filled)
+        rule = SingleRule(col, 1.0 if auc >= 0.5 else -1.0, fill)
+        strength = max(auc, 1.0 - auc)
+        if best is None or strength > best[0]:
+            best = (strength, rule)
+    if best is None:
+        raise InsufficientLabelsError("no numeric feature varies in the training rows")
+    return best[1]
+
+
+# --- the trained model ------------------------------------------------------------------------
+
+
+@dataclass
+class TrainedModel:
+    """Boosters and calibrators per target, with everything needed to score and to audit."""
+
+    boosters: dict[str, lgb.Booster]
+    calibrators: dict[str, Calibrator]
+    features: list[str]
+    categorical_features: list[str]
+    categories: Categories
+    params: Params
+    metrics: list[dict[str, Any]]  # backtest: one record per cut-off, target and model
+    training_window_start: date  # first snapshot_date used (train)
+    training_window_end: date  # last snapshot_date used (validation)
+    validation_start: date
+    n_rows: int  # train + validation rows
+    n_train_rows: int
+    n_validation_rows: int
+    expansion_mrr_ratio: float  # mean expansion_mrr_usd_next / mrr_usd on positive rows
+    best_iterations: dict[str, int] = field(default_factory=dict)
+    version: str | None = None  # set by the registry
+
+    @property
+    def targets(self) -> list[str]:
+        return list(self.boosters)
+
+    def raw_scores(self, X: pd.DataFrame, target: str) -> FloatArray:
+        """Booster log-odds for `target`."""
+        if X.empty:
+            return np.zeros(0, dtype=np.float64)
+        return np.asarray(self.boosters[target].predict(X[self.features], raw_score=True))
+
+    def predict_proba(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Calibrated probabilities, one `p_<target>` column per target, index of X."""
+        return pd.DataFrame(
+            {f"p_{t}": self.calibrators[t].predict(self.raw_scores(X, t)) for t in self.boosters},
+            index=X.index,
+        )
+
+    def metrics_frame(self) -> pd.DataFrame:
+        """Backtest metrics as a DataFrame (cutoff, target, model, metrics, split sizes)."""
+        return pd.DataFrame(self.metrics)
+
+    def latest_cutoff(self) -> str | None:
+        """ISO date of the latest backtest cut-off, None when the backtest had none."""
+        cutoffs = sorted({str(r["cutoff"]) for r in self.metrics})
+        return cutoffs[-1] if cutoffs else None
+
+    def metrics_at(
+        self, cutoff: str, target: str | None = None, model: str = "lightgbm"
+    ) -> dict[str, Any] | None:
+        """The stored backtest record for a cut-off (default: primary target, LightGBM)."""
+        target = target or self.params.primary_target
+        for record in self.metrics:
+            if (
+                record["cutoff"] == cutoff
+                and record["target"] == target
+                and record["model"] == model
+            ):
+                return dict(record)
+        return None
+
+
+def _record(
+    split: Split,
+    target: str,
+    model: str,
+    metrics: dict[str, float],
+    n_train: int,
+    n_validation: int,
+    detail: str = "",
+) -> dict[str, Any]:
+    assert split.test_date is not None
+    return {
+        "cutoff": split.test_date.date().isoformat(),
+        "target": target,
+        "model": model,
+        **metrics,
+        "train_start": split.train_dates[0].date().isoformat(),
+        "train_end": split.train_dates[-1].date().isoformat(),
+        "validation_start": split.validation_dates[0].date().isoformat(),
+        "validation_end": split.validation_dates[-1].date().isoformat(),
+        "n_train": n_train,
+        "n_validation": n_validation,
+        "detail": detail,
+    }
+
+
+def _nan_metrics(n: int, n_pos: int) -> dict[str, float]:
+    out = binary_metrics([], [])
+    out["n"], out["n_pos"] = float(n), float(n_pos)
+    return out
+
+
+def run_backtest(frame: pd.DataFrame, params: Params) -> list[dict[str, Any]]:
+    """Metrics of calibrated LightGBM and the baselines on each cut-off, per target.
+
+    `frame` is the output of `training_frame`. Models: lightgbm (calibrated),
+    lightgbm_uncalibrated, logistic (baseline) and single_rule (best one-feature ranking).
+    """
+    records: list[dict[str, Any]] = []
+    for split in backtest_splits(frame["snapshot_date"].unique(), params):
+        assert split.test_date is not None
+        train = _rows(frame, split.train_dates)
+        val = _rows(frame, split.validation_dates)
+        test = _rows(frame, (split.test_date,))
+        X_train, categories = prepare_features(train, params)
+        X_val, _ = prepare_features(val, params, categories)
+        X_test, _ = prepare_features(test, params, categories)
+        sizes = (len(train), len(val))
+        for target, label in params.targets.items():
+            y_train, y_val, y_test = (label_array(f, label) for f in (train, val, test))
+            try:
+                booster, calibrator = fit_booster(X_train, y_train, X_val, y_val, params, target)
+            except InsufficientLabelsError as exc:
+                empty = _nan_metrics(len(y_test), int(y_test.sum()))
+                records.append(_record(split, target, "lightgbm", empty, *sizes, str(exc)))
+                continue
+            raw = np.asarray(booster.predict(X_test, raw_score=True), dtype=np.float64)
+            iters = f"best_iteration={booster.current_iteration()}"
+            records.append(
+                _record(
+                    split,
+                    target,
+                    "lightgbm",
+                    binary_metrics(y_test, calibrator.predict(raw)),
+                    *sizes,
+                    f"{iters}; calibration={calibrator.method}",
+                )
+            )
+            records.append(
+                _record(
+                    split,
+                    target,
+                    "lightgbm_uncalibrated",
+                    binary_metrics(y_test, 1.0 / (1.0 + np.exp(-raw))),
+                    *sizes,
+                    iters,
+                )
+            )
+            logistic = fit_logistic_baseline(X_train, y_train, params)
+            p_logistic = logistic.predict_proba(_logistic_input(X_test, params))[:, 1]
+            records.append(
+                _record(split, target, "logistic", binary_metrics(y_test, p_logistic), *sizes)
+            )
+            rule = best_single_rule(X_train, y_train, params)
+            direction = "higher" if rule.sign > 0 else "lower"
+            records.append(
+                _record(
+                    split,
+                    target,
+                    "single_rule",
+                    binary_metrics(y_test, rule.score(X_test), is_probability=False),
+                    *sizes,
+                    f"{direction} {rule.feature} ranks first",
+                )
+            )
+    return records
+
+
+def expansion_mrr_ratio(frame: pd.DataFrame, params: Params) -> float:
+    """Mean expansion_mrr_usd_next / mrr_usd over positive expansion rows (clipped), NaN if none."""
+    label = params.targets["expansion"]
+    for col in ("mrr_usd", "expansion_mrr_usd_next", label):
+        if col not in frame.columns:
+            raise ValueError(f"marts.account_snapshots is missing {col} (needed for expected MRR)")
+    positive = frame[label].astype(bool)
+    mrr = as_float(frame["mrr_usd"], "mrr_usd")
+    gain = as_float(frame["expansion_mrr_usd_next"], "expansion_mrr_usd_next")
+    ok = positive & (mrr > 0) & gain.notna()
+    if not ok.any():
+        return math.nan
+    ratio = (gain[ok] / mrr[ok]).clip(lower=0.0, upper=params.expected_mrr.max_ratio)
+    return float(ratio.mean())
+
+
+def train_model(snapshots: pd.DataFrame, params: Params, backtest: bool = True) -> TrainedModel:
+    """Backtest (unless `backtest=False`), then fit the final per-target models.
+
+    `snapshots` is `marts.account_snapshots` (any row order; only active rows with complete
+    labels are used). Same input and params give identical predictions.
+    """
+    frame = training_frame(snapshots, params)
+    metrics = run_backtest(frame, params) if backtest else []
+    split = final_split(frame["snapshot_date"].unique(), params)
+    train = _rows(frame, split.train_dates)
+    val = _rows(frame, split.validation_dates)
+    categories = fit_categories(train, params)
+    X_train, _ = prepare_features(train, params, categories)
+    X_val, _ = prepare_features(val, params, categories)
+    boosters: dict[str, lgb.Booster] = {}
+    calibrators: dict[str, Calibrator] = {}
+    for target, label in params.targets.items():
+        booster, calibrator = fit_booster(
+            X_train, label_array(train, label), X_val, label_array(val, label), params, target
+        )
+        boosters[target], calibrators[target] = booster, calibrator
+    return TrainedModel(
+        boosters=boosters,
+        calibrators=calibrators,
+        features=params.features.all,
+        categorical_features=list(params.features.categorical),
+        categories=categories,
+        params=params,
+        metrics=metrics,
+        training_window_start=split.train_dates[0].date(),
+        training_window_end=split.validation_dates[-1].date(),
+        validation_start=split.validation_dates[0].date(),
+        n_rows=len(train) + len(val),
+        n_train_rows=len(train),
+        n_validation_rows=len(val),
+        expansion_mrr_ratio=expansion_mrr_ratio(frame, params),
+        best_iterations={t: b.current_iteration() for t, b in boosters.items()},
+    )
+
+
+# --- champion / challenger comparison -----------------------------------------------------------
+
+
+def evaluate_on_date(
+    model: TrainedModel, snapshots: pd.DataFrame, test_date: DateLike
+) -> list[dict[str, Any]]:
+    """Metrics of a trained model's calibrated probabilities on one complete snapshot date.
+
+    Refuses dates whose label window overlaps what the model was fitted on (test_date must be
+    at least label_horizon_days after the model's last validation date).
+    """
+    day = to_timestamp(test_date)
+    horizon = pd.Timedelta(days=model.params.label_horizon_days)
+    seen_until = pd.Timestamp(model.training_window_end) + horizon
+    if day < seen_until:
+        raise ValueError(
+            f"model {model.version or '(unsaved)'} used labels up to {seen_until.date()}; "
+            f"evaluating it on snapshot_date {day.date()} would leak"
+        )
+    frame = training_frame(snapshots, model.params)
+    test = frame.loc[frame["snapshot_date"] == day]
+    if test.empty:
+        raise ValueError(f"no active rows with complete labels at snapshot_date {day.date()}")
+    X, _ = prepare_features(test, model.params, model.categories)
+    probs = model.predict_proba(X)
+    records = []
+    for target, label in model.params.targets.items():
+        if target not in model.boosters:
+            continue
+        metrics = binary_metrics(label_array(test, label), probs[f"p_{target}"])
+        records.append(
+            {
+                "cutoff": day.date().isoformat(),
+                "target": target,
+                "model": "lightgbm",
+                **metrics,
+                "detail": f"final model {model.version or '(unsaved)'} evaluated out of time",
+            }
+        )
+    return records
+
+
+def comparable_metrics(
+    challenger: TrainedModel, champion: TrainedModel, snapshots: pd.DataFrame
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Challenger and champion metrics (primary target, calibrated LightGBM) on one window.
+
+    The window is the challenger's latest cut-off c. The champion's number is, in order: its
+    own stored backtest record for c (same data, e.g. a retrain); its final model evaluated on
+    c when that does not leak; else both sides fall back to their latest common cut-off.
+    """
+    target = challenger.params.primary_target
+    cutoff = challenger.latest_cutoff()
+    if cutoff is None:
+        raise ValueError("the challenger has no backtest metrics; train with backtest=True")
+    mine = challenger.metrics_at(cutoff, target)
+    assert mine is not None
+    stored = champion.metrics_at(cutoff, target)
+    if stored is not None:
+        return mine, stored
+    horizon = pd.Timedelta(days=champion.params.label_horizon_days)
+    if pd.Timestamp(cutoff) >= pd.Timestamp(champion.training_window_end) + horizon:
+        fresh = [r for r in evaluate_on_date(champion, snapshots, cutoff) if r["target"] == target]
+        return mine, fresh[0]
+    common = sorted(
+        {str(r["cutoff"]) for r in challenger.metrics}
+        & {str(r["cutoff"]) for r in champion.metrics}
+    )
+    for day in reversed(common):
+        a, b = challenger.metrics_at(day, target), champion.metrics_at(day, target)
+        if a is not None and b is not None:
+            return a, b
+    raise ValueError(
+        f"challenger (latest cut-off {cutoff}) and champion {champion.version} share no "
+        "backtest window and the champion cannot be evaluated on it without leakage"
+    )

@@ -1,0 +1,178 @@
+"""Tiny synthetic `marts.account_snapshots` frames with a planted expansion signal."""
+
+from __future__ import annotations
+
+import os
+
+# OpenMP threads that spin while waiting slow LightGBM tenfold on a busy 2-CPU runner.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from collections.abc import Callable
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.params import Params, load_params
+from models.train import TrainedModel, train_model
+
+AS_OF = date(2026, 2, 15)
+
+
+def month_ends(n: int, last: str = "2025-12-31") -> list[date]:
+    """The `n` month-end dates up to `last`."""
+    return [d.date() for d in pd.date_range(end=last, periods=n, freq="ME")]
+
+
+def planted_probabilities(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Planted P(upsell) and P(cross_sell) of each row."""
+    seats = frame["seat_utilization_30d"].to_numpy(dtype=float)
+    promoter = frame["is_promoter_90d"].astype("boolean").fillna(False).to_numpy(dtype=float)
+    renewal = frame["days_to_renewal"].astype("float64").to_numpy()
+    companion = frame["companion_products_not_held"].astype("float64").to_numpy()
+    z_up = -3.0 + 5.0 * (seats - 0.5) + 1.2 * promoter + 0.8 * (renewal < 60)
+    z_cross = -3.2 + 1.5 * (companion > 0) + 0.02 * frame["features_used_30d_avg"].to_numpy()
+    return 1 / (1 + np.exp(-z_up)), 1 / (1 + np.exp(-z_cross))
+
+
+def synthetic_snapshots(
+    n_accounts: int = 30, n_months: int = 18, seed: int = 0, as_of: date = AS_OF
+) -> pd.DataFrame:
+    """Month-end snapshots plus an as_of snapshot for `n_accounts` accounts (all columns)."""
+    rng = np.random.default_rng(seed)
+    dates = [*month_ends(n_months), as_of]
+    rows = len(dates) * n_accounts
+    account = np.tile([f"A{i:04d}" for i in range(n_accounts)], len(dates))
+    snap = np.repeat(dates, n_accounts)
+    segment = rng.choice(["smb", "mid_market", "enterprise"], rows, p=[0.6, 0.3, 0.1])
+    seats_purchased = rng.integers(5, 200, rows)
+    seats = np.clip(rng.beta(4, 3, rows) * 1.1, 0, 1.2)
+    mrr = np.round(seats_purchased * rng.uniform(20, 60, rows), 2)
+    nps = rng.integers(0, 11, rows).astype(float)
+    has_nps = rng.random(rows) < 0.6
+    nps[~has_nps] = np.nan
+    promoter = pd.array(np.where(has_nps, nps >= 9, False), dtype="boolean")
+    promoter[~has_nps] = pd.NA
+    companion = rng.integers(0, 3, rows)
+    frame = pd.DataFrame(
+        {
+            "account_id": account,
+            "snapshot_date": snap,
+            "is_active": True,
+            "segment": segment,
+            "industry": rng.choice(["software", "retail", "finance", None], rows),
+            "country": rng.choice(["US", "DE", "JP", "FR"], rows),
+            "billing_currency": rng.choice(["USD", "EUR", "JPY"], rows),
+            "tenure_days": pd.array(rng.integers(30, 2000, rows), dtype="Int64"),
+            "mrr_usd": mrr,
+            "mrr_usd_90d_ago": mrr * rng.uniform(0.8, 1.1, rows),
+            "mrr_change_90d_usd": mrr * rng.uniform(-0.1, 0.2, rows),
+            "products_held": rng.integers(1, 4, rows),
+            "companion_products_not_held": companion,
+            "top_companion_product_id": np.where(companion > 0, "P-ANL", None),
+            "top_companion_product_name": np.where(companion > 0, "Analytics", None),
+            "core_tier_rank": rng.integers(1, 4, rows),
+            "is_top_tier": rng.random(rows) < 0.2,
+            "seats_purchased": seats_purchased,
+            "active_users_7d_avg": seats * seats_purchased * rng.uniform(0.9, 1.1, rows),
+            "active_users_30d_avg": seats * seats_purchased,
+            "active_users_90d_avg": seats * seats_purchased * rng.uniform(0.8, 1.0, rows),
+            "active_users_trend_30d": rng.normal(0.02, 0.1, rows),
+            "seat_utilization_7d": np.clip(seats + rng.normal(0, 0.03, rows), 0, None),
+            "seat_utilization_30d": seats,
+            "api_calls_30d": rng.integers(0, 100000, rows).astype(float),
+            "api_calls_utilization": rng.uniform(0, 1, rows),
+            "storage_gb_latest": rng.uniform(1, 500, rows),
+            "storage_utilization": rng.uniform(0, 1, rows),
+            "features_used_30d_avg": rng.uniform(1, 40, rows),
+            "days_to_renewal": rng.integers(0, 365, rows),
+            "tickets_open": rng.integers(0, 4, rows),
+            "urgent_tickets_open": (rng.random(rows) < 0.05).astype(int),
+            "tickets_90d": rng.integers(0, 10, rows),
+            "nps_latest": nps,
+            "nps_previous": np.where(has_nps, rng.integers(0, 11, rows), np.nan),
+            "days_since_nps": np.where(has_nps, rng.integers(1, 300, rows), np.nan),
+            "is_promoter_90d": promoter,
+            "is_detractor_90d": pd.Series(np.where(has_nps, nps <= 6, None), dtype=object),
+            "activities_30d": rng.integers(0, 10, rows),
+            "meetings_90d": rng.integers(0, 4, rows),
+            "days_since_last_activity": rng.integers(0, 120, rows),
+            "invoices_paid_late_365d": rng.integers(0, 3, rows),
+            "invoices_overdue_open": (rng.random(rows) < 0.05).astype(int),
+            "opportunities_open": rng.integers(0, 2, rows),
+            "opportunities_won_365d": rng.integers(0, 3, rows),
+            "days_since_last_expansion": np.where(
+                rng.random(rows) < 0.5, rng.integers(1, 700, rows), np.nan
+            ),
+            "days_since_last_contraction": np.where(
+                rng.random(rows) < 0.2, rng.integers(1, 700, rows), np.nan
+            ),
+            "next_tier_plan_name": rng.choice(["Growth", "Scale", None], rows),
+        }
+    )
+    p_up, p_cross = planted_probabilities(frame)
+    upsell = rng.random(rows) < p_up
+    cross = rng.random(rows) < p_cross
+    complete = pd.to_datetime(frame["snapshot_date"]) + pd.Timedelta(days=90) <= pd.Timestamp(as_of)
+    frame["label_expansion"] = upsell | cross
+    frame["label_upsell"] = upsell
+    frame["label_cross_sell"] = cross
+    frame["expansion_mrr_usd_next"] = np.where(
+        upsell | cross, mrr * rng.uniform(0.1, 0.5, rows), 0.0
+    )
+    frame["is_label_complete"] = complete.to_numpy()
+    for col in ("label_expansion", "label_upsell", "label_cross_sell"):
+        frame[col] = pd.array(frame[col], dtype="boolean")
+        frame.loc[~complete.to_numpy(), col] = pd.NA
+    frame.loc[~complete.to_numpy(), "expansion_mrr_usd_next"] = np.nan
+    return frame
+
+
+def fast_params(params: Params) -> Params:
+    """Params with small-data LightGBM settings (tests run on a few hundred rows)."""
+    lgbm = params.lightgbm.model_copy(
+        update={
+            "min_data_in_leaf": 20,
+            "min_data_per_group": 10,
+            "num_leaves": 7,
+            "learning_rate": 0.1,
+            "max_rounds": 200,
+            "early_stopping_rounds": 20,
+            "num_threads": 1,  # the determinism test runs the configured thread count
+        }
+    )
+    return params.model_copy(update={"lightgbm": lgbm})
+
+
+@pytest.fixture(scope="session")
+def params() -> Params:
+    return fast_params(load_params())
+
+
+@pytest.fixture(scope="session")
+def make_snapshots() -> Callable[..., pd.DataFrame]:
+    """Factory: synthetic_snapshots(n_accounts, n_months, seed, as_of)."""
+    return synthetic_snapshots
+
+
+@pytest.fixture(scope="session")
+def true_probabilities() -> Callable[[pd.DataFrame], tuple[np.ndarray, np.ndarray]]:
+    return planted_probabilities
+
+
+@pytest.fixture(scope="session")
+def as_of() -> date:
+    return AS_OF
+
+
+@pytest.fixture(scope="session")
+def snapshots() -> pd.DataFrame:
+    """30 accounts x 18 month-ends (+ the as_of snapshot); do not mutate."""
+    return synthetic_snapshots()
+
+
+@pytest.fixture(scope="session")
+def trained(snapshots: pd.DataFrame, params: Params) -> TrainedModel:
+    """A model trained (with backtest) on `snapshots`; do not mutate."""
+    return train_model(snapshots, params)

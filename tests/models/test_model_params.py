@@ -1,0 +1,105 @@
+"""models/params.yaml loads into a valid, leak-free Params."""
+
+from __future__ import annotations
+
+import math
+import re
+import string
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from models.params import DEFAULT_PARAMS_PATH, Params, load_params
+from models.reasons import phrase
+
+BOOLEAN_FEATURES = {"is_top_tier", "is_promoter_90d", "is_detractor_90d"}
+
+
+def _raw() -> dict:
+    return yaml.safe_load(DEFAULT_PARAMS_PATH.read_text(encoding="utf-8"))
+
+
+def test_default_params_load() -> None:
+    params = load_params()
+    assert params.targets == {
+        "expansion": "label_expansion",
+        "upsell": "label_upsell",
+        "cross_sell": "label_cross_sell",
+    }
+    assert params.label_horizon_days == 90
+    assert params.backtest.n_cutoffs == 3
+    booster = params.lightgbm.booster_params()
+    assert booster["objective"] == "binary"
+    assert booster["deterministic"] is True
+    assert booster["num_threads"] == 2
+    assert "seed" in booster
+
+
+def test_every_feature_has_a_reason_phrase() -> None:
+    params = load_params()
+    assert set(params.features.all) <= set(params.reasons)
+
+
+def test_reason_groups_and_actionability() -> None:
+    reasons = load_params().reasons
+    seats = {f for f, t in reasons.items() if t.group == "seat_utilization"}
+    assert {"seat_utilization_7d", "seat_utilization_30d", "active_users_7d_avg"} <= seats
+    nps = {"nps_latest", "nps_previous", "days_since_nps", "is_promoter_90d", "is_detractor_90d"}
+    assert {reasons[f].group for f in nps} == {"nps"}
+    hidden = {"industry", "country", "billing_currency", "segment", "days_since_nps"}
+    hidden |= {"tenure_days", "nps_previous"}
+    assert not any(reasons[f].actionable for f in hidden)
+    for group in {t.group for t in reasons.values()} - {"firmographics", "tenure"}:
+        assert any(t.actionable for t in reasons.values() if t.group == group), group
+
+
+def test_every_phrase_formats_for_any_value(snapshots: pd.DataFrame) -> None:
+    params = load_params()
+    row = snapshots.iloc[0].to_dict()
+    for feature in params.features.all:
+        template = params.reasons[feature]
+        values: list[object] = ["enterprise"] if feature in params.features.categorical else []
+        values += [0.42, 0.0, math.nan]
+        for value in values:
+            text = phrase(template, value, row)
+            if text is not None:
+                assert "{" not in text and not re.search(r"\bnan\b", text.lower()), text
+        fields = {f for _, f, _, _ in string.Formatter().parse(template.text) if f}
+        if feature not in BOOLEAN_FEATURES:
+            assert fields, f"reason for {feature} should show the value: {template.text!r}"
+
+
+def test_label_as_feature_is_rejected() -> None:
+    raw = _raw()
+    raw["features"]["numeric"].append("label_upsell")
+    raw["reasons"]["label_upsell"] = {"group": "labels", "text": "{value}"}
+    with pytest.raises(ValueError, match="leakage"):
+        Params.model_validate(raw)
+
+
+def test_feature_without_phrase_is_rejected() -> None:
+    raw = _raw()
+    del raw["reasons"]["seat_utilization_30d"]
+    with pytest.raises(ValueError, match="seat_utilization_30d"):
+        Params.model_validate(raw)
+
+
+def test_reason_without_group_is_rejected() -> None:
+    raw = _raw()
+    del raw["reasons"]["storage_utilization"]["group"]
+    with pytest.raises(ValueError, match=r"(?s)storage_utilization.*group"):
+        Params.model_validate(raw)
+    raw["reasons"]["storage_utilization"]["group"] = "Storage limit"
+    with pytest.raises(ValueError, match=r"(?s)storage_utilization.*group"):
+        Params.model_validate(raw)
+
+
+def test_unknown_key_is_rejected(tmp_path: Path) -> None:
+    raw = _raw()
+    raw["lightgbm"]["num_leafs"] = 7
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"(?s)params\.yaml.*num_leafs"):
+        load_params(path)

@@ -1,0 +1,137 @@
+"""File registry: save / load / promote / rollback round trip and the promotion rule."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.features import prepare_features, scoring_frame
+from models.params import Params
+from models.registry import (
+    champion_version,
+    frame_fingerprint,
+    list_models,
+    load_model,
+    promote,
+    read_metadata,
+    rollback,
+    save_model,
+    should_promote,
+)
+from models.score import score_accounts
+from models.train import TrainedModel
+
+AT = datetime(2026, 11, 23, 4, 15, tzinfo=UTC)
+
+
+def _save(model: TrainedModel, registry: Path, minute: int = 15) -> str:
+    return save_model(model, registry, "abc123", "f" * 64, AT.replace(minute=minute))
+
+
+def test_save_load_round_trip(
+    trained: TrainedModel, snapshots: pd.DataFrame, params: Params, as_of: date, tmp_path: Path
+) -> None:
+    model = TrainedModel(**{**trained.__dict__, "version": None})  # do not touch the fixture
+    version = _save(model, tmp_path)
+    assert version == "v0001-20261123T041500Z" and model.version == version
+    files = sorted(p.name for p in (tmp_path / "models" / version).iterdir())
+    assert files == [
+        "booster_cross_sell.txt",
+        "booster_expansion.txt",
+        "booster_upsell.txt",
+        "calibrators.json",
+        "metadata.json",
+    ]
+    meta = read_metadata(tmp_path, version)
+    assert meta["trained_at"] == "2026-11-23T04:15:00Z"
+    assert meta["code_version"] == "abc123" and meta["data_fingerprint"] == "f" * 64
+    assert meta["features"] == params.features.all
+    assert meta["training_window"]["end"] == trained.training_window_end.isoformat()
+    assert len(meta["metrics"]) == len(trained.metrics)
+
+    loaded = load_model(tmp_path, version)
+    frame = scoring_frame(snapshots, as_of)
+    X, _ = prepare_features(frame, loaded.params, loaded.categories)
+    assert np.array_equal(loaded.predict_proba(X).to_numpy(), trained.predict_proba(X).to_numpy())
+    assert loaded.params == trained.params
+    assert loaded.categories == trained.categories
+    assert loaded.latest_cutoff() == trained.latest_cutoff()
+    scored = score_accounts(loaded, snapshots, as_of, params)
+    assert (scored["model_version"] == version).all()
+    assert not [p for p in tmp_path.rglob(".*")]  # no temporary files left behind
+
+
+def test_promote_and_rollback(trained: TrainedModel, tmp_path: Path) -> None:
+    model = TrainedModel(**{**trained.__dict__, "version": None})
+    v1, v2, v3 = (_save(model, tmp_path, m) for m in (1, 2, 3))
+    assert [v1, v2, v3] == [
+        "v0001-20261123T040100Z",
+        "v0002-20261123T040200Z",
+        "v0003-20261123T040300Z",
+    ]
+    assert champion_version(tmp_path) is None
+    promote(tmp_path, v1, at=AT)
+    promote(tmp_path, v2, at=AT)
+    promote(tmp_path, v3, at=AT)
+    assert champion_version(tmp_path) == v3
+    assert rollback(tmp_path, at=AT) == v2
+    assert rollback(tmp_path, at=AT) == v1
+    with pytest.raises(ValueError, match="no champion before"):
+        rollback(tmp_path, at=AT)
+    assert rollback(tmp_path, v3, at=AT) == v3
+    listing = list_models(tmp_path)
+    assert listing["version"].tolist() == [v1, v2, v3]
+    assert listing["is_champion"].tolist() == [False, False, True]
+    with pytest.raises(FileNotFoundError, match="v0009"):
+        promote(tmp_path, "v0009-20261123T041500Z")
+    with pytest.raises(ValueError, match="timezone-aware"):
+        save_model(model, tmp_path, "abc", "x", datetime(2026, 1, 1))
+
+
+def _m(cutoff: str, auc: float, brier: float = 0.1) -> dict[str, object]:
+    return {"cutoff": cutoff, "roc_auc": auc, "brier": brier}
+
+
+def test_should_promote(params: Params) -> None:
+    ok, why = should_promote(_m("2025-10-31", 0.80), None, params)
+    assert ok and "no champion" in why
+    assert not should_promote(_m("2025-10-31", 0.55), None, params)[0]  # below min_roc_auc
+    assert not should_promote(_m("2025-10-31", 0.80, brier=0.4), None, params)[0]
+    assert not should_promote(_m("2025-10-31", math.nan), None, params)[0]
+    champion = _m("2025-10-31", 0.78)
+    assert should_promote(_m("2025-10-31", 0.79), champion, params)[0]
+    ok, why = should_promote(_m("2025-10-31", 0.782), champion, params)
+    assert not ok and "0.7820 < champion 0.7800 + 0.005" in why
+    ok, why = should_promote(_m("2025-10-31", 0.90), _m("2025-09-30", 0.70), params)
+    assert not ok and "different windows" in why
+
+
+def test_frame_fingerprint() -> None:
+    a = pd.DataFrame({"x": [1, 2], "y": ["a", "b"]})
+    assert frame_fingerprint(a) == frame_fingerprint(a[["y", "x"]].copy())
+    assert frame_fingerprint(a) != frame_fingerprint(a.assign(x=[1, 3]))
+    assert len(frame_fingerprint(a)) == 64
+
+
+def test_model_saved_under_an_older_params_schema_still_loads(
+    trained: TrainedModel, snapshots: pd.DataFrame, as_of: date, tmp_path: Path
+) -> None:
+    import json
+
+    model = TrainedModel(**{**trained.__dict__, "version": None})
+    version = _save(model, tmp_path)
+    meta_path = tmp_path / "models" / version / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    meta["params"]["retired_setting"] = 1  # a key today's schema no longer knows
+    meta_path.write_text(json.dumps(meta))
+
+    loaded = load_model(tmp_path, version)
+    frame = scoring_frame(snapshots, as_of)
+    X, _ = prepare_features(frame, loaded.params, loaded.categories)
+    assert np.array_equal(loaded.predict_proba(X).to_numpy(), trained.predict_proba(X).to_numpy())
+    assert loaded.params.features == trained.params.features
