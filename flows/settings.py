@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     )
     duckdb_memory_limit: str = "8GB"
     dbt_threads: int = 2
+    dbt_node_tasks: bool = Field(
+        False, description="run dbt through PrefectDbtRunner: one Prefect task per dbt node"
+    )
 
     demo_accounts: int = 1000
     demo_months: int = 24

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -35,14 +37,30 @@ def dbt_args(command: str, settings: Settings, as_of: date) -> list[str]:
         str(settings.profiles),
         "--target",
         settings.target,
+        "--target-path",
+        str(settings.home / "dbt" / "target"),
+        "--log-path",
+        str(settings.home / "dbt" / "logs"),
         "--vars",
         json.dumps(variables),
     ]
 
 
-def export_dbt_env(settings: Settings) -> None:
-    """profiles.yml reads these; dbt runs in-process, so they go into this process's env."""
-    os.environ.update(settings.dbt_env())
+@contextmanager
+def dbt_env(settings: Settings) -> Iterator[None]:
+    """profiles.yml reads these; dbt runs in-process, so they go into this process's env for
+    the duration of the dbt call and are restored afterwards."""
+    wanted = settings.dbt_env()
+    saved = {k: os.environ.get(k) for k in wanted}
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def summarize(result: Any) -> DbtReport:

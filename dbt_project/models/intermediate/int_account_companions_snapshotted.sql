@@ -1,8 +1,14 @@
 {#-
-    Cross-sell candidates of each account at each snapshot date: the usual companions
-    (int_product_companions.is_companion, measured on the same date) of the products it
-    holds that it does not hold itself. The top companion is the one with the highest
-    confidence P(companion | held product), then the highest lift, then the lowest id.
+    Cross-sell candidates of each account at each snapshot date, from the product pairs
+    measured on the same date (int_product_companions):
+      companion_products_not_held  usual companions (is_companion: lift above chance) of the
+                                   held products that the account does not hold
+      top_companion_product_*      the most likely next product: among products not held
+                                   that are frequently held with a held product (is_frequent),
+                                   usual companions first, then the highest confidence
+                                   P(product | held product), then lift, then id. An account
+                                   holding only the core product (lift ~1 with everything)
+                                   still gets the add-on most core holders buy.
 -#}
 with
 
@@ -38,13 +44,14 @@ candidates as (
         held_products.account_id,
         companions.companion_product_id,
         companions.companion_product_name,
+        bool_or(companions.is_companion) as is_companion,
         max(companions.confidence) as confidence,
         max(companions.lift) as lift
     from held_products
     inner join companions
         on companions.snapshot_date = held_products.snapshot_date
         and companions.product_id = held_products.product_id
-        and companions.is_companion
+        and companions.is_frequent
     anti join held_products as already_held
         on already_held.snapshot_date = held_products.snapshot_date
         and already_held.account_id = held_products.account_id
@@ -58,13 +65,13 @@ ranked as (
     select
         snapshot_date,
         account_id,
-        count(*) over (partition by snapshot_date, account_id) as companion_products_not_held,
+        count(*) filter (where is_companion) over (partition by snapshot_date, account_id) as companion_products_not_held,
         companion_product_id as top_companion_product_id,
         companion_product_name as top_companion_product_name
     from candidates
     qualify row_number() over (
         partition by snapshot_date, account_id
-        order by confidence desc, lift desc, companion_product_id
+        order by is_companion desc, confidence desc, lift desc, companion_product_id
     ) = 1
 
 ),

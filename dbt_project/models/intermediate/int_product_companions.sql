@@ -5,8 +5,11 @@
       support    = accounts holding both / accounts holding anything
       confidence = accounts holding both / accounts holding product_id   (P(companion | product))
       lift       = confidence / (accounts holding companion / accounts holding anything)
-    is_companion marks the pairs above companion_min_support, companion_min_lift and
-    companion_min_pair_accounts.
+    is_frequent marks the pairs held together by at least companion_min_support of active
+    accounts and companion_min_pair_accounts accounts; is_companion the frequent pairs that
+    are also held together more often than chance (lift > companion_min_lift), i.e. the
+    "usual companions". A product nearly everyone holds (the core product) has lift ~1 with
+    everything: it is frequent with the add-ons but nobody's usual companion.
 -#}
 with
 
@@ -102,8 +105,10 @@ final as (
     select
         *,
         support >= {{ var('companion_min_support') }}
-            and lift > {{ var('companion_min_lift') }}
-            and accounts_holding_both >= {{ var('companion_min_pair_accounts') }} as is_companion
+            and accounts_holding_both >= {{ var('companion_min_pair_accounts') }} as is_frequent,
+        support >= {{ var('companion_min_support') }}
+            and accounts_holding_both >= {{ var('companion_min_pair_accounts') }}
+            and lift > {{ var('companion_min_lift') }} as is_companion
     from measured
 
 )

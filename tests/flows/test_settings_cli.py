@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app
+from flows.settings import Settings, get_settings
+
+
+def test_env_overrides_file_overrides_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "expansion.toml"
+    config.write_text(f'home = "{tmp_path / "h"}"\nlabel_horizon_days = 60\nreasons_top_n = 5\n')
+    monkeypatch.setenv("EXPANSION_CONFIG", str(config))
+    monkeypatch.setenv("EXPANSION_REASONS_TOP_N", "7")
+    settings = get_settings()
+    assert settings.home == (tmp_path / "h").resolve()
+    assert settings.label_horizon_days == 60  # from the file
+    assert settings.reasons_top_n == 7  # env beats the file
+    assert settings.warehouse == (tmp_path / "h" / "warehouse.duckdb").resolve()
+    assert settings.dbt_env()["EXPANSION_WAREHOUSE_PATH"] == str(settings.warehouse)
+
+
+def test_missing_config_file_and_unknown_keys_are_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EXPANSION_CONFIG", str(tmp_path / "nope.toml"))
+    with pytest.raises(FileNotFoundError, match="nope.toml"):
+        get_settings()
+    bad = tmp_path / "bad.toml"
+    bad.write_text("lable_horizon_days = 30\n")
+    monkeypatch.setenv("EXPANSION_CONFIG", str(bad))
+    with pytest.raises(ValueError, match="lable_horizon_days"):
+        get_settings()
+
+
+def test_config_show_masks_secrets(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("EXPANSION_HOME", str(tmp_path))
+    monkeypatch.setenv("EXPANSION_SYNC_POSTGRES_DSN", "postgresql://u:hunter2@db/x")
+    result = CliRunner().invoke(app, ["config", "show"])
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.output)
+    assert "hunter2" not in result.output and shown["sync_postgres_dsn"] == "**********"
+    assert shown["home"] == str(tmp_path.resolve())
+
+
+def test_every_command_has_help() -> None:
+    runner = CliRunner()
+    for command in (
+        ["--help"],
+        ["run", "--help"],
+        ["demo-data", "--help"],
+        ["sync", "--help"],
+        ["status", "--help"],
+        ["config", "show", "--help"],
+    ):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 0, (command, result.output)
+
+
+def test_sync_without_published_scores_says_so(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("EXPANSION_HOME", str(tmp_path))
+    result = CliRunner().invoke(app, ["sync", "--dry-run"])
+    assert result.exit_code == 3
+    assert "nothing published yet" in result.output
+
+
+def test_demo_data_command_writes_a_landing_zone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EXPANSION_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("EXPANSION_ORACLE_DIR", str(tmp_path / "oracle"))
+    result = CliRunner().invoke(
+        app,
+        [
+            "demo-data",
+            "--accounts",
+            "40",
+            "--months",
+            "4",
+            "--seed",
+            "1",
+            "--out",
+            str(tmp_path / "landing"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert list((tmp_path / "landing" / "crm" / "accounts").glob("*.csv"))
+    assert (tmp_path / "oracle" / "expansion_oracle.parquet").exists()
+
+
+def test_settings_reject_bad_values() -> None:
+    with pytest.raises(ValueError, match="label_horizon_days"):
+        Settings(label_horizon_days=3)
