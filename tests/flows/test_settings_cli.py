@@ -29,7 +29,7 @@ def test_missing_config_file_and_unknown_keys_are_errors(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("EXPANSION_CONFIG", str(tmp_path / "nope.toml"))
-    with pytest.raises(FileNotFoundError, match="nope.toml"):
+    with pytest.raises(FileNotFoundError, match=r"nope\.toml"):
         get_settings()
     bad = tmp_path / "bad.toml"
     bad.write_text("lable_horizon_days = 30\n")
