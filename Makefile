@@ -24,8 +24,9 @@ test-fast: $(STAMP) ## unit tests only, no end-to-end run
 	$(BIN)/python -m pytest -m "not e2e"
 
 lint: $(STAMP) ## ruff, ruff format, mypy, dbt parse
-	$(BIN)/ruff check flows models demo tests
-	$(BIN)/ruff format --check flows models demo tests
+	$(BIN)/ruff check flows models demo tests scripts
+	$(BIN)/ruff format --check flows models demo tests scripts
+	$(BIN)/python scripts/render_contract_doc.py --check
 	$(BIN)/mypy
 	cd dbt_project && EXPANSION_WAREHOUSE_PATH=/tmp/expansion-parse.duckdb ../$(BIN)/dbt parse --profiles-dir ../profiles --quiet
 

@@ -29,6 +29,7 @@ EXIT_FAILED = 1
 EXIT_BAD_INPUT = 3
 EXIT_GATE = 4
 EXIT_BUSY = 5
+EXIT_STALE = 6
 
 AsOf = Annotated[
     datetime | None,
@@ -81,6 +82,9 @@ def run(
     retrain: Annotated[
         bool, typer.Option(help="Train a challenger even if a champion exists.")
     ] = False,
+    full_refresh: Annotated[
+        bool, typer.Option(help="Reload every extract from scratch (raw and ledger rebuilt).")
+    ] = False,
     demo_if_empty: Annotated[
         bool, typer.Option(help="Generate demo extracts when the landing zone is empty.")
     ] = True,
@@ -98,11 +102,13 @@ def run(
 
     from flows.load import ExtractError
     from flows.pipeline import expansion_pipeline
-    from flows.stages import PipelineBusy
+    from flows.stages import PipelineBusy, SourceStale
     from flows.validate import GateFailed
 
     try:
-        summary = expansion_pipeline(as_of=as_of.date() if as_of else None, retrain=retrain)
+        summary = expansion_pipeline(
+            as_of=as_of.date() if as_of else None, retrain=retrain, full_refresh=full_refresh
+        )
     except PipelineBusy as exc:
         err.print(f"[yellow]{exc}[/]")
         raise typer.Exit(EXIT_BUSY) from None
@@ -112,6 +118,9 @@ def run(
     except ExtractError as exc:
         err.print(f"[red]bad extract[/]: {exc}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
+    except SourceStale as exc:
+        err.print(f"[red]stale source[/]: {exc}")
+        raise typer.Exit(EXIT_STALE) from None
     except Exception as exc:
         err.print(f"[red]run failed[/]: {type(exc).__name__}: {exc}")
         raise typer.Exit(EXIT_FAILED) from None
@@ -134,6 +143,16 @@ def _print_summary(settings: Settings, summary: dict[str, Any]) -> None:
         f"({'trained this run' if model.get('trained_version') else 'reused'}); "
         f"{summary['accounts_scored']} accounts scored"
     )
+    quarantined = summary.get("rows_quarantined") or {}
+    if quarantined:
+        console.print(
+            f"[yellow]quarantined rows[/] (see raw._quarantine in the warehouse): {quarantined}"
+        )
+    for f in summary.get("freshness") or []:
+        if f["status"] != "pass":
+            console.print(
+                f"[yellow]source {f['source']} freshness {f['status']}[/] ({f['age_hours']} h)"
+            )
     for s in summary.get("synced", []):
         console.print(
             f"sync {s['name']}: {s['inserted']} inserted, {s['updated']} updated, "

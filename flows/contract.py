@@ -11,6 +11,7 @@ Types are DuckDB types. Timestamps are UTC (`TIMESTAMP`, written as ISO 8601, wi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,11 @@ class Column:
     type: str
     required: bool = True
     description: str = ""
+    min_value: float | None = None  # smallest value allowed (e.g. 0 for amounts)
+    max_value: float | None = None
+    references: str | None = None  # "source.table.column" the value must exist in
+    currency_column: str | None = None  # amount column: the column naming its currency
+    is_currency: bool = False  # an ISO 4217 code (flows/currencies.py)
 
 
 @dataclass(frozen=True)
@@ -47,8 +53,18 @@ class Table:
         return [c.name for c in self.columns if c.required]
 
 
-def _c(name: str, type_: str, required: bool = True, description: str = "") -> Column:
-    return Column(name, type_, required, description)
+def _c(
+    name: str,
+    type_: str,
+    required: bool = True,
+    description: str = "",
+    **checks: Any,
+) -> Column:
+    return Column(name, type_, required, description, **checks)
+
+
+ACCOUNT = "crm.accounts.account_id"
+CUSTOMER = "billing.customers.customer_id"
 
 
 TABLES: tuple[Table, ...] = (
@@ -62,7 +78,7 @@ TABLES: tuple[Table, ...] = (
             _c("account_name", "VARCHAR"),
             _c("industry", "VARCHAR", False),
             _c("country", "VARCHAR", False, "ISO 3166-1 alpha-2"),
-            _c("employee_count", "INTEGER", False),
+            _c("employee_count", "INTEGER", False, min_value=0),
             _c("segment", "VARCHAR", description="smb | mid_market | enterprise"),
             _c("owner_name", "VARCHAR", False, "account owner (sales or CSM)"),
             _c("owner_email", "VARCHAR", False),
@@ -78,7 +94,7 @@ TABLES: tuple[Table, ...] = (
         ("contact_id",),
         (
             _c("contact_id", "VARCHAR"),
-            _c("account_id", "VARCHAR"),
+            _c("account_id", "VARCHAR", references=ACCOUNT),
             _c("first_name", "VARCHAR", False),
             _c("last_name", "VARCHAR", False),
             _c("email", "VARCHAR", False),
@@ -97,15 +113,22 @@ TABLES: tuple[Table, ...] = (
         ("opportunity_id",),
         (
             _c("opportunity_id", "VARCHAR"),
-            _c("account_id", "VARCHAR"),
+            _c("account_id", "VARCHAR", references=ACCOUNT),
             _c(
                 "opportunity_type",
                 "VARCHAR",
                 description="new_business | upsell | cross_sell | renewal",
             ),
             _c("stage", "VARCHAR", description="open | closed_won | closed_lost"),
-            _c("amount", "DECIMAL(18,2)", False, "in `currency`"),
-            _c("currency", "VARCHAR", False),
+            _c(
+                "amount",
+                "DECIMAL(18,2)",
+                False,
+                "in `currency`",
+                min_value=0,
+                currency_column="currency",
+            ),
+            _c("currency", "VARCHAR", False, is_currency=True),
             _c("created_at", "TIMESTAMP"),
             _c("closed_at", "TIMESTAMP", False),
             _c("updated_at", "TIMESTAMP"),
@@ -119,7 +142,7 @@ TABLES: tuple[Table, ...] = (
         ("activity_id",),
         (
             _c("activity_id", "VARCHAR"),
-            _c("account_id", "VARCHAR"),
+            _c("account_id", "VARCHAR", references=ACCOUNT),
             _c("activity_type", "VARCHAR", description="email | call | meeting | qbr"),
             _c("occurred_at", "TIMESTAMP"),
         ),
@@ -131,7 +154,7 @@ TABLES: tuple[Table, ...] = (
         ("ticket_id",),
         (
             _c("ticket_id", "VARCHAR"),
-            _c("account_id", "VARCHAR"),
+            _c("account_id", "VARCHAR", references=ACCOUNT),
             _c("priority", "VARCHAR", description="low | normal | high | urgent"),
             _c("category", "VARCHAR", False),
             _c("opened_at", "TIMESTAMP"),
@@ -147,9 +170,9 @@ TABLES: tuple[Table, ...] = (
         ("response_id",),
         (
             _c("response_id", "VARCHAR"),
-            _c("account_id", "VARCHAR"),
+            _c("account_id", "VARCHAR", references=ACCOUNT),
             _c("contact_id", "VARCHAR", False),
-            _c("score", "INTEGER", description="0-10"),
+            _c("score", "INTEGER", description="0-10", min_value=0, max_value=10),
             _c("responded_at", "TIMESTAMP"),
         ),
         optional=True,
@@ -171,12 +194,28 @@ TABLES: tuple[Table, ...] = (
         ("plan_id",),
         (
             _c("plan_id", "VARCHAR"),
-            _c("product_id", "VARCHAR"),
+            _c("product_id", "VARCHAR", references="billing.products.product_id"),
             _c("plan_name", "VARCHAR"),
-            _c("tier_rank", "INTEGER", description="1 = entry tier; higher = higher tier"),
-            _c("list_price_usd", "DECIMAL(18,2)", description="monthly list price per seat, USD"),
-            _c("storage_limit_gb", "DOUBLE", False, "per account; empty = unlimited"),
-            _c("api_calls_limit", "DOUBLE", False, "per account per month; empty = unlimited"),
+            _c(
+                "tier_rank",
+                "INTEGER",
+                description="1 = entry tier; higher = higher tier",
+                min_value=1,
+            ),
+            _c(
+                "list_price_usd",
+                "DECIMAL(18,2)",
+                description="monthly list price per seat, USD",
+                min_value=0,
+            ),
+            _c("storage_limit_gb", "DOUBLE", False, "per account; empty = unlimited", min_value=0),
+            _c(
+                "api_calls_limit",
+                "DOUBLE",
+                False,
+                "per account per month; empty = unlimited",
+                min_value=0,
+            ),
         ),
     ),
     Table(
@@ -185,8 +224,13 @@ TABLES: tuple[Table, ...] = (
         ("customer_id",),
         (
             _c("customer_id", "VARCHAR"),
-            _c("crm_account_id", "VARCHAR", description="the CRM account this customer bills"),
-            _c("currency", "VARCHAR", description="ISO 4217 billing currency"),
+            _c(
+                "crm_account_id",
+                "VARCHAR",
+                description="the CRM account this customer bills",
+                references=ACCOUNT,
+            ),
+            _c("currency", "VARCHAR", description="ISO 4217 billing currency", is_currency=True),
             _c("created_at", "TIMESTAMP"),
             _c("updated_at", "TIMESTAMP"),
         ),
@@ -198,10 +242,22 @@ TABLES: tuple[Table, ...] = (
         ("subscription_id",),
         (
             _c("subscription_id", "VARCHAR"),
-            _c("customer_id", "VARCHAR"),
-            _c("product_id", "VARCHAR"),
-            _c("billing_period_months", "INTEGER", description="1 = monthly, 12 = annual"),
-            _c("term_months", "INTEGER", description="contract term; renews every term"),
+            _c("customer_id", "VARCHAR", references=CUSTOMER),
+            _c("product_id", "VARCHAR", references="billing.products.product_id"),
+            _c(
+                "billing_period_months",
+                "INTEGER",
+                description="1 = monthly, 12 = annual",
+                min_value=1,
+                max_value=60,
+            ),
+            _c(
+                "term_months",
+                "INTEGER",
+                description="contract term; renews every term",
+                min_value=1,
+                max_value=120,
+            ),
             _c("started_at", "TIMESTAMP"),
             _c("canceled_at", "TIMESTAMP", False, "end of service; empty while active"),
             _c("updated_at", "TIMESTAMP"),
@@ -214,16 +270,18 @@ TABLES: tuple[Table, ...] = (
         ("change_id",),
         (
             _c("change_id", "VARCHAR"),
-            _c("subscription_id", "VARCHAR"),
+            _c("subscription_id", "VARCHAR", references="billing.subscriptions.subscription_id"),
             _c("effective_at", "TIMESTAMP", description="from this instant the plan/quantity hold"),
-            _c("plan_id", "VARCHAR"),
-            _c("quantity", "INTEGER", description="seats bought"),
+            _c("plan_id", "VARCHAR", references="billing.plans.plan_id"),
+            _c("quantity", "INTEGER", description="seats bought", min_value=0),
             _c(
                 "unit_amount",
                 "DECIMAL(18,2)",
                 description="price per seat per billing period, in `currency`",
+                min_value=0,
+                currency_column="currency",
             ),
-            _c("currency", "VARCHAR"),
+            _c("currency", "VARCHAR", is_currency=True),
         ),
         description="Versions of each subscription: the first row is the initial plan.",
     ),
@@ -233,13 +291,18 @@ TABLES: tuple[Table, ...] = (
         ("invoice_id",),
         (
             _c("invoice_id", "VARCHAR"),
-            _c("customer_id", "VARCHAR"),
-            _c("subscription_id", "VARCHAR", False),
+            _c("customer_id", "VARCHAR", references=CUSTOMER),
+            _c(
+                "subscription_id",
+                "VARCHAR",
+                False,
+                references="billing.subscriptions.subscription_id",
+            ),
             _c("issued_at", "TIMESTAMP"),
             _c("due_at", "TIMESTAMP"),
             _c("paid_at", "TIMESTAMP", False),
-            _c("amount_due", "DECIMAL(18,2)"),
-            _c("currency", "VARCHAR"),
+            _c("amount_due", "DECIMAL(18,2)", min_value=0, currency_column="currency"),
+            _c("currency", "VARCHAR", is_currency=True),
             _c("status", "VARCHAR", description="paid | open | void | uncollectible"),
             _c("updated_at", "TIMESTAMP"),
         ),
@@ -252,14 +315,14 @@ TABLES: tuple[Table, ...] = (
         "usage_daily",
         ("account_id", "usage_date", "metric"),
         (
-            _c("account_id", "VARCHAR"),
+            _c("account_id", "VARCHAR", references=ACCOUNT),
             _c("usage_date", "DATE"),
             _c(
                 "metric",
                 "VARCHAR",
                 description="active_users | api_calls | storage_gb | features_used",
             ),
-            _c("value", "DOUBLE"),
+            _c("value", "DOUBLE", min_value=0),
         ),
         file_format="parquet",
         description="One row per account per day per metric, exported daily or monthly.",

@@ -23,6 +23,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 from prefect.runtime import flow_run
+from prefect.tasks import exponential_backoff
 
 from flows import stages
 from flows.settings import Settings, get_settings
@@ -38,6 +39,8 @@ class RunSummary:
     status: str = "running"
     stages: dict[str, float] = field(default_factory=dict)
     rows_loaded: dict[str, int] = field(default_factory=dict)
+    rows_quarantined: dict[str, int] = field(default_factory=dict)
+    freshness: list[dict[str, Any]] = field(default_factory=list)
     files_loaded: int = 0
     files_skipped: int = 0
     dbt: dict[str, Any] = field(default_factory=dict)
@@ -56,9 +59,16 @@ class RunSummary:
             lines += ["", "```", self.error, "```"]
         lines += ["", "| stage | seconds |", "|---|---|"]
         lines += [f"| {k} | {v:.1f} |" for k, v in self.stages.items()]
-        if self.rows_loaded:
-            lines += ["", "| table | rows loaded |", "|---|---|"]
-            lines += [f"| {k} | {v} |" for k, v in self.rows_loaded.items()]
+        if self.rows_loaded or self.rows_quarantined:
+            lines += ["", "| table | rows loaded | rows quarantined |", "|---|---|---|"]
+            for k in sorted(set(self.rows_loaded) | set(self.rows_quarantined)):
+                lines.append(
+                    f"| {k} | {self.rows_loaded.get(k, 0)} | {self.rows_quarantined.get(k, 0)} |"
+                )
+        stale = [f for f in self.freshness if f["status"] != "pass"]
+        if stale:
+            lines += ["", "| source | freshness | hours since last load |", "|---|---|---|"]
+            lines += [f"| {f['source']} | {f['status']} | {f['age_hours']} |" for f in stale]
         if self.dbt:
             lines += ["", f"dbt: {self.dbt}"]
         for g in self.gates:
@@ -85,9 +95,29 @@ def _timed(summary: RunSummary, stage: str) -> Iterator[None]:
 # --- tasks: thin wrappers that name the stage, time it and log it ---------------------------
 
 
-@task(name="load_raw", cache_policy=NONE)
+def _transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry only what may pass (a source out of reach, a locked file), never bad data."""
+    import duckdb
+
+    from flows.connectors import TransientSourceError
+
+    return isinstance(state.data, TransientSourceError | duckdb.IOException)
+
+
+@task(
+    name="load_raw",
+    cache_policy=NONE,
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=10),
+    retry_condition_fn=_transient,
+)
 def load_raw(settings: Settings, run_id: str) -> stages.LoadReport:
     return stages.load_raw(settings, run_id)
+
+
+@task(name="check_source_freshness", cache_policy=NONE)
+def check_source_freshness(settings: Settings) -> list[dict[str, Any]]:
+    return stages.check_freshness(settings)
 
 
 @task(name="validate_raw", cache_policy=NONE)
@@ -153,10 +183,12 @@ def _step(summary: RunSummary, name: str, fn: Callable[[], T]) -> T:
 
 
 @flow(name="expansion-pipeline", log_prints=True)
-def expansion_pipeline(as_of: date | None = None, retrain: bool = False) -> dict[str, Any]:
+def expansion_pipeline(
+    as_of: date | None = None, retrain: bool = False, full_refresh: bool = False
+) -> dict[str, Any]:
     """Run every stage once for `as_of` (default: the latest data in the landing zone)."""
     logger = get_run_logger()
-    settings = get_settings(as_of=as_of)
+    settings = get_settings(as_of=as_of, full_refresh=full_refresh or None)
     run_id = str(flow_run.get_id() or uuid.uuid4())
     summary = RunSummary(run_id=run_id)
     started = datetime.now(UTC)
@@ -166,6 +198,11 @@ def expansion_pipeline(as_of: date | None = None, retrain: bool = False) -> dict
             summary.rows_loaded = load.rows_by_table
             summary.files_loaded = len(load.loaded)
             summary.files_skipped = load.skipped_files
+            summary.rows_quarantined = load.quarantined_by_table
+            if settings.as_of is None:  # a backfill of a past date does not need fresh data
+                summary.freshness = _step(
+                    summary, "freshness", lambda: check_source_freshness(settings)
+                )
             _gates(summary, _step(summary, "validate_raw", lambda: validate_raw(settings, run_id)))
 
             run_as_of = stages.resolve_as_of(settings)

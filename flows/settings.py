@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -40,6 +40,13 @@ class Settings(BaseSettings):
     registry_dir: Path | None = Field(None, description="trained models and the champion pointer")
     sync_dir: Path | None = Field(None, description="reverse-ETL file destination and ledger")
 
+    sources_config: Path | None = Field(
+        None, description="connectors and bad-row policy; default config/sources.yml"
+    )
+    full_refresh: bool = Field(False, description="reload every extract from scratch")
+    freshness: Literal["enforce", "warn", "off"] = Field(
+        "enforce", description="dbt source freshness: fail on error_after, or only warn, or skip"
+    )
     as_of: date | None = Field(None, description="score as of this date; default: latest data")
     label_horizon_days: int = Field(90, ge=7, le=365)
     retrain: bool = Field(False, description="train a challenger even when a champion exists")
@@ -104,6 +111,10 @@ class Settings(BaseSettings):
     @property
     def sync(self) -> Path:
         return (self.sync_dir or self.home / "sync").resolve()
+
+    @property
+    def sources_file(self) -> Path:
+        return (self.sources_config or self.project_dir / "config" / "sources.yml").resolve()
 
     @property
     def runs_dir(self) -> Path:

@@ -21,10 +21,11 @@ from typing import Any
 
 import pandas as pd
 
-from flows.load import ExtractError, LoadReport, load_landing, unload_run
+from flows.load import ExtractError, LoadReport, load_sources, unload_run
 from flows.publish import PublishReport
 from flows.publish import publish as publish_serving
 from flows.settings import Settings
+from flows.sources import load_sources_config
 from flows.sync import SyncReport, load_syncs, run_sync
 from flows.transform import DbtBuildFailed, DbtReport, dbt_args, dbt_env, summarize
 from flows.validate import GateFailed, GateResult, validate_frame
@@ -73,14 +74,73 @@ def pipeline_lock(settings: Settings) -> Iterator[None]:
 # --- load ----------------------------------------------------------------------------------
 
 
-def load_raw(settings: Settings, run_id: str, *, full_refresh: bool = False) -> LoadReport:
-    return load_landing(
-        settings.landing_dir,
+def load_raw(settings: Settings, run_id: str) -> LoadReport:
+    """Pull what is new from every source in config/sources.yml and append it to raw."""
+    config = load_sources_config(settings.sources_file, settings.landing_dir)
+    return load_sources(
+        config,
         settings.warehouse,
         run_id,
-        full_refresh=full_refresh,
+        full_refresh=settings.full_refresh,
         memory_limit=settings.duckdb_memory_limit,
+        staging_dir=settings.home / "extracts",
     )
+
+
+class SourceStale(RuntimeError):
+    """A source has not delivered within its freshness window (dbt source freshness)."""
+
+
+def check_freshness(settings: Settings) -> list[dict[str, Any]]:
+    """`dbt source freshness` on the raw tables; error_after fails the run when enforced."""
+    if settings.freshness == "off":
+        return []
+    from dbt.cli.main import dbtRunner
+
+    args = [
+        "source",
+        "freshness",
+        "--project-dir",
+        str(settings.dbt_project),
+        "--profiles-dir",
+        str(settings.profiles),
+        "--target",
+        settings.target,
+        "--target-path",
+        str(settings.home / "dbt" / "target"),
+        "--log-path",
+        str(settings.home / "dbt" / "logs"),
+        "--output",
+        str(settings.home / "dbt" / "target" / "sources.json"),
+    ]
+    with dbt_env(settings):
+        result = dbtRunner().invoke(args)
+    rows = []
+    for r in getattr(result.result, "results", None) or []:
+        status = str(getattr(r.status, "value", r.status))
+        age = getattr(r, "age", None)
+        rows.append(
+            {
+                "source": r.node.unique_id.removeprefix("source.expansion."),
+                "status": status,
+                "max_loaded_at": str(getattr(r, "max_loaded_at", "")),
+                "age_hours": round(age / 3600, 1) if isinstance(age, int | float) else None,
+            }
+        )
+    stale = [r for r in rows if r["status"] in {"error", "runtime error"}]
+    for r in rows:
+        if r["status"] == "warn":
+            log.warning(
+                "source %s is getting stale: last load %s h ago", r["source"], r["age_hours"]
+            )
+    if stale and settings.freshness == "enforce":
+        names = ", ".join(f"{r['source']} (last load {r['age_hours']} h ago)" for r in stale)
+        raise SourceStale(
+            f"source(s) have not delivered within their freshness window: {names}; "
+            "see freshness in dbt_project/models/staging/*/_*__sources.yml, or set "
+            "EXPANSION_FRESHNESS=warn"
+        )
+    return rows
 
 
 def resolve_as_of(settings: Settings) -> date:

@@ -7,6 +7,7 @@ extract (stops at the raw gate; published scores and the CRM file destination st
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import os
 from collections.abc import Iterator
@@ -93,6 +94,7 @@ def test_first_run_scores_every_active_account(project: Path, first_run: dict) -
     assert history["n"].iloc[0] == len(scores)
     assert first_run["model"]["trained_version"] == first_run["model"]["champion_version"]
     assert first_run["top_accounts"]
+    assert first_run["freshness"] and {f["status"] for f in first_run["freshness"]} == {"pass"}
 
 
 def test_first_run_syncs_every_score_to_the_crm_file(project: Path, first_run: dict) -> None:
@@ -117,37 +119,68 @@ def test_second_run_reuses_champion_and_sends_nothing(project: Path, first_run: 
     assert history["n"].iloc[0] == 2
 
 
-def test_bad_extract_stops_at_raw_gate_and_changes_nothing(project: Path, first_run: dict) -> None:
-    from flows.pipeline import expansion_pipeline
-    from flows.validate import GateFailed
+def _published_state(project: Path) -> tuple[str, str, list[Path]]:
+    state = project / "state"
+    return (
+        _sha(state / "serving" / "expansion.duckdb"),
+        _sha(state / "sync" / "ledger.duckdb"),
+        sorted((state / "sync" / "crm").iterdir()),
+    )
 
-    serving = project / "state" / "serving" / "expansion.duckdb"
-    ledger = project / "state" / "sync" / "ledger.duckdb"
-    before = (_sha(serving), _sha(ledger), sorted((project / "state" / "sync" / "crm").iterdir()))
+
+def test_bad_extract_fails_the_load_and_changes_nothing(project: Path, first_run: dict) -> None:
+    from flows.load import ExtractError
+    from flows.pipeline import expansion_pipeline
+
+    before = _published_state(project)
     bad = project / "landing" / "usage" / "usage_daily" / "usage_daily_zz-bad.parquet"
     pd.DataFrame(
         {
             "account_id": ["x1"],
-            "usage_date": [date(2020, 1, 1)],
+            "usage_date": [date(2026, 1, 1)],
             "metric": ["api_calls"],
             "value": [-5.0],
         }
     ).to_parquet(bad)
     try:
+        with pytest.raises(ExtractError) as info:
+            expansion_pipeline()
+        message = str(info.value)
+        assert "usage_daily_zz-bad.parquet" in message and "row 1" in message
+        assert "column value" in message and "below the minimum 0" in message
+        assert "column account_id" in message and "no matching crm.accounts.account_id" in message
+        assert _published_state(project) == before
+    finally:
+        bad.unlink()
+
+
+def test_raw_gate_failure_stops_the_run_and_changes_nothing(project: Path, first_run: dict) -> None:
+    from flows.pipeline import expansion_pipeline
+    from flows.validate import GateFailed
+
+    before = _published_state(project)
+    accounts = project / "landing" / "crm" / "accounts"
+    header = next(csv.reader([next(accounts.glob("*.csv")).read_text().splitlines()[0]]))
+    bad = accounts / "accounts_zz-bad.csv"
+    # Meets the contract (segment is free text there), fails the raw suite's accepted values.
+    row = {
+        "account_id": "0015zz",
+        "account_name": "Whale Inc",
+        "segment": "whale",
+        "created_at": "2026-01-01 00:00:00",
+        "updated_at": "2026-01-01 00:00:00",
+    }
+    bad.write_text(",".join(header) + "\n" + ",".join(row.get(c, "") for c in header) + "\n")
+    try:
         with pytest.raises(GateFailed) as info:
             expansion_pipeline()
         message = str(info.value)
-        assert "raw.usage__usage_daily" in message and "column value" in message
-        assert "expect_column_values_to_be_between" in message
-        after = (
-            _sha(serving),
-            _sha(ledger),
-            sorted((project / "state" / "sync" / "crm").iterdir()),
-        )
-        assert after == before
+        assert "raw.crm__accounts" in message and "column segment" in message
+        assert "expect_column_values_to_be_in_set" in message and "whale" in message
+        assert _published_state(project) == before
         con = duckdb.connect(str(project / "state" / "warehouse.duckdb"), read_only=True)
         kept = con.execute(
-            "select count(*) from raw.usage__usage_daily where value < 0"
+            "select count(*) from raw.crm__accounts where segment = 'whale'"
         ).fetchone()[0]
         con.close()
         assert kept == 0  # taken back out of raw, to be checked again next run

@@ -1,73 +1,64 @@
+"""The raw loader: contract checks, quarantine policy, ledger, lineage, fsspec sources."""
+
 from __future__ import annotations
 
 import gzip
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
+import fsspec
 import pandas as pd
 import pytest
 
 from flows.contract import TABLES
-from flows.load import ExtractError, load_landing
+from flows.load import ExtractError, load_landing, load_sources
+from flows.sources import BadRows, SourcesConfig, SourceSpec
 
-ACCOUNTS_HEADER = "account_id,account_name,industry,country,employee_count,segment,owner_name,owner_email,created_at,updated_at"
+ACCOUNTS = (
+    "account_id,account_name,industry,country,employee_count,segment,owner_name,owner_email,"
+    "created_at,updated_at\n"
+)
+CHANGES = "change_id,subscription_id,effective_at,plan_id,quantity,unit_amount,currency\n"
+CUSTOMERS = "customer_id,crm_account_id,currency,created_at,updated_at\n"
+SUBSCRIPTIONS = (
+    "subscription_id,customer_id,product_id,billing_period_months,term_months,started_at,"
+    "canceled_at,updated_at\n"
+)
+MINIMAL = {
+    ("crm", "accounts", "accounts_1.csv"): ACCOUNTS
+    + "A1,Acme,tech,US,10,smb,Jo,jo@example.com,2024-01-01T00:00:00Z,2024-01-01T00:00:00Z\n",
+    (
+        "billing",
+        "products",
+        "products_1.csv",
+    ): "product_id,product_name,product_family\nP1,Core,core\n",
+    ("billing", "plans", "plans_1.csv"): (
+        "plan_id,product_id,plan_name,tier_rank,list_price_usd,storage_limit_gb,api_calls_limit\n"
+        "PL1,P1,Starter,1,10.00,100,\n"
+    ),
+    ("billing", "customers", "customers_1.csv"): CUSTOMERS + "C1,A1,USD,2024-01-01,2024-01-01\n",
+    ("billing", "subscriptions", "subscriptions_1.csv"): SUBSCRIPTIONS
+    + "S1,C1,P1,12,12,2024-01-01,,2024-01-01\n",
+    ("billing", "subscription_changes", "changes_1.csv"): CHANGES
+    + "X1,S1,2024-01-01,PL1,5,120.00,USD\n",
+}
 
 
-def _write(landing: Path, source: str, table: str, name: str, text: str) -> Path:
+def write(landing: Path, source: str, table: str, name: str, content: str | bytes) -> Path:
     path = landing / source / table / name
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
     return path
 
 
-def _minimal_landing(landing: Path) -> None:
-    """One row in every required table; optional tables absent."""
-    _write(
-        landing,
-        "crm",
-        "accounts",
-        "accounts_1.csv",
-        ACCOUNTS_HEADER
-        + "\nA1,Acme,tech,US,10,smb,Jo,jo@example.com,2024-01-01T00:00:00Z,2024-01-01T00:00:00Z\n",
-    )
-    _write(
-        landing,
-        "billing",
-        "products",
-        "p.csv",
-        "product_id,product_name,product_family\nP1,Core,core\n",
-    )
-    _write(
-        landing,
-        "billing",
-        "plans",
-        "p.csv",
-        "plan_id,product_id,plan_name,tier_rank,list_price_usd,storage_limit_gb,api_calls_limit\n"
-        "PL1,P1,Starter,1,10.00,100,\n",
-    )
-    _write(
-        landing,
-        "billing",
-        "customers",
-        "c.csv",
-        "customer_id,crm_account_id,currency,created_at,updated_at\nC1,A1,USD,2024-01-01,2024-01-01\n",
-    )
-    _write(
-        landing,
-        "billing",
-        "subscriptions",
-        "s.csv",
-        "subscription_id,customer_id,product_id,billing_period_months,term_months,started_at,canceled_at,updated_at\n"
-        "S1,C1,P1,12,12,2024-01-01,,2024-01-01\n",
-    )
-    _write(
-        landing,
-        "billing",
-        "subscription_changes",
-        "s.csv",
-        "change_id,subscription_id,effective_at,plan_id,quantity,unit_amount,currency\n"
-        "X1,S1,2024-01-01,PL1,5,120.00,USD\n",
-    )
+def minimal_landing(landing: Path) -> None:
+    """One row in every required table; every optional table absent."""
+    for (source, table, name), text in MINIMAL.items():
+        write(landing, source, table, name, text)
     usage = landing / "usage" / "usage_daily" / "usage_daily_2024-01.parquet"
     usage.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(
@@ -80,97 +71,303 @@ def _minimal_landing(landing: Path) -> None:
     ).to_parquet(usage)
 
 
-def _count(warehouse: Path, table: str) -> int:
+def counts(warehouse: Path) -> dict[str, int]:
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
-        return con.execute(f"select count(*) from raw.{table}").fetchone()[0]
+        return {
+            t.raw_relation: con.execute(f"select count(*) from raw.{t.raw_relation}").fetchone()[0]
+            for t in TABLES
+        }
     finally:
         con.close()
 
 
-def test_loads_every_table_once_and_records_lineage(tmp_path: Path) -> None:
+@pytest.fixture
+def loaded(tmp_path: Path) -> tuple[Path, Path, dict[str, int]]:
     landing, wh = tmp_path / "landing", tmp_path / "wh.duckdb"
-    _minimal_landing(landing)
-    report = load_landing(landing, wh, "run-1")
-    assert report.rows_by_table["crm.accounts"] == 1
-    assert report.raw_rows["crm.nps_responses"] == 0  # optional table exists, empty
+    minimal_landing(landing)
+    load_landing(landing, wh, "run-1")
+    return landing, wh, counts(wh)
+
+
+def test_loads_each_file_once_with_lineage(loaded: tuple[Path, Path, dict[str, int]]) -> None:
+    landing, wh, before = loaded
+    assert before["crm__accounts"] == 1 and before["crm__nps_responses"] == 0
     again = load_landing(landing, wh, "run-2")
-    assert again.loaded == [] and again.skipped_files == len(report.loaded)
-    assert _count(wh, "crm__accounts") == 1
+    assert again.loaded == [] and again.skipped_files == len(MINIMAL) + 1
+    assert counts(wh) == before  # the same extract twice leaves raw unchanged
     con = duckdb.connect(str(wh), read_only=True)
     row = con.execute("select _run_id, _source_file, created_at from raw.crm__accounts").fetchone()
+    ledger = con.execute("select count(*), sum(row_count) from raw._load_ledger").fetchone()
     con.close()
     assert row[0] == "run-1" and row[1].endswith("accounts_1.csv")
     assert str(row[2]) == "2024-01-01 00:00:00"
-    assert set(report.raw_rows) == {f"{t.source}.{t.name}" for t in TABLES}
+    assert ledger == (len(MINIMAL) + 1, len(MINIMAL) + 1)
 
 
-def test_offsets_are_converted_to_utc_and_gzip_is_read(tmp_path: Path) -> None:
+def test_full_refresh_reloads_everything_once(loaded: tuple[Path, Path, dict[str, int]]) -> None:
+    landing, wh, before = loaded
+    report = load_landing(landing, wh, "run-2", full_refresh=True)
+    assert len(report.loaded) == len(MINIMAL) + 1
+    assert counts(wh) == before
+
+
+def test_offsets_to_utc_gzip_bom_and_extra_columns(tmp_path: Path) -> None:
     landing, wh = tmp_path / "landing", tmp_path / "wh.duckdb"
-    _minimal_landing(landing)
-    path = landing / "crm" / "accounts" / "accounts_2.csv.gz"
-    with gzip.open(path, "wt") as fh:
-        fh.write(
-            ACCOUNTS_HEADER
-            + "\nA2,Beta,,DE,,mid_market,,,2024-02-01T10:00:00+02:00,2024-02-01T10:00:00+02:00\n"
-        )
+    minimal_landing(landing)
+    body = (
+        "account_id,account_name,industry,country,employee_count,segment,owner_name,"
+        "owner_email,created_at,updated_at,crm_tier\n"
+        "A2,Beta,,DE,,mid_market,,,2024-02-01T10:00:00+02:00,2024-02-01T10:00:00+02:00,gold\n"
+    )
+    with gzip.open(landing / "crm" / "accounts" / "accounts_2.csv.gz", "wb") as fh:
+        fh.write(b"\xef\xbb\xbf" + body.encode())
     load_landing(landing, wh, "run-1")
     con = duckdb.connect(str(wh), read_only=True)
-    value = con.execute(
-        "select created_at from raw.crm__accounts where account_id = 'A2'"
-    ).fetchone()[0]
+    created, extra = con.execute(
+        "select created_at, _extra from raw.crm__accounts where account_id = 'A2'"
+    ).fetchone()
     con.close()
-    assert str(value) == "2024-02-01 08:00:00"
+    assert str(created) == "2024-02-01 08:00:00"
+    assert '"crm_tier":"gold"' in extra.replace(" ", "")
 
 
-def test_bad_value_names_file_row_column_and_loads_nothing(tmp_path: Path) -> None:
+def test_a_second_independent_export_layout_loads(tmp_path: Path) -> None:
+    """Parquet instead of CSV, split files in subfolders, extra columns, optional tables absent."""
     landing, wh = tmp_path / "landing", tmp_path / "wh.duckdb"
-    _minimal_landing(landing)
-    load_landing(landing, wh, "run-1")
-    bad = _write(
+    minimal_landing(landing)
+    accounts = landing / "crm" / "accounts"
+    for f in accounts.iterdir():
+        f.unlink()
+    frame = pd.DataFrame(
+        {
+            "account_id": ["A1", "A2"],
+            "account_name": ["Acme", "Beta"],
+            "segment": ["smb", "enterprise"],
+            "created_at": pd.to_datetime(["2024-01-01", "2024-01-02"]),
+            "updated_at": pd.to_datetime(["2024-01-01", "2024-01-02"]),
+            "legacy_score": [1, 2],
+        }
+    )
+    (accounts / "2024" / "01").mkdir(parents=True)
+    frame.iloc[:1].to_parquet(accounts / "2024" / "01" / "part-0.parquet")
+    frame.iloc[1:].to_parquet(accounts / "2024" / "01" / "part-1.parquet")
+    write(
+        landing,
+        "crm",
+        "nps_responses",
+        "nps.jsonl",
+        '{"response_id": "N1", "account_id": "A2", "score": 10, "responded_at": "2024-03-01T00:00:00Z"}\n',
+    )
+    report = load_landing(landing, wh, "run-1")
+    assert report.rows_by_table["crm.accounts"] == 2
+    assert report.rows_by_table["crm.nps_responses"] == 1
+    assert counts(wh)["crm__support_tickets"] == 0
+
+
+BadCase = Callable[[Path], None]
+
+
+def _bad_value(table: str, name: str, text: str) -> BadCase:
+    source = "crm" if table in {"accounts", "contacts", "nps_responses"} else "billing"
+    return lambda landing: write(landing, source, table, name, text) and None
+
+
+BAD_INPUTS: dict[str, tuple[BadCase, list[str]]] = {
+    "missing required column": (
+        _bad_value("products", "products_2.csv", "product_id,product_name\nP2,Other\n"),
+        ["products_2.csv", "missing required column(s) product_family"],
+    ),
+    "wrong type": (
+        _bad_value(
+            "accounts",
+            "accounts_2.csv",
+            ACCOUNTS + "A2,Beta,,US,twelve,smb,,,2024-01-01,2024-01-01\n",
+        ),
+        ["accounts_2.csv", "row 1", "column employee_count", "'twelve'", "not a valid INTEGER"],
+    ),
+    "unparseable date": (
+        _bad_value(
+            "accounts", "accounts_2.csv", ACCOUNTS + "A2,Beta,,US,1,smb,,,2024-13-45,2024-01-01\n"
+        ),
+        ["accounts_2.csv", "row 1", "column created_at", "'2024-13-45'", "not a valid TIMESTAMP"],
+    ),
+    "null key": (
+        _bad_value(
+            "products",
+            "products_2.csv",
+            "product_id,product_name,product_family\n,Nameless,addon\n",
+        ),
+        ["products_2.csv", "row 1", "column product_id", "is empty; a value is required"],
+    ),
+    "duplicate key": (
+        _bad_value(
+            "products",
+            "products_2.csv",
+            "product_id,product_name,product_family\nP2,A,addon\nP3,B,addon\nP2,C,addon\n",
+        ),
+        [
+            "products_2.csv",
+            "row 3",
+            "column product_id",
+            "'P2'",
+            "repeats a primary key already in row 1",
+        ],
+    ),
+    "negative amount": (
+        _bad_value(
+            "subscription_changes", "changes_2.csv", CHANGES + "X2,S1,2024-02-01,PL1,5,-10.00,USD\n"
+        ),
+        ["changes_2.csv", "row 1", "column unit_amount", "'-10.00'", "below the minimum 0"],
+    ),
+    "unknown currency": (
+        _bad_value(
+            "subscription_changes", "changes_2.csv", CHANGES + "X2,S1,2024-02-01,PL1,5,10.00,XYZ\n"
+        ),
+        ["changes_2.csv", "row 1", "column currency", "'XYZ'", "not an ISO 4217 currency code"],
+    ),
+    "fraction in a zero-decimal currency": (
+        _bad_value(
+            "subscription_changes",
+            "changes_2.csv",
+            CHANGES + "X2,S1,2024-02-01,PL1,5,1250.50,JPY\n",
+        ),
+        [
+            "changes_2.csv",
+            "row 1",
+            "column unit_amount",
+            "'1250.50'",
+            "more decimals than its currency JPY allows (0)",
+        ],
+    ),
+    "child without parent": (
+        _bad_value(
+            "subscription_changes", "changes_2.csv", CHANGES + "X2,S9,2024-02-01,PL1,5,10.00,USD\n"
+        ),
+        [
+            "changes_2.csv",
+            "row 1",
+            "column subscription_id",
+            "'S9'",
+            "no matching billing.subscriptions.subscription_id",
+        ],
+    ),
+    "non-UTF-8": (
+        _bad_value(
+            "accounts",
+            "accounts_2.csv",
+            (ACCOUNTS + "A2,Caf\xe9,,FR,1,smb,,,2024-01-01,2024-01-01\n").encode("latin-1"),
+        ),  # type: ignore[arg-type]
+        ["accounts_2.csv", "not utf-8", "Line: 2"],
+    ),
+    "truncated file": (
+        _bad_value(
+            "accounts",
+            "accounts_2.csv",
+            ACCOUNTS + "A2,Beta,,US,1,smb,,,2024-01-01,2024-01-01\nA3,Gam",
+        ),
+        ["accounts_2.csv", "Line: 3", "Expected Number of Columns: 10 Found: 2"],
+    ),
+    "empty file": (
+        _bad_value("accounts", "accounts_2.csv", ""),
+        ["accounts_2.csv", "the file is empty"],
+    ),
+    "wrong delimiter": (
+        _bad_value(
+            "products", "products_2.csv", "product_id;product_name;product_family\nP2;A;addon\n"
+        ),
+        ["products_2.csv", "missing required column(s) product_id, product_name, product_family"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS), ids=list(BAD_INPUTS))
+def test_bad_input_is_named_and_loads_nothing(
+    case: str, loaded: tuple[Path, Path, dict[str, int]]
+) -> None:
+    landing, wh, before = loaded
+    make_bad, expected = BAD_INPUTS[case]
+    write(
         landing,
         "crm",
         "accounts",
-        "accounts_3.csv",
-        ACCOUNTS_HEADER + "\nA3,Ok,,US,12,smb,,,2024-01-01,2024-01-01\n"
-        "A4,Bad,,US,twelve,smb,,,2024-01-01,2024-01-01\n",
+        "accounts_ok.csv",
+        ACCOUNTS + "A7,Fine,,US,1,smb,,,2024-01-01,2024-01-01\n",
     )
+    make_bad(landing)
     with pytest.raises(ExtractError) as info:
         load_landing(landing, wh, "run-2")
     message = str(info.value)
-    assert str(bad) in message and "row 2" in message and "employee_count" in message
-    assert "'twelve'" in message and "INTEGER" in message
-    assert _count(wh, "crm__accounts") == 1  # nothing of the failed load was kept
+    for part in expected:
+        assert part in message, f"{part!r} not in:\n{message}"
+    assert counts(wh) == before  # nothing of the failed load was kept, not even the good file
+    con = duckdb.connect(str(wh), read_only=True)
+    recorded = con.execute(
+        "select count(*) from raw._quarantine where run_id = 'run-2' and disposition = 'rejected'"
+    ).fetchone()[0]
+    con.close()
+    assert recorded >= 1
 
 
-def test_missing_required_column_is_named(tmp_path: Path) -> None:
+def test_quarantine_policy_keeps_good_rows_and_records_bad_ones(
+    loaded: tuple[Path, Path, dict[str, int]],
+) -> None:
+    landing, wh, before = loaded
+    write(
+        landing,
+        "billing",
+        "subscription_changes",
+        "changes_2.csv",
+        CHANGES + "X2,S1,2024-02-01,PL1,6,10.00,USD\nX3,S1,2024-03-01,PL1,-1,10.00,USD\n",
+    )
+    report = load_landing(
+        landing,
+        wh,
+        "run-2",
+        bad_rows=BadRows(tables={"billing.subscription_changes": "quarantine"}),
+    )
+    assert report.rows_by_table["billing.subscription_changes"] == 1
+    assert [(v.row, v.column) for v in report.quarantined] == [(2, "quantity")]
+    assert (
+        counts(wh)["billing__subscription_changes"] == before["billing__subscription_changes"] + 1
+    )
+    con = duckdb.connect(str(wh), read_only=True)
+    q = con.execute(
+        "select source_file, row_number, column_name, value, reason, disposition from raw._quarantine"
+    ).fetchall()
+    con.close()
+    assert len(q) == 1 and q[0][1:] == (
+        2,
+        "quantity",
+        "-1",
+        "is below the minimum 0",
+        "quarantined",
+    )
+
+
+def test_required_table_without_any_extract_is_named(tmp_path: Path) -> None:
     landing, wh = tmp_path / "landing", tmp_path / "wh.duckdb"
-    _minimal_landing(landing)
-    _write(landing, "billing", "products", "p.csv", "product_id,product_name\nP1,Core\n")
-    with pytest.raises(
-        ExtractError, match=r"billing.products is missing required column\(s\) product_family"
-    ):
-        load_landing(landing, wh, "run-1")
-
-
-def test_missing_required_table_is_named(tmp_path: Path) -> None:
-    landing, wh = tmp_path / "landing", tmp_path / "wh.duckdb"
-    _minimal_landing(landing)
+    minimal_landing(landing)
     for f in (landing / "billing" / "plans").iterdir():
         f.unlink()
     with pytest.raises(ExtractError, match=r"required table billing\.plans has no rows"):
         load_landing(landing, wh, "run-1")
 
 
-def test_empty_primary_key_is_rejected(tmp_path: Path) -> None:
-    landing, wh = tmp_path / "landing", tmp_path / "wh.duckdb"
-    _minimal_landing(landing)
-    _write(
-        landing,
-        "billing",
-        "products",
-        "p2.csv",
-        "product_id,product_name,product_family\n,Nameless,addon\n",
+def test_any_fsspec_filesystem_works(tmp_path: Path) -> None:
+    local = tmp_path / "landing"
+    minimal_landing(local)
+    fs = fsspec.filesystem("memory")
+    for path in local.rglob("*"):
+        if path.is_file():
+            fs.pipe(f"/exports/{path.relative_to(local).as_posix()}", path.read_bytes())
+    config = SourcesConfig(
+        sources={
+            s: SourceSpec(type="files", url=f"memory:///exports/{s}")
+            for s in ("crm", "billing", "usage")
+        }
     )
-    with pytest.raises(ExtractError, match="row 1, column product_id: primary key"):
-        load_landing(landing, wh, "run-1")
+    report = load_sources(config, tmp_path / "wh.duckdb", "run-1")
+    assert report.rows_by_table["crm.accounts"] == 1
+    assert report.loaded[0].path.startswith("memory://")
+    assert load_sources(config, tmp_path / "wh.duckdb", "run-2").loaded == []

@@ -1,0 +1,89 @@
+"""config/sources.yml: which connector serves each source, and the bad-row policy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from flows.connectors import Connector
+from flows.contract import SOURCES, TABLES_BY_KEY, Table
+
+Policy = Literal["fail", "quarantine"]
+
+
+class SourceSpec(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["files", "postgres"]
+    url: str | None = None  # files
+    storage_options: dict[str, Any] = Field(default_factory=dict)  # files: fsspec options
+
+
+class BadRows(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    default: Policy = "fail"
+    tables: dict[str, Policy] = Field(default_factory=dict)
+
+    @field_validator("tables")
+    @classmethod
+    def _known(cls, value: dict[str, Policy]) -> dict[str, Policy]:
+        unknown = sorted(set(value) - set(TABLES_BY_KEY))
+        if unknown:
+            raise ValueError(f"bad_rows.tables names unknown tables {unknown}")
+        return value
+
+    def policy(self, table: Table) -> Policy:
+        return self.tables.get(f"{table.source}.{table.name}", self.default)
+
+
+class SourcesConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sources: dict[str, SourceSpec]
+    bad_rows: BadRows = Field(default_factory=BadRows)
+
+    @field_validator("sources")
+    @classmethod
+    def _all_sources(cls, value: dict[str, SourceSpec]) -> dict[str, SourceSpec]:
+        missing = sorted(set(SOURCES) - set(value))
+        unknown = sorted(set(value) - set(SOURCES))
+        if missing or unknown:
+            raise ValueError(
+                f"sources must be exactly {list(SOURCES)}; missing {missing}, unknown {unknown}"
+            )
+        return value
+
+
+def files_config(landing_dir: Path) -> SourcesConfig:
+    """Every source as files under one landing directory (the default layout)."""
+    return SourcesConfig(
+        sources={s: SourceSpec(type="files", url=str(landing_dir / s)) for s in SOURCES}
+    )
+
+
+def load_sources_config(path: Path, landing_dir: Path) -> SourcesConfig:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"sources config {path} does not exist") from None
+    text = text.replace("{landing_dir}", str(landing_dir))
+    try:
+        return SourcesConfig.model_validate(yaml.safe_load(text) or {})
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from exc
+
+
+def build_connector(name: str, spec: SourceSpec, staging_dir: Path, run_id: str) -> Connector:
+    if spec.type == "files":
+        from flows.connectors.files import FilesConnector
+
+        if not spec.url:
+            raise ValueError(f"source {name}: type files needs a url")
+        return FilesConnector(spec.url, spec.storage_options)
+    from flows.connectors.postgres import connector_from_config
+
+    return connector_from_config(name, spec.model_dump(), staging_dir, run_id)

@@ -1,0 +1,236 @@
+"""Render docs/extract-contract.md from flows/contract.py and flows/currencies.py.
+
+    .venv/bin/python scripts/render_contract_doc.py          # rewrite the document
+    .venv/bin/python scripts/render_contract_doc.py --check  # exit 1 if it is out of date
+
+The document is never edited by hand: tests/flows/test_contract_doc.py fails when the committed
+file differs from what this script renders, so the contract and its description cannot drift.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+from flows.contract import SOURCES, TABLES, Column, Table
+from flows.currencies import MINOR_UNITS
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "extract-contract.md"
+COMMAND = ".venv/bin/python scripts/render_contract_doc.py"
+
+SOURCE_TITLES = {"crm": "CRM", "billing": "Billing", "usage": "Product usage"}
+
+INTRO = """\
+# The extract contract
+
+<!-- Generated from flows/contract.py and flows/currencies.py by scripts/render_contract_doc.py.
+     Do not edit by hand: change the contract, then run `{command}`. -->
+
+What the pipeline accepts from the CRM, billing and product-usage systems. The loader
+(`flows/load.py`) checks every extract against this contract before anything of it reaches the
+warehouse's `raw` schema; a source that follows it needs no code change in the pipeline.
+
+## Files
+
+- **Layout.** Each source exports into its own folder, one folder per table:
+  `<landing>/<source>/<table>/*.csv`, `*.csv.gz`, `*.parquet`, `*.jsonl` or `*.jsonl.gz`.
+  `<landing>` is `EXPANSION_LANDING_DIR`; `config/sources.yml` can point a source at another
+  folder or URL, or at a database (see [Database sources](#database-sources-postgresql)).
+- **CSV** files are UTF-8 with a header line naming the columns, comma-separated, quoted with
+  `"`. Columns are matched by name, in any order. An empty value is a missing value.
+- **Append-only.** Files are exports: a new file is added for new or changed rows, an old file
+  is never rewritten. Each file is loaded once, recognised by the SHA-256 checksum of its
+  content: a file seen before is skipped, and a rewritten file counts as a new one (all its rows
+  load again).
+- **Timestamps** are UTC, written as ISO 8601 (`2024-03-01T12:00:00Z`). A value with an offset
+  (`2024-03-01T14:00:00+02:00`) is converted to UTC; a value without one is taken as UTC.
+  Dates are `YYYY-MM-DD`.
+- **Amounts** are in major units with a decimal point, next to a column naming their ISO 4217
+  currency: 12.50 USD is `12.50`, 1250 JPY is `1250`, not `12.50`. An amount may not carry more
+  decimals than its currency has (trailing zeros such as `1250.00` are fine): a fraction in a
+  zero-decimal currency is an error (see [Currencies](#currencies)).
+- **Extra columns** that the contract does not name are kept in raw, in the JSON column
+  `_extra`, and ignored downstream. To use one, add it to `flows/contract.py`.
+- **Optional tables** may be absent: the features built from them are then missing, and scores
+  are still produced. Required tables must have rows, loaded in this run or an earlier one.
+- **Required columns** must be present in every file and non-empty in every row. Optional
+  columns may be left out of a file or left empty. Every value must read as its column's type
+  and respect the column's rules below.
+- **Primary keys** are unique among the rows of a table loaded in one run, unless the table has
+  an `updated_at` column: then several versions of a key may come (in one file or across files,
+  each with its own `updated_at`), and the latest wins.
+- **References** (`crm.accounts.account_id` and the like) must resolve to a row of the
+  referenced table loaded in the same run or earlier.
+- **Bad rows** are listed with file, row, column, value and reason. What happens next is the
+  `bad_rows` policy in `config/sources.yml`, per table: `fail` (the default) stops the load and
+  keeps nothing of it; `quarantine` moves the bad rows to `raw._quarantine` and loads the rest.
+
+## Database sources (PostgreSQL)
+
+A billing system (or any source) that lives in an operational PostgreSQL database is read
+directly instead of through files. In `config/sources.yml`:
+
+```yaml
+sources:
+  billing:
+    type: postgres
+    dsn_env: EXPANSION_BILLING_DSN  # the NAME of the env var holding the connection string
+    tables:
+      customers: {{table: billing.customers, watermark: updated_at}}
+      subscriptions: {{table: billing.subscriptions, watermark: updated_at}}
+      subscription_changes:  # a query renames the system's columns to the contract's
+        query: >-
+          select id as change_id, subscription_id, effective_at, plan_id,
+                 seats as quantity, unit_price as unit_amount, currency
+          from billing.plan_changes
+        watermark: effective_at
+      products: {{table: billing.products}}  # no watermark: the whole table every run
+      plans: {{table: billing.plans}}
+```
+
+- `dsn_env` names the environment variable that holds the DSN
+  (`postgresql://user:password@host:5432/dbname`); the DSN itself is never written in the
+  config, logged, or shown in an error. Extracts are recorded as
+  `postgresql://host:port/dbname/<schema.table>` (or `.../query:<table>`).
+- `tables` maps the source's contract tables (below) to either `table: schema.name` (letters,
+  digits and underscores; quoted as identifiers) or `query:`, one `SELECT` (or `WITH ...
+  SELECT`) whose columns carry the contract's names. The session is read-only. Only the
+  tables listed are read, so every required table of the source must be listed.
+- `watermark` is a column that grows with every change of a row, such as `updated_at`. Each
+  run copies only the rows whose watermark is greater than the highest one already loaded.
+  Without a watermark the whole table is copied every run, ordered by its primary key, and an
+  unchanged table is skipped by its checksum. A row committed late with a watermark below one
+  already loaded is not seen until a full reload (`expansion run --full-refresh`).
+- Each run copies the rows with `COPY ... TO STDOUT (FORMAT csv, HEADER true)` into
+  `<staging>/<source>/<table>/<run_id>.csv` (by default `extracts/` next to the warehouse) and
+  loads that file with the same checks as any other. The session runs with `TIME ZONE 'UTC'`:
+  `timestamptz` values arrive in UTC, `timestamp` values are taken as UTC.
+- A refused or dropped connection or a lock timeout is retried; an error in a table or query
+  (a syntax error, an unknown column) fails the run naming the source, table and config entry.
+"""
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"
+
+
+def _rules(column: Column) -> str:
+    rules = []
+    if column.min_value is not None and column.max_value is not None:
+        rules.append(f"{_number(column.min_value)} to {_number(column.max_value)}")
+    elif column.min_value is not None:
+        rules.append(f"≥ {_number(column.min_value)}")
+    elif column.max_value is not None:
+        rules.append(f"≤ {_number(column.max_value)}")
+    if column.currency_column:
+        rules.append(f"amount in the currency of `{column.currency_column}`")
+    if column.is_currency:
+        rules.append("ISO 4217 code")
+    if column.references:
+        rules.append(f"references `{column.references}`")
+    return "; ".join(rules)
+
+
+def _table_section(table: Table) -> list[str]:
+    lines = [f"### `{table.source}.{table.name}`", ""]
+    if table.description:
+        lines += [table.description, ""]
+    key = ", ".join(f"`{k}`" for k in table.primary_key)
+    lines += [
+        f"- Folder: `<landing>/{table.source}/{table.name}/`, usually exported as "
+        f"{table.file_format}",
+        f"- {'Optional' if table.optional else 'Required'} table",
+        f"- Primary key: {key}",
+    ]
+    if table.updated_at:
+        lines.append(f"- Versions: several per key, the latest `{table.updated_at}` wins")
+    lines += [
+        "",
+        "| Column | Type | Required | Rules | Description |",
+        "|---|---|---|---|---|",
+    ]
+    for c in table.columns:
+        lines.append(
+            f"| `{c.name}` | {c.type} | {'yes' if c.required else 'no'} | "
+            f"{_cell(_rules(c))} | {_cell(c.description)} |"
+        )
+    return [*lines, ""]
+
+
+def _overview() -> list[str]:
+    lines = [
+        "## Tables",
+        "",
+        "| Table | Required | Primary key | Versions by | Usual format |",
+        "|---|---|---|---|---|",
+    ]
+    for t in TABLES:
+        key = ", ".join(f"`{k}`" for k in t.primary_key)
+        versions = f"`{t.updated_at}`" if t.updated_at else ""
+        anchor = f"{t.source}{t.name}"  # GitHub's anchor of the heading `source.table`
+        lines.append(
+            f"| [`{t.source}.{t.name}`](#{anchor}) | {'no' if t.optional else 'yes'} | {key} | "
+            f"{versions} | {t.file_format} |"
+        )
+    return [*lines, ""]
+
+
+def _currencies() -> list[str]:
+    by_units: dict[int, list[str]] = defaultdict(list)
+    for code, units in sorted(MINOR_UNITS.items()):
+        by_units[units].append(code)
+    names = {0: "no decimals", 1: "one decimal", 3: "three decimals", 4: "four decimals"}
+    lines = [
+        "## Currencies",
+        "",
+        f"Currency columns hold ISO 4217 codes ({len(MINOR_UNITS)} are known, from "
+        "`flows/currencies.py`).",
+        "Most have two decimals; these have another number:",
+        "",
+        "| Decimals | Currencies |",
+        "|---|---|",
+    ]
+    for units in sorted(u for u in by_units if u != 2):
+        label = names.get(units, f"{units} decimals")
+        lines.append(f"| {units} ({label}) | {', '.join(by_units[units])} |")
+    return [*lines, ""]
+
+
+def render() -> str:
+    """The whole document, as it must be committed."""
+    lines = [INTRO.format(command=COMMAND).rstrip("\n"), "", *_currencies(), *_overview()]
+    for source in SOURCES:
+        lines += [f"## {SOURCE_TITLES.get(source, source)} (`{source}`)", ""]
+        for t in TABLES:
+            if t.source == source:
+                lines += _table_section(t)
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if the document is stale")
+    args = parser.parse_args(argv)
+    text = render()
+    current = DOC.read_text(encoding="utf-8") if DOC.exists() else None
+    if args.check:
+        if current != text:
+            print(f"{DOC.relative_to(ROOT)} is out of date: run `{COMMAND}`", file=sys.stderr)
+            return 1
+        return 0
+    if current != text:
+        DOC.parent.mkdir(parents=True, exist_ok=True)
+        DOC.write_text(text, encoding="utf-8", newline="\n")
+        print(f"wrote {DOC.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
