@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     registry_dir: Path | None = Field(None, description="trained models and the champion pointer")
     sync_dir: Path | None = Field(None, description="reverse-ETL file destination and ledger")
 
+    expectations_dir: Path | None = Field(
+        None, description="Great Expectations suites; default expectations/"
+    )
     sources_config: Path | None = Field(
         None, description="connectors and bad-row policy; default config/sources.yml"
     )
@@ -130,7 +133,7 @@ class Settings(BaseSettings):
 
     @property
     def expectations(self) -> Path:
-        return self.project_dir / "expectations"
+        return (self.expectations_dir or self.project_dir / "expectations").resolve()
 
     def dbt_env(self) -> dict[str, str]:
         """Environment variables profiles/profiles.yml reads."""
