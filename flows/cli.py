@@ -30,6 +30,7 @@ EXIT_BAD_INPUT = 3
 EXIT_GATE = 4
 EXIT_BUSY = 5
 EXIT_STALE = 6
+EXIT_PARTIAL = 7  # the run published, but some records were rejected by a destination
 
 AsOf = Annotated[
     datetime | None,
@@ -126,8 +127,10 @@ def run(
         raise typer.Exit(EXIT_FAILED) from None
     if json_out:
         print(json.dumps(summary, default=str, indent=2))
-        return
-    _print_summary(settings, summary)
+    else:
+        _print_summary(settings, summary)
+    if summary["status"] != "completed":
+        raise typer.Exit(EXIT_PARTIAL)
 
 
 def _print_summary(settings: Settings, summary: dict[str, Any]) -> None:
@@ -155,8 +158,9 @@ def _print_summary(settings: Settings, summary: dict[str, Any]) -> None:
             )
     for s in summary.get("synced", []):
         console.print(
-            f"sync {s['name']}: {s['inserted']} inserted, {s['updated']} updated, "
-            f"{s['deleted']} deleted -> {', '.join(s['files']) or 'nothing to send'}"
+            f"sync {s['name']} ({s['status']}): {s['inserted']} inserted, {s['updated']} updated, "
+            f"{s['deleted']} deleted, {s['failed']} failed -> "
+            f"{', '.join(s['files']) or 'nothing new to send'}"
         )
     console.print(
         f"\nscored tables: [bold]{settings.serving_db}[/] (tables account_scores, "

@@ -47,6 +47,7 @@ class RunSummary:
     gates: list[dict[str, Any]] = field(default_factory=list)
     model: dict[str, Any] = field(default_factory=dict)
     accounts_scored: int = 0
+    alerts: int = 0
     top_accounts: list[dict[str, Any]] = field(default_factory=list)
     published: dict[str, Any] = field(default_factory=dict)
     synced: list[dict[str, Any]] = field(default_factory=list)
@@ -76,9 +77,12 @@ class RunSummary:
         if self.model:
             lines += ["", f"model: {json.dumps(self.model, default=str)}"]
         lines += ["", f"accounts scored: {self.accounts_scored}"]
+        lines.append(f"alerts on change: {self.alerts}")
         for s in self.synced:
             lines.append(
-                f"- sync {s['name']}: {s['inserted']} inserted, {s['updated']} updated, {s['deleted']} deleted"
+                f"- sync {s['name']} ({s['status']}): {s['inserted']} inserted, "
+                f"{s['updated']} updated, {s['deleted']} deleted, {s['unchanged']} unchanged, "
+                f"{s['failed']} failed"
             )
         return "\n".join(lines)
 
@@ -224,6 +228,7 @@ def expansion_pipeline(
             summary.model = model
             scored = _step(summary, "score", lambda: score_accounts(settings, run_as_of, run_id))
             summary.accounts_scored = scored["accounts_scored"]
+            summary.alerts = scored["alerts"]
             summary.top_accounts = scored["top_accounts"]
             _gates(summary, _step(summary, "validate_scores", lambda: validate_scores(settings)))
 
@@ -235,7 +240,10 @@ def expansion_pipeline(
             summary.published = asdict(published)
             synced = _step(summary, "sync", lambda: sync_destinations(settings, run_id))
             summary.synced = [asdict(s) for s in synced]
-        summary.status = "completed"
+        partial = [s.name for s in synced if s.status != "success"]
+        summary.status = "completed_with_sync_failures" if partial else "completed"
+        if partial:
+            logger.warning("records failed to sync (see sync.failed_records): %s", partial)
     except Exception as exc:
         summary.status = "failed"
         summary.error = f"{type(exc).__name__}: {exc}"

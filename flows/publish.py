@@ -29,6 +29,7 @@ PUBLISHED: dict[str, str] = {
     "revenue_metrics_monthly": "marts.revenue_metrics_monthly",
     "account_scores": "scores.account_scores",
     "account_score_history": "scores.account_score_history",
+    "account_alerts": "scores.account_alerts",
     "model_metrics": "scores.model_metrics",
 }
 SERVING_STORAGE_VERSION = "v1.0.0"

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     reasons_top_n: int = Field(
         1000, ge=0, description="accounts (by score) that get reasons; pred_contrib is slow"
     )
+    alert_probability_threshold: float = Field(
+        0.3, gt=0, lt=1, description="alert when p_expansion rises past this since the last run"
+    )
     duckdb_memory_limit: str = "8GB"
     dbt_threads: int = 2
     dbt_node_tasks: bool = Field(
@@ -66,10 +69,12 @@ class Settings(BaseSettings):
     demo_months: int = 24
     demo_seed: int = 42
 
-    sync_postgres_dsn: SecretStr | None = Field(
-        None, description="PostgreSQL destination for the reverse-ETL sync (optional)"
+    syncs_config: Path | None = Field(
+        None, description="reverse-ETL syncs; default config/syncs.yml"
     )
-    sync_postgres_table: str = "expansion_scores"
+    sync_postgres_dsn: SecretStr | None = Field(
+        None, description="DSN for a PostgreSQL sync destination (syncs.yml dsn_env names it)"
+    )
 
     @field_validator("project_dir", "home", "landing_dir", "oracle_dir", mode="after")
     @classmethod
@@ -118,6 +123,10 @@ class Settings(BaseSettings):
     @property
     def sources_file(self) -> Path:
         return (self.sources_config or self.project_dir / "config" / "sources.yml").resolve()
+
+    @property
+    def syncs_file(self) -> Path:
+        return (self.syncs_config or self.project_dir / "config" / "syncs.yml").resolve()
 
     @property
     def runs_dir(self) -> Path:

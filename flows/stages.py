@@ -26,7 +26,7 @@ from flows.publish import PublishReport
 from flows.publish import publish as publish_serving
 from flows.settings import Settings
 from flows.sources import load_sources_config
-from flows.sync import SyncReport, load_syncs, run_sync
+from flows.sync import SyncFailed, SyncReport, load_syncs, run_sync
 from flows.transform import DbtBuildFailed, DbtReport, dbt_args, dbt_env, summarize
 from flows.validate import GateFailed, GateResult, validate_frame
 from flows.warehouse import connect, latest_data_date, read_frame, replace_table
@@ -401,6 +401,7 @@ def score_accounts(settings: Settings, as_of: date, run_id: str) -> dict[str, An
             "insert into scores.account_score_history by name select * from scores.account_scores"
         )
         con.execute("commit")
+    alerts = record_alerts(settings, run_id)
     top = scores.loc[~scores["is_suppressed"]].head(10)
     columns = [
         "account_id",
@@ -413,6 +414,7 @@ def score_accounts(settings: Settings, as_of: date, run_id: str) -> dict[str, An
         "reason_3",
     ]
     return {
+        "alerts": alerts,
         "accounts_scored": len(scores),
         "model_version": version,
         "top_accounts": top[columns]
@@ -420,6 +422,65 @@ def score_accounts(settings: Settings, as_of: date, run_id: str) -> dict[str, An
         .where(top[columns].notna(), None)
         .to_dict("records"),
     }
+
+
+TIER_RANK = "case touch_tier when 'high_touch' then 3 when 'low_touch' then 2 else 1 end"
+
+
+def record_alerts(settings: Settings, run_id: str) -> int:
+    """Alerts on change since the previous scoring run: the touch tier moved up, or the
+    expansion probability rose past `alert_probability_threshold`. Appended to
+    scores.account_alerts (published, and synced as CRM tasks by config/syncs.yml)."""
+    threshold = settings.alert_probability_threshold
+    with connect(settings.warehouse, memory_limit=settings.duckdb_memory_limit) as con:
+        con.execute(
+            """
+            create table if not exists scores.account_alerts (
+                alert_id varchar, run_id varchar, as_of date, account_id varchar,
+                account_name varchar, owner_name varchar, alert_type varchar,
+                previous_value varchar, current_value varchar, p_expansion double,
+                next_best_offer varchar, reason_1 varchar, created_at timestamp
+            )
+            """
+        )
+        previous = con.execute(
+            "select run_id from scores.account_score_history where run_id <> ? "
+            "order by scored_at desc limit 1",
+            [run_id],
+        ).fetchone()
+        if previous is None:
+            return 0
+        con.execute("delete from scores.account_alerts where run_id = ?", [run_id])
+        con.execute(
+            f"""
+            insert into scores.account_alerts
+            with now_ as (select *, {TIER_RANK} as tier_rank from scores.account_scores),
+            before as (
+                select account_id, touch_tier, p_expansion, {TIER_RANK} as tier_rank
+                from scores.account_score_history where run_id = $previous
+            ),
+            changes as (
+                select n.*, 'tier_up' as alert_type, b.touch_tier as previous_value,
+                       n.touch_tier as current_value
+                from now_ n join before b using (account_id)
+                where n.tier_rank > b.tier_rank
+                union all
+                select n.*, 'probability_crossed', cast(round(b.p_expansion, 3) as varchar),
+                       cast(round(n.p_expansion, 3) as varchar)
+                from now_ n join before b using (account_id)
+                where b.p_expansion < $threshold and n.p_expansion >= $threshold
+            )
+            select md5(concat_ws('|', $run_id, account_id, alert_type)), $run_id, as_of,
+                   account_id, account_name, owner_name, alert_type, previous_value,
+                   current_value, p_expansion, next_best_offer, reason_1, current_timestamp
+            from changes where not is_suppressed
+            """,
+            {"previous": previous[0], "threshold": threshold, "run_id": run_id},
+        )
+        row = con.execute(
+            "select count(*) from scores.account_alerts where run_id = ?", [run_id]
+        ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def write_run_record(settings: Settings, record: dict[str, Any]) -> Path:
@@ -441,8 +502,23 @@ def publish(settings: Settings, run_id: str, as_of: date, model_version: str) ->
 
 
 def sync(settings: Settings, run_id: str, *, dry_run: bool = False) -> list[SyncReport]:
-    specs = load_syncs(settings.project_dir / "config" / "syncs.yml")
-    return [
-        run_sync(spec, settings.serving_db, settings.sync, run_id, dry_run=dry_run)
-        for spec in specs
-    ]
+    """Every sync in config/syncs.yml; a destination that fails does not stop the others."""
+    specs = load_syncs(settings.syncs_file)
+    reports, errors = [], []
+    for spec in specs:
+        try:
+            reports.append(
+                run_sync(
+                    spec,
+                    settings.serving_db,
+                    settings.warehouse,
+                    settings.sync,
+                    run_id,
+                    dry_run=dry_run,
+                )
+            )
+        except SyncFailed as exc:
+            errors.append(str(exc))
+    if errors:
+        raise SyncFailed("; ".join(errors))
+    return reports

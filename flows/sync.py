@@ -1,25 +1,28 @@
-"""Reverse-ETL: send changed score records from the serving file to destinations.
+"""Reverse-ETL: send changed records from the serving file to destinations.
 
 Syncs are declared in `config/syncs.yml`. For each sync the mapped fields of every source row
-are hashed; a ledger (`<sync dir>/ledger.duckdb`) keeps the hash each destination last
-accepted per key. A run sends only inserted, changed and (in mirror mode) deleted records,
-then records them in the ledger in the same step; if the destination write fails the ledger is
-untouched, so the records are sent again next run.
+are hashed; the sync ledger in the warehouse (schema `sync`) keeps, per destination and key,
+the hash the destination last ACCEPTED. A run sends only inserted, changed and (in mirror mode)
+deleted records; what the destination accepted is recorded, what it rejected is recorded with
+its reason in `sync.failed_records` and is sent again next run. Every run leaves one row in
+`sync.runs`; a run with failed records is `partial`, never `success`.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import duckdb
+import pandas as pd
 import yaml
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from flows.destinations import DestinationResult, build_destination
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +35,48 @@ def _ident(value: str, what: str) -> str:
     return value
 
 
-class Destination(BaseModel):
+class CsvDestination(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     type: Literal["csv"]
-    path: str = "."
+    path: str = "."  # under the sync directory
+
+
+class PostgresDestination(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["postgres"]
+    dsn_env: str  # name of the environment variable holding the connection string
+    table: str  # schema.table, created if missing
+
+    @field_validator("table")
+    @classmethod
+    def _table(cls, value: str) -> str:
+        parts = value.split(".")
+        if len(parts) != 2:
+            raise ValueError(f"postgres destination table {value!r} must be schema.table")
+        for p in parts:
+            _ident(p, "postgres destination table part")
+        return value
+
+
+class HttpDestination(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["http"]
+    url: str
+    batch_size: int = Field(500, ge=1, le=10000)
+    max_attempts: int = Field(5, ge=1, le=20)
+    backoff_seconds: float = Field(1.0, ge=0)
+    timeout_seconds: float = Field(30.0, gt=0)
+    headers_env: dict[str, str] = Field(default_factory=dict)  # header: env var holding it
+
+
+Destination = Annotated[
+    CsvDestination | PostgresDestination | HttpDestination, Field(discriminator="type")
+]
 
 
 class SyncSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     name: str
     source: str
     key: str
@@ -58,15 +97,28 @@ class SyncSpec(BaseModel):
             _ident(src, "source column")
         return value
 
+    @property
+    def key_field(self) -> str:
+        """The destination field the key maps to."""
+        for dest, src in self.fields.items():
+            if src == self.key:
+                return dest
+        raise ValueError(f"sync {self.name}: the key {self.key} must be one of the mapped fields")
+
 
 @dataclass
 class SyncReport:
     name: str
+    rows_in: int = 0
     inserted: int = 0
     updated: int = 0
     deleted: int = 0
+    unchanged: int = 0
+    failed: int = 0
     dry_run: bool = False
+    status: str = "success"
     files: list[str] = field(default_factory=list)
+    failures: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def sent(self) -> int:
@@ -78,18 +130,40 @@ def load_syncs(path: Path) -> list[SyncSpec]:
         doc: dict[str, Any] = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:
         raise FileNotFoundError(f"sync config {path} does not exist") from None
-    specs = [SyncSpec.model_validate(s) for s in doc.get("syncs", [])]
+    try:
+        specs = [SyncSpec.model_validate(s) for s in doc.get("syncs", [])]
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from exc
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise ValueError(f"{path}: sync names must be unique, got {names}")
+    for s in specs:
+        _ = s.key_field
     return specs
 
 
-def _diff(con: duckdb.DuckDBPyConnection, spec: SyncSpec) -> None:
-    """Fill temp table `_changes` with (operation, key, hash, mapped fields...)."""
-    src_cols = list(spec.fields.values())
+def ensure_ledger(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("create schema if not exists sync")
+    con.execute(
+        "create table if not exists sync.record_state (sync_name varchar, record_key varchar, "
+        "record_hash varchar, run_id varchar, synced_at timestamp)"
+    )
+    con.execute(
+        "create table if not exists sync.runs (run_id varchar, sync_name varchar, "
+        "started_at timestamp, finished_at timestamp, status varchar, dry_run boolean, "
+        "rows_in bigint, inserted bigint, updated bigint, deleted bigint, unchanged bigint, "
+        "failed bigint, error varchar)"
+    )
+    con.execute(
+        "create table if not exists sync.failed_records (run_id varchar, sync_name varchar, "
+        "record_key varchar, operation varchar, reason varchar, failed_at timestamp)"
+    )
+
+
+def diff(con: duckdb.DuckDBPyConnection, spec: SyncSpec) -> pd.DataFrame:
+    """Changed records: `_operation` (insert|update|delete), `_key`, `_hash`, mapped fields."""
     present = {r[0] for r in con.execute(f"describe serving.main.{spec.source}").fetchall()}
-    missing = [c for c in [spec.key, *src_cols] if c not in present]
+    missing = [c for c in dict.fromkeys([spec.key, *spec.fields.values()]) if c not in present]
     if missing:
         raise ValueError(
             f"sync {spec.name}: source table {spec.source} has no column(s) {', '.join(missing)}"
@@ -99,103 +173,167 @@ def _diff(con: duckdb.DuckDBPyConnection, spec: SyncSpec) -> None:
     con.execute(
         f"""
         create or replace temp table _src as
-        select cast("{spec.key}" as varchar) as _key, {mapped}
-        from serving.main.{spec.source}
+        select *, md5(to_json(struct_pack({packed}))) as _hash
+        from (select cast("{spec.key}" as varchar) as _key, {mapped} from serving.main.{spec.source})
         """
     )
-    con.execute(
-        f"create or replace temp table _src_h as select *, md5(to_json(struct_pack({packed}))) as _hash from _src"
-    )
-    ops = ", ".join(
-        f"'{o}'" for o in (["update"] if spec.mode == "update_only" else ["insert", "update"])
-    )
+    dupes = con.execute(
+        "select _key from _src group by _key having count(*) > 1 limit 3"
+    ).fetchall()
+    if dupes:
+        raise ValueError(
+            f"sync {spec.name}: key {spec.key} is not unique in {spec.source} "
+            f"(e.g. {[d[0] for d in dupes]})"
+        )
+    ops = ["update"] if spec.mode == "update_only" else ["insert", "update"]
     nulls = ", ".join(
         f'l.record_key as "{d}"' if src == spec.key else f'null as "{d}"'
         for d, src in spec.fields.items()
     )
-    con.execute(
+    return con.execute(
         f"""
-        create or replace temp table _changes as
         with ledger as (
-            select record_key, record_hash from main.sync_ledger where sync_name = $name
+            select record_key, record_hash from sync.record_state where sync_name = $name
         ),
         changed as (
             select case when l.record_key is null then 'insert' else 'update' end as _operation,
                    s.*
-            from _src_h s left join ledger l on l.record_key = s._key
+            from _src s left join ledger l on l.record_key = s._key
             where l.record_hash is distinct from s._hash
         )
-        select * from changed where _operation in ({ops})
+        select * from changed where _operation in ({", ".join(f"'{o}'" for o in ops)})
         union all
         select 'delete', l.record_key, {nulls}, null
-        from ledger l anti join _src_h s on s._key = l.record_key
+        from ledger l anti join _src s on s._key = l.record_key
         where $mirror
+        order by _key
         """,
         {"name": spec.name, "mirror": spec.mode == "mirror"},
-    )
+    ).df()
 
 
 def run_sync(
-    spec: SyncSpec, serving_db: Path, sync_dir: Path, run_id: str, *, dry_run: bool = False
+    spec: SyncSpec,
+    serving_db: Path,
+    warehouse: Path,
+    sync_dir: Path,
+    run_id: str,
+    *,
+    dry_run: bool = False,
 ) -> SyncReport:
-    """Diff one sync against its ledger and send the changes (or only report them)."""
-    sync_dir.mkdir(parents=True, exist_ok=True)
+    """Diff one sync against its ledger, send the changes, record what was accepted."""
     report = SyncReport(name=spec.name, dry_run=dry_run)
-    con = duckdb.connect(str(sync_dir / "ledger.duckdb"))
+    started = datetime.now(UTC).replace(tzinfo=None)
+    con = duckdb.connect(str(warehouse))
     try:
+        ensure_ledger(con)
         serving = serving_db.as_posix().replace("'", "''")
         con.execute(f"attach '{serving}' as serving (read_only)")
-        con.execute(
-            "create table if not exists main.sync_ledger (sync_name varchar, record_key varchar, "
-            "record_hash varchar, run_id varchar, synced_at timestamp)"
-        )
-        _diff(con, spec)
-        counts = dict(
-            con.execute("select _operation, count(*) from _changes group by 1").fetchall()
-        )
-        report.inserted = counts.get("insert", 0)
-        report.updated = counts.get("update", 0)
-        report.deleted = counts.get("delete", 0)
-        if dry_run or report.sent == 0:
+        changes = diff(con, spec)
+        rows_in = con.execute("select count(*) from _src").fetchone()
+        report.rows_in = int(rows_in[0]) if rows_in else 0
+        counts = changes["_operation"].value_counts().to_dict()
+        report.inserted = int(counts.get("insert", 0))
+        report.updated = int(counts.get("update", 0))
+        report.deleted = int(counts.get("delete", 0))
+        report.unchanged = report.rows_in - report.inserted - report.updated
+        if dry_run:
+            report.status = "dry_run"
             return report
-        if spec.destination.type == "csv":
-            report.files.append(_write_csv(con, spec, sync_dir, run_id))
-        now = datetime.now(UTC).replace(tzinfo=None)
-        con.execute("begin transaction")
-        con.execute(
-            "delete from main.sync_ledger where sync_name = ? and record_key in "
-            "(select _key from _changes)",
-            [spec.name],
-        )
-        con.execute(
-            "insert into main.sync_ledger select ?, _key, _hash, ?, ? from _changes "
-            "where _operation <> 'delete'",
-            [spec.name, run_id, now],
-        )
-        con.execute("commit")
+        result = DestinationResult(accepted=set(), failed={})
+        error: str | None = None
+        try:
+            if not changes.empty:
+                destination = build_destination(spec, sync_dir)
+                result = destination.send(changes, run_id)
+                report.files = list(result.files)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            result = DestinationResult(accepted=set(), failed=dict.fromkeys(changes["_key"], error))
+        _record(con, spec, changes, result, report, run_id, started, error)
+        if error:
+            raise SyncFailed(f"sync {spec.name} failed: {error}")
     finally:
         con.close()
     log.info(
-        "sync %s: %s inserted, %s updated, %s deleted%s",
+        "sync %s: %s inserted, %s updated, %s deleted, %s unchanged, %s failed",
         spec.name,
         report.inserted,
         report.updated,
         report.deleted,
-        " (dry run)" if dry_run else "",
+        report.unchanged,
+        report.failed,
     )
     return report
 
 
-def _write_csv(con: duckdb.DuckDBPyConnection, spec: SyncSpec, sync_dir: Path, run_id: str) -> str:
-    out_dir = sync_dir / spec.destination.path
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    final = out_dir / f"{spec.name}_{stamp}_{run_id[:8]}.csv"
-    tmp = out_dir / f".{final.name}.tmp"
-    cols = ", ".join(f'"{d}"' for d in spec.fields)
-    con.execute(
-        f'copy (select _operation as "Operation", {cols} from _changes order by _key) '
-        f"to '{tmp.as_posix()}' (header, delimiter ',')"
-    )
-    os.replace(tmp, final)
-    return str(final)
+class SyncFailed(RuntimeError):
+    """A destination could not be reached at all; nothing was recorded as sent."""
+
+
+def _record(
+    con: duckdb.DuckDBPyConnection,
+    spec: SyncSpec,
+    changes: pd.DataFrame,
+    result: DestinationResult,
+    report: SyncReport,
+    run_id: str,
+    started: datetime,
+    error: str | None,
+) -> None:
+    now = datetime.now(UTC).replace(tzinfo=None)
+    accepted = changes[changes["_key"].isin(result.accepted)]
+    failed = changes[changes["_key"].isin(result.failed.keys())]
+    report.failed = len(failed)
+    report.failures = [
+        {"key": k, "operation": op, "reason": result.failed[k]}
+        for k, op in zip(failed["_key"], failed["_operation"], strict=True)
+    ][:50]
+    # What was not accepted is not counted as sent.
+    sent = accepted["_operation"].value_counts().to_dict()
+    report.inserted = int(sent.get("insert", 0))
+    report.updated = int(sent.get("update", 0))
+    report.deleted = int(sent.get("delete", 0))
+    report.status = "failed" if error else ("partial" if report.failed else "success")
+    con.execute("begin transaction")
+    try:
+        con.register("_accepted", accepted[["_key", "_hash", "_operation"]])
+        con.execute(
+            "delete from sync.record_state where sync_name = ? and record_key in "
+            "(select _key from _accepted)",
+            [spec.name],
+        )
+        con.execute(
+            "insert into sync.record_state select ?, _key, _hash, ?, ? from _accepted "
+            "where _operation <> 'delete'",
+            [spec.name, run_id, now],
+        )
+        if not failed.empty:
+            rows = [
+                (run_id, spec.name, k, op, result.failed[k], now)
+                for k, op in zip(failed["_key"], failed["_operation"], strict=True)
+            ]
+            con.executemany("insert into sync.failed_records values (?, ?, ?, ?, ?, ?)", rows)
+        con.execute(
+            "insert into sync.runs values (?, ?, ?, ?, ?, false, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                run_id,
+                spec.name,
+                started,
+                now,
+                report.status,
+                report.rows_in,
+                report.inserted,
+                report.updated,
+                report.deleted,
+                report.unchanged,
+                report.failed,
+                error,
+            ],
+        )
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    finally:
+        con.unregister("_accepted")

@@ -98,12 +98,81 @@ def test_first_run_scores_every_active_account(project: Path, first_run: dict) -
 
 
 def test_first_run_syncs_every_score_to_the_crm_file(project: Path, first_run: dict) -> None:
-    (sync,) = first_run["synced"]
+    sync, tasks = first_run["synced"]
+    assert tasks["name"] == "crm_expansion_tasks" and tasks["inserted"] == 0  # no alerts yet
     scored = first_run["accounts_scored"]
     assert sync["inserted"] == scored and sync["updated"] == 0
     exported = pd.read_csv(sync["files"][0])
     assert len(exported) == scored
     assert {"AccountId", "Expansion_Propensity__c", "Next_Best_Offer__c"} <= set(exported.columns)
+
+
+READER = """
+import json, sys, time, pathlib
+import duckdb
+serving, stop, mode = sys.argv[1], pathlib.Path(sys.argv[2]), sys.argv[3]
+# hold: one connection open all the time (sees the version it opened: its file stays whole);
+# reconnect: a new connection per read (sees each new version as it is swapped in).
+held = duckdb.connect(serving, read_only=True) if mode == "hold" else None
+seen, errors, reads = set(), [], 0
+while not stop.exists():
+    try:
+        c = held or duckdb.connect(serving, read_only=True)
+        run_id, rows = c.execute(
+            "select p.run_id, (select count(*) from account_scores) from _publication p"
+        ).fetchone()
+        hist = c.execute(
+            "select count(*) from account_score_history where run_id = ?", [run_id]
+        ).fetchone()[0]
+        if hist != rows:
+            errors.append(f"half-written version {run_id}: {rows} scores, {hist} in history")
+        seen.add(run_id)
+        reads += 1
+        if held is None:
+            c.close()
+    except Exception as exc:
+        errors.append(f"{type(exc).__name__}: {exc}")
+    time.sleep(0.05)
+print(json.dumps({"reads": reads, "errors": errors, "versions": sorted(seen)}))
+"""
+
+
+def test_readers_never_block_runs_and_see_whole_versions(
+    project: Path, first_run: dict, tmp_path: Path
+) -> None:
+    """BI tools reading the serving file (one holding it open) while the pipeline runs twice."""
+    import json
+    import subprocess
+    import sys
+
+    from flows.pipeline import expansion_pipeline
+
+    serving = project / "state" / "serving" / "expansion.duckdb"
+    stop = tmp_path / "stop"
+    readers = {
+        mode: subprocess.Popen(
+            [sys.executable, "-c", READER, str(serving), str(stop), mode],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for mode in ("hold", "reconnect")
+    }
+    try:
+        second = expansion_pipeline()
+        third = expansion_pipeline()
+    finally:
+        stop.touch()
+        results = {}
+        for mode, reader in readers.items():
+            out, err = reader.communicate(timeout=60)
+            assert reader.returncode == 0, err
+            results[mode] = json.loads(out)
+    assert second["status"] == third["status"] == "completed"
+    for mode, result in results.items():
+        assert result["errors"] == [] and result["reads"] > 10, (mode, result)
+    assert results["hold"]["versions"] == [first_run["run_id"]]
+    assert {second["run_id"], third["run_id"]} <= set(results["reconnect"]["versions"])
 
 
 def test_second_run_reuses_champion_and_sends_nothing(project: Path, first_run: dict) -> None:
@@ -115,16 +184,22 @@ def test_second_run_reuses_champion_and_sends_nothing(project: Path, first_run: 
     assert second["model"]["trained_version"] is None
     assert second["model"]["champion_version"] == first_run["model"]["champion_version"]
     assert second["synced"][0]["inserted"] + second["synced"][0]["updated"] == 0
-    history = _serving(project, "select count(distinct run_id) as n from account_score_history")
-    assert history["n"].iloc[0] == 2
+    history = _serving(project, "select distinct run_id from account_score_history")
+    assert {first_run["run_id"], second["run_id"]} <= set(history["run_id"])  # one row set per run
 
 
-def _published_state(project: Path) -> tuple[str, str, list[Path]]:
+def _published_state(project: Path) -> tuple[str, list[tuple], list[Path]]:
+    """The serving file, the sync ledger and the CRM files: what a failed run must not touch."""
     state = project / "state"
+    con = duckdb.connect(str(state / "warehouse.duckdb"), read_only=True)
+    try:
+        ledger = con.execute("select * from sync.record_state order by all").fetchall()
+    finally:
+        con.close()
     return (
         _sha(state / "serving" / "expansion.duckdb"),
-        _sha(state / "sync" / "ledger.duckdb"),
-        sorted((state / "sync" / "crm").iterdir()),
+        ledger,
+        sorted((state / "sync").rglob("*.csv")),
     )
 
 
