@@ -8,6 +8,6 @@
     {%- if as_of is none or (as_of | string | trim | lower) in ('', 'none', 'null') -%}
         cast(null as date)
     {%- else -%}
-        date '{{ as_of | string | trim }}'
+        cast('{{ as_of | string | trim }}' as date)
     {%- endif -%}
 {%- endmacro %}

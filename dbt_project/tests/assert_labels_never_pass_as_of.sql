@@ -24,7 +24,7 @@ select spine.account_id, spine.snapshot_date, 'label window passes the cutoff' a
 from spine
 cross join pipeline_dates
 where spine.label_end_at > pipeline_dates.label_cutoff_end_at
-    or (spine.is_label_complete and spine.snapshot_date + pipeline_dates.label_horizon_days > pipeline_dates.label_cutoff_date)
+    or (spine.is_label_complete and cast({{ dbt.dateadd('day', 'pipeline_dates.label_horizon_days', 'spine.snapshot_date') }} as date) > pipeline_dates.label_cutoff_date)
 
 union all
 

@@ -61,7 +61,7 @@ continuity as (
     where abs(
         opening_mrr_usd
         - case
-            when previous_month_start = cast(month_start - interval 1 month as date) then previous_closing
+            when previous_month_start = cast({{ dbt.dateadd('month', -1, 'month_start') }} as date) then previous_closing
             else 0
         end
     ) >= 0.01
@@ -75,7 +75,7 @@ month_ends as (
         movements.month_start,
         movements.closing_mrr_usd,
         least(
-            cast(movements.month_start + interval 1 month as timestamp),
+            cast({{ dbt.dateadd('month', 1, 'movements.month_start') }} as timestamp),
             pipeline_dates.as_of_end_at
         ) as month_end_at
     from movements

@@ -4,33 +4,34 @@ with
 
 snapshots as (
 
-    select * from {{ ref('account_snapshots') }}
+    select
+        account_id,
+        snapshot_date,
+        mrr_usd,
+        is_active,
+        cast({{ dbt.dateadd('day', 1, 'snapshot_date') }} as timestamp) as snapshot_end_at
+    from {{ ref('account_snapshots') }}
 
 ),
 
 timeline as (
 
-    select * from {{ ref('int_account_mrr_timeline') }}
+    select
+        account_id,
+        changed_at,
+        mrr_usd as timeline_mrr_usd,
+        is_active as timeline_is_active
+    from {{ ref('int_account_mrr_timeline') }}
 
 ),
 
 looked_up as (
 
-    select
-        snapshots.account_id,
-        snapshots.snapshot_date,
-        snapshots.mrr_usd,
-        snapshots.is_active,
-        coalesce(timeline.mrr_usd, 0) as timeline_mrr_usd,
-        coalesce(timeline.is_active, false) as timeline_is_active
-    from snapshots
-    asof left join timeline
-        on timeline.account_id = snapshots.account_id
-        and cast(snapshots.snapshot_date + 1 as timestamp) > timeline.changed_at
+    {{ asof_join('snapshots', 'timeline', ['account_id'], 'snapshot_end_at', 'changed_at', ['timeline_mrr_usd', 'timeline_is_active']) }}
 
 )
 
 select *
 from looked_up
-where abs(mrr_usd - timeline_mrr_usd) >= 0.01
-    or is_active != timeline_is_active
+where abs(mrr_usd - coalesce(timeline_mrr_usd, 0)) >= 0.01
+    or is_active != coalesce(timeline_is_active, false)

@@ -44,7 +44,7 @@ candidates as (
         held_products.account_id,
         companions.companion_product_id,
         companions.companion_product_name,
-        bool_or(companions.is_companion) as is_companion,
+        {{ dbt.bool_or('companions.is_companion') }} as is_companion,
         max(companions.confidence) as confidence,
         max(companions.lift) as lift
     from held_products
@@ -52,11 +52,34 @@ candidates as (
         on companions.snapshot_date = held_products.snapshot_date
         and companions.product_id = held_products.product_id
         and companions.is_frequent
-    anti join held_products as already_held
-        on already_held.snapshot_date = held_products.snapshot_date
-        and already_held.account_id = held_products.account_id
-        and already_held.product_id = companions.companion_product_id
-    group by all
+    where not exists (
+        select 1
+        from held_products as already_held
+        where already_held.snapshot_date = held_products.snapshot_date
+            and already_held.account_id = held_products.account_id
+            and already_held.product_id = companions.companion_product_id
+    )
+    group by
+        held_products.snapshot_date,
+        held_products.account_id,
+        companions.companion_product_id,
+        companions.companion_product_name
+
+),
+
+ordered as (
+
+    select
+        snapshot_date,
+        account_id,
+        count(*) filter (where is_companion) over (partition by snapshot_date, account_id) as companion_products_not_held,
+        companion_product_id as top_companion_product_id,
+        companion_product_name as top_companion_product_name,
+        row_number() over (
+            partition by snapshot_date, account_id
+            order by is_companion desc, confidence desc, lift desc, companion_product_id
+        ) as candidate_rank
+    from candidates
 
 ),
 
@@ -65,14 +88,11 @@ ranked as (
     select
         snapshot_date,
         account_id,
-        count(*) filter (where is_companion) over (partition by snapshot_date, account_id) as companion_products_not_held,
-        companion_product_id as top_companion_product_id,
-        companion_product_name as top_companion_product_name
-    from candidates
-    qualify row_number() over (
-        partition by snapshot_date, account_id
-        order by is_companion desc, confidence desc, lift desc, companion_product_id
-    ) = 1
+        companion_products_not_held,
+        top_companion_product_id,
+        top_companion_product_name
+    from ordered
+    where candidate_rank = 1
 
 ),
 

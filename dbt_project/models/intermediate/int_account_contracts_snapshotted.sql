@@ -42,7 +42,7 @@ account_totals as (
 
 ),
 
-core_subscription as (
+core_holdings as (
 
     select
         snapshot_date,
@@ -51,13 +51,21 @@ core_subscription as (
         product_id as core_product_id,
         plan_id as core_plan_id,
         started_at as core_started_at,
-        term_months as core_term_months
+        term_months as core_term_months,
+        mrr_usd,
+        tier_rank
     from holdings
     where product_family = 'core'
-    qualify row_number() over (
-        partition by snapshot_date, account_id
-        order by mrr_usd desc, tier_rank desc nulls last, started_at, subscription_id
-    ) = 1
+
+),
+
+core_subscription as (
+
+    {{ deduplicate(
+        'core_holdings',
+        ['snapshot_date', 'account_id'],
+        ['mrr_usd desc', 'tier_rank desc nulls last', 'core_started_at', 'core_subscription_id']
+    ) }}
 
 ),
 
@@ -93,7 +101,7 @@ final as (
         spine.account_id,
         spine.snapshot_date,
         coalesce(account_totals.products_held, 0) > 0 as is_active,
-        coalesce(account_totals.mrr_usd, 0) as mrr_usd,
+        cast(coalesce(account_totals.mrr_usd, 0) as decimal(38, 6)) as mrr_usd,
         cast(coalesce(account_totals.products_held, 0) as integer) as products_held,
         case
             when first_starts.first_subscription_at < spine.snapshot_end_at
@@ -110,11 +118,11 @@ final as (
         plans.storage_limit_gb,
         plans.api_calls_limit,
         {{ next_renewal_date('core_subscription.core_started_at', 'core_subscription.core_term_months', 'spine.snapshot_date') }} as core_renewal_date,
-        cast(date_diff(
-            'day',
-            spine.snapshot_date,
-            {{ next_renewal_date('core_subscription.core_started_at', 'core_subscription.core_term_months', 'spine.snapshot_date') }}
-        ) as integer) as days_to_renewal
+        cast({{ dbt.datediff(
+            'spine.snapshot_date',
+            next_renewal_date('core_subscription.core_started_at', 'core_subscription.core_term_months', 'spine.snapshot_date'),
+            'day'
+        ) }} as integer) as days_to_renewal
     from spine
     left join account_totals
         on account_totals.snapshot_date = spine.snapshot_date

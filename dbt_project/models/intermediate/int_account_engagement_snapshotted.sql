@@ -8,7 +8,7 @@
     How: each event table is range-joined to the (few) snapshot dates, not to every account
     snapshot, so a row meets only the snapshots it counts for; the counts are then grouped
     per (account, snapshot) and left-joined to the spine. Latest-value features (NPS, last
-    activity) are ASOF joins.
+    activity) are ASOF joins (the `asof_join` macro).
 -#}
 with
 
@@ -73,7 +73,7 @@ tickets_open as (
     from support_tickets
     inner join snapshots
         on support_tickets.opened_at < snapshots.snapshot_end_at
-        and coalesce(support_tickets.closed_at, 'infinity'::timestamp) >= snapshots.snapshot_end_at
+        and coalesce(support_tickets.closed_at, {{ end_of_time() }}) >= snapshots.snapshot_end_at
     group by support_tickets.account_id, snapshots.snapshot_date
 
 ),
@@ -87,7 +87,7 @@ tickets_recent as (
     from support_tickets
     inner join snapshots
         on support_tickets.opened_at < snapshots.snapshot_end_at
-        and support_tickets.opened_at >= snapshots.snapshot_end_at - interval 90 day
+        and support_tickets.opened_at >= {{ dbt.dateadd('day', -90, 'snapshots.snapshot_end_at') }}
     group by support_tickets.account_id, snapshots.snapshot_date
 
 ),
@@ -105,18 +105,21 @@ nps_ordered as (
 
 ),
 
+nps_as_of as (
+
+    {{ asof_join('spine', 'nps_ordered', ['account_id'], 'snapshot_end_at', 'responded_at', ['responded_at', 'score', 'previous_score']) }}
+
+),
+
 nps_latest as (
 
     select
-        spine.account_id,
-        spine.snapshot_date,
-        nps_ordered.score as nps_latest,
-        nps_ordered.previous_score as nps_previous,
-        cast(date_diff('day', cast(nps_ordered.responded_at as date), spine.snapshot_date) as integer) as days_since_nps
-    from spine
-    asof inner join nps_ordered
-        on nps_ordered.account_id = spine.account_id
-        and spine.snapshot_end_at > nps_ordered.responded_at
+        account_id,
+        snapshot_date,
+        score as nps_latest,
+        previous_score as nps_previous,
+        cast({{ dbt.datediff('cast(responded_at as date)', 'snapshot_date', 'day') }} as integer) as days_since_nps
+    from nps_as_of
 
 ),
 
@@ -127,26 +130,29 @@ activities_recent as (
     select
         activities.account_id,
         snapshots.snapshot_date,
-        count(*) filter (where activities.occurred_at >= snapshots.snapshot_end_at - interval 30 day) as activities_30d,
+        count(*) filter (where activities.occurred_at >= {{ dbt.dateadd('day', -30, 'snapshots.snapshot_end_at') }}) as activities_30d,
         count(*) filter (where activities.activity_type in ('meeting', 'qbr')) as meetings_90d
     from activities
     inner join snapshots
         on activities.occurred_at < snapshots.snapshot_end_at
-        and activities.occurred_at >= snapshots.snapshot_end_at - interval 90 day
+        and activities.occurred_at >= {{ dbt.dateadd('day', -90, 'snapshots.snapshot_end_at') }}
     group by activities.account_id, snapshots.snapshot_date
+
+),
+
+activity_as_of as (
+
+    {{ asof_join('spine', 'activities', ['account_id'], 'snapshot_end_at', 'occurred_at', ['occurred_at']) }}
 
 ),
 
 last_activity as (
 
     select
-        spine.account_id,
-        spine.snapshot_date,
-        cast(date_diff('day', cast(activities.occurred_at as date), spine.snapshot_date) as integer) as days_since_last_activity
-    from spine
-    asof inner join activities
-        on activities.account_id = spine.account_id
-        and spine.snapshot_end_at > activities.occurred_at
+        account_id,
+        snapshot_date,
+        cast({{ dbt.datediff('cast(occurred_at as date)', 'snapshot_date', 'day') }} as integer) as days_since_last_activity
+    from activity_as_of
 
 ),
 
@@ -176,7 +182,7 @@ invoices_paid_late as (
     from account_invoices
     inner join snapshots
         on account_invoices.paid_at < snapshots.snapshot_end_at
-        and account_invoices.paid_at >= snapshots.snapshot_end_at - interval 365 day
+        and account_invoices.paid_at >= {{ dbt.dateadd('day', -365, 'snapshots.snapshot_end_at') }}
     where account_invoices.paid_at > account_invoices.due_at
     group by account_invoices.account_id, snapshots.snapshot_date
 
@@ -192,8 +198,8 @@ invoices_overdue as (
     inner join snapshots
         on account_invoices.due_at < snapshots.snapshot_end_at
         and least(
-            coalesce(account_invoices.paid_at, 'infinity'::timestamp),
-            coalesce(account_invoices.voided_at, 'infinity'::timestamp)
+            coalesce(account_invoices.paid_at, {{ end_of_time() }}),
+            coalesce(account_invoices.voided_at, {{ end_of_time() }})
         ) >= snapshots.snapshot_end_at
         and account_invoices.issued_at < snapshots.snapshot_end_at
     group by account_invoices.account_id, snapshots.snapshot_date
@@ -223,7 +229,7 @@ opportunities_open as (
     from opportunity_dates
     inner join snapshots
         on opportunity_dates.created_at < snapshots.snapshot_end_at
-        and coalesce(opportunity_dates.closed_at, 'infinity'::timestamp) >= snapshots.snapshot_end_at
+        and coalesce(opportunity_dates.closed_at, {{ end_of_time() }}) >= snapshots.snapshot_end_at
     group by opportunity_dates.account_id, snapshots.snapshot_date
 
 ),
@@ -237,7 +243,7 @@ opportunities_won as (
     from opportunity_dates
     inner join snapshots
         on opportunity_dates.closed_at < snapshots.snapshot_end_at
-        and opportunity_dates.closed_at >= snapshots.snapshot_end_at - interval 365 day
+        and opportunity_dates.closed_at >= {{ dbt.dateadd('day', -365, 'snapshots.snapshot_end_at') }}
     where opportunity_dates.stage = 'closed_won'
     group by opportunity_dates.account_id, snapshots.snapshot_date
 

@@ -35,8 +35,8 @@ final as (
         versions.term_months
     from snapshot_dates
     inner join versions
-        on versions.valid_from < cast(snapshot_dates.snapshot_date + 1 as timestamp)
-        and (versions.valid_to is null or versions.valid_to >= cast(snapshot_dates.snapshot_date + 1 as timestamp))
+        on versions.valid_from < cast({{ dbt.dateadd('day', 1, 'snapshot_dates.snapshot_date') }} as timestamp)
+        and (versions.valid_to is null or versions.valid_to >= cast({{ dbt.dateadd('day', 1, 'snapshot_dates.snapshot_date') }} as timestamp))
 
 )
 

@@ -34,8 +34,8 @@ windowed as (
     select
         spine.account_id,
         spine.snapshot_date,
-        bool_or(expansions.movement_type = 'upsell') as has_upsell,
-        bool_or(expansions.movement_type = 'cross_sell') as has_cross_sell,
+        {{ dbt.bool_or("expansions.movement_type = 'upsell'") }} as has_upsell,
+        {{ dbt.bool_or("expansions.movement_type = 'cross_sell'") }} as has_cross_sell,
         sum(expansions.mrr_change_usd) as expansion_mrr_usd
     from spine
     inner join expansions
@@ -54,7 +54,7 @@ final as (
         coalesce(windowed.has_upsell or windowed.has_cross_sell, false) as label_expansion,
         coalesce(windowed.has_upsell, false) as label_upsell,
         coalesce(windowed.has_cross_sell, false) as label_cross_sell,
-        coalesce(windowed.expansion_mrr_usd, 0) as expansion_mrr_usd_next,
+        cast(coalesce(windowed.expansion_mrr_usd, 0) as decimal(38, 6)) as expansion_mrr_usd_next,
         spine.is_label_complete
     from spine
     left join windowed

@@ -2,7 +2,8 @@
     MRR history features of each account at each snapshot date, from events strictly
     before snapshot_end_at: MRR at the end of the day 90 days earlier, and the days since
     the latest expansion (upsell or cross-sell that added MRR) and the latest contraction.
-    ASOF joins (latest row before an instant per account) keep this linear in the data.
+    ASOF joins (latest row before an instant per account; the `asof_join` macro) keep this
+    linear in the data on DuckDB.
 -#}
 with
 
@@ -46,47 +47,27 @@ lookups as (
         spine.account_id,
         spine.snapshot_date,
         spine.snapshot_end_at,
-        cast(spine.snapshot_date - 90 + 1 as timestamp) as ninety_days_ago_end_at
+        -- the end of the day 90 days before the snapshot date
+        cast({{ dbt.dateadd('day', -89, 'spine.snapshot_date') }} as timestamp) as ninety_days_ago_end_at
     from spine
 
 ),
 
 mrr_90d_ago as (
 
-    select
-        lookups.account_id,
-        lookups.snapshot_date,
-        timeline.mrr_usd
-    from lookups
-    asof left join timeline
-        on timeline.account_id = lookups.account_id
-        and lookups.ninety_days_ago_end_at > timeline.changed_at
+    {{ asof_join('lookups', 'timeline', ['account_id'], 'ninety_days_ago_end_at', 'changed_at', ['mrr_usd']) }}
 
 ),
 
 last_expansion as (
 
-    select
-        lookups.account_id,
-        lookups.snapshot_date,
-        expansions.event_at
-    from lookups
-    asof left join expansions
-        on expansions.account_id = lookups.account_id
-        and lookups.snapshot_end_at > expansions.event_at
+    {{ asof_join('lookups', 'expansions', ['account_id'], 'snapshot_end_at', 'event_at', ['event_at']) }}
 
 ),
 
 last_contraction as (
 
-    select
-        lookups.account_id,
-        lookups.snapshot_date,
-        contractions.event_at
-    from lookups
-    asof left join contractions
-        on contractions.account_id = lookups.account_id
-        and lookups.snapshot_end_at > contractions.event_at
+    {{ asof_join('lookups', 'contractions', ['account_id'], 'snapshot_end_at', 'event_at', ['event_at']) }}
 
 ),
 
@@ -95,9 +76,9 @@ final as (
     select
         lookups.account_id,
         lookups.snapshot_date,
-        coalesce(mrr_90d_ago.mrr_usd, 0) as mrr_usd_90d_ago,
-        cast(date_diff('day', cast(last_expansion.event_at as date), lookups.snapshot_date) as integer) as days_since_last_expansion,
-        cast(date_diff('day', cast(last_contraction.event_at as date), lookups.snapshot_date) as integer) as days_since_last_contraction
+        cast(coalesce(mrr_90d_ago.mrr_usd, 0) as decimal(38, 6)) as mrr_usd_90d_ago,
+        cast({{ dbt.datediff('cast(last_expansion.event_at as date)', 'lookups.snapshot_date', 'day') }} as integer) as days_since_last_expansion,
+        cast({{ dbt.datediff('cast(last_contraction.event_at as date)', 'lookups.snapshot_date', 'day') }} as integer) as days_since_last_contraction
     from lookups
     left join mrr_90d_ago
         on mrr_90d_ago.account_id = lookups.account_id

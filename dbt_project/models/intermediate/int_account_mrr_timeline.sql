@@ -17,9 +17,10 @@ final as (
     select
         account_id,
         changed_at,
-        any_value(account_mrr_usd_after) as mrr_usd,
-        any_value(account_products_after) as products_held,
-        any_value(account_products_after) > 0 as is_active
+        -- the account totals are the same on every product row of one instant
+        cast(max(account_mrr_usd_after) as decimal(38, 6)) as mrr_usd,
+        max(account_products_after) as products_held,
+        max(account_products_after) > 0 as is_active
     from product_changes
     group by account_id, changed_at
 

@@ -41,8 +41,8 @@ product_states as (
         versions.product_id,
         count(*) filter (where versions.valid_from < instants.changed_at) as versions_before,
         count(*) filter (where versions.valid_to is null or versions.valid_to > instants.changed_at) as versions_after,
-        coalesce(sum(versions.mrr_usd) filter (where versions.valid_from < instants.changed_at), 0) as mrr_usd_before,
-        coalesce(sum(versions.mrr_usd) filter (where versions.valid_to is null or versions.valid_to > instants.changed_at), 0) as mrr_usd_after,
+        cast(coalesce(sum(versions.mrr_usd) filter (where versions.valid_from < instants.changed_at), 0) as decimal(38, 6)) as mrr_usd_before,
+        cast(coalesce(sum(versions.mrr_usd) filter (where versions.valid_to is null or versions.valid_to > instants.changed_at), 0) as decimal(38, 6)) as mrr_usd_after,
         coalesce(sum(versions.quantity) filter (where versions.valid_from < instants.changed_at), 0) as quantity_before,
         coalesce(sum(versions.quantity) filter (where versions.valid_to is null or versions.valid_to > instants.changed_at), 0) as quantity_after,
         max(versions.tier_rank) filter (where versions.valid_from < instants.changed_at) as tier_rank_before,
@@ -60,8 +60,8 @@ with_account_state as (
 
     select
         product_states.*,
-        sum(product_states.mrr_usd_before) over account_instant as account_mrr_usd_before,
-        sum(product_states.mrr_usd_after) over account_instant as account_mrr_usd_after,
+        cast(sum(product_states.mrr_usd_before) over account_instant as decimal(38, 6)) as account_mrr_usd_before,
+        cast(sum(product_states.mrr_usd_after) over account_instant as decimal(38, 6)) as account_mrr_usd_after,
         count(*) filter (where product_states.versions_before > 0) over account_instant as account_products_before,
         count(*) filter (where product_states.versions_after > 0) over account_instant as account_products_after,
         first_starts.first_started_at < product_states.changed_at as was_ever_active_before

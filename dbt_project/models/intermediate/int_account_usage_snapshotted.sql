@@ -29,10 +29,10 @@ snapshot_days as (
 
     select
         snapshots.snapshot_date,
-        snapshots.snapshot_date - cast(days_back.n as integer) as usage_date,
+        cast({{ dbt.dateadd('day', '-days_back.n', 'snapshots.snapshot_date') }} as date) as usage_date,
         cast(days_back.n as integer) as days_back
     from (select distinct snapshot_date from spine) as snapshots
-    cross join generate_series(0, {{ lookback_days - 1 }}) as days_back(n)
+    cross join {{ integer_series(0, lookback_days - 1, 'days_back', 'n') }}
 
 ),
 
@@ -52,7 +52,7 @@ windowed as (
         coalesce(sum(usage_daily.api_calls) filter (where snapshot_days.days_back < 30), 0) as api_calls_30d,
         sum(usage_daily.features_used) filter (where snapshot_days.days_back < 30) as features_used_sum_30d,
         count(usage_daily.features_used) filter (where snapshot_days.days_back < 30) as features_used_days_30d,
-        arg_max(usage_daily.storage_gb, usage_daily.usage_date) filter (where usage_daily.storage_gb is not null) as storage_gb_latest
+        {{ latest_value('usage_daily.storage_gb', ['usage_daily.usage_date'], 'usage_daily.storage_gb is not null') }} as storage_gb_latest
     from usage_daily
     inner join snapshot_days
         on snapshot_days.usage_date = usage_daily.usage_date
@@ -85,7 +85,7 @@ final as (
         averaged.active_users_30d_avg,
         averaged.active_users_90d_avg,
         {{ safe_divide('averaged.active_users_30d_avg', 'averaged.active_users_prior_30d_avg') }} - 1 as active_users_trend_30d,
-        cast(averaged.api_calls_30d as double) as api_calls_30d,
+        cast(averaged.api_calls_30d as {{ type_double() }}) as api_calls_30d,
         averaged.storage_gb_latest,
         averaged.features_used_30d_avg
     from spine

@@ -64,7 +64,7 @@ classified as (
 final as (
 
     select
-        md5(classified.account_id || '|' || classified.product_id || '|' || cast(classified.changed_at as varchar)) as event_id,
+        {{ dbt.hash(dbt.concat(['classified.account_id', "'|'", 'classified.product_id', "'|'", 'cast(classified.changed_at as ' ~ dbt.type_string() ~ ')'])) }} as event_id,
         classified.account_id,
         classified.product_id,
         products.product_name,
@@ -74,7 +74,7 @@ final as (
         classified.movement_type in ('upsell', 'cross_sell') and classified.mrr_usd_after > classified.mrr_usd_before as is_expansion,
         classified.mrr_usd_before,
         classified.mrr_usd_after,
-        classified.mrr_usd_after - classified.mrr_usd_before as mrr_change_usd,
+        cast(classified.mrr_usd_after - classified.mrr_usd_before as decimal(38, 6)) as mrr_change_usd,
         classified.quantity_before,
         classified.quantity_after,
         classified.tier_rank_before,

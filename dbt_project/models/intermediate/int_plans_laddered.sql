@@ -17,21 +17,33 @@ products as (
 
 ),
 
-next_tier as (
+higher_tiers as (
 
     select
         plans.plan_id,
         higher.plan_id as next_tier_plan_id,
         higher.plan_name as next_tier_plan_name,
-        higher.tier_rank as next_tier_rank
+        higher.tier_rank as next_tier_rank,
+        row_number() over (
+            partition by plans.plan_id
+            order by higher.tier_rank, higher.list_price_usd nulls last, higher.plan_id
+        ) as closeness
     from plans
     inner join plans as higher
         on higher.product_id = plans.product_id
         and higher.tier_rank > plans.tier_rank
-    qualify row_number() over (
-        partition by plans.plan_id
-        order by higher.tier_rank, higher.list_price_usd nulls last, higher.plan_id
-    ) = 1
+
+),
+
+next_tier as (
+
+    select
+        plan_id,
+        next_tier_plan_id,
+        next_tier_plan_name,
+        next_tier_rank
+    from higher_tiers
+    where closeness = 1
 
 ),
 

@@ -16,20 +16,29 @@ pipeline_dates as (
 month_ends as (
 
     select
-        cast(last_day(pipeline_dates.as_of_date - to_months(cast(months_back.n as integer))) as date) as snapshot_date
+        cast({{ dbt.last_day(dbt.dateadd('month', '-months_back.n', 'pipeline_dates.as_of_date'), 'month') }} as date) as snapshot_date
     from pipeline_dates
-    cross join generate_series(0, {{ var('snapshot_history_months') }}) as months_back(n)
+    cross join {{ integer_series(0, var('snapshot_history_months'), 'months_back', 'n') }}
+
+),
+
+in_data_window as (
+
+    select
+        month_ends.snapshot_date,
+        row_number() over (order by month_ends.snapshot_date desc) as months_back
+    from month_ends
+    cross join pipeline_dates
+    where month_ends.snapshot_date <= pipeline_dates.as_of_date
+        and month_ends.snapshot_date >= coalesce(pipeline_dates.data_start_date, pipeline_dates.as_of_date)
 
 ),
 
 recent_month_ends as (
 
-    select month_ends.snapshot_date
-    from month_ends
-    cross join pipeline_dates
-    where month_ends.snapshot_date <= pipeline_dates.as_of_date
-        and month_ends.snapshot_date >= coalesce(pipeline_dates.data_start_date, pipeline_dates.as_of_date)
-    qualify row_number() over (order by month_ends.snapshot_date desc) <= {{ var('snapshot_history_months') }}
+    select snapshot_date
+    from in_data_window
+    where months_back <= {{ var('snapshot_history_months') }}
 
 ),
 
@@ -45,7 +54,7 @@ final as (
 
     select
         with_scoring_date.snapshot_date,
-        with_scoring_date.snapshot_date = last_day(with_scoring_date.snapshot_date) as is_month_end,
+        with_scoring_date.snapshot_date = cast({{ dbt.last_day('with_scoring_date.snapshot_date', 'month') }} as date) as is_month_end,
         with_scoring_date.snapshot_date = pipeline_dates.as_of_date as is_scoring_snapshot
     from with_scoring_date
     cross join pipeline_dates

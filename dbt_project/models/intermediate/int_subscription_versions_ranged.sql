@@ -108,10 +108,10 @@ closed as (
         *,
         nullif(
             least(
-                coalesce(lead(valid_from) over (partition by subscription_id order by version_number), 'infinity'::timestamp),
-                coalesce(canceled_at, 'infinity'::timestamp)
+                coalesce(lead(valid_from) over (partition by subscription_id order by version_number), {{ end_of_time() }}),
+                coalesce(canceled_at, {{ end_of_time() }})
             ),
-            'infinity'::timestamp
+            {{ end_of_time() }}
         ) as valid_to
     from ranged
 

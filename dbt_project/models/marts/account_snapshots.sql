@@ -66,11 +66,11 @@ labels as (
 
 billing_currency as (
 
+    -- an account billed by several customers is reported in its oldest customer's currency
     select
         account_id,
         currency as billing_currency
-    from customers
-    qualify row_number() over (partition by account_id order by created_at, customer_id) = 1
+    from ({{ deduplicate('customers', ['account_id'], ['created_at', 'customer_id']) }}) as oldest_customer
 
 ),
 
@@ -84,14 +84,14 @@ final as (
         crm_accounts.industry,
         crm_accounts.country,
         billing_currency.billing_currency,
-        cast(date_diff(
-            'day',
-            cast(coalesce(contracts.first_subscription_at, crm_accounts.created_at) as date),
-            spine.snapshot_date
-        ) as integer) as tenure_days,
-        cast(contracts.mrr_usd as double) as mrr_usd,
-        cast(movements.mrr_usd_90d_ago as double) as mrr_usd_90d_ago,
-        cast(contracts.mrr_usd - movements.mrr_usd_90d_ago as double) as mrr_change_90d_usd,
+        cast({{ dbt.datediff(
+            'cast(coalesce(contracts.first_subscription_at, crm_accounts.created_at) as date)',
+            'spine.snapshot_date',
+            'day'
+        ) }} as integer) as tenure_days,
+        cast(contracts.mrr_usd as {{ type_double() }}) as mrr_usd,
+        cast(movements.mrr_usd_90d_ago as {{ type_double() }}) as mrr_usd_90d_ago,
+        cast(contracts.mrr_usd - movements.mrr_usd_90d_ago as {{ type_double() }}) as mrr_change_90d_usd,
         contracts.products_held,
         companions.companion_products_not_held,
         companions.top_companion_product_id,
@@ -132,7 +132,7 @@ final as (
         labels.label_expansion,
         labels.label_upsell,
         labels.label_cross_sell,
-        cast(labels.expansion_mrr_usd_next as double) as expansion_mrr_usd_next,
+        cast(labels.expansion_mrr_usd_next as {{ type_double() }}) as expansion_mrr_usd_next,
         labels.is_label_complete
     from spine
     inner join crm_accounts

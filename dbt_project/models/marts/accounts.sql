@@ -50,8 +50,7 @@ billing_currency as (
     select
         account_id,
         currency as billing_currency
-    from customers
-    qualify row_number() over (partition by account_id order by created_at, customer_id) = 1
+    from ({{ deduplicate('customers', ['account_id'], ['created_at', 'customer_id']) }}) as oldest_customer
 
 ),
 
@@ -87,19 +86,19 @@ final as (
         crm_accounts.owner_name,
         billing_currency.billing_currency,
         crm_accounts.created_at,
-        cast(date_diff(
-            'day',
-            cast(coalesce(contracts_at_as_of.first_subscription_at, crm_accounts.created_at) as date),
-            contracts_at_as_of.snapshot_date
-        ) as integer) as tenure_days,
+        cast({{ dbt.datediff(
+            'cast(coalesce(contracts_at_as_of.first_subscription_at, crm_accounts.created_at) as date)',
+            'contracts_at_as_of.snapshot_date',
+            'day'
+        ) }} as integer) as tenure_days,
         case
             when contracts_at_as_of.mrr_usd = 0 then 0
             else cast(
                 contracts_at_as_of.mrr_usd * reporting_rate.reporting_rate_to_usd / fx_rates.rate_to_usd
-                as double
+                as {{ type_double() }}
             )
         end as current_mrr,
-        cast(contracts_at_as_of.mrr_usd as double) as current_mrr_usd,
+        cast(contracts_at_as_of.mrr_usd as {{ type_double() }}) as current_mrr_usd,
         contracts_at_as_of.products_held,
         contracts_at_as_of.core_plan_name,
         contracts_at_as_of.core_tier_rank,

@@ -60,13 +60,18 @@ known_subscriptions as (
 
 ),
 
-version_at_as_of as (
+known_versions as (
 
     select versions.*
     from versions
     cross join pipeline_dates
     where versions.valid_from < pipeline_dates.as_of_end_at
-    qualify row_number() over (partition by versions.subscription_id order by versions.valid_from desc) = 1
+
+),
+
+version_at_as_of as (
+
+    {{ deduplicate('known_versions', ['subscription_id'], ['valid_from desc']) }}
 
 ),
 
@@ -80,7 +85,7 @@ final as (
         version_at_as_of.plan_name,
         version_at_as_of.tier_rank,
         version_at_as_of.quantity,
-        cast(version_at_as_of.unit_amount as double) as unit_amount,
+        cast(version_at_as_of.unit_amount as {{ type_double() }}) as unit_amount,
         version_at_as_of.currency,
         known_subscriptions.billing_period_months,
         known_subscriptions.term_months,
@@ -92,11 +97,11 @@ final as (
         end as renewal_date,
         case when known_subscriptions.known_canceled_at is null then 'active' else 'canceled' end as status,
         case
-            when known_subscriptions.known_canceled_at is null then cast(coalesce(version_at_as_of.mrr, 0) as double)
+            when known_subscriptions.known_canceled_at is null then cast(coalesce(version_at_as_of.mrr, 0) as {{ type_double() }})
             else 0
         end as current_mrr,
         case
-            when known_subscriptions.known_canceled_at is null then cast(coalesce(version_at_as_of.mrr_usd, 0) as double)
+            when known_subscriptions.known_canceled_at is null then cast(coalesce(version_at_as_of.mrr_usd, 0) as {{ type_double() }})
             else 0
         end as current_mrr_usd
     from known_subscriptions

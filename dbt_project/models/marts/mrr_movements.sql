@@ -42,7 +42,7 @@ monthly as (
 
     select
         account_id,
-        cast(date_trunc('month', event_at) as date) as month_start,
+        cast({{ dbt.date_trunc('month', 'event_at') }} as date) as month_start,
         sum(mrr_change_usd) filter (where movement_type = 'new') as new_mrr_usd,
         sum(mrr_change_usd) filter (where movement_type = 'upsell') as upsell_mrr_usd,
         sum(mrr_change_usd) filter (where movement_type = 'cross_sell') as cross_sell_mrr_usd,
@@ -52,7 +52,7 @@ monthly as (
         sum(mrr_change_usd) filter (where movement_type = 'price_change') as price_change_mrr_usd,
         sum(mrr_change_usd) as net_change_mrr_usd
     from known_events
-    group by all
+    group by account_id, cast({{ dbt.date_trunc('month', 'event_at') }} as date)
 
 ),
 
@@ -60,18 +60,19 @@ account_months as (
 
     select
         first_months.account_id,
-        cast(months.month_start as date) as month_start
+        cast({{ dbt.dateadd('month', 'months_after.n', 'first_months.first_month_start') }} as date) as month_start
     from (
         select account_id, min(month_start) as first_month_start
         from monthly
         group by account_id
     ) as first_months
     cross join pipeline_dates
-    cross join lateral generate_series(
-        first_months.first_month_start,
-        cast(date_trunc('month', pipeline_dates.as_of_date) as date),
-        interval 1 month
-    ) as months(month_start)
+    cross join lateral {{ integer_series(
+        0,
+        dbt.datediff('first_months.first_month_start', 'pipeline_dates.as_of_date', 'month'),
+        'months_after',
+        'n'
+    ) }}
 
 ),
 
@@ -113,16 +114,16 @@ final as (
     select
         balanced.account_id,
         balanced.month_start,
-        cast(balanced.closing_mrr_usd - balanced.net_change_mrr_usd as double) as opening_mrr_usd,
-        cast(balanced.new_mrr_usd as double) as new_mrr_usd,
-        cast(balanced.upsell_mrr_usd as double) as upsell_mrr_usd,
-        cast(balanced.cross_sell_mrr_usd as double) as cross_sell_mrr_usd,
-        cast(balanced.upsell_mrr_usd + balanced.cross_sell_mrr_usd as double) as expansion_mrr_usd,
-        cast(balanced.contraction_mrr_usd as double) as contraction_mrr_usd,
-        cast(balanced.churn_mrr_usd as double) as churn_mrr_usd,
-        cast(balanced.reactivation_mrr_usd as double) as reactivation_mrr_usd,
-        cast(balanced.price_change_mrr_usd as double) as price_change_mrr_usd,
-        cast(balanced.closing_mrr_usd as double) as closing_mrr_usd
+        cast(balanced.closing_mrr_usd - balanced.net_change_mrr_usd as {{ type_double() }}) as opening_mrr_usd,
+        cast(balanced.new_mrr_usd as {{ type_double() }}) as new_mrr_usd,
+        cast(balanced.upsell_mrr_usd as {{ type_double() }}) as upsell_mrr_usd,
+        cast(balanced.cross_sell_mrr_usd as {{ type_double() }}) as cross_sell_mrr_usd,
+        cast(balanced.upsell_mrr_usd + balanced.cross_sell_mrr_usd as {{ type_double() }}) as expansion_mrr_usd,
+        cast(balanced.contraction_mrr_usd as {{ type_double() }}) as contraction_mrr_usd,
+        cast(balanced.churn_mrr_usd as {{ type_double() }}) as churn_mrr_usd,
+        cast(balanced.reactivation_mrr_usd as {{ type_double() }}) as reactivation_mrr_usd,
+        cast(balanced.price_change_mrr_usd as {{ type_double() }}) as price_change_mrr_usd,
+        cast(balanced.closing_mrr_usd as {{ type_double() }}) as closing_mrr_usd
     from balanced
     inner join accounts
         on accounts.account_id = balanced.account_id

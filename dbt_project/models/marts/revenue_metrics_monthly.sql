@@ -15,6 +15,26 @@ movements as (
 
 ),
 
+exact_movements as (
+
+    -- the mart's doubles carry at most 6 decimals (DECIMAL(38,6) upstream): summing them back
+    -- as decimals is exact and the same in every run, whatever order the rows are added in
+    select
+        month_start,
+        cast(opening_mrr_usd as decimal(38, 6)) as opening_mrr_usd,
+        cast(closing_mrr_usd as decimal(38, 6)) as closing_mrr_usd,
+        cast(new_mrr_usd as decimal(38, 6)) as new_mrr_usd,
+        cast(expansion_mrr_usd as decimal(38, 6)) as expansion_mrr_usd,
+        cast(upsell_mrr_usd as decimal(38, 6)) as upsell_mrr_usd,
+        cast(cross_sell_mrr_usd as decimal(38, 6)) as cross_sell_mrr_usd,
+        cast(contraction_mrr_usd as decimal(38, 6)) as contraction_mrr_usd,
+        cast(churn_mrr_usd as decimal(38, 6)) as churn_mrr_usd,
+        cast(reactivation_mrr_usd as decimal(38, 6)) as reactivation_mrr_usd,
+        cast(price_change_mrr_usd as decimal(38, 6)) as price_change_mrr_usd
+    from movements
+
+),
+
 aggregated as (
 
     select
@@ -38,7 +58,7 @@ aggregated as (
         count(*) filter (where opening_mrr_usd > 0) as opening_accounts,
         count(*) filter (where opening_mrr_usd > 0 and closing_mrr_usd <= 0) as churned_accounts,
         count(*) filter (where closing_mrr_usd > 0) as active_accounts
-    from movements
+    from exact_movements
     group by month_start
 
 ),
@@ -47,17 +67,16 @@ final as (
 
     select
         month_start,
-        -- sums of doubles: round away the float noise (amounts carry 6 decimals upstream)
-        round(mrr_usd, 6) as mrr_usd,
-        round(opening_mrr_usd, 6) as opening_mrr_usd,
-        round(new_mrr_usd, 6) as new_mrr_usd,
-        round(expansion_mrr_usd, 6) as expansion_mrr_usd,
-        round(upsell_mrr_usd, 6) as upsell_mrr_usd,
-        round(cross_sell_mrr_usd, 6) as cross_sell_mrr_usd,
-        round(contraction_mrr_usd, 6) as contraction_mrr_usd,
-        round(churn_mrr_usd, 6) as churn_mrr_usd,
-        round(reactivation_mrr_usd, 6) as reactivation_mrr_usd,
-        round(price_change_mrr_usd, 6) as price_change_mrr_usd,
+        cast(mrr_usd as {{ type_double() }}) as mrr_usd,
+        cast(opening_mrr_usd as {{ type_double() }}) as opening_mrr_usd,
+        cast(new_mrr_usd as {{ type_double() }}) as new_mrr_usd,
+        cast(expansion_mrr_usd as {{ type_double() }}) as expansion_mrr_usd,
+        cast(upsell_mrr_usd as {{ type_double() }}) as upsell_mrr_usd,
+        cast(cross_sell_mrr_usd as {{ type_double() }}) as cross_sell_mrr_usd,
+        cast(contraction_mrr_usd as {{ type_double() }}) as contraction_mrr_usd,
+        cast(churn_mrr_usd as {{ type_double() }}) as churn_mrr_usd,
+        cast(reactivation_mrr_usd as {{ type_double() }}) as reactivation_mrr_usd,
+        cast(price_change_mrr_usd as {{ type_double() }}) as price_change_mrr_usd,
         {{ safe_divide('retained_mrr_usd', 'opening_mrr_usd') }} as nrr,
         {{ safe_divide('gross_retained_mrr_usd', 'opening_mrr_usd') }} as grr,
         {{ safe_divide('churned_accounts', 'opening_accounts') }} as logo_churn_rate,

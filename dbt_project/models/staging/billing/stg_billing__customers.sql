@@ -6,6 +6,12 @@ source as (
 
 ),
 
+deduped as (
+
+    {{ dedupe_latest('source', ['trim(customer_id)'], 'updated_at') }}
+
+),
+
 renamed as (
 
     select
@@ -16,9 +22,8 @@ renamed as (
         updated_at,
         _loaded_at
 
-    from source
+    from deduped
     where customer_id is not null
-    {{ dedupe_latest(['trim(customer_id)'], 'updated_at') }}
 
 ),
 

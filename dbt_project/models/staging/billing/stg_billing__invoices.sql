@@ -6,6 +6,12 @@ source as (
 
 ),
 
+deduped as (
+
+    {{ dedupe_latest('source', ['trim(invoice_id)'], 'updated_at') }}
+
+),
+
 renamed as (
 
     select
@@ -21,9 +27,8 @@ renamed as (
         updated_at,
         _loaded_at
 
-    from source
+    from deduped
     where invoice_id is not null
-    {{ dedupe_latest(['trim(invoice_id)'], 'updated_at') }}
 
 ),
 

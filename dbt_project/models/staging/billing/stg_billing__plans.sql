@@ -6,6 +6,12 @@ source as (
 
 ),
 
+deduped as (
+
+    {{ dedupe_latest('source', ['trim(plan_id)']) }}
+
+),
+
 renamed as (
 
     select
@@ -18,9 +24,8 @@ renamed as (
         api_calls_limit,
         _loaded_at
 
-    from source
+    from deduped
     where plan_id is not null
-    {{ dedupe_latest(['trim(plan_id)']) }}
 
 ),
 

@@ -6,6 +6,12 @@ source as (
 
 ),
 
+deduped as (
+
+    {{ dedupe_latest('source', ['trim(product_id)']) }}
+
+),
+
 renamed as (
 
     select
@@ -14,9 +20,8 @@ renamed as (
         {{ clean_enum('product_family') }} as product_family,
         _loaded_at
 
-    from source
+    from deduped
     where product_id is not null
-    {{ dedupe_latest(['trim(product_id)']) }}
 
 ),
 

@@ -6,6 +6,12 @@ source as (
 
 ),
 
+deduped as (
+
+    {{ dedupe_latest('source', ['trim(change_id)']) }}
+
+),
+
 renamed as (
 
     select
@@ -18,9 +24,8 @@ renamed as (
         nullif(upper(trim(currency)), '') as currency,
         _loaded_at
 
-    from source
+    from deduped
     where change_id is not null
-    {{ dedupe_latest(['trim(change_id)']) }}
 
 ),
 

@@ -6,6 +6,12 @@ source as (
 
 ),
 
+deduped as (
+
+    {{ dedupe_latest('source', ['trim(subscription_id)'], 'updated_at') }}
+
+),
+
 renamed as (
 
     select
@@ -19,9 +25,8 @@ renamed as (
         updated_at,
         _loaded_at
 
-    from source
+    from deduped
     where subscription_id is not null
-    {{ dedupe_latest(['trim(subscription_id)'], 'updated_at') }}
 
 ),
 

@@ -6,6 +6,12 @@ source as (
 
 ),
 
+deduped as (
+
+    {{ dedupe_latest('source', ['trim(account_id)'], 'updated_at') }}
+
+),
+
 renamed as (
 
     select
@@ -19,15 +25,14 @@ renamed as (
         -- personal data: the owner's e-mail is kept only as a hash (joins, no address)
         case
             when nullif(trim(owner_email), '') is not null
-                then sha256(lower(trim(owner_email)))
+                then {{ hash_sha256('lower(trim(owner_email))') }}
         end as owner_email_hash,
         created_at,
         updated_at,
         _loaded_at
 
-    from source
+    from deduped
     where account_id is not null
-    {{ dedupe_latest(['trim(account_id)'], 'updated_at') }}
 
 ),
 

@@ -6,6 +6,12 @@ source as (
 
 ),
 
+deduped as (
+
+    {{ dedupe_latest('source', ['trim(activity_id)']) }}
+
+),
+
 renamed as (
 
     select
@@ -15,9 +21,8 @@ renamed as (
         occurred_at,
         _loaded_at
 
-    from source
+    from deduped
     where activity_id is not null
-    {{ dedupe_latest(['trim(activity_id)']) }}
 
 ),
 

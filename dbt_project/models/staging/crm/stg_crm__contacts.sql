@@ -6,6 +6,12 @@ source as (
 
 ),
 
+deduped as (
+
+    {{ dedupe_latest('source', ['trim(contact_id)'], 'updated_at') }}
+
+),
+
 renamed as (
 
     select
@@ -14,7 +20,7 @@ renamed as (
         -- personal data: names dropped, e-mail kept only as a sha256 hash
         case
             when nullif(trim(email), '') is not null
-                then sha256(lower(trim(email)))
+                then {{ hash_sha256('lower(trim(email))') }}
         end as email_hash,
         nullif(trim(title), '') as title,
         coalesce(is_primary, false) as is_primary,
@@ -22,9 +28,8 @@ renamed as (
         updated_at,
         _loaded_at
 
-    from source
+    from deduped
     where contact_id is not null
-    {{ dedupe_latest(['trim(contact_id)'], 'updated_at') }}
 
 ),
 

@@ -6,6 +6,12 @@ source as (
 
 ),
 
+deduped as (
+
+    {{ dedupe_latest('source', ['trim(response_id)']) }}
+
+),
+
 renamed as (
 
     select
@@ -16,9 +22,8 @@ renamed as (
         responded_at,
         _loaded_at
 
-    from source
+    from deduped
     where response_id is not null
-    {{ dedupe_latest(['trim(response_id)']) }}
 
 ),
 

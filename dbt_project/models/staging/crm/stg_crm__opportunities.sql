@@ -6,6 +6,12 @@ source as (
 
 ),
 
+deduped as (
+
+    {{ dedupe_latest('source', ['trim(opportunity_id)'], 'updated_at') }}
+
+),
+
 renamed as (
 
     select
@@ -20,9 +26,8 @@ renamed as (
         updated_at,
         _loaded_at
 
-    from source
+    from deduped
     where opportunity_id is not null
-    {{ dedupe_latest(['trim(opportunity_id)'], 'updated_at') }}
 
 ),
 

@@ -6,6 +6,12 @@ source as (
 
 ),
 
+deduped as (
+
+    {{ dedupe_latest('source', ['trim(ticket_id)'], 'updated_at') }}
+
+),
+
 renamed as (
 
     select
@@ -18,9 +24,8 @@ renamed as (
         updated_at,
         _loaded_at
 
-    from source
+    from deduped
     where ticket_id is not null
-    {{ dedupe_latest(['trim(ticket_id)'], 'updated_at') }}
 
 ),
 

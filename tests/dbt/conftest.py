@@ -1,0 +1,169 @@
+"""The dbt project on small generated data: generated once, loaded into raw, built in-process.
+
+Session fixtures give a landing zone (80 accounts x 8 months of demo extracts), a warehouse
+with only `raw` loaded, and a copy of it built with `dbt build`. Tests copy these files
+before changing anything, so they stay independent of each other and of test order.
+The `dbt` fixture runs dbt the way flows/transform.py does and reads tables back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DBT_PROJECT = ROOT / "dbt_project"
+PROFILES = ROOT / "profiles"
+
+ACCOUNTS, MONTHS, SEED = 80, 8, 7
+AS_OF = date(2026, 10, 31)  # the generator's default end_date: the last day of data
+HORIZON_DAYS = 90
+LABELS = (
+    "label_expansion",
+    "label_upsell",
+    "label_cross_sell",
+    "expansion_mrr_usd_next",
+    "is_label_complete",
+)
+MARTS = ("accounts", "contracts", "mrr_movements", "revenue_metrics_monthly", "account_snapshots")
+
+
+@contextmanager
+def _env(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def run_dbt(
+    command: Sequence[str],
+    work: Path,
+    *,
+    warehouse: Path | None = None,
+    as_of: date = AS_OF,
+    target: str = "local",
+    env: dict[str, str] | None = None,
+) -> Any:
+    """`dbt <command>` in this process, as flows/transform.py runs it; fails the test on error.
+
+    `work` holds dbt's target and log folders (partial parsing is reused between calls that
+    share it).
+    """
+    from dbt.cli.main import dbtRunner
+
+    args = [
+        *command,
+        "--project-dir",
+        str(DBT_PROJECT),
+        "--profiles-dir",
+        str(PROFILES),
+        "--target",
+        target,
+        "--target-path",
+        str(work / "target"),
+        "--log-path",
+        str(work / "logs"),
+        "--vars",
+        json.dumps({"as_of": as_of.isoformat(), "label_horizon_days": HORIZON_DAYS}),
+    ]
+    values = {
+        "EXPANSION_TARGET": target,
+        "EXPANSION_DBT_THREADS": "2",
+        "EXPANSION_DUCKDB_MEMORY_LIMIT": "1GB",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        **(env or {}),
+    }
+    if warehouse is not None:
+        values["EXPANSION_WAREHOUSE_PATH"] = str(warehouse)
+    with _env(values):
+        result = dbtRunner().invoke(args)
+    if not result.success:
+        failures = [
+            f"{r.node.unique_id}: {r.message}"
+            for r in (getattr(result.result, "results", None) or [])
+            if str(getattr(r.status, "value", r.status)).lower() in {"error", "fail"}
+        ]
+        detail = "\n".join(failures) or repr(result.exception)
+        pytest.fail(f"dbt {' '.join(command)} failed (logs in {work / 'logs'}):\n{detail}")
+    return result
+
+
+def read(warehouse: Path, sql: str) -> pd.DataFrame:
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return con.execute(sql).df()
+    finally:
+        con.close()
+
+
+def copy_warehouse(source: Path, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "warehouse.duckdb"
+    shutil.copy(source, target)
+    return target
+
+
+@dataclass(frozen=True)
+class Dbt:
+    """What the dbt tests share: the constants of the data set and the helpers above."""
+
+    as_of: date = AS_OF
+    horizon_days: int = HORIZON_DAYS
+    labels: tuple[str, ...] = LABELS
+    marts: tuple[str, ...] = MARTS
+
+    run = staticmethod(run_dbt)
+    read = staticmethod(read)
+    copy = staticmethod(copy_warehouse)
+
+
+@pytest.fixture(scope="session")
+def dbt() -> Dbt:
+    return Dbt()
+
+
+@pytest.fixture(scope="session")
+def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Demo extracts: 80 accounts, 8 months ending at AS_OF."""
+    from demo import generate
+
+    root = tmp_path_factory.mktemp("dbt-data")
+    generate(root / "landing", root / "oracle", accounts=ACCOUNTS, months=MONTHS, seed=SEED)
+    return root / "landing"
+
+
+@pytest.fixture(scope="session")
+def raw_warehouse(landing: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A warehouse with the extracts loaded into `raw` and nothing built yet. Copy before use."""
+    from flows.load import load_landing
+
+    warehouse = tmp_path_factory.mktemp("dbt-raw") / "warehouse.duckdb"
+    load_landing(landing, warehouse, "dbt-tests", memory_limit="1GB")
+    return warehouse
+
+
+@pytest.fixture(scope="session")
+def built_warehouse(raw_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`raw_warehouse` after `dbt build` (seeds, models, data and unit tests). Copy before use."""
+    work = tmp_path_factory.mktemp("dbt-built")
+    warehouse = copy_warehouse(raw_warehouse, work)
+    run_dbt(["build"], work, warehouse=warehouse)
+    return warehouse

@@ -1,0 +1,149 @@
+"""Incremental usage staging: runs after each load give exactly what a full refresh gives.
+
+The extracts arrive in two batches: the CRM and billing exports with the first 5 months of
+usage, then the other 3 months plus a late correction file that re-sends one metric
+(active_users) of days loaded in the first batch. After an incremental run on each batch,
+stg_usage__usage_daily and every mart must equal a `--full-refresh` build of the same raw.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+FIRST_BATCH_MONTHS = 5
+FIRST_AS_OF = date(2026, 7, 31)  # the last day of the first 5 of the 8 generated months
+CORRECTED_MONTH = "2026-04"
+MODELS_AND_SEEDS = ["build", "--resource-type", "seed", "--resource-type", "model"]  # no tests
+
+
+def _usage_files(landing: Path) -> list[Path]:
+    return sorted((landing / "usage" / "usage_daily").glob("*.parquet"))
+
+
+def _first_batch(landing: Path, inbox: Path) -> None:
+    for source in ("crm", "billing"):
+        shutil.copytree(landing / source, inbox / source)
+    usage = inbox / "usage" / "usage_daily"
+    usage.mkdir(parents=True)
+    for path in _usage_files(landing)[:FIRST_BATCH_MONTHS]:
+        shutil.copy(path, usage / path.name)
+
+
+def _second_batch(landing: Path, inbox: Path) -> pd.DataFrame:
+    """The remaining months and a correction of active_users on some April days."""
+    usage = inbox / "usage" / "usage_daily"
+    for path in _usage_files(landing)[FIRST_BATCH_MONTHS:]:
+        shutil.copy(path, usage / path.name)
+    april = pq.read_table(usage / f"usage_daily_{CORRECTED_MONTH}.parquet").to_pandas()
+    corrected = april[april["metric"] == "active_users"].iloc[::7].copy()
+    corrected["value"] = corrected["value"] + 3
+    table = pa.Table.from_pandas(corrected.reset_index(drop=True), preserve_index=False)
+    pq.write_table(
+        table.cast(pq.read_schema(usage / f"usage_daily_{CORRECTED_MONTH}.parquet")),
+        usage / f"usage_daily_{CORRECTED_MONTH}_correction.parquet",
+    )
+    return corrected
+
+
+def _table(dbt, warehouse: Path, relation: str) -> pd.DataFrame:
+    frame = dbt.read(warehouse, f"select * from {relation}")
+    return frame.sort_values(list(frame.columns)).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def batches(dbt, landing: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    from flows.load import load_landing
+
+    work = tmp_path_factory.mktemp("dbt-incremental")
+    inbox, warehouse = work / "inbox", work / "warehouse.duckdb"
+
+    _first_batch(landing, inbox)
+    load_landing(inbox, warehouse, "batch-1", memory_limit="1GB")
+    dbt.run(MODELS_AND_SEEDS, work, warehouse=warehouse, as_of=FIRST_AS_OF)
+    before = _table(dbt, warehouse, "staging.stg_usage__usage_daily")
+
+    corrected = _second_batch(landing, inbox)
+    load_landing(inbox, warehouse, "batch-2", memory_limit="1GB")
+    # data tests on the incremental state (unit tests do not depend on the data)
+    dbt.run(["build", "--exclude", "test_type:unit"], work, warehouse=warehouse)
+    model = Path("expansion", "models", "staging", "usage", "stg_usage__usage_daily.sql")
+    compiled = (work / "target" / "compiled" / model).read_text()
+    executed = (work / "target" / "run" / model).read_text()
+
+    full = work / "full" / "warehouse.duckdb"
+    full.parent.mkdir()
+    shutil.copy(warehouse, full)
+    dbt.run(["run", "--full-refresh"], work / "full", warehouse=full)
+    return {
+        "incremental": warehouse,
+        "full": full,
+        "before": before,
+        "corrected": corrected,
+        "compiled": compiled,
+        "executed": executed,
+    }
+
+
+def test_second_run_is_incremental(batches: dict) -> None:
+    assert "changed_days" in batches["compiled"], "the second run rebuilt the usage model"
+    assert "delete from" in batches["executed"], "the second run did not delete+insert"
+
+
+def test_late_correction_replaces_only_its_metric(dbt, batches: dict) -> None:
+    corrected = batches["corrected"][["account_id", "usage_date", "value"]]
+    corrected["usage_date"] = pd.to_datetime(corrected["usage_date"]).dt.date
+    after = _table(dbt, batches["incremental"], "staging.stg_usage__usage_daily")
+    for frame in (after, batches["before"]):
+        frame["usage_date"] = pd.to_datetime(frame["usage_date"]).dt.date
+    days = corrected.merge(after, on=["account_id", "usage_date"]).merge(
+        batches["before"], on=["account_id", "usage_date"], suffixes=("", "_before")
+    )
+    assert len(days) == len(corrected) > 0
+    assert (days["active_users"] == days["value"]).all()
+    assert (days["active_users"] == days["active_users_before"] + 3).all()
+    for metric in ("api_calls", "storage_gb", "features_used"):
+        assert days[metric].fillna(-1).equals(days[f"{metric}_before"].fillna(-1)), metric
+
+
+@pytest.mark.parametrize(
+    "relation",
+    [
+        "staging.stg_usage__usage_daily",
+        "intermediate.int_account_usage_snapshotted",
+        "marts.accounts",
+        "marts.contracts",
+        "marts.mrr_movements",
+        "marts.revenue_metrics_monthly",
+        "marts.account_snapshots",
+    ],
+)
+def test_incremental_runs_equal_a_full_refresh(dbt, batches: dict, relation: str) -> None:
+    pd.testing.assert_frame_equal(
+        _table(dbt, batches["incremental"], relation),
+        _table(dbt, batches["full"], relation),
+        check_exact=True,
+    )
+
+
+def test_raw_reloaded_from_scratch_drops_days_no_longer_in_raw(
+    dbt, batches: dict, tmp_path: Path
+) -> None:
+    """The loader's full refresh empties raw: the pre-hook must not keep vanished days."""
+    warehouse = dbt.copy(batches["incremental"], tmp_path)
+    con = duckdb.connect(str(warehouse))
+    try:
+        con.execute("delete from raw.usage__usage_daily where usage_date < date '2026-05-01'")
+        con.execute("update raw.usage__usage_daily set _loaded_at = _loaded_at + interval 1 day")
+    finally:
+        con.close()
+    dbt.run(["run", "--select", "stg_usage__usage_daily"], tmp_path, warehouse=warehouse)
+    first = dbt.read(warehouse, "select min(usage_date) as d from staging.stg_usage__usage_daily")
+    assert pd.Timestamp(first["d"].iloc[0]).date() == date(2026, 5, 1)
