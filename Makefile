@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-fast lint format bench services clean distclean
+.PHONY: install run test test-fast lint format bench evaluate services clean distclean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,9 +23,15 @@ test: $(STAMP) services ## the whole test suite (unit, dbt, end-to-end)
 test-fast: $(STAMP) ## unit tests only, no end-to-end run
 	$(BIN)/python -m pytest -m "not e2e"
 
+bench: $(STAMP) ## benchmarks (never part of make test): GX validation speed
+	$(BIN)/python bench/gx_speed.py
+
+evaluate: $(STAMP) ## champion vs bars: ROC AUC >= 0.95 x oracle, beats logistic, ECE <= 0.03
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python scripts/evaluate.py
+
 lint: $(STAMP) ## ruff, ruff format, mypy, dbt parse
-	$(BIN)/ruff check flows models demo tests scripts
-	$(BIN)/ruff format --check flows models demo tests scripts
+	$(BIN)/ruff check flows models demo tests scripts bench
+	$(BIN)/ruff format --check flows models demo tests scripts bench
 	$(BIN)/python scripts/render_contract_doc.py --check
 	$(BIN)/mypy
 	cd dbt_project && EXPANSION_WAREHOUSE_PATH=/tmp/expansion-parse.duckdb ../$(BIN)/dbt parse --profiles-dir ../profiles --quiet
@@ -34,8 +40,9 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix flows models demo tests
 	$(BIN)/ruff format flows models demo tests
 
-services: ## make sure the local PostgreSQL used by some tests is up
+services: ## make sure the local PostgreSQL (and Chromium) some tests use are there
 	@scripts/ensure-postgres.sh
+	@scripts/ensure-chromium.sh
 
 clean: ## remove run state (warehouse, models, serving files, demo data)
 	rm -rf state data dbt_project/target dbt_project/logs

@@ -101,30 +101,13 @@ def run(
             raise typer.Exit(EXIT_BAD_INPUT)
         _generate(settings, settings.demo_accounts, settings.demo_months, settings.demo_seed)
 
-    from flows.load import ExtractError
     from flows.pipeline import expansion_pipeline
-    from flows.stages import PipelineBusy, SourceStale
-    from flows.validate import GateFailed
 
-    try:
-        summary = expansion_pipeline(
+    summary = _guarded(
+        lambda: expansion_pipeline(
             as_of=as_of.date() if as_of else None, retrain=retrain, full_refresh=full_refresh
         )
-    except PipelineBusy as exc:
-        err.print(f"[yellow]{exc}[/]")
-        raise typer.Exit(EXIT_BUSY) from None
-    except GateFailed as exc:
-        err.print(f"[red]stopped at a data-quality gate[/]\n{exc}")
-        raise typer.Exit(EXIT_GATE) from None
-    except ExtractError as exc:
-        err.print(f"[red]bad extract[/]: {exc}")
-        raise typer.Exit(EXIT_BAD_INPUT) from None
-    except SourceStale as exc:
-        err.print(f"[red]stale source[/]: {exc}")
-        raise typer.Exit(EXIT_STALE) from None
-    except Exception as exc:
-        err.print(f"[red]run failed[/]: {type(exc).__name__}: {exc}")
-        raise typer.Exit(EXIT_FAILED) from None
+    )
     if json_out:
         print(json.dumps(summary, default=str, indent=2))
     else:
@@ -167,6 +150,8 @@ def _print_summary(settings: Settings, summary: dict[str, Any]) -> None:
         f"account_score_history, accounts, contracts, mrr_movements, ...)"
     )
     console.print(f"parquet copies: {settings.serving / 'parquet' / 'current'}")
+    if summary.get("report"):
+        console.print(f"model report: {summary['report']}")
     top = Table(title="top accounts to approach")
     for col in ("account", "p(expansion)", "offer", "tier", "why"):
         top.add_column(col)
@@ -234,6 +219,192 @@ def status(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
             )
         )
     console.print(table)
+
+
+@app.command()
+def backfill(
+    start: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="First as_of date.")],
+    end: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="Last as_of date.")],
+    every: Annotated[
+        str, typer.Option(help="day, week (Sundays) or month (month ends).")
+    ] = "month",
+    json_out: Annotated[bool, typer.Option("--json", help="Print the runs as JSON.")] = False,
+) -> None:
+    """Score past as_of dates with only the data known then (history only; nothing synced)."""
+    settings = _settings()
+    from flows.pipeline import backfill_dates, expansion_backfill
+
+    try:
+        dates = backfill_dates(start.date(), end.date(), every)
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+    if not dates:
+        err.print(f"[yellow]no {every} boundary between {start:%Y-%m-%d} and {end:%Y-%m-%d}[/]")
+        raise typer.Exit(2)
+    console.print(f"backfilling {len(dates)} date(s): {', '.join(map(str, dates))}")
+    runs = _guarded(lambda: expansion_backfill(start.date(), end.date(), every))
+    if json_out:
+        print(json.dumps(runs, default=str, indent=2))
+        return
+    table = Table(title="backfill")
+    for col in ("as_of", "model", "accounts scored", "status", "seconds"):
+        table.add_column(col)
+    for r in runs:
+        table.add_row(
+            str(r["as_of"]),
+            str(r["model"].get("champion_version")),
+            str(r["accounts_scored"]),
+            r["status"],
+            f"{r['stages'].get('total', 0):.0f}",
+        )
+    console.print(table)
+    _ = settings
+
+
+def _guarded(call: Any) -> Any:
+    """Run a pipeline call and turn its failures into messages and exit codes."""
+    from flows.load import ExtractError
+    from flows.stages import PipelineBusy, SourceStale
+    from flows.validate import GateFailed
+
+    try:
+        return call()
+    except PipelineBusy as exc:
+        err.print(f"[yellow]{exc}[/]")
+        raise typer.Exit(EXIT_BUSY) from None
+    except GateFailed as exc:
+        err.print(f"[red]stopped at a data-quality gate[/]\n{exc}")
+        raise typer.Exit(EXIT_GATE) from None
+    except ExtractError as exc:
+        err.print(f"[red]bad extract[/]: {exc}")
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except SourceStale as exc:
+        err.print(f"[red]stale source[/]: {exc}")
+        raise typer.Exit(EXIT_STALE) from None
+    except Exception as exc:
+        err.print(f"[red]failed[/]: {type(exc).__name__}: {exc}")
+        raise typer.Exit(EXIT_FAILED) from None
+
+
+def _latest_snapshot(settings: Settings) -> Any:
+    from flows.warehouse import read_frame
+
+    frame = read_frame(
+        settings.warehouse, "select max(snapshot_date) as d from marts.account_snapshots"
+    )
+    return frame["d"].iloc[0].date() if hasattr(frame["d"].iloc[0], "date") else frame["d"].iloc[0]
+
+
+@app.command()
+def train(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Train a challenger on the current marts; promote it only if it beats the champion."""
+    from flows import stages
+
+    settings = _settings()
+
+    def call() -> dict[str, Any]:
+        with stages.pipeline_lock(settings), console.status("training (backtest + final models)"):
+            return stages.train_model(settings, _latest_snapshot(settings), force=True)
+
+    out = _guarded(call)
+    if json_out:
+        print(json.dumps(out, default=str, indent=2))
+        return
+    console.print(
+        f"trained {out['trained_version']}; champion now {out['champion_version']} "
+        f"({out['decision']})"
+    )
+
+
+@app.command()
+def score(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Score the current marts with the champion into the warehouse (publish separately)."""
+    from flows import stages
+
+    settings = _settings()
+    run_id = f"manual-{datetime.now():%Y%m%dT%H%M%S}"
+
+    def call() -> dict[str, Any]:
+        with stages.pipeline_lock(settings), console.status("scoring"):
+            return stages.score_accounts(settings, _latest_snapshot(settings), run_id)
+
+    out = _guarded(call)
+    if json_out:
+        print(json.dumps(out, default=str, indent=2))
+        return
+    console.print(f"{out['accounts_scored']} accounts scored with {out['model_version']}")
+
+
+@app.command()
+def publish() -> None:
+    """Publish the warehouse's marts and scores to the serving file (gated first)."""
+    from flows import stages
+
+    settings = _settings()
+    run_id = f"manual-{datetime.now():%Y%m%dT%H%M%S}"
+
+    def call() -> Any:
+        from models.registry import champion_version
+
+        with stages.pipeline_lock(settings):
+            stages.validate_scores(settings)
+            return stages.publish(
+                settings,
+                run_id,
+                _latest_snapshot(settings),
+                champion_version(settings.registry) or "unknown",
+            )
+
+    report = _guarded(call)
+    console.print(f"published {sum(report.rows.values())} rows to {report.serving_db}")
+
+
+@app.command()
+def report(
+    oracle: Annotated[
+        bool, typer.Option(help="Compare with the demo generator's oracle when it exists.")
+    ] = True,
+) -> None:
+    """Write the champion's model report (one offline HTML page) and print its path."""
+    import pandas as pd
+
+    from flows import stages
+    from flows.warehouse import read_frame
+    from models.registry import champion_version, load_model
+
+    settings = _settings()
+
+    def call() -> Any:
+        version = champion_version(settings.registry)
+        if version is None:
+            raise ValueError(f"no champion model in {settings.registry}: run or train first")
+        model = load_model(settings.registry, version)
+        scores = read_frame(settings.warehouse, "select * from scores.account_scores")
+        as_of = scores["as_of"].iloc[0] if not scores.empty else _latest_snapshot(settings)
+        snapshots = read_frame(
+            settings.warehouse,
+            "select * from marts.account_snapshots where snapshot_date <= ?",
+            [as_of],
+        )
+        path = settings.oracle_dir / "expansion_oracle.parquet"
+        truth = pd.read_parquet(path) if oracle and path.exists() else None
+        return stages.write_model_report(settings, model, snapshots, scores, truth)
+
+    console.print(f"model report: {_guarded(call)}")
+
+
+@app.command()
+def serve() -> None:
+    """Serve the daily and weekly-retrain deployments on this machine (blocks)."""
+    from flows.deployments import serve as serve_deployments
+
+    settings = _settings()
+    console.print(
+        f"serving deployments: daily ({settings.daily_cron}) and weekly-retrain "
+        f"({settings.retrain_cron}), time zone {settings.schedule_timezone}"
+    )
+    serve_deployments(settings)
 
 
 @config_app.command("show")

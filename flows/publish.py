@@ -51,10 +51,23 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+HISTORY_TABLES = ("account_score_history",)
+
+
 def publish(
-    warehouse: Path, serving_dir: Path, run_id: str, as_of: str, model_version: str
+    warehouse: Path,
+    serving_dir: Path,
+    run_id: str,
+    as_of: str,
+    model_version: str,
+    *,
+    history_only: bool = False,
 ) -> PublishReport:
-    """Copy the published relations into a fresh serving file + Parquet set and swap them in."""
+    """Copy the published relations into a fresh serving file + Parquet set and swap them in.
+
+    `history_only` (backfills): every table comes from the current serving version except the
+    score history, so BI's current scores and marts stay as they are.
+    """
     serving_dir.mkdir(parents=True, exist_ok=True)
     target = serving_dir / "expansion.duckdb"
     tmp = serving_dir / f".expansion.duckdb.{run_id}.tmp"
@@ -71,17 +84,31 @@ def publish(
     con = duckdb.connect(str(warehouse))
     try:
         con.execute(f"attach '{tmp}' as serving (storage_version '{SERVING_STORAGE_VERSION}')")
-        for name, relation in PUBLISHED.items():
+        sources = dict(PUBLISHED)
+        if history_only:
+            con.execute(f"attach '{target}' as previous (read_only)")
+            sources = {
+                name: relation if name in HISTORY_TABLES else f"previous.main.{name}"
+                for name, relation in PUBLISHED.items()
+            }
+        for name, relation in sources.items():
             con.execute(f"create table serving.main.{name} as select * from {relation}")
             count = con.execute(f"select count(*) from serving.main.{name}").fetchone()
             report.rows[name] = int(count[0]) if count else 0
             out = (version_dir / f"{name}.parquet").as_posix().replace("'", "''")
             con.execute(f"copy serving.main.{name} to '{out}' (format parquet)")
-        con.execute(
-            "create table serving.main._publication as select ? as run_id, "
-            "cast(? as timestamp) as published_at, cast(? as date) as as_of, ? as model_version",
-            [run_id, datetime.now(UTC).replace(tzinfo=None), as_of, model_version],
-        )
+        if history_only:
+            con.execute(
+                "create table serving.main._publication as select * from previous.main._publication"
+            )
+            con.execute("detach previous")
+        else:
+            con.execute(
+                "create table serving.main._publication as select ? as run_id, "
+                "cast(? as timestamp) as published_at, cast(? as date) as as_of, "
+                "? as model_version",
+                [run_id, datetime.now(UTC).replace(tzinfo=None), as_of, model_version],
+            )
         con.execute("checkpoint serving")
         con.execute("detach serving")
     finally:

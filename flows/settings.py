@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     alert_probability_threshold: float = Field(
         0.3, gt=0, lt=1, description="alert when p_expansion rises past this since the last run"
     )
+    daily_cron: str = Field("0 5 * * *", description="schedule of the daily run (cron)")
+    retrain_cron: str = Field("0 6 * * 1", description="schedule of the weekly retrain (cron)")
+    schedule_timezone: str = Field("UTC", description="IANA time zone of both schedules")
     duckdb_memory_limit: str = "8GB"
     dbt_threads: int = 2
     dbt_node_tasks: bool = Field(

@@ -1,9 +1,20 @@
 """Data-quality gates with Great Expectations at the pipeline's edges.
 
-Suites live in `expectations/<table>.json` (GX Core 1.x suite format). Each expectation's
-`meta.severity` is `critical` (default: the run stops before the next stage) or `warning` (the
-run goes on and the failure is reported). DataFrames are validated through GX's pandas
-datasource (its SQL datasource via duckdb-engine fails every expectation upstream).
+Suites live in `expectations/<name>.json` (GX Core 1.x suite format) with `meta.edge`
+(raw | marts | drift | scores) and `meta.table`. Each expectation's `meta.severity` is
+`critical` (the run stops before the next stage) or `warning` (the run goes on and the failure is
+reported): severity lives in the suite, never in code.
+
+What a gate reads is described by its suite, so the gate code stays generic (`suite_query`):
+only the columns the suite references are read from DuckDB, plus `meta.computed_columns`
+(name -> SQL expression, e.g. the MRR reconciliation difference) and an optional `meta.where`.
+Both may use `$name` parameters the gate passes (as_of, the champion's features, ...);
+`{"$PARAMETER": ...}` placeholders in expectation kwargs take the same parameters (GX
+evaluates arithmetic such as `previous_row_count * 0.5`). `meta.row_id` names columns
+that identify a bad row in the report (e.g. `_source_file`, `feature`).
+
+DataFrames are validated through GX's pandas datasource (its SQL datasource via duckdb-engine
+fails every expectation upstream) with result_format SUMMARY.
 """
 
 from __future__ import annotations
@@ -11,7 +22,10 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
+import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -20,15 +34,36 @@ import pandas as pd
 
 log = logging.getLogger(__name__)
 
+SEVERITIES = ("critical", "warning")
+EDGES = ("raw", "marts", "drift", "scores")
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_RELATION = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$")
+_SQL_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+_HIDDEN_KWARGS = {"column", "result_format", "batch_id"}
+
 
 class GateFailed(RuntimeError):
-    """A critical expectation failed: the run stops before the next stage."""
+    """A critical expectation failed: the run stops before the next stage.
 
-    def __init__(self, result: GateResult) -> None:
+    `result` is the first failing suite; `results` every suite the gate ran (for reports).
+    """
+
+    def __init__(self, result: GateResult, results: list[GateResult] | None = None) -> None:
         self.result = result
+        self.results = results if results is not None else [result]
         lines = [f"data-quality gate '{result.suite}' failed on table {result.table}:"]
         lines += [f"  - {f.describe()}" for f in result.critical]
+        others = [r.suite for r in self.results if not r.passed and r is not result]
+        if others:
+            lines.append(f"  (also failed: {', '.join(others)})")
+        if result.results_path:
+            lines.append(f"  validation results: {result.results_path}")
+        if result.page:
+            lines.append(f"  Data Docs: {result.page}")
         super().__init__("\n".join(lines))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.result, self.results))
 
 
 @dataclass
@@ -44,18 +79,30 @@ class ExpectationOutcome:
     examples: list[Any] = field(default_factory=list)
     observed: Any = None
     kwargs: dict[str, Any] = field(default_factory=dict)
+    example_rows: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def where(self) -> str:
+        if self.column:
+            return f"column {self.column}"
+        columns = self.kwargs.get("column_list") or [
+            self.kwargs[k] for k in ("column_A", "column_B") if k in self.kwargs
+        ]
+        return f"columns {', '.join(map(str, columns))}" if columns else "table"
+
+    @property
+    def expected(self) -> dict[str, Any]:
+        return {k: v for k, v in self.kwargs.items() if k not in _HIDDEN_KWARGS}
 
     def describe(self) -> str:
-        where = f"column {self.column}" if self.column else "table"
-        bits = [f"{self.expectation} on {where} of {self.table}"]
-        args = {
-            k: v for k, v in self.kwargs.items() if k not in {"column", "result_format", "batch_id"}
-        }
-        if args:
-            bits.append(f"expected {args}")
+        bits = [f"{self.expectation} on {self.where} of {self.table}"]
+        if self.expected:
+            bits.append(f"expected {self.expected}")
         if self.unexpected_count is not None:
             bits.append(f"{self.unexpected_count} of {self.element_count} rows unexpected")
-        if self.examples:
+        if self.example_rows:
+            bits.append(f"e.g. {self.example_rows[:5]}")
+        elif self.examples:
             bits.append(f"e.g. {self.examples[:5]}")
         if self.observed is not None:
             bits.append(f"observed {self.observed}")
@@ -68,6 +115,15 @@ class GateResult:
     table: str
     rows: int
     outcomes: list[ExpectationOutcome]
+    edge: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    validated_at: str = ""
+    results_path: str | None = None  # <home>/quality/<run_id>/<suite>.json
+    page: str | None = None  # this suite run's Data Docs page
+    data_docs: str | None = None  # <home>/quality/data_docs/index.html
+    preview: list[dict[str, Any]] = field(default_factory=list, repr=False)  # small frames
+    gx_result: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def critical(self) -> list[ExpectationOutcome]:
@@ -81,27 +137,67 @@ class GateResult:
     def passed(self) -> bool:
         return not self.critical
 
+    @property
+    def status(self) -> str:
+        if not self.passed:
+            return "failed"
+        return "passed with warnings" if self.warnings else "passed"
+
     def markdown(self) -> str:
         head = (
             f"### {self.suite} ({self.table}, {self.rows} rows): "
             f"{'passed' if self.passed else 'FAILED'}, {len(self.outcomes)} expectations, "
             f"{len(self.critical)} critical and {len(self.warnings)} warning failures\n"
         )
+        if self.page:
+            head += f"\nData Docs: `{self.page}`\n"
         failed = [o for o in self.outcomes if not o.success]
         if not failed:
             return head
         rows = ["| severity | expectation | column | unexpected rows | examples / observed |"]
         rows.append("|---|---|---|---|---|")
         for o in failed:
-            seen = o.examples[:5] if o.examples else o.observed
+            seen = o.example_rows[:5] or o.examples[:5] or o.observed
             rows.append(
-                f"| {o.severity} | {o.expectation} | {o.column or ''} | "
-                f"{o.unexpected_count if o.unexpected_count is not None else ''} | {seen} |"
+                f"| {o.severity} | {o.expectation} | {o.where.removeprefix('column ')} | "
+                f"{_count(o)} | {_md(seen)} |"
             )
         return head + "\n" + "\n".join(rows) + "\n"
 
+    def record(self) -> dict[str, Any]:
+        """What the run summary keeps of this suite run."""
+        return {
+            "suite": self.suite,
+            "table": self.table,
+            "edge": self.edge,
+            "rows": self.rows,
+            "passed": self.passed,
+            "status": self.status,
+            "seconds": self.seconds,
+            "critical": [o.describe() for o in self.critical],
+            "warnings": [o.describe() for o in self.warnings],
+            "results_path": self.results_path,
+            "page": self.page,
+            "data_docs": self.data_docs,
+            "markdown": self.markdown(),
+        }
+
+
+def _count(o: ExpectationOutcome) -> str:
+    if o.unexpected_count is None:
+        return ""
+    return f"{o.unexpected_count} of {o.element_count}"
+
+
+def _md(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+# --- suites --------------------------------------------------------------------------------
+
 
 def load_suite(path: Path) -> dict[str, Any]:
+    """Read and check one suite file: JSON, severities, and the meta the gates rely on."""
     try:
         suite: dict[str, Any] = json.loads(path.read_text())
     except FileNotFoundError:
@@ -110,12 +206,80 @@ def load_suite(path: Path) -> dict[str, Any]:
         raise ValueError(f"expectation suite {path} is not valid JSON: {exc}") from exc
     for i, exp in enumerate(suite.get("expectations", [])):
         severity = exp.get("meta", {}).get("severity", "critical")
-        if severity not in {"critical", "warning"}:
+        if severity not in SEVERITIES:
             raise ValueError(
                 f"{path}: expectation {i} ({exp.get('type')}) has meta.severity={severity!r}; "
                 "expected 'critical' or 'warning'"
             )
+    meta = suite.get("meta", {})
+    edge = meta.get("edge")
+    if edge is not None and edge not in EDGES:
+        raise ValueError(f"{path}: meta.edge={edge!r}; expected one of {', '.join(EDGES)}")
+    table = meta.get("table")
+    if table is not None and not _RELATION.match(table):
+        raise ValueError(f"{path}: meta.table={table!r}; expected 'schema.table'")
+    for name in [*meta.get("computed_columns", {}), *meta.get("row_id", [])]:
+        if not _IDENT.match(name):
+            raise ValueError(f"{path}: column name {name!r} in meta is not a plain identifier")
     return suite
+
+
+def suite_columns(spec: dict[str, Any], available: list[str] | None = None) -> list[str]:
+    """Columns a suite needs, in first-use order: expectation columns, row ids, and columns
+    named in row conditions (those only when `available` lists the table's columns)."""
+    cols: list[str] = []
+    for exp in spec.get("expectations", []):
+        kwargs = exp.get("kwargs", {})
+        for key in ("column", "column_A", "column_B"):
+            if isinstance(kwargs.get(key), str):
+                cols.append(kwargs[key])
+        cols += [c for c in kwargs.get("column_list", []) if isinstance(c, str)]
+        cols += _condition_columns(kwargs.get("row_condition"), available)
+    cols += list(spec.get("meta", {}).get("row_id", []))
+    return list(dict.fromkeys(cols))
+
+
+def _condition_columns(condition: Any, available: list[str] | None) -> list[str]:
+    """Columns a row_condition uses: GX Condition JSON ({"column": {"name": ...}}, "and"/"or"
+    with "conditions"), or a legacy pandas query string (matched against `available`)."""
+    if isinstance(condition, dict):
+        name = (condition.get("column") or {}).get("name")
+        nested = condition.get("conditions") or []
+        return [
+            *([name] if isinstance(name, str) else []),
+            *(c for sub in nested for c in _condition_columns(sub, available)),
+        ]
+    if isinstance(condition, str) and available is not None:
+        words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", condition))
+        return [c for c in available if c in words]
+    return []
+
+
+def suite_query(
+    spec: dict[str, Any], available: dict[str, str], extra_where: str | None = None
+) -> tuple[str, list[str]]:
+    """SQL reading just what a suite needs from `meta.table`, and the `$parameters` it uses.
+
+    `available` maps the table's columns to their DuckDB types; DECIMAL columns are read as
+    DOUBLE. Referenced columns the table lacks are left out: GX then reports them as missing.
+    """
+    meta = spec.get("meta", {})
+    table = meta["table"]
+    computed: dict[str, str] = meta.get("computed_columns", {})
+    select = []
+    for c in suite_columns(spec, list(available)):
+        if c in available and c not in computed:
+            is_decimal = available[c].upper().startswith("DECIMAL")
+            select.append(f'cast("{c}" as double) as "{c}"' if is_decimal else f'"{c}"')
+    select += [f'({expr}) as "{name}"' for name, expr in computed.items()]
+    where = [w for w in (meta.get("where"), extra_where) if w]
+    sql = f"select {', '.join(select) or '1 as _row'} from {table}"
+    if where:
+        sql += " where " + " and ".join(f"({w})" for w in where)
+    return sql, list(dict.fromkeys(_SQL_PARAM.findall(sql)))
+
+
+# --- validation ----------------------------------------------------------------------------
 
 
 @cache
@@ -127,6 +291,7 @@ def _context() -> Any:
         ProgressBarsConfig,
     )
 
+    _speed_up_gx()
     config = DataContextConfig(
         store_backend_defaults=InMemoryStoreBackendDefaults(),
         progress_bars=ProgressBarsConfig(globally=False),
@@ -137,14 +302,51 @@ def _context() -> Any:
     return context
 
 
+def _speed_up_gx() -> None:
+    """Two GX 1.24 pandas-engine costs that buy nothing here, measured on 1M rows x 20
+    expectations (bench/gx_speed.py): the batch fingerprint hashes the whole frame twice per
+    validation (a batch marker only), and the mean/stdev/sum metrics look for
+    `decimal.Decimal` in Python, element by element, even in float64 columns."""
+    import numpy as np
+    from great_expectations import util as gx_util
+    from great_expectations.execution_engine import pandas_execution_engine
+
+    pandas_execution_engine.HASH_THRESHOLD = 0
+    original = gx_util.does_ndarray_contain_decimal_dtype
+    if getattr(original, "_expansion_fast", False):
+        return
+
+    def contains_decimal(data: Any) -> bool:
+        if isinstance(data, np.ndarray) and data.dtype.kind != "O":
+            return False  # a numeric, bool or datetime array cannot hold Decimal objects
+        return bool(original(data))
+
+    contains_decimal._expansion_fast = True  # type: ignore[attr-defined]
+    gx_util.does_ndarray_contain_decimal_dtype = contains_decimal  # type: ignore[assignment]
+
+
 def _clean(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return None
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return [_clean(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if value is pd.NA or value is pd.NaT:
+        return None
     if hasattr(value, "isoformat"):
         return value.isoformat()
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        try:
+            return value.item()  # numpy scalars
+        except (ValueError, AttributeError):
+            return str(value)
     return value
+
+
+def jsonable(value: Any) -> Any:
+    """A JSON-safe copy (dates as ISO strings, NaN as null, numpy scalars as numbers)."""
+    return json.loads(json.dumps(_clean(value), default=str))
 
 
 def validate_frame(
@@ -162,9 +364,11 @@ def validate_frame(
         ExpectationConfiguration,
     )
 
+    started = time.perf_counter()
     spec = load_suite(suite_path)
+    meta = spec.get("meta", {})
     name = spec.get("name", suite_path.stem)
-    table = table or spec.get("meta", {}).get("table", name)
+    table = table or meta.get("table", name)
     context = _context()
     configs = [
         ExpectationConfiguration(type=e["type"], kwargs=e.get("kwargs", {}), meta=e.get("meta", {}))
@@ -181,22 +385,30 @@ def validate_frame(
     except KeyError:
         batch_def = asset.add_batch_definition_whole_dataframe("all")
     batch = batch_def.get_batch(batch_parameters={"dataframe": frame})
+    result_format: dict[str, Any] = {"result_format": "SUMMARY"}
+    row_id = [c for c in meta.get("row_id", []) if c in frame.columns]
+    if row_id:
+        result_format["unexpected_index_column_names"] = row_id
     run = batch.validate(
-        suite,
-        result_format={"result_format": "SUMMARY"},
-        expectation_parameters=parameters or {},
+        suite, result_format=result_format, expectation_parameters=parameters or {}
     )
 
     outcomes = []
     for res in run.results:
         cfg = res.expectation_config
         result = res.result or {}
+        column = cfg.kwargs.get("column")
+        example_rows = [
+            {str(k): _clean(v) for k, v in row.items()}
+            for row in (result.get("partial_unexpected_index_list") or [])
+            if isinstance(row, dict)
+        ]
         outcomes.append(
             ExpectationOutcome(
                 suite=name,
                 table=table,
                 expectation=cfg.type,
-                column=cfg.kwargs.get("column"),
+                column=column,
                 severity=(cfg.meta or {}).get("severity", "critical"),
                 success=bool(res.success),
                 element_count=result.get("element_count"),
@@ -204,12 +416,23 @@ def validate_frame(
                 examples=_clean(list(result.get("partial_unexpected_list") or [])),
                 observed=_clean(result.get("observed_value")),
                 kwargs={k: _clean(v) for k, v in cfg.kwargs.items()},
+                example_rows=example_rows,
             )
         )
         if res.exception_info and res.exception_info.get("raised_exception"):
             outcomes[-1].success = False
             outcomes[-1].observed = res.exception_info.get("exception_message")
-    gate = GateResult(suite=name, table=table, rows=len(frame), outcomes=outcomes)
+    gate = GateResult(
+        suite=name,
+        table=table,
+        rows=len(frame),
+        outcomes=outcomes,
+        edge=meta.get("edge"),
+        parameters=jsonable(parameters or {}),
+        seconds=round(time.perf_counter() - started, 3),
+        validated_at=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        gx_result=jsonable(run.to_json_dict()),
+    )
     for o in gate.warnings:
         log.warning("expectation warning: %s", o.describe())
     return gate
@@ -220,3 +443,98 @@ def enforce(result: GateResult) -> GateResult:
     if not result.passed:
         raise GateFailed(result)
     return result
+
+
+def enforce_all(results: list[GateResult]) -> list[GateResult]:
+    """Raise GateFailed (carrying every result) if any suite has a critical failure."""
+    for r in results:
+        if not r.passed:
+            raise GateFailed(r, results)
+    return results
+
+
+# --- results on disk and in the run's reports ----------------------------------------------
+
+
+def write_results(results: list[GateResult], run_dir: Path, run_id: str) -> list[Path]:
+    """One GX validation-result JSON per suite under `<home>/quality/<run_id>/`.
+
+    The file is GX's own `ExpectationSuiteValidationResult` JSON; `meta.expansion` adds the
+    run, table, edge, parameters and the severity-aware status."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for r in results:
+        payload = dict(r.gx_result)
+        payload["meta"] = {
+            **payload.get("meta", {}),
+            "expansion": {
+                "run_id": run_id,
+                "suite": r.suite,
+                "table": r.table,
+                "edge": r.edge,
+                "rows": r.rows,
+                "passed": r.passed,
+                "status": r.status,
+                "critical_failures": len(r.critical),
+                "warning_failures": len(r.warnings),
+                "validated_at": r.validated_at,
+                "seconds": r.seconds,
+                "parameters": r.parameters,
+                "preview": r.preview,
+            },
+        }
+        path = run_dir / f"{r.suite}.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(payload, indent=2, default=str))
+        tmp.replace(path)
+        r.results_path = str(path)
+        paths.append(path)
+    return paths
+
+
+def gate_markdown(edge: str, results: list[GateResult], note: str | None = None) -> str:
+    """The Prefect artifact for one gate: every suite, its failures and example bad values."""
+    if not results:
+        return f"## {edge} gate\n\n{note or 'no suite ran'}\n"
+    failed = any(not r.passed for r in results)
+    warned = sum(len(r.warnings) for r in results)
+    lines = [
+        f"## {edge} gate: {'FAILED' if failed else 'passed'}"
+        + (f" ({warned} warnings)" if warned else ""),
+        "",
+        "| suite | table | rows | expectations | critical failures | warnings | seconds |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r.suite} | {r.table} | {r.rows} | {len(r.outcomes)} | {len(r.critical)} | "
+        f"{len(r.warnings)} | {r.seconds:.2f} |"
+        for r in results
+    ]
+    for r in results:
+        if r.critical or r.warnings:
+            lines += ["", r.markdown()]
+    docs = next((r.data_docs for r in results if r.data_docs), None)
+    if docs:
+        lines += ["", f"Data Docs: `{docs}`"]
+    if note:
+        lines += ["", note]
+    return "\n".join(lines) + "\n"
+
+
+def outcome_rows(results: list[GateResult]) -> list[dict[str, Any]]:
+    """One row per expectation for a Prefect table artifact."""
+    return [
+        {
+            "suite": o.suite,
+            "table": o.table,
+            "expectation": o.expectation,
+            "column": o.where.removeprefix("column "),
+            "severity": o.severity,
+            "success": o.success,
+            "rows": r.rows,
+            "unexpected": o.unexpected_count,
+            "examples": _md(o.example_rows[:3] or o.examples[:3] or o.observed or ""),
+        }
+        for r in results
+        for o in r.outcomes
+    ]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -69,6 +70,60 @@ def as_bool(series: pd.Series, column: str) -> pd.Series:
     return floats.fillna(0.0).ne(0.0)
 
 
+def _ratio(num: pd.Series, den: pd.Series) -> pd.Series:
+    """num / den with NaN where den is 0 or null."""
+    return num / den.where(den != 0.0)
+
+
+@dataclass(frozen=True)
+class DerivedFeature:
+    """A feature computed row by row from columns of the same snapshot row (no other rows, so
+    nothing from other dates or accounts can leak in)."""
+
+    sources: tuple[str, ...]
+    compute: Callable[[dict[str, pd.Series]], pd.Series]
+    description: str
+
+
+# Opt in per feature under `features.derived` in params.yaml (each needs a `reasons:` phrase).
+DERIVED_FEATURES: dict[str, DerivedFeature] = {
+    "limit_pressure": DerivedFeature(
+        ("storage_utilization", "api_calls_utilization"),
+        lambda c: c["storage_utilization"].combine(c["api_calls_utilization"], np.fmax),
+        "the closer plan limit: max(storage_utilization, api_calls_utilization)",
+    ),
+    "seat_utilization_max": DerivedFeature(
+        ("seat_utilization_7d", "seat_utilization_30d"),
+        lambda c: c["seat_utilization_7d"].combine(c["seat_utilization_30d"], np.fmax),
+        "max(seat_utilization_7d, seat_utilization_30d)",
+    ),
+    "users_growth_90d": DerivedFeature(
+        ("active_users_30d_avg", "active_users_90d_avg"),
+        lambda c: _ratio(c["active_users_30d_avg"], c["active_users_90d_avg"]) - 1.0,
+        "active_users_30d_avg / active_users_90d_avg - 1 (recent month against the quarter)",
+    ),
+    "mrr_per_seat": DerivedFeature(
+        ("mrr_usd", "seats_purchased"),
+        lambda c: _ratio(c["mrr_usd"], c["seats_purchased"]),
+        "mrr_usd / seats_purchased (price level of the account)",
+    ),
+    "mrr_change_90d_pct": DerivedFeature(
+        ("mrr_change_90d_usd", "mrr_usd_90d_ago"),
+        lambda c: _ratio(c["mrr_change_90d_usd"], c["mrr_usd_90d_ago"]),
+        "mrr_change_90d_usd / mrr_usd_90d_ago",
+    ),
+}
+
+
+def derived_feature(snapshots: pd.DataFrame, name: str) -> pd.Series:
+    """One derived feature of `snapshots` as float64 (index kept)."""
+    spec = DERIVED_FEATURES[name]
+    require_columns(snapshots, spec.sources, f"the derived feature {name}")
+    columns = {c: as_float(snapshots[c], c) for c in spec.sources}
+    out = pd.Series(spec.compute(columns), index=snapshots.index, dtype="float64")
+    return out.where(np.isfinite(out))
+
+
 def _as_text(series: pd.Series) -> pd.Series:
     values = series.astype(object).where(series.notna(), None)
     return values.map(lambda v: None if v is None else str(v))
@@ -91,7 +146,8 @@ def prepare_features(
     Pass the training-time `categories` at scoring so values unseen in training become NaN.
     The index of `snapshots` is kept.
     """
-    require_columns(snapshots, params.features.all, "the model features")
+    plain = [*params.features.numeric, *params.features.categorical]
+    require_columns(snapshots, plain, "the model features")
     if categories is None:
         categories = fit_categories(snapshots, params)
     else:
@@ -101,6 +157,8 @@ def prepare_features(
     columns: dict[str, pd.Series] = {}
     for col in params.features.numeric:
         columns[col] = as_float(snapshots[col], col)
+    for col in params.features.derived:
+        columns[col] = derived_feature(snapshots, col)
     for col in params.features.categorical:
         known = categories[col]
         text = _as_text(snapshots[col])

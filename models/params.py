@@ -29,11 +29,17 @@ class _Strict(BaseModel):
 class Features(_Strict):
     numeric: list[str]
     categorical: list[str]
+    derived: list[str] = Field(default_factory=list)  # names in models.features.DERIVED_FEATURES
 
     @property
     def all(self) -> list[str]:
-        """Numeric then categorical feature names, in model column order."""
-        return [*self.numeric, *self.categorical]
+        """Numeric, derived, then categorical feature names, in model column order."""
+        return [*self.numeric, *self.derived, *self.categorical]
+
+    @property
+    def numeric_all(self) -> list[str]:
+        """Numeric and derived (numeric) feature names, in model column order."""
+        return [*self.numeric, *self.derived]
 
 
 class Backtest(_Strict):
@@ -59,8 +65,13 @@ class LightGBMParams(_Strict):
     num_threads: int = Field(default=2, ge=1)
     max_rounds: int = Field(default=1000, ge=1)
     early_stopping_rounds: int = Field(default=50, ge=1)
-    early_stopping_metric: Literal["auc", "binary_logloss"] = "auc"
-    imbalance: Literal["none", "is_unbalance"] = "is_unbalance"
+    early_stopping_metric: Literal["auc", "binary_logloss"] = "binary_logloss"
+    imbalance: Literal["none", "is_unbalance"] = "none"
+    # After early stopping (and calibration) on the validation window, refit each booster on
+    # every row whose label is known (train + the gap + validation) with the same rounds.
+    refit: bool = True
+    # Feature -> +1 (score may only rise with the value) or -1 (only fall). Numeric features.
+    monotone_constraints: dict[str, Literal[-1, 1]] = Field(default_factory=dict)
 
     def booster_params(self) -> dict[str, Any]:
         """Parameters for `lightgbm.train` (rounds and early stopping are passed separately)."""
@@ -85,6 +96,10 @@ class LightGBMParams(_Strict):
             "verbosity": -1,
         }
 
+    def monotone_vector(self, features: list[str]) -> list[int]:
+        """`monotone_constraints` as LightGBM's per-column list (0 = unconstrained)."""
+        return [int(self.monotone_constraints.get(f, 0)) for f in features]
+
 
 class Calibration(_Strict):
     method: Literal["sigmoid", "isotonic"] = "sigmoid"
@@ -102,26 +117,53 @@ class Quality(_Strict):
     promotion_margin: float = Field(default=0.005, ge=0)
 
 
+class Acceptance(_Strict):
+    """Bars `scripts/evaluate.py` (make evaluate) checks on the latest backtest window."""
+
+    min_oracle_auc_ratio: float = Field(default=0.95, ge=0, le=1)
+    must_beat_baseline: str | None = "logistic"
+    max_ece: float = Field(default=0.03, ge=0, le=1)
+    ece_bins: int = Field(default=10, ge=1)
+
+
 class ExpectedMrr(_Strict):
     max_ratio: float = Field(default=3.0, gt=0)
+    min_group_rows: int = Field(default=20, ge=1)
+    min_extra_seats: int = Field(default=1, ge=1)
 
 
 class Offers(_Strict):
     seat_utilization_threshold: float = Field(default=0.85, ge=0)
+    choose_by: Literal["expected_mrr", "probability"] = "expected_mrr"
     cross_sell: str = "cross-sell: {product}"
     upsell_tier: str = "upsell: {plan}"
-    upsell_seats: str = "upsell: more seats"
+    upsell_seats: str = "upsell: +{seats} seats"
+    upsell_seats_unknown: str = "upsell: more seats"  # when no seat count can be estimated
 
 
 class TouchTier(_Strict):
     name: str
     min_mrr_usd: float | None = None
     segments: list[str] = Field(default_factory=list)
+    min_expected_mrr_usd: float | None = None
+    capacity: int | None = Field(default=None, ge=0)
+    capacity_scope: Literal["owner", "overall"] = "owner"
 
 
 class TouchTiers(_Strict):
     tiers: list[TouchTier]
     default: str
+
+    @model_validator(mode="after")
+    def _check(self) -> TouchTiers:
+        names = [t.name for t in self.tiers] + [self.default]
+        if len(set(names)) != len(names):
+            raise ValueError(f"touch tier names must be unique, got {names}")
+        return self
+
+
+class ActionList(_Strict):
+    rank_by: Literal["expected_mrr", "probability"] = "expected_mrr"
 
 
 class Condition(_Strict):
@@ -155,9 +197,11 @@ class Params(_Strict):
     calibration: Calibration = Calibration()
     baseline: Baseline = Baseline()
     quality: Quality = Quality()
+    acceptance: Acceptance = Acceptance()
     expected_mrr: ExpectedMrr = ExpectedMrr()
     offers: Offers = Offers()
     touch_tiers: TouchTiers
+    action_list: ActionList = ActionList()
     suppression: list[SuppressionRule] = Field(default_factory=list)
     reasons: dict[str, ReasonTemplate]
 
@@ -181,6 +225,20 @@ class Params(_Strict):
         missing = [f for f in features if f not in self.reasons]
         if missing:
             raise ValueError(f"features without a reason phrase under `reasons:`: {missing}")
+        from models.features import DERIVED_FEATURES  # here: features.py imports this module
+
+        unknown = [f for f in self.features.derived if f not in DERIVED_FEATURES]
+        if unknown:
+            raise ValueError(
+                f"features.derived {unknown} are not defined in models/features.py "
+                f"(known: {sorted(DERIVED_FEATURES)})"
+            )
+        numeric = set(self.features.numeric_all)
+        bad = sorted(set(self.lightgbm.monotone_constraints) - numeric)
+        if bad:
+            raise ValueError(
+                f"lightgbm.monotone_constraints on non-numeric or unknown features: {bad}"
+            )
         return self
 
     @property

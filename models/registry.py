@@ -5,6 +5,7 @@ Layout of `registry_dir`:
     models/<version>/metadata.json       version, window, features, params, metrics, ...
     models/<version>/calibrators.json
     models/<version>/booster_<target>.txt LightGBM text format
+    models/<version>/backtest_predictions.parquet  test-row predictions of the backtest
     champion.json                         {"version": ...}, replaced atomically
     history.jsonl                         one line per promote / rollback
 
@@ -28,12 +29,14 @@ from typing import Any
 import lightgbm as lgb
 import pandas as pd
 
+from models.offers import OfferValues
 from models.params import Params, load_params
-from models.train import Calibrator, TrainedModel
+from models.train import PREDICTION_COLUMNS, Calibrator, TrainedModel
 
 MODELS_DIR = "models"
 CHAMPION_FILE = "champion.json"
 HISTORY_FILE = "history.jsonl"
+PREDICTIONS_FILE = "backtest_predictions.parquet"
 VERSION_RE = re.compile(r"^v(\d{4,})-(\d{8}T\d{6}Z)$")
 
 
@@ -121,6 +124,8 @@ def save_model(
             staging / "calibrators.json",
             {t: c.to_dict() for t, c in model.calibrators.items()},
         )
+        if model.backtest_predictions is not None:
+            model.backtest_predictions.to_parquet(staging / PREDICTIONS_FILE, index=False)
         metadata = {
             "version": version,
             "trained_at": trained_at.isoformat().replace("+00:00", "Z"),
@@ -139,6 +144,7 @@ def save_model(
             "n_train_rows": model.n_train_rows,
             "n_validation_rows": model.n_validation_rows,
             "expansion_mrr_ratio": model.expansion_mrr_ratio,
+            "offer_values": None if model.offer_values is None else model.offer_values.to_dict(),
             "best_iterations": model.best_iterations,
             "params": model.params.model_dump(mode="json"),
             "metrics": model.metrics,
@@ -149,6 +155,9 @@ def save_model(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     model.version = version
+    model.code_version = code_version
+    model.data_fingerprint = data_fingerprint
+    model.trained_at = trained_at.isoformat().replace("+00:00", "Z")
     return version
 
 
@@ -195,6 +204,13 @@ def load_model(registry_dir: Path, version: str) -> TrainedModel:
     ]
     ratio = meta["expansion_mrr_ratio"]
     window = meta["training_window"]
+    offer_values = meta.get("offer_values")
+    predictions_path = path / PREDICTIONS_FILE
+    predictions = (
+        pd.read_parquet(predictions_path).loc[:, list(PREDICTION_COLUMNS)]
+        if predictions_path.is_file()
+        else None
+    )
     return TrainedModel(
         boosters=boosters,
         calibrators={t: Calibrator.from_dict(calibrators[t]) for t in meta["targets"]},
@@ -212,6 +228,11 @@ def load_model(registry_dir: Path, version: str) -> TrainedModel:
         expansion_mrr_ratio=math.nan if ratio is None else float(ratio),
         best_iterations={k: int(v) for k, v in meta["best_iterations"].items()},
         version=meta["version"],
+        backtest_predictions=predictions,
+        offer_values=None if offer_values is None else OfferValues.from_dict(offer_values),
+        code_version=meta.get("code_version"),
+        data_fingerprint=meta.get("data_fingerprint"),
+        trained_at=meta.get("trained_at"),
     )
 
 

@@ -1,7 +1,28 @@
-"""Score the active accounts at an as-of date: probabilities, offer, touch tier, suppression."""
+"""Score the active accounts at an as-of date: probabilities, offer, action list, touch tier.
+
+Per account, in this order:
+
+1. calibrated probabilities and the decile of p_expansion (over all active accounts);
+2. suppression (`suppression:` rules in params.yaml): a suppressed account keeps its scores
+   but is never in the action list: no `action_rank`, no reasons;
+3. the next-best offer and its MRR (`models.offers`); expected expansion MRR = the offer's
+   probability x that MRR;
+4. `action_rank` 1..n over the non-suppressed accounts, by `action_list.rank_by`
+   (expected_mrr: expected expansion MRR; probability: p_expansion), ties by p_expansion then
+   account_id;
+5. the touch tier: each account, in action order (then the suppressed accounts, in the same
+   order), takes the first tier in `touch_tiers.tiers` whose conditions it meets and that
+   still has room (`capacity` accounts per owner or overall), else `touch_tiers.default`.
+   Conditions: account value (mrr_usd >= min_mrr_usd or segment listed; either unset means no
+   value condition) and expected_expansion_mrr_usd >= min_expected_mrr_usd (when set);
+6. reasons for the first `reasons_for_top_n` accounts of the action list.
+"""
 
 from __future__ import annotations
 
+import warnings
+from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -15,18 +36,24 @@ from models.features import (
     scoring_frame,
     to_timestamp,
 )
+from models.offers import OFFER_COLUMNS, next_best_offers
 from models.params import Condition, Params
 from models.reasons import top_reasons
 from models.train import TrainedModel
 
-OFFER_COLUMNS = (
-    "top_companion_product_name",
-    "companion_products_not_held",
-    "is_top_tier",
-    "next_tier_plan_name",
-    "seat_utilization_30d",
-)
+__all__ = [
+    "OFFER_COLUMNS",
+    "SCORE_COLUMNS",
+    "action_ranks",
+    "deciles",
+    "next_best_offers",
+    "score_accounts",
+    "suppression_reasons",
+    "touch_tiers",
+]
+
 N_REASONS = 3
+NO_OWNER = "(no owner)"
 SCORE_COLUMNS: tuple[str, ...] = (
     "account_id",
     "as_of",
@@ -34,8 +61,11 @@ SCORE_COLUMNS: tuple[str, ...] = (
     "p_upsell",
     "p_cross_sell",
     "decile",
-    "expected_expansion_mrr_usd",
+    "offer_type",
     "next_best_offer",
+    "offer_mrr_usd",
+    "expected_expansion_mrr_usd",
+    "action_rank",
     "touch_tier",
     "is_suppressed",
     "suppression_reason",
@@ -82,46 +112,96 @@ def suppression_reasons(frame: pd.DataFrame, params: Params) -> pd.Series:
     )
 
 
-def touch_tiers(frame: pd.DataFrame, params: Params) -> pd.Series:
-    """First matching touch tier (mrr_usd >= min_mrr_usd or segment listed), else default."""
+def action_ranks(
+    suppressed: pd.Series,
+    p_expansion: pd.Series,
+    expected_mrr: pd.Series,
+    account_id: pd.Series,
+    params: Params,
+) -> pd.Series:
+    """1..n over non-suppressed accounts (see the module docstring); <NA> when suppressed."""
+    key = expected_mrr if params.action_list.rank_by == "expected_mrr" else p_expansion
+    order = np.lexsort(
+        (
+            account_id.astype(str).to_numpy(),
+            -p_expansion.to_numpy(dtype=float),
+            -key.fillna(-np.inf).to_numpy(dtype=float),
+        )
+    )
+    ranks = pd.Series(pd.NA, index=suppressed.index, dtype="Int64")
+    listed = [suppressed.index[i] for i in order if not suppressed.iat[i]]
+    ranks.loc[listed] = np.arange(1, len(listed) + 1)
+    return ranks
+
+
+def _owner_keys(frame: pd.DataFrame, owners: Mapping[Any, Any] | pd.Series | None) -> pd.Series:
+    if owners is None:
+        return pd.Series(NO_OWNER, index=frame.index, dtype=object)
+    lookup = owners if isinstance(owners, pd.Series) else pd.Series(dict(owners), dtype=object)
+    keys = frame["account_id"].map(lookup)
+    return keys.astype(object).where(keys.notna(), NO_OWNER)
+
+
+def touch_tiers(
+    frame: pd.DataFrame,
+    params: Params,
+    expected_mrr: pd.Series | None = None,
+    owners: Mapping[Any, Any] | pd.Series | None = None,
+    priority: pd.Series | None = None,
+) -> pd.Series:
+    """Touch tier per account: the first tier whose conditions hold and that has room.
+
+    `frame` needs mrr_usd and segment (and account_id for per-owner capacity); accounts claim
+    capacity in `priority` order (ascending; default: row order). `expected_mrr=None` skips
+    the min_expected_mrr_usd conditions. `owners` maps account_id -> owner; without it a
+    per-owner capacity counts every account under one owner (never more than the capacity
+    overall, with a warning).
+    """
     require_columns(frame, ["mrr_usd", "segment"], "touch tiers")
+    tiers = params.touch_tiers.tiers
     mrr = as_float(frame["mrr_usd"], "mrr_usd")
     segment = _text(frame["segment"])
-    tier = pd.Series(params.touch_tiers.default, index=frame.index, dtype=object)
-    assigned = pd.Series(False, index=frame.index)
-    for rule in params.touch_tiers.tiers:
-        match = segment.isin(rule.segments)
+    qualifies: list[np.ndarray[Any, np.dtype[np.bool_]]] = []
+    for rule in tiers:
+        has_value_rule = rule.min_mrr_usd is not None or bool(rule.segments)
+        value = segment.isin(rule.segments).to_numpy(dtype=bool, copy=True)
         if rule.min_mrr_usd is not None:
-            match |= mrr.ge(rule.min_mrr_usd).fillna(False)
-        match &= ~assigned
-        tier[match] = rule.name
-        assigned |= match
-    return tier
-
-
-def next_best_offers(frame: pd.DataFrame, probs: pd.DataFrame, params: Params) -> pd.Series:
-    """Cross-sell the usual companion when p_cross_sell >= p_upsell and one exists; else upsell.
-
-    Upsell is more seats when already on the top tier, seats are at or above the threshold, or
-    no next tier is known; otherwise the next tier.
-    """
-    require_columns(frame, list(OFFER_COLUMNS), "the next best offer")
-    offers = params.offers
-    companion = _text(frame["top_companion_product_name"])
-    not_held = as_float(frame["companion_products_not_held"], "companion_products_not_held")
-    top_tier = as_float(frame["is_top_tier"], "is_top_tier").fillna(0.0).ne(0.0)
-    seats = as_float(frame["seat_utilization_30d"], "seat_utilization_30d")
-    plan = _text(frame["next_tier_plan_name"])
-    cross = probs["p_cross_sell"].ge(probs["p_upsell"]) & companion.notna() & not_held.ne(0.0)
-    more_seats = top_tier | seats.ge(offers.seat_utilization_threshold).fillna(False) | plan.isna()
-    out = []
-    for i in range(len(frame)):
-        if cross.iat[i]:
-            out.append(offers.cross_sell.format(product=companion.iat[i]))
-        elif more_seats.iat[i]:
-            out.append(offers.upsell_seats)
-        else:
-            out.append(offers.upsell_tier.format(plan=plan.iat[i]))
+            value = value | mrr.ge(rule.min_mrr_usd).fillna(False).to_numpy(dtype=bool)
+        if not has_value_rule:
+            value = np.ones(len(frame), dtype=bool)
+        if rule.min_expected_mrr_usd is not None and expected_mrr is not None:
+            enough = expected_mrr.ge(rule.min_expected_mrr_usd).fillna(False)
+            value = value & enough.to_numpy(dtype=bool)
+        qualifies.append(value)
+    per_owner = any(r.capacity is not None and r.capacity_scope == "owner" for r in tiers)
+    if per_owner and owners is None:
+        warnings.warn(
+            "touch tiers with a capacity per owner but no owners given: the capacity applies "
+            "to all accounts together; pass owners=account_id -> owner to score_accounts",
+            stacklevel=2,
+        )
+    if per_owner and owners is not None:
+        require_columns(frame, ["account_id"], "touch tier capacity per owner")
+        owner = _owner_keys(frame, owners).to_numpy()
+    else:
+        owner = np.full(len(frame), NO_OWNER, dtype=object)
+    order = (
+        np.arange(len(frame))
+        if priority is None
+        else np.argsort(priority.to_numpy(dtype=float), kind="mergesort")
+    )
+    used: list[Counter[Any]] = [Counter() for _ in tiers]
+    out = np.full(len(frame), params.touch_tiers.default, dtype=object)
+    for i in order:
+        for k, rule in enumerate(tiers):
+            if not qualifies[k][i]:
+                continue
+            key = owner[i] if rule.capacity_scope == "owner" else NO_OWNER
+            if rule.capacity is not None and used[k][key] >= rule.capacity:
+                continue  # full: overflow to the next tier
+            used[k][key] += 1
+            out[i] = rule.name
+            break
     return pd.Series(out, index=frame.index, dtype=object)
 
 
@@ -136,13 +216,16 @@ def score_accounts(
     as_of: DateLike,
     params: Params,
     reasons_for_top_n: int | None = None,
+    owners: Mapping[Any, Any] | pd.Series | None = None,
 ) -> pd.DataFrame:
     """One row per active account at `as_of`, best p_expansion first (ties: account_id).
 
-    Features come from `model` (its params and categories); offers, touch tiers, suppression
-    and reason phrases come from `params`, so business rules can change without retraining.
-    Reasons are computed for the top `reasons_for_top_n` non-suppressed accounts by
-    p_expansion (all accounts when None). Columns: SCORE_COLUMNS.
+    Features come from `model` (its params and categories); offers, touch tiers, suppression,
+    the action list and reason phrases come from `params`, so business rules can change
+    without retraining. `owners` (account_id -> owner, e.g. marts.accounts.owner_name) scopes
+    per-owner tier capacity. Reasons are computed for the first `reasons_for_top_n` accounts
+    of the action list (all listed accounts when None); suppressed accounts get none.
+    Columns: SCORE_COLUMNS (see the module docstring).
     """
     day = to_timestamp(as_of)
     frame = scoring_frame(snapshots, day)
@@ -155,8 +238,30 @@ def score_accounts(
         (frame["account_id"].astype(str).to_numpy(), -probs["p_expansion"].to_numpy())
     )
     frame, X, probs = frame.iloc[order], X.iloc[order], probs.iloc[order]
-    mrr = as_float(frame["mrr_usd"], "mrr_usd")
     suppression = suppression_reasons(frame, params)
+    suppressed = suppression.notna()
+    offers = next_best_offers(
+        frame, probs, params, model.offer_values, legacy_ratio=model.expansion_mrr_ratio
+    )
+    rank = action_ranks(
+        suppressed,
+        probs["p_expansion"],
+        offers["expected_expansion_mrr_usd"],
+        frame["account_id"],
+        params,
+    )
+    # Suppressed accounts claim tier capacity only after every account of the action list.
+    after_list = len(frame) + action_ranks(
+        ~suppressed,
+        probs["p_expansion"],
+        offers["expected_expansion_mrr_usd"],
+        frame["account_id"],
+        params,
+    )
+    priority = rank.astype("Float64").fillna(after_list.astype("Float64")).astype(float)
+    tiers = touch_tiers(
+        frame, params, offers["expected_expansion_mrr_usd"], owners=owners, priority=priority
+    )
     out = pd.DataFrame(
         {
             "account_id": frame["account_id"],
@@ -165,19 +270,18 @@ def score_accounts(
             "p_upsell": probs["p_upsell"],
             "p_cross_sell": probs["p_cross_sell"],
             "decile": deciles(len(frame)),
-            "expected_expansion_mrr_usd": probs["p_expansion"] * mrr * model.expansion_mrr_ratio,
-            "next_best_offer": next_best_offers(frame, probs, params),
-            "touch_tier": touch_tiers(frame, params),
-            "is_suppressed": suppression.notna(),
+            **{c: offers[c] for c in offers.columns},
+            "action_rank": rank,
+            "touch_tier": tiers,
+            "is_suppressed": suppressed,
             "suppression_reason": suppression,
         },
         index=frame.index,
     )
-    candidates = (
-        out.index
-        if reasons_for_top_n is None
-        else (out.index[~out["is_suppressed"].to_numpy()][: max(reasons_for_top_n, 0)])
-    )
+    listed = rank.dropna().sort_values()
+    if reasons_for_top_n is not None:
+        listed = listed[listed <= max(reasons_for_top_n, 0)]
+    candidates = listed.index
     reasons = top_reasons(
         model, X.loc[candidates], frame.loc[candidates], n=N_REASONS, templates=params.reasons
     )

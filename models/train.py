@@ -12,6 +12,14 @@ Split scheme (H = label_horizon_days; a snapshot's label covers (snapshot_date, 
 So train precedes validation precedes test, and no label window reaches past the next
 window's first snapshot date. The final model uses the same rule with the last complete
 snapshot date(s) as validation and no test. Never a random split.
+
+With `lightgbm.refit` (default), once early stopping has picked the number of rounds and the
+calibrator has been fitted on the validation rows' out-of-sample scores, each booster is
+refitted with that number of rounds on every row whose label is known at the cut-off (train,
+the dates between train and validation, and validation: snapshot_date + H <= c), so the
+scores use the freshest labelled months. The calibrator stays the one fitted out of sample.
+The baselines (logistic regression, single rule) need no held-out rows and learn from the same
+known rows, so the comparison is fair. Test rows are never seen by any of them.
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ from models.features import (
     to_timestamp,
     training_frame,
 )
+from models.offers import OfferValues, fit_offer_values
 from models.params import Params
 
 IntArray = np.ndarray[Any, np.dtype[np.int64]]
@@ -186,13 +195,20 @@ def fit_booster(
     y_val: IntArray,
     params: Params,
     target: str = "target",
+    refit: tuple[pd.DataFrame, IntArray] | None = None,
 ) -> tuple[lgb.Booster, Calibrator]:
-    """LightGBM with early stopping on the validation rows, then a calibrator fitted on them."""
+    """LightGBM with early stopping on the validation rows, then a calibrator fitted on them.
+
+    With `refit=(X_known, y_known)` and `lightgbm.refit`, the returned booster is refitted on
+    those rows with the early-stopped number of rounds (the calibrator stays the one fitted on
+    the first booster's validation scores).
+    """
     if y_train.size == 0 or y_train.min() == y_train.max():
         raise InsufficientLabelsError(
             f"label of target {target!r} has a single class in {y_train.size} training rows"
         )
     booster_params = params.lightgbm.booster_params()
+    booster_params["monotone_constraints"] = params.lightgbm.monotone_vector(list(X_train.columns))
     if y_val.size == 0 or y_val.min() == y_val.max():
         booster_params["metric"] = "binary_logloss"  # AUC is undefined on one class
     categorical = [c for c in params.features.categorical if c in X_train.columns]
@@ -216,6 +232,12 @@ def fit_booster(
     calibrator = fit_calibrator(
         booster.predict(X_val, raw_score=True), y_val, params.calibration.method
     )
+    if refit is not None and params.lightgbm.refit:
+        X_known, y_known = refit
+        if y_known.min() != y_known.max():
+            known = lgb.Dataset(X_known, label=y_known, categorical_feature=categorical)
+            refitted = lgb.train(booster_params, known, num_boost_round=best)
+            booster = lgb.Booster(model_str=refitted.model_to_string())
     return booster, calibrator
 
 
@@ -249,7 +271,7 @@ def fit_logistic_baseline(X_train: pd.DataFrame, y_train: IntArray, params: Para
                 "features",
                 ColumnTransformer(
                     [
-                        ("numeric", numeric, params.features.numeric),
+                        ("numeric", numeric, params.features.numeric_all),
                         ("categorical", categorical, params.features.categorical),
                     ]
                 ),
@@ -290,7 +312,7 @@ def _rank_auc(y: IntArray, score: Any) -> float:
 def best_single_rule(X_train: pd.DataFrame, y_train: IntArray, params: Params) -> SingleRule:
     """The numeric feature (and direction) with the best training ROC AUC on its own."""
     best: tuple[float, SingleRule] | None = None
-    for col in params.features.numeric:
+    for col in params.features.numeric_all:
         values = X_train[col].astype("float64")
         if values.notna().sum() == 0:
             continue
@@ -311,6 +333,9 @@ def best_single_rule(X_train: pd.DataFrame, y_train: IntArray, params: Params) -
 # --- the trained model ------------------------------------------------------------------------
 
 
+PREDICTION_COLUMNS = ("cutoff", "target", "model", "account_id", "y", "p")
+
+
 @dataclass
 class TrainedModel:
     """Boosters and calibrators per target, with everything needed to score and to audit."""
@@ -325,12 +350,19 @@ class TrainedModel:
     training_window_start: date  # first snapshot_date used (train)
     training_window_end: date  # last snapshot_date used (validation)
     validation_start: date
-    n_rows: int  # train + validation rows
-    n_train_rows: int
-    n_validation_rows: int
+    n_rows: int  # rows the final boosters learned from (all complete rows with refit)
+    n_train_rows: int  # rows of the early-stopping fit
+    n_validation_rows: int  # held out for early stopping and calibration
     expansion_mrr_ratio: float  # mean expansion_mrr_usd_next / mrr_usd on positive rows
     best_iterations: dict[str, int] = field(default_factory=dict)
     version: str | None = None  # set by the registry
+    # Backtest test-row predictions (PREDICTION_COLUMNS; p is a score for single_rule), for
+    # charts and audits; None for models saved before they were kept.
+    backtest_predictions: pd.DataFrame | None = None
+    offer_values: OfferValues | None = None  # None: models saved before offer values
+    code_version: str | None = None  # set by the registry
+    data_fingerprint: str | None = None  # set by the registry
+    trained_at: str | None = None  # ISO UTC, set by the registry
 
     @property
     def targets(self) -> list[str]:
@@ -381,6 +413,7 @@ def _record(
     n_train: int,
     n_validation: int,
     detail: str = "",
+    n_known: int | None = None,
 ) -> dict[str, Any]:
     assert split.test_date is not None
     return {
@@ -394,6 +427,7 @@ def _record(
         "validation_end": split.validation_dates[-1].date().isoformat(),
         "n_train": n_train,
         "n_validation": n_validation,
+        "n_known": n_train + n_validation if n_known is None else n_known,
         "detail": detail,
     }
 
@@ -404,40 +438,75 @@ def _nan_metrics(n: int, n_pos: int) -> dict[str, float]:
     return out
 
 
-def run_backtest(frame: pd.DataFrame, params: Params) -> list[dict[str, Any]]:
-    """Metrics of calibrated LightGBM and the baselines on each cut-off, per target.
+def _known_rows(frame: pd.DataFrame, end: pd.Timestamp, params: Params) -> pd.DataFrame:
+    """Rows whose label window ends by `end` (snapshot_date + H <= end)."""
+    horizon = pd.Timedelta(days=params.label_horizon_days)
+    return frame.loc[frame["snapshot_date"] + horizon <= end]
+
+
+def _predictions(
+    split: Split, target: str, model: str, test: pd.DataFrame, y: IntArray, p: Any
+) -> pd.DataFrame:
+    assert split.test_date is not None
+    return pd.DataFrame(
+        {
+            "cutoff": split.test_date.date().isoformat(),
+            "target": target,
+            "model": model,
+            "account_id": test["account_id"].astype(str).to_numpy(),
+            "y": y.astype(np.int8),
+            "p": np.asarray(p, dtype=np.float64),
+        }
+    )
+
+
+def run_backtest(frame: pd.DataFrame, params: Params) -> tuple[list[dict[str, Any]], pd.DataFrame]:
+    """Metrics and test-row predictions of calibrated LightGBM and the baselines per cut-off.
 
     `frame` is the output of `training_frame`. Models: lightgbm (calibrated),
     lightgbm_uncalibrated, logistic (baseline) and single_rule (best one-feature ranking).
+    Returns (records, predictions with PREDICTION_COLUMNS).
     """
     records: list[dict[str, Any]] = []
+    predictions: list[pd.DataFrame] = []
     for split in backtest_splits(frame["snapshot_date"].unique(), params):
         assert split.test_date is not None
         train = _rows(frame, split.train_dates)
         val = _rows(frame, split.validation_dates)
+        known = _known_rows(frame, split.test_date, params)
         test = _rows(frame, (split.test_date,))
-        X_train, categories = prepare_features(train, params)
+        categories = fit_categories(known if params.lightgbm.refit else train, params)
+        X_train, _ = prepare_features(train, params, categories)
         X_val, _ = prepare_features(val, params, categories)
+        X_known, _ = prepare_features(known, params, categories)
         X_test, _ = prepare_features(test, params, categories)
         sizes = (len(train), len(val))
+        n_known = len(known) if params.lightgbm.refit else None
         for target, label in params.targets.items():
             y_train, y_val, y_test = (label_array(f, label) for f in (train, val, test))
+            y_known = label_array(known, label)
             try:
-                booster, calibrator = fit_booster(X_train, y_train, X_val, y_val, params, target)
+                booster, calibrator = fit_booster(
+                    X_train, y_train, X_val, y_val, params, target, refit=(X_known, y_known)
+                )
             except InsufficientLabelsError as exc:
                 empty = _nan_metrics(len(y_test), int(y_test.sum()))
-                records.append(_record(split, target, "lightgbm", empty, *sizes, str(exc)))
+                records.append(_record(split, target, "lightgbm", empty, *sizes, str(exc), n_known))
                 continue
             raw = np.asarray(booster.predict(X_test, raw_score=True), dtype=np.float64)
-            iters = f"best_iteration={booster.current_iteration()}"
+            refitted = "; refit on known rows" if params.lightgbm.refit else ""
+            iters = f"best_iteration={booster.current_iteration()}{refitted}"
+            p_cal = calibrator.predict(raw)
+            p_raw = 1.0 / (1.0 + np.exp(-raw))
             records.append(
                 _record(
                     split,
                     target,
                     "lightgbm",
-                    binary_metrics(y_test, calibrator.predict(raw)),
+                    binary_metrics(y_test, p_cal),
                     *sizes,
                     f"{iters}; calibration={calibrator.method}",
+                    n_known,
                 )
             )
             records.append(
@@ -445,29 +514,55 @@ def run_backtest(frame: pd.DataFrame, params: Params) -> list[dict[str, Any]]:
                     split,
                     target,
                     "lightgbm_uncalibrated",
-                    binary_metrics(y_test, 1.0 / (1.0 + np.exp(-raw))),
+                    binary_metrics(y_test, p_raw),
                     *sizes,
                     iters,
+                    n_known,
                 )
             )
-            logistic = fit_logistic_baseline(X_train, y_train, params)
+            # Baselines need no held-out rows: they learn from every row known at the cut-off.
+            X_base, y_base = (X_known, y_known) if params.lightgbm.refit else (X_train, y_train)
+            logistic = fit_logistic_baseline(X_base, y_base, params)
             p_logistic = logistic.predict_proba(_logistic_input(X_test, params))[:, 1]
             records.append(
-                _record(split, target, "logistic", binary_metrics(y_test, p_logistic), *sizes)
+                _record(
+                    split,
+                    target,
+                    "logistic",
+                    binary_metrics(y_test, p_logistic),
+                    len(X_base),
+                    0,
+                    "fitted on every row known at the cut-off" if params.lightgbm.refit else "",
+                    len(X_base),
+                )
             )
-            rule = best_single_rule(X_train, y_train, params)
+            rule = best_single_rule(X_base, y_base, params)
             direction = "higher" if rule.sign > 0 else "lower"
+            rule_score = rule.score(X_test)
             records.append(
                 _record(
                     split,
                     target,
                     "single_rule",
-                    binary_metrics(y_test, rule.score(X_test), is_probability=False),
-                    *sizes,
+                    binary_metrics(y_test, rule_score, is_probability=False),
+                    len(X_base),
+                    0,
                     f"{direction} {rule.feature} ranks first",
+                    len(X_base),
                 )
             )
-    return records
+            for model, p in (
+                ("lightgbm", p_cal),
+                ("lightgbm_uncalibrated", p_raw),
+                ("logistic", p_logistic),
+                ("single_rule", rule_score),
+            ):
+                predictions.append(_predictions(split, target, model, test, y_test, p))
+    columns = list(PREDICTION_COLUMNS)
+    out = (
+        pd.concat(predictions, ignore_index=True) if predictions else pd.DataFrame(columns=columns)
+    )
+    return records, out.loc[:, columns]
 
 
 def expansion_mrr_ratio(frame: pd.DataFrame, params: Params) -> float:
@@ -490,21 +585,30 @@ def train_model(snapshots: pd.DataFrame, params: Params, backtest: bool = True) 
     """Backtest (unless `backtest=False`), then fit the final per-target models.
 
     `snapshots` is `marts.account_snapshots` (any row order; only active rows with complete
-    labels are used). Same input and params give identical predictions.
+    labels are used). Same input and params give identical predictions. With
+    `lightgbm.refit`, the final boosters learn from every complete row.
     """
     frame = training_frame(snapshots, params)
-    metrics = run_backtest(frame, params) if backtest else []
+    metrics, predictions = run_backtest(frame, params) if backtest else ([], None)
     split = final_split(frame["snapshot_date"].unique(), params)
     train = _rows(frame, split.train_dates)
     val = _rows(frame, split.validation_dates)
-    categories = fit_categories(train, params)
+    known = frame if params.lightgbm.refit else pd.concat([train, val])
+    categories = fit_categories(known if params.lightgbm.refit else train, params)
     X_train, _ = prepare_features(train, params, categories)
     X_val, _ = prepare_features(val, params, categories)
+    X_known, _ = prepare_features(known, params, categories)
     boosters: dict[str, lgb.Booster] = {}
     calibrators: dict[str, Calibrator] = {}
     for target, label in params.targets.items():
         booster, calibrator = fit_booster(
-            X_train, label_array(train, label), X_val, label_array(val, label), params, target
+            X_train,
+            label_array(train, label),
+            X_val,
+            label_array(val, label),
+            params,
+            target,
+            refit=(X_known, label_array(known, label)),
         )
         boosters[target], calibrators[target] = booster, calibrator
     return TrainedModel(
@@ -518,11 +622,13 @@ def train_model(snapshots: pd.DataFrame, params: Params, backtest: bool = True) 
         training_window_start=split.train_dates[0].date(),
         training_window_end=split.validation_dates[-1].date(),
         validation_start=split.validation_dates[0].date(),
-        n_rows=len(train) + len(val),
+        n_rows=len(known),
         n_train_rows=len(train),
         n_validation_rows=len(val),
         expansion_mrr_ratio=expansion_mrr_ratio(frame, params),
         best_iterations={t: b.current_iteration() for t, b in boosters.items()},
+        backtest_predictions=predictions,
+        offer_values=fit_offer_values(frame, params),
     )
 
 

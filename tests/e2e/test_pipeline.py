@@ -21,14 +21,6 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="session")
-def prefect_server() -> Iterator[None]:
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory, prefect_server: None) -> Iterator[Path]:
     from demo.generator import generate
@@ -184,8 +176,10 @@ def test_second_run_reuses_champion_and_sends_nothing(project: Path, first_run: 
     assert second["model"]["trained_version"] is None
     assert second["model"]["champion_version"] == first_run["model"]["champion_version"]
     assert second["synced"][0]["inserted"] + second["synced"][0]["updated"] == 0
-    history = _serving(project, "select distinct run_id from account_score_history")
-    assert {first_run["run_id"], second["run_id"]} <= set(history["run_id"])  # one row set per run
+    # one row per account per as_of: re-scoring the same date replaced the first run's rows
+    history = _serving(project, "select distinct as_of, run_id from account_score_history")
+    rows = [(str(r["as_of"])[:10], r["run_id"]) for r in history.to_dict("records")]
+    assert rows == [(second["as_of"], second["run_id"])]
 
 
 def _published_state(project: Path) -> tuple[str, list[tuple], list[Path]]:
@@ -261,3 +255,46 @@ def test_raw_gate_failure_stops_the_run_and_changes_nothing(project: Path, first
         assert kept == 0  # taken back out of raw, to be checked again next run
     finally:
         bad.unlink()
+
+
+def test_backfill_scores_past_months_with_what_was_known_then(
+    project: Path, first_run: dict
+) -> None:
+    from datetime import timedelta
+
+    from flows.pipeline import expansion_backfill, expansion_pipeline
+    from models.registry import read_metadata
+
+    current_before = _serving(project, "select * from account_scores order by account_id")
+    runs = expansion_backfill(date(2026, 5, 1), date(2026, 7, 31), "month")
+    dates = [date.fromisoformat(r["as_of"]) for r in runs]
+    assert dates == [date(2026, 5, 31), date(2026, 6, 30), date(2026, 7, 31)]
+    for run, day in zip(runs, dates, strict=True):
+        meta = read_metadata(project / "state" / "models", run["model"]["champion_version"])
+        # the model saw only labels complete by that date: features and labels known then
+        assert date.fromisoformat(meta["training_window"]["end"]) + timedelta(days=90) <= day
+        assert run["synced"] == []  # a backfill never writes to the CRM
+
+    history = _serving(
+        project,
+        "select cast(as_of as varchar) as as_of, count(*) as n from account_score_history group by 1",
+    ).set_index("as_of")["n"]
+    con = duckdb.connect(str(project / "state" / "warehouse.duckdb"), read_only=True)
+    for day in dates:
+        active = con.execute(
+            "select count(*) from marts.account_snapshots where snapshot_date = ? and is_active",
+            [day],
+        ).fetchone()[0]
+        assert history[day.isoformat()] == active > 0
+    con.close()
+    # BI's current scores are untouched by a backfill
+    current_after = _serving(project, "select * from account_scores order by account_id")
+    pd.testing.assert_frame_equal(current_before, current_after)
+
+    # Re-running a date replaces that date's scores and nothing else.
+    expansion_pipeline(as_of=date(2026, 6, 30), backfill=True)
+    again = _serving(
+        project,
+        "select cast(as_of as varchar) as as_of, count(*) as n from account_score_history group by 1",
+    ).set_index("as_of")["n"]
+    pd.testing.assert_series_equal(history.sort_index(), again.sort_index())

@@ -1,12 +1,30 @@
 from __future__ import annotations
 
 import json
+import pickle
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
+import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 
-from flows.validate import GateFailed, enforce, load_suite, validate_frame
+from flows.datadocs import update_data_docs
+from flows.validate import (
+    GateFailed,
+    GateResult,
+    _context,
+    enforce,
+    gate_markdown,
+    load_suite,
+    outcome_rows,
+    suite_columns,
+    suite_query,
+    validate_frame,
+    write_results,
+)
 
 EXPECTATIONS = Path(__file__).parents[2] / "expectations"
 
@@ -93,7 +111,333 @@ def test_unknown_severity_is_rejected(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("path", sorted(EXPECTATIONS.glob("*.json")), ids=lambda p: p.stem)
 def test_shipped_suites_are_valid(path: Path) -> None:
+    from great_expectations.expectations.registry import get_expectation_impl
+
     suite = load_suite(path)
-    assert suite["meta"]["edge"] in {"raw", "marts", "scores"}
+    assert suite["meta"]["edge"] in {"raw", "marts", "drift", "scores"}
     assert "." in suite["meta"]["table"]
+    assert suite["name"] == path.stem
     assert suite["expectations"]
+    for exp in suite["expectations"]:
+        assert exp["meta"]["severity"] in {"critical", "warning"}  # explicit, never implied
+        get_expectation_impl(exp["type"])  # a typo in a type name fails here, not at run time
+
+
+def test_unknown_edge_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({"name": "s", "meta": {"edge": "bronze"}, "expectations": []}))
+    with pytest.raises(ValueError, match=r"meta\.edge='bronze'"):
+        load_suite(path)
+
+
+def test_row_count_against_previous_run_is_a_parameter_expression(tmp_path: Path) -> None:
+    suite = _suite(
+        tmp_path,
+        [
+            {
+                "type": "expect_table_row_count_to_be_between",
+                "kwargs": {"min_value": {"$PARAMETER": "previous_row_count * 0.5"}},
+            }
+        ],
+    )
+    frame = pd.DataFrame({"id": range(6)})
+    assert validate_frame(frame, suite, parameters={"previous_row_count": 12}).passed
+    assert validate_frame(frame, suite, parameters={"previous_row_count": 0}).passed  # first run
+    halved = validate_frame(frame, suite, parameters={"previous_row_count": 14})
+    assert not halved.passed and halved.critical[0].kwargs["min_value"] == 7
+
+
+def test_row_ids_name_the_bad_rows(tmp_path: Path) -> None:
+    path = tmp_path / "s.json"
+    path.write_text(
+        json.dumps(
+            {
+                "name": "s",
+                "meta": {"table": "raw.t", "row_id": ["_source_file"]},
+                "expectations": [
+                    {
+                        "type": "expect_column_values_to_be_in_set",
+                        "kwargs": {"column": "segment", "value_set": ["smb"]},
+                        "meta": {"severity": "critical"},
+                    },
+                    {
+                        "type": "expect_table_row_count_to_be_between",
+                        "kwargs": {"min_value": 1},
+                        "meta": {"severity": "critical"},
+                    },
+                ],
+            }
+        )
+    )
+    frame = pd.DataFrame({"segment": ["smb", "whale"], "_source_file": ["a.csv", "b.csv"]})
+    result = validate_frame(frame, path)
+    (bad,) = result.critical
+    assert bad.example_rows == [{"segment": "whale", "_source_file": "b.csv"}]
+    assert "b.csv" in bad.describe() and "whale" in bad.describe()
+
+
+def test_suite_query_reads_only_what_the_suite_needs() -> None:
+    spec = {
+        "meta": {
+            "table": "marts.t",
+            "where": "snapshot_date = $as_of",
+            "row_id": ["account_id"],
+            "computed_columns": {"diff": "a - b"},
+        },
+        "expectations": [
+            {"type": "expect_column_values_to_be_between", "kwargs": {"column": "amount"}},
+            {"type": "expect_column_values_to_be_null", "kwargs": {"column": "diff"}},
+            {
+                "type": "expect_column_values_to_be_between",
+                "kwargs": {"column": "psi", "row_condition": "kind == 'x'"},
+            },
+            {"type": "expect_column_to_exist", "kwargs": {"column": "gone"}},
+            {
+                "type": "expect_column_values_to_be_between",
+                "kwargs": {
+                    "column": "psi",
+                    "row_condition": {
+                        "type": "comparison",
+                        "column": {"name": "segment"},
+                        "operator": "IN",
+                        "parameter": ["smb"],
+                    },
+                },
+            },
+        ],
+    }
+    available = {
+        "account_id": "VARCHAR",
+        "amount": "DECIMAL(18,2)",
+        "psi": "DOUBLE",
+        "kind": "VARCHAR",
+        "a": "DOUBLE",
+        "b": "DOUBLE",
+        "segment": "VARCHAR",
+        "unused": "VARCHAR",
+    }
+    sql, params = suite_query(spec, available, extra_where="_run_id = $run_id")
+    assert sql == (
+        'select cast("amount" as double) as "amount", "psi", "kind", "segment", "account_id", '
+        '(a - b) as "diff" from marts.t where (snapshot_date = $as_of) and (_run_id = $run_id)'
+    )
+    assert params == ["as_of", "run_id"]
+    assert suite_columns(spec) == ["amount", "diff", "psi", "gone", "segment", "account_id"]
+
+
+def _duck_frame(spec: dict, params: dict, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    con = duckdb.connect()
+    try:
+        for name, frame in tables.items():
+            schema = name.split(".")[0]
+            con.execute(f"create schema if not exists {schema}")
+            con.register("_f", frame)
+            con.execute(f"create table {name} as select * from _f")
+            con.unregister("_f")
+        cols = dict(
+            con.execute(
+                "select column_name, data_type from information_schema.columns "
+                "where table_schema || '.' || table_name = ?",
+                [spec["meta"]["table"]],
+            ).fetchall()
+        )
+        query, names = suite_query(spec, cols)
+        return con.execute(query, {n: params[n] for n in names}).df()
+    finally:
+        con.close()
+
+
+def test_shipped_mrr_suite_catches_a_movement_that_does_not_reconcile(tmp_path: Path) -> None:
+    path = EXPECTATIONS / "marts_mrr_movements.json"
+    spec = load_suite(path)
+    zero = dict.fromkeys(
+        [
+            "new_mrr_usd",
+            "upsell_mrr_usd",
+            "cross_sell_mrr_usd",
+            "expansion_mrr_usd",
+            "contraction_mrr_usd",
+            "churn_mrr_usd",
+            "reactivation_mrr_usd",
+            "price_change_mrr_usd",
+        ],
+        0.0,
+    )
+    movements = pd.DataFrame(
+        [
+            {"account_id": "a", "month_start": date(2026, 1, 1), "opening_mrr_usd": 0.0,
+             **zero, "new_mrr_usd": 100.0, "closing_mrr_usd": 100.0},
+            {"account_id": "a", "month_start": date(2026, 2, 1), "opening_mrr_usd": 100.0,
+             **zero, "upsell_mrr_usd": 50.0, "expansion_mrr_usd": 50.0, "closing_mrr_usd": 150.0},
+            {"account_id": "b", "month_start": date(2026, 2, 1), "opening_mrr_usd": 100.0,
+             **zero, "churn_mrr_usd": 60.0, "closing_mrr_usd": 0.0},
+        ]
+    )  # fmt: skip
+    params = {"as_of": pd.Timestamp("2026-02-28"), "previous_row_count": 2}
+    frame = _duck_frame(spec, params, {"marts.mrr_movements": movements})
+    result = validate_frame(frame, path, parameters=params)
+    (bad,) = result.critical
+    assert bad.column == "mrr_reconciliation_diff_usd" and bad.unexpected_count == 1
+    assert bad.example_rows[0]["account_id"] == "b"
+    assert bad.example_rows[0]["mrr_reconciliation_diff_usd"] == pytest.approx(40.0)
+
+
+def test_shipped_scores_suite_resolves_reason_codes_against_the_model() -> None:
+    path = EXPECTATIONS / "scores_account_scores.json"
+    spec = load_suite(path)
+    scores = pd.DataFrame(
+        {
+            "account_id": [f"a{i}" for i in range(12)],
+            "as_of": [date(2026, 10, 31)] * 12,
+            "p_expansion": [i / 20 for i in range(12)],
+            "p_upsell": [0.1] * 12,
+            "p_cross_sell": [0.1] * 12,
+            "decile": [1 + i % 10 for i in range(12)],
+            "expected_expansion_mrr_usd": [1.0] * 12,
+            "model_version": ["v1"] * 12,
+            "touch_tier": ["low_touch"] * 12,
+            "reason_codes": ["mrr_usd,seat_utilization_30d", None, "tenure_days,renamed_feature"]
+            + [None] * 9,
+        }
+    )
+    params = {
+        "as_of": pd.Timestamp("2026-10-31"),
+        "active_accounts": 12,
+        "model_versions": ["v1"],
+        "model_features": ["mrr_usd", "seat_utilization_30d", "tenure_days"],
+    }
+    frame = _duck_frame(spec, params, {"scores.account_scores": scores})
+    result = validate_frame(frame, path, parameters=params)
+    (bad,) = result.critical
+    assert bad.column == "unresolved_reason_codes" and bad.examples == ["renamed_feature"]
+    assert bad.example_rows == [{"unresolved_reason_codes": "renamed_feature", "account_id": "a2"}]
+    assert not validate_frame(frame, path, parameters={**params, "active_accounts": 13}).passed
+    assert not validate_frame(frame, path, parameters={**params, "model_versions": ["v2"]}).passed
+
+
+def _psi_frame(values: dict[str, float]) -> pd.DataFrame:
+    return pd.DataFrame({"feature": list(values), "psi": list(values.values())})
+
+
+def test_shipped_drift_suite_warns_then_fails() -> None:
+    path = EXPECTATIONS / "drift_account_snapshots.json"
+    calm = validate_frame(_psi_frame({"mrr_usd": 0.02, "segment": 0.0}), path)
+    assert calm.status == "passed"
+    moderate = validate_frame(_psi_frame({"mrr_usd": 0.15, "segment": 0.0}), path)
+    assert moderate.status == "passed with warnings"
+    shifted = validate_frame(_psi_frame({"mrr_usd": 0.3, "segment": 0.0}), path)
+    (bad,) = shifted.critical
+    assert bad.example_rows == [{"psi": 0.3, "feature": "mrr_usd"}]
+    aging = validate_frame(_psi_frame({"tenure_days": 0.4, "mrr_usd": 0.0}), path)
+    assert aging.passed and aging.warnings  # grows with the calendar: warned, not stopped
+    assert not validate_frame(_psi_frame({"tenure_days": 3.0}), path).passed
+    assert not validate_frame(_psi_frame({"mrr_usd": float("nan")}), path).passed
+
+
+def test_gate_failed_survives_pickling(tmp_path: Path) -> None:
+    suite = _suite(
+        tmp_path,
+        [{"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "id"}}],
+    )
+    result = validate_frame(pd.DataFrame({"id": [None, "b"]}), suite)
+    error = pickle.loads(pickle.dumps(GateFailed(result, [result])))
+    assert isinstance(error, GateFailed) and error.results[0].suite == "t"
+    assert "column id" in str(error)
+
+
+def test_results_json_and_offline_data_docs(tmp_path: Path) -> None:
+    suite = _suite(
+        tmp_path,
+        [
+            {
+                "type": "expect_column_values_to_be_between",
+                "kwargs": {"column": "p", "min_value": 0, "max_value": 1},
+                "meta": {"severity": "critical"},
+            },
+            {
+                "type": "expect_column_values_to_not_be_null",
+                "kwargs": {"column": "id"},
+                "meta": {"severity": "warning"},
+            },
+        ],
+    )
+    frame = pd.DataFrame({"id": ["a", None, "<b>"], "p": [0.2, 1.7, 0.4]})
+    quality = tmp_path / "quality"
+    pages: dict[str, Path] = {}
+    for run_id in ("run-1", "run-2"):
+        result = validate_frame(frame, suite)
+        (path,) = write_results([result], quality / run_id, run_id)
+        payload = json.loads(path.read_text())
+        assert payload["meta"]["expansion"]["status"] == "failed"
+        assert payload["results"][0]["expectation_config"]["meta"]["severity"] == "critical"
+        index, pages = update_data_docs(quality, [path])
+    assert index == quality / "data_docs" / "index.html"
+    html = index.read_text()
+    page = pages["t"].read_text()
+    for text in (html, page):
+        assert "http://" not in text and "https://" not in text and "<script" not in text
+        assert "<link" not in text  # CSS is inline: the page works offline
+    assert "run-1" in html and "run-2" in html
+    assert "expect_column_values_to_be_between" in page and "1.7" in page
+    assert "&lt;b&gt;" not in page or "<b>" not in page  # values are escaped
+    assert pages["t"] == quality / "data_docs" / "runs" / "run-2" / "t.html"
+    (quality / "data_docs" / "manifest.json").unlink()  # rebuilt from the results on disk
+    index, _ = update_data_docs(quality, [])
+    assert "run-1" in index.read_text()
+
+
+def test_gx_speed_ups_keep_decimal_detection() -> None:
+    from great_expectations import util
+
+    _context()
+    assert util.does_ndarray_contain_decimal_dtype(np.array([Decimal("1.5"), 2.0], dtype=object))
+    assert not util.does_ndarray_contain_decimal_dtype(np.array([1.5, 2.0]))
+
+
+def test_markdown_and_table_artifacts(tmp_path: Path) -> None:
+    suite = _suite(
+        tmp_path,
+        [{"type": "expect_column_values_to_be_between", "kwargs": {"column": "p", "max_value": 1}}],
+    )
+    result = validate_frame(pd.DataFrame({"p": [0.5, 3.0]}), suite)
+    text = gate_markdown("scores", [result])
+    assert "scores gate: FAILED" in text and "| t | scores.t | 2 |" in text and "3.0" in text
+    rows = outcome_rows([result])
+    assert rows == [
+        {
+            "suite": "t",
+            "table": "scores.t",
+            "expectation": "expect_column_values_to_be_between",
+            "column": "p",
+            "severity": "critical",
+            "success": False,
+            "rows": 2,
+            "unexpected": 1,
+            "examples": "[3.0]",
+        }
+    ]
+    assert "skipped" in gate_markdown("drift", [], "skipped: no champion")
+
+
+def test_row_count_history_compares_with_the_last_passing_run_as_of_then(tmp_path: Path) -> None:
+    from flows import stages
+    from flows.settings import Settings
+
+    settings = Settings(home=tmp_path)
+    suite = _suite(tmp_path, [{"type": "expect_table_row_count_to_be_between", "kwargs": {}}])
+
+    def gate(rows: int, passed: bool) -> GateResult:
+        result = validate_frame(pd.DataFrame({"id": range(rows)}), suite)
+        result.outcomes[0].success = passed
+        return result
+
+    assert stages._previous_row_counts(settings, "r0", date(2026, 1, 31)) == {}
+    stages._record_history(settings, "r1", [gate(100, True)], date(2026, 1, 31))
+    stages._record_history(settings, "r2", [gate(30, False)], date(2026, 2, 28))  # stopped
+    stages._record_history(settings, "r3", [gate(120, True)], date(2026, 3, 31))
+    assert stages._previous_row_counts(settings, "r4", date(2026, 2, 28)) == {"t": 100}
+    assert stages._previous_row_counts(settings, "r4", date(2026, 3, 31)) == {"t": 120}
+    assert stages._previous_row_counts(settings, "r3", date(2026, 3, 31)) == {"t": 100}
+    assert stages._previous_row_counts(settings, "r4", date(2025, 12, 31)) == {}  # a backfill
+    stages._record_history(settings, "r5", [gate(10, True)], date(2025, 12, 31))
+    assert stages._previous_row_counts(settings, "r6", date(2026, 3, 31)) == {"t": 120}

@@ -130,7 +130,8 @@ def synthetic_snapshots(
 
 
 def fast_params(params: Params) -> Params:
-    """Params with small-data LightGBM settings (tests run on a few hundred rows)."""
+    """Params with small-data settings (tests run on a few hundred rows): smaller LightGBM
+    leaves, and one validation date per split (the split tests count dates with it)."""
     lgbm = params.lightgbm.model_copy(
         update={
             "min_data_in_leaf": 20,
@@ -142,7 +143,8 @@ def fast_params(params: Params) -> Params:
             "num_threads": 1,  # the determinism test runs the configured thread count
         }
     )
-    return params.model_copy(update={"lightgbm": lgbm})
+    backtest = params.backtest.model_copy(update={"validation_dates": 1})
+    return params.model_copy(update={"lightgbm": lgbm, "backtest": backtest})
 
 
 @pytest.fixture(scope="session")
@@ -176,3 +178,11 @@ def snapshots() -> pd.DataFrame:
 def trained(snapshots: pd.DataFrame, params: Params) -> TrainedModel:
     """A model trained (with backtest) on `snapshots`; do not mutate."""
     return train_model(snapshots, params)
+
+
+@pytest.fixture(scope="session")
+def owners() -> pd.Series:
+    """account_id -> owner for the synthetic accounts: three owners, one account unowned."""
+    ids = [f"A{i:04d}" for i in range(30)]
+    names = [None if i == 29 else ["Ana", "Ben", "Cho"][i % 3] for i in range(30)]
+    return pd.Series(names, index=ids, dtype=object)

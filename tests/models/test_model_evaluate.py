@@ -7,7 +7,13 @@ import warnings
 
 import pytest
 
-from models.evaluate import binary_metrics, calibration_table, expected_calibration_error
+from models.evaluate import (
+    binary_metrics,
+    calibration_table,
+    expected_calibration_error,
+    gain_table,
+    roc_points,
+)
 
 
 def test_metrics_on_known_input() -> None:
@@ -73,3 +79,26 @@ def test_calibration_table() -> None:
     assert table["n"].sum() == len(y)
     assert expected_calibration_error([0, 1], [0.0, 1.0]) == 0.0
     assert calibration_table([], []).empty
+
+
+def test_binary_metrics_include_ece() -> None:
+    y = [0] * 8 + [1] * 2
+    p = [0.2] * 10  # predicted 20%, observed 20%: perfectly calibrated
+    assert binary_metrics(y, p)["ece"] == pytest.approx(0.0)
+    assert binary_metrics(y, [0.6] * 10)["ece"] == pytest.approx(0.4)
+    assert math.isnan(binary_metrics(y, [5.0] * 10, is_probability=False)["ece"])
+
+
+def test_gain_table_and_roc_points() -> None:
+    y = [1, 1, 0, 0, 1, 0, 0, 0, 0, 0]
+    p = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05]
+    table = gain_table(y, p, bins=5)
+    assert table["n"].tolist() == [2] * 5
+    assert table["n_pos"].tolist() == [2, 0, 1, 0, 0]
+    assert table["lift"].iloc[0] == pytest.approx(1.0 / 0.3)
+    assert table["cum_capture"].tolist() == pytest.approx([2 / 3, 2 / 3, 1.0, 1.0, 1.0])
+    assert table["cum_share"].iloc[-1] == pytest.approx(1.0)
+    roc = roc_points(y, p)
+    assert (roc["fpr"].iloc[0], roc["tpr"].iloc[0]) == (0.0, 0.0)
+    assert (roc["fpr"].iloc[-1], roc["tpr"].iloc[-1]) == (1.0, 1.0)
+    assert roc_points([0, 0], [0.1, 0.2]).empty

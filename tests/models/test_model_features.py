@@ -132,3 +132,29 @@ def test_scoring_frame_rejects_two_rows_per_account() -> None:
     )
     with pytest.raises(ValueError, match="one row per account_id"):
         scoring_frame(frame, "2026-02-15")
+
+
+def test_derived_features_are_row_wise_and_documented(
+    snapshots: pd.DataFrame, params: Params
+) -> None:
+    from models.features import DERIVED_FEATURES, derived_feature
+    from models.params import LEAKY_COLUMNS
+
+    frame = _rows(snapshots, 6)
+    derived = params.model_copy(
+        update={"features": params.features.model_copy(update={"derived": list(DERIVED_FEATURES)})}
+    )
+    X, _ = prepare_features(frame, derived)
+    assert list(X.columns) == derived.features.all
+    for name, spec in DERIVED_FEATURES.items():
+        assert not set(spec.sources) & LEAKY_COLUMNS, name  # never computed from labels
+        assert name in params.reasons, f"{name} needs a reason phrase"
+        assert X[name].dtype == np.float64
+        # row-wise: the value of a row does not depend on the other rows
+        alone = derived_feature(frame.iloc[[2]], name)
+        assert np.array_equal(alone.to_numpy(), X[name].iloc[[2]].to_numpy(), equal_nan=True)
+    seats = frame["seat_utilization_7d"].combine(frame["seat_utilization_30d"], max)
+    assert np.allclose(X["seat_utilization_max"], seats)
+    assert np.allclose(X["mrr_per_seat"], frame["mrr_usd"] / frame["seats_purchased"])
+    zero = frame.assign(active_users_90d_avg=0.0)
+    assert derived_feature(zero, "users_growth_90d").isna().all()  # no division by zero

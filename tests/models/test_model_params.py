@@ -103,3 +103,31 @@ def test_unknown_key_is_rejected(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(raw), encoding="utf-8")
     with pytest.raises(ValueError, match=r"(?s)params\.yaml.*num_leafs"):
         load_params(path)
+
+
+def test_derived_and_monotone_features_are_validated() -> None:
+    raw = _raw()
+    raw["features"]["derived"] = ["no_such_feature"]
+    with pytest.raises(ValueError, match="no_such_feature"):
+        Params.model_validate(raw)
+    raw = _raw()
+    raw["lightgbm"]["monotone_constraints"] = {"segment": 1}
+    with pytest.raises(ValueError, match="monotone_constraints"):
+        Params.model_validate(raw)
+    raw["lightgbm"]["monotone_constraints"] = {"seat_utilization_30d": 2}
+    with pytest.raises(ValueError, match="seat_utilization_30d"):
+        Params.model_validate(raw)
+    raw["lightgbm"]["monotone_constraints"] = {"seat_utilization_30d": 1}
+    params = Params.model_validate(raw)
+    vector = params.lightgbm.monotone_vector(params.features.all)
+    assert vector[params.features.all.index("seat_utilization_30d")] == 1
+    assert sum(map(abs, vector)) == 1
+
+
+def test_shipped_business_rules() -> None:
+    params = load_params()
+    tiers = params.touch_tiers.tiers
+    assert [t.name for t in tiers] == ["high_touch", "low_touch"]
+    assert all(t.capacity is not None for t in tiers)
+    assert any(r.reason.startswith("contacted in the last") for r in params.suppression)
+    assert params.acceptance.max_ece == 0.03 and params.acceptance.min_oracle_auc_ratio == 0.95

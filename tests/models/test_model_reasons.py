@@ -194,3 +194,36 @@ def test_contributions_need_a_template_per_feature(params: Params) -> None:
         reasons_from_contributions(np.ones((1, 2)), X, X, reasons)
     with pytest.raises(ValueError, match="shape"):
         reasons_from_contributions(np.ones((1, 3)), X, X, params.reasons)
+
+
+def test_reasons_match_the_sign_and_feature_of_the_contributions(
+    trained: TrainedModel, snapshots: pd.DataFrame
+) -> None:
+    """Every reason names a feature whose contribution pushes this account's score up, is its
+    group's strongest such feature, and reads that feature's own value."""
+    frame, X = _scoring_rows(trained, snapshots, 30)
+    reasons = top_reasons(trained, X, frame, n=3)
+    contrib = np.asarray(trained.boosters["expansion"].predict(X, pred_contrib=True))[:, :-1]
+    templates = trained.params.reasons
+    features = trained.features
+    checked = 0
+    for i, (idx, row) in enumerate(reasons.iterrows()):
+        codes = row["reason_codes"].split(",") if isinstance(row["reason_codes"], str) else []
+        for k, code in enumerate(codes):
+            j = features.index(code)
+            assert contrib[i, j] > 0, (idx, code)
+            group = [
+                f
+                for f in features
+                if templates[f].group == templates[code].group
+                and shown_as_reason(templates[f], X[f].iloc[[i]])[0]
+                and contrib[i, features.index(f)] > 0
+            ]
+            assert max(group, key=lambda f: contrib[i, features.index(f)]) == code
+            expected = phrase(templates[code], X[code].iloc[i], frame.loc[idx].to_dict())
+            assert row[f"reason_{k + 1}"] == expected
+            checked += 1
+    assert checked > 10
+    # the same rows with every contribution negated: nothing pushes the score up, no reasons
+    negated = reasons_from_contributions(-np.abs(contrib), X, frame, templates, n=3)
+    assert negated.isna().all().all()

@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.params import Params
+from models.features import scoring_frame
+from models.offers import OfferValues
+from models.params import Condition, Params, SuppressionRule, TouchTier, TouchTiers
 from models.score import (
     SCORE_COLUMNS,
     deciles,
@@ -18,6 +20,12 @@ from models.score import (
     touch_tiers,
 )
 from models.train import TrainedModel
+
+VALUES = OfferValues(
+    seat_price_by_tier={1: 25.0, 2: 50.0, 3: 80.0},
+    extra_seat_fraction=0.25,
+    cross_sell_mrr_per_seat={"Analytics": {"*": 8.0}, "*": {"*": 10.0}},
+)
 
 
 @pytest.fixture(scope="module")
@@ -39,14 +47,20 @@ def test_schema_ranges_and_order(
     assert set(scores["decile"]) == set(range(1, 11))
     assert (scores["as_of"] == as_of).all()
     assert (scores["model_version"] == "unregistered").all()
-    rows = snapshots[pd.to_datetime(snapshots["snapshot_date"]) == pd.Timestamp(as_of)]
-    mrr = rows.set_index("account_id").loc[scores["account_id"], "mrr_usd"].to_numpy()
-    expected = scores["p_expansion"].to_numpy() * mrr * trained.expansion_mrr_ratio
-    assert np.allclose(scores["expected_expansion_mrr_usd"], expected)
+    # expected expansion MRR = the offer's own probability x the MRR the offer adds
+    cross = scores["offer_type"] == "cross_sell"
+    p_offer = scores["p_cross_sell"].where(cross, scores["p_upsell"])
+    assert np.allclose(scores["expected_expansion_mrr_usd"], p_offer * scores["offer_mrr_usd"])
+    assert (scores["offer_mrr_usd"] >= 0).all()
+    assert set(scores["offer_type"]) <= {"cross_sell", "upsell_tier", "upsell_seats"}
     assert scores["touch_tier"].isin(["high_touch", "low_touch", "tech_touch"]).all()
     assert scores["next_best_offer"].str.match(r"^(cross-sell|upsell): ").all()
+    assert scores.loc[~cross, "next_best_offer"].str.startswith("upsell: ").all()
     assert (scores["is_suppressed"] == scores["suppression_reason"].notna()).all()
     assert scores.loc[~scores["is_suppressed"], "reason_1"].notna().all()
+    listed = scores[~scores["is_suppressed"]].sort_values("action_rank")
+    assert listed["action_rank"].tolist() == list(range(1, len(listed) + 1))
+    assert listed["expected_expansion_mrr_usd"].is_monotonic_decreasing
 
 
 def test_scoring_is_deterministic(
@@ -74,16 +88,112 @@ def test_inactive_and_unseen_categories(
     assert out["p_expansion"].between(0, 1).all()
 
 
-def test_reasons_only_for_top_n_unsuppressed(
+def test_reasons_only_for_the_top_n_of_the_action_list(
     trained: TrainedModel, snapshots: pd.DataFrame, params: Params, as_of: date
 ) -> None:
     out = score_accounts(trained, snapshots, as_of, params, reasons_for_top_n=4)
     with_reasons = out[out["reason_codes"].notna()]
     assert len(with_reasons) <= 4
-    expected = out.loc[~out["is_suppressed"], "account_id"].head(4).tolist()
+    expected = out.loc[out["action_rank"] <= 4, "account_id"].tolist()
+    assert len(expected) == 4
     assert set(with_reasons["account_id"]) <= set(expected)
     assert not with_reasons["is_suppressed"].any()
+    assert out.loc[out["action_rank"].isna(), "reason_1"].isna().all()
     assert out.loc[out["is_suppressed"], "reason_1"].isna().all()
+
+
+def _suppress_half(params: Params, days: float = 60) -> Params:
+    """Params whose contact cool-down suppresses about half of the synthetic accounts."""
+    rules = [r for r in params.suppression if not r.reason.startswith("contacted")]
+    cooldown = SuppressionRule(
+        reason=f"contacted in the last {days:.0f} days",
+        when=[Condition(column="days_since_last_activity", op="lt", value=days)],
+    )
+    return params.model_copy(update={"suppression": [*rules, cooldown]})
+
+
+def test_suppressed_accounts_never_appear_in_action_lists(
+    trained: TrainedModel, snapshots: pd.DataFrame, params: Params, as_of: date, owners: pd.Series
+) -> None:
+    strict = _suppress_half(params)
+    out = score_accounts(trained, snapshots, as_of, strict, owners=owners)
+    suppressed = out["is_suppressed"]
+    assert 5 < suppressed.sum() < 25
+    assert out["suppression_reason"].str.contains("contacted in the last 60 days").sum() > 0
+    assert out.loc[suppressed, "action_rank"].isna().all()
+    assert (
+        out.loc[suppressed, ["reason_1", "reason_2", "reason_3", "reason_codes"]].isna().all().all()
+    )
+    listed = out.loc[~suppressed].sort_values("action_rank")
+    assert listed["action_rank"].tolist() == list(range(1, len(listed) + 1))
+    # the cool-down is configurable: no cool-down, nobody suppressed by it
+    loose = _suppress_half(params, days=0)
+    again = score_accounts(trained, snapshots, as_of, loose, owners=owners)
+    assert not again["suppression_reason"].fillna("").str.contains("contacted").any()
+    assert again["action_rank"].notna().sum() > listed["action_rank"].size
+
+
+def test_action_rank_by_probability(
+    trained: TrainedModel, snapshots: pd.DataFrame, params: Params, as_of: date
+) -> None:
+    by_p = params.model_copy(
+        update={"action_list": params.action_list.model_copy(update={"rank_by": "probability"})}
+    )
+    out = score_accounts(trained, snapshots, as_of, by_p)
+    listed = out[out["action_rank"].notna()].sort_values("action_rank")
+    assert listed["p_expansion"].is_monotonic_decreasing
+
+
+def _tiered(params: Params, scope: str, high: int, low: int) -> Params:
+    tiers = [
+        TouchTier(name="high_touch", min_mrr_usd=1000, capacity=high, capacity_scope=scope),
+        TouchTier(name="low_touch", min_mrr_usd=0, capacity=low, capacity_scope=scope),
+    ]
+    return params.model_copy(update={"touch_tiers": TouchTiers(tiers=tiers, default="tech_touch")})
+
+
+def test_touch_tier_capacity_per_owner_is_respected(
+    trained: TrainedModel, snapshots: pd.DataFrame, params: Params, as_of: date, owners: pd.Series
+) -> None:
+    p = _tiered(_suppress_half(params), "owner", high=2, low=3)
+    out = score_accounts(trained, snapshots, as_of, p, owners=owners)
+    out["owner"] = out["account_id"].map(owners).fillna("(none)")
+    counts = out.groupby(["owner", "touch_tier"]).size().unstack(fill_value=0)
+    assert (counts.get("high_touch", 0) <= 2).all() and (counts.get("low_touch", 0) <= 3).all()
+    assert counts["high_touch"].max() == 2  # the capacity is used
+    mrr = scoring_frame(snapshots, as_of).set_index("account_id")["mrr_usd"]
+    out["mrr_usd"] = out["account_id"].map(mrr)
+    for _, group in out.groupby("owner"):
+        listed = group[group["action_rank"].notna()].sort_values("action_rank")
+        high = listed[listed["mrr_usd"] >= 1000]
+        # qualifying accounts claim high_touch in action order; the rest overflow to low_touch
+        assert high["touch_tier"].head(2).eq("high_touch").all()
+        assert not high["touch_tier"].iloc[2:].eq("high_touch").any()
+        # suppressed accounts only take capacity the action list left over
+        if (listed["touch_tier"] == "high_touch").sum() == 2:
+            assert not group.loc[group["is_suppressed"], "touch_tier"].eq("high_touch").any()
+    assert out["touch_tier"].eq("tech_touch").any()  # overflow beyond low_touch
+
+
+def test_touch_tier_capacity_overall_and_without_owners(
+    trained: TrainedModel, snapshots: pd.DataFrame, params: Params, as_of: date
+) -> None:
+    p = _tiered(params, "overall", high=4, low=5)
+    out = score_accounts(trained, snapshots, as_of, p)
+    assert (out["touch_tier"] == "high_touch").sum() == 4
+    assert (out["touch_tier"] == "low_touch").sum() == 5
+    per_owner = _tiered(params, "owner", high=4, low=5)
+    with pytest.warns(UserWarning, match="no owners given"):
+        again = score_accounts(trained, snapshots, as_of, per_owner)
+    pd.testing.assert_series_equal(again["touch_tier"], out["touch_tier"])  # never more
+
+
+def test_touch_tier_needs_expected_mrr_when_configured(params: Params) -> None:
+    tiers = [TouchTier(name="high_touch", min_mrr_usd=1000, min_expected_mrr_usd=50.0)]
+    p = params.model_copy(update={"touch_tiers": TouchTiers(tiers=tiers, default="tech_touch")})
+    frame = pd.DataFrame({"mrr_usd": [2000.0, 2000.0, 10.0], "segment": ["smb"] * 3})
+    expected = pd.Series([80.0, 20.0, 500.0])
+    assert touch_tiers(frame, p, expected).tolist() == ["high_touch", "tech_touch", "tech_touch"]
 
 
 def test_reason_phrases_come_from_the_scoring_params(
@@ -153,17 +263,37 @@ def test_next_best_offers(params: Params) -> None:
             "is_top_tier": [False, False, True, False, False],
             "next_tier_plan_name": ["Growth", "Growth", None, "Growth", "Scale"],
             "seat_utilization_30d": [0.5, 0.5, 0.5, 0.95, 0.2],
+            "seats_purchased": [10, 10, 10, 10, 10],
+            "mrr_usd": [250.0, 250.0, 800.0, 250.0, 500.0],
+            "products_held": [1, 1, 1, 1, 1],
+            "core_tier_rank": [1, 1, 3, 1, 2],
+            "segment": ["smb"] * 5,
         }
     )
     probs = pd.DataFrame(
-        {"p_cross_sell": [0.4, 0.1, 0.4, 0.4, 0.4], "p_upsell": [0.2, 0.3, 0.2, 0.2, 0.2]}
+        {
+            "p_expansion": [0.5, 0.4, 0.5, 0.5, 0.5],
+            "p_cross_sell": [0.4, 0.1, 0.4, 0.4, 0.4],
+            "p_upsell": [0.2, 0.3, 0.2, 0.2, 0.2],
+        }
     )
-    assert next_best_offers(frame, probs, params).tolist() == [
+    by_p = params.model_copy(
+        update={"offers": params.offers.model_copy(update={"choose_by": "probability"})}
+    )
+    out = next_best_offers(frame, probs, by_p, VALUES)
+    assert out["next_best_offer"].tolist() == [
         "cross-sell: Analytics",
         "upsell: Growth",
-        "upsell: more seats",
-        "upsell: more seats",
+        "upsell: +3 seats",
+        "upsell: +3 seats",
         "upsell: Scale",
+    ]
+    assert out["offer_type"].tolist() == [
+        "cross_sell",
+        "upsell_tier",
+        "upsell_seats",
+        "upsell_seats",
+        "upsell_tier",
     ]
 
 

@@ -13,6 +13,7 @@ import pytest
 from models.evaluate import expected_calibration_error
 from models.features import prepare_features, training_frame
 from models.params import Params, load_params
+from models.score import score_accounts
 from models.train import (
     Calibrator,
     InsufficientLabelsError,
@@ -24,6 +25,7 @@ from models.train import (
     final_split,
     fit_booster,
     fit_calibrator,
+    run_backtest,
     train_model,
 )
 
@@ -75,14 +77,24 @@ def test_backtest_rows_respect_the_scheme(trained: TrainedModel) -> None:
         assert r["n"] == 30
 
 
-def test_final_model_metadata(trained: TrainedModel, snapshots: pd.DataFrame) -> None:
+def test_final_model_metadata(
+    trained: TrainedModel, snapshots: pd.DataFrame, params: Params
+) -> None:
     complete = snapshots[snapshots["is_label_complete"]]
     last_complete = pd.Timestamp(complete["snapshot_date"].max()).date()
     assert trained.training_window_end == last_complete
     assert trained.validation_start == last_complete
-    assert trained.n_rows == trained.n_train_rows + trained.n_validation_rows
+    # refit: the final boosters learn from every complete row (train, gap and validation)
+    assert params.lightgbm.refit
+    assert trained.n_rows == len(training_frame(snapshots, params))
+    assert trained.n_rows > trained.n_train_rows + trained.n_validation_rows
     assert set(trained.boosters) == {"expansion", "upsell", "cross_sell"}
     assert 0.1 < trained.expansion_mrr_ratio < 0.5  # planted uniform(0.1, 0.5)
+    assert trained.offer_values is not None
+    preds = trained.backtest_predictions
+    assert preds is not None
+    assert list(preds.columns) == ["cutoff", "target", "model", "account_id", "y", "p"]
+    assert set(preds["cutoff"]) == {r["cutoff"] for r in trained.metrics}
 
 
 def test_training_is_deterministic_and_row_order_free(
@@ -122,10 +134,19 @@ def test_calibration_matches_planted_rates(
     assert abs(calibrated.mean() - planted.mean()) < 0.02
     assert np.abs(calibrated - planted).mean() < 0.07
     assert expected_calibration_error(y, calibrated) < 0.05
+    assert expected_calibration_error(y, uncalibrated) < 0.07  # no class weighting by default
+
     # class weighting (is_unbalance) inflates raw probabilities; calibration undoes it
-    assert expected_calibration_error(y, uncalibrated) > 2 * expected_calibration_error(
-        y, calibrated
+    weighted_params = p.model_copy(
+        update={"lightgbm": p.lightgbm.model_copy(update={"imbalance": "is_unbalance"})}
     )
+    weighted = train_model(
+        make_snapshots(n_accounts=200, n_months=14, seed=3), weighted_params, backtest=False
+    )
+    w_calibrated = weighted.predict_proba(X)["p_upsell"].to_numpy()
+    w_raw = 1 / (1 + np.exp(-weighted.raw_scores(X, "upsell")))
+    assert expected_calibration_error(y, w_calibrated) < 0.05
+    assert expected_calibration_error(y, w_raw) > 2 * expected_calibration_error(y, w_calibrated)
 
 
 def test_calibrators() -> None:
@@ -194,3 +215,66 @@ def test_training_frame_is_what_training_sees(snapshots: pd.DataFrame, params: P
     frame = training_frame(snapshots, params)
     assert frame["is_label_complete"].all()
     assert frame["snapshot_date"].max() + H <= pd.Timestamp("2026-02-15")
+
+
+@pytest.mark.parametrize("validation_dates", [1, 2, 3])
+def test_no_time_leakage_in_the_split(validation_dates: int, params: Params) -> None:
+    """Train labels are known before validation starts, validation labels by the cut-off."""
+    p = params.model_copy(
+        update={
+            "backtest": params.backtest.model_copy(update={"validation_dates": validation_dates})
+        }
+    )
+    dates = _month_ends(18)
+    splits = [*backtest_splits(dates, p), final_split(dates, p)]
+    assert len(splits) == 4
+    for split in splits:
+        assert len(split.validation_dates) == validation_dates
+        assert max(split.train_dates) + H <= min(split.validation_dates)
+        assert list(split.train_dates) == sorted(split.train_dates)
+        if split.test_date is not None:
+            assert max(split.validation_dates) + H <= split.test_date
+
+
+def test_backtest_never_sees_labels_unknown_at_the_cutoff(
+    snapshots: pd.DataFrame, params: Params
+) -> None:
+    """Flipping every label not yet known at a cut-off (and scrambling those rows' features)
+    leaves that cut-off's backtest predictions unchanged: LightGBM (refit included),
+    calibration and baselines only use rows with snapshot_date + horizon <= cut-off."""
+    params = params.model_copy(
+        update={"backtest": params.backtest.model_copy(update={"n_cutoffs": 2})}
+    )
+    frame = training_frame(snapshots, params)
+    frame = frame[frame["snapshot_date"] <= "2025-09-30"].reset_index(drop=True)
+    _, before = run_backtest(frame, params)
+    first = min(before["cutoff"])
+    unknown = frame["snapshot_date"] + H > pd.Timestamp(first)
+    assert unknown.sum() > 0 and (~unknown).sum() > 0
+    changed = frame.copy()
+    for label in params.label_columns:
+        changed.loc[unknown, label] = ~changed.loc[unknown, label]
+    rng = np.random.default_rng(0)
+    future = changed.index[unknown & (changed["snapshot_date"] > pd.Timestamp(first))]
+    for col in ("seat_utilization_30d", "opportunities_open", "days_to_renewal"):
+        changed.loc[future, col] = rng.permutation(changed.loc[future, col].to_numpy())
+    _, after = run_backtest(changed, params)
+    at = before["cutoff"] == first
+    pd.testing.assert_frame_equal(
+        before[at].reset_index(drop=True),
+        after[after["cutoff"] == first]
+        .reset_index(drop=True)
+        .assign(
+            y=before[at]["y"].to_numpy()  # the test rows' own labels were flipped too
+        ),
+    )
+
+
+def test_deterministic_retraining_gives_identical_scores(
+    snapshots: pd.DataFrame, params: Params, as_of: date
+) -> None:
+    a = train_model(snapshots, params, backtest=False)
+    b = train_model(snapshots.sample(frac=1.0, random_state=11), params, backtest=False)
+    pd.testing.assert_frame_equal(
+        score_accounts(a, snapshots, as_of, params), score_accounts(b, snapshots, as_of, params)
+    )

@@ -1,0 +1,114 @@
+"""The model report: one self-contained offline HTML page with its charts."""
+
+from __future__ import annotations
+
+import base64
+import re
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from models.params import Params
+from models.report import render_report
+from models.score import score_accounts
+from models.train import TrainedModel
+
+CHARTS = {"roc", "calibration", "gain", "auc-by-cutoff", "importance", "distribution"}
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def scores(
+    trained: TrainedModel, snapshots: pd.DataFrame, params: Params, as_of: date, owners: pd.Series
+) -> pd.DataFrame:
+    out = score_accounts(trained, snapshots, as_of, params, owners=owners)
+    return out.assign(owner_name=out["account_id"].map(owners), account_name="Acme <Corp>")
+
+
+@pytest.fixture(scope="module")
+def oracle(snapshots: pd.DataFrame, true_probabilities) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+    """The planted probabilities in the oracle file's layout."""
+    p_up, p_cross = true_probabilities(snapshots)
+    return pd.DataFrame(
+        {
+            "account_id": snapshots["account_id"],
+            "snapshot_date": pd.to_datetime(snapshots["snapshot_date"]),
+            "p_expansion_90d": 1 - (1 - p_up) * (1 - p_cross),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def page(
+    trained: TrainedModel, snapshots: pd.DataFrame, scores: pd.DataFrame, oracle: pd.DataFrame
+) -> str:
+    return render_report(trained, snapshots, scores, oracle)
+
+
+def test_report_is_self_contained(page: str) -> None:
+    assert page.startswith("<!DOCTYPE html>")
+    # no asset or link leaves the file: every src/href is a data URI or an in-page anchor
+    targets = re.findall(r"""(?:src|href)\s*=\s*["']?([^"'\s>]+)""", page, flags=re.I)
+    assert targets
+    assert all(t.startswith(("data:", "#")) for t in targets), targets
+    assert not re.search(r"(?:src|href)\s*=\s*[\"']?(?:https?:)?//", page, flags=re.I)
+    assert not re.search(r"url\(|@import|<link\b|<script\b|<iframe\b", page, flags=re.I)
+    assert "<style>" in page  # inline CSS
+
+
+def test_report_contains_the_charts(page: str) -> None:
+    found = dict(
+        re.findall(r'data-chart="([a-z-]+)"><img src="data:image/png;base64,([^"]+)"', page)
+    )
+    assert set(found) == CHARTS
+    for chart, data in found.items():
+        png = base64.b64decode(data, validate=True)
+        assert png.startswith(PNG_MAGIC), chart
+        assert len(png) > 5000, chart  # an actual picture, not an empty canvas
+
+
+def test_report_contents(
+    page: str, trained: TrainedModel, scores: pd.DataFrame, snapshots: pd.DataFrame
+) -> None:
+    assert "Model card" in page and "Backtest" in page and "Top accounts" in page
+    assert trained.training_window_end.isoformat() in page
+    for cutoff in {r["cutoff"] for r in trained.metrics}:
+        assert cutoff in page
+    assert "Oracle AUC" in page and "Logistic AUC" in page
+    top = scores[scores["action_rank"] == 1].iloc[0]
+    assert str(top["account_id"]) in page
+    assert top["next_best_offer"] in page
+    assert "Acme &lt;Corp&gt;" in page and "<Corp>" not in page  # escaped
+    assert "seats" in page or "cross-sell" in page
+
+
+def test_report_without_oracle_or_predictions(
+    trained: TrainedModel, snapshots: pd.DataFrame, scores: pd.DataFrame
+) -> None:
+    page = render_report(trained, snapshots, scores)
+    assert "Oracle AUC" not in page
+    assert 'data-chart="roc"' in page
+    legacy = TrainedModel(**{**trained.__dict__, "backtest_predictions": None})
+    page = render_report(legacy, snapshots, scores)
+    assert "No backtest predictions" in page
+    assert set(re.findall(r'data-chart="([a-z-]+)"', page)) == {"importance", "distribution"}
+
+
+def test_report_bars_verdict(
+    trained: TrainedModel, snapshots: pd.DataFrame, scores: pd.DataFrame
+) -> None:
+    """Against an oracle that ranks perfectly, the 0.95 x oracle bar is shown as failed."""
+    preds = trained.backtest_predictions
+    assert preds is not None
+    rows = preds[(preds["target"] == "expansion") & (preds["model"] == "lightgbm")]
+    oracle = pd.DataFrame(
+        {
+            "account_id": rows["account_id"],
+            "snapshot_date": pd.to_datetime(rows["cutoff"]),
+            "p_expansion_90d": rows["y"].astype(float),
+        }
+    )
+    page = render_report(trained, snapshots, scores, oracle)
+    assert "Acceptance on the latest cut-off" in page
+    assert '<span class="fail">' in page and "x oracle 1.0000" in page
