@@ -129,6 +129,23 @@ def _print_summary(settings: Settings, summary: dict[str, Any]) -> None:
         f"({'trained this run' if model.get('trained_version') else 'reused'}); "
         f"{summary['accounts_scored']} accounts scored"
     )
+    gates = summary.get("gates") or []
+    if gates:
+        table = Table(title="data-quality gates")
+        for col in ("suite", "table", "rows", "status", "warnings"):
+            table.add_column(col)
+        for g in gates:
+            table.add_row(
+                g["suite"],
+                g["table"],
+                str(g["rows"]),
+                g.get("status", ""),
+                "; ".join(g["warnings"][:3]) + (" ..." if len(g["warnings"]) > 3 else ""),
+            )
+        console.print(table)
+        docs = next((g.get("data_docs") for g in gates if g.get("data_docs")), None)
+        if docs:
+            console.print(f"data docs: {docs}")
     quarantined = summary.get("rows_quarantined") or {}
     if quarantined:
         console.print(
@@ -392,6 +409,26 @@ def report(
         return stages.write_model_report(settings, model, snapshots, scores, truth)
 
     console.print(f"model report: {_guarded(call)}")
+
+
+@app.command()
+def rollback(
+    version: Annotated[
+        str | None,
+        typer.Argument(help="Version to make champion (default: the one the current replaced)."),
+    ] = None,
+) -> None:
+    """Make an earlier model the champion again; the next scoring run uses it."""
+    from flows import stages
+    from models.registry import rollback as roll_back
+
+    settings = _settings()
+
+    def call() -> str:
+        with stages.pipeline_lock(settings):
+            return roll_back(settings.registry, version)
+
+    console.print(f"champion is now {_guarded(call)}")
 
 
 @app.command()

@@ -50,16 +50,32 @@ def test_config_show_masks_secrets(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
 
 def test_every_command_has_help() -> None:
     runner = CliRunner()
-    for command in (
-        ["--help"],
-        ["run", "--help"],
-        ["demo-data", "--help"],
-        ["sync", "--help"],
-        ["status", "--help"],
-        ["config", "show", "--help"],
-    ):
-        result = runner.invoke(app, command)
+    commands = [
+        "run",
+        "demo-data",
+        "sync",
+        "status",
+        "backfill",
+        "train",
+        "score",
+        "publish",
+        "report",
+        "rollback",
+        "serve",
+    ]
+    for command in [[], *([c] for c in commands), ["config", "show"]]:
+        result = runner.invoke(app, [*command, "--help"])
         assert result.exit_code == 0, (command, result.output)
+        assert "Usage" in result.output
+
+
+def test_rollback_without_a_registry_says_so(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("EXPANSION_HOME", str(tmp_path))
+    result = CliRunner().invoke(app, ["rollback"])
+    assert result.exit_code == 1
+    assert "no champion to roll back from" in " ".join(result.output.split())
 
 
 def test_sync_without_published_scores_says_so(
