@@ -109,20 +109,7 @@ def check_freshness(settings: Settings) -> list[dict[str, Any]]:
         return []
     from dbt.cli.main import dbtRunner
 
-    args = [
-        "source",
-        "freshness",
-        "--project-dir",
-        str(settings.dbt_project),
-        "--profiles-dir",
-        str(settings.profiles),
-        "--target",
-        settings.target,
-        "--target-path",
-        str(settings.home / "dbt" / "target"),
-        "--log-path",
-        str(settings.home / "dbt" / "logs"),
-    ]
+    args = dbt_args(["source", "freshness"], settings)
     with dbt_env(settings):
         result = dbtRunner().invoke(args)
     rows = []

@@ -27,10 +27,10 @@ class DbtBuildFailed(RuntimeError):
     """dbt build had failing models or tests."""
 
 
-def dbt_args(command: str, settings: Settings, as_of: date) -> list[str]:
-    variables = {"as_of": as_of.isoformat(), "label_horizon_days": settings.label_horizon_days}
-    return [
-        command,
+def dbt_args(command: str | list[str], settings: Settings, as_of: date | None = None) -> list[str]:
+    """A dbt command line against this project, profile, target and state directory."""
+    args = [command] if isinstance(command, str) else list(command)
+    args += [
         "--project-dir",
         str(settings.dbt_project),
         "--profiles-dir",
@@ -41,9 +41,11 @@ def dbt_args(command: str, settings: Settings, as_of: date) -> list[str]:
         str(settings.home / "dbt" / "target"),
         "--log-path",
         str(settings.home / "dbt" / "logs"),
-        "--vars",
-        json.dumps(variables),
     ]
+    if as_of is not None:
+        variables = {"as_of": as_of.isoformat(), "label_horizon_days": settings.label_horizon_days}
+        args += ["--vars", json.dumps(variables)]
+    return args
 
 
 @contextmanager
