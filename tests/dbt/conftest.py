@@ -9,10 +9,8 @@ The `dbt` fixture runs dbt the way flows/transform.py does and reads tables back
 from __future__ import annotations
 
 import json
-import os
 import shutil
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -37,20 +35,6 @@ LABELS = (
     "is_label_complete",
 )
 MARTS = ("accounts", "contracts", "mrr_movements", "revenue_metrics_monthly", "account_snapshots")
-
-
-@contextmanager
-def _env(values: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def run_dbt(
@@ -93,7 +77,9 @@ def run_dbt(
     }
     if warehouse is not None:
         values["EXPANSION_WAREHOUSE_PATH"] = str(warehouse)
-    with _env(values):
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in values.items():
+            mp.setenv(key, value)
         result = dbtRunner().invoke(args)
     if not result.success:
         failures = [

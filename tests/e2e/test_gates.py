@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,30 +25,6 @@ pytestmark = pytest.mark.e2e
 
 EXPECTATIONS = Path(__file__).parents[2] / "expectations"
 Edit = Callable[[dict[str, Any]], None]
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory, prefect_server: None) -> Iterator[Path]:
-    from demo.generator import generate
-
-    root = tmp_path_factory.mktemp("gates")
-    env = {
-        "EXPANSION_HOME": str(root / "state"),
-        "EXPANSION_LANDING_DIR": str(root / "landing"),
-        "EXPANSION_ORACLE_DIR": str(root / "oracle"),
-        "EXPANSION_DUCKDB_MEMORY_LIMIT": "2GB",
-    }
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    generate(root / "landing", root / "oracle", accounts=240, months=16, seed=11)
-    try:
-        yield root
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import os
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -19,30 +17,6 @@ import pandas as pd
 import pytest
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory, prefect_server: None) -> Iterator[Path]:
-    from demo.generator import generate
-
-    root = tmp_path_factory.mktemp("project")
-    env = {
-        "EXPANSION_HOME": str(root / "state"),
-        "EXPANSION_LANDING_DIR": str(root / "landing"),
-        "EXPANSION_ORACLE_DIR": str(root / "oracle"),
-        "EXPANSION_DUCKDB_MEMORY_LIMIT": "2GB",
-    }
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    generate(root / "landing", root / "oracle", accounts=240, months=16, seed=11)
-    try:
-        yield root
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _sha(path: Path) -> str:

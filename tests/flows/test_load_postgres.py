@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -15,7 +13,6 @@ from flows.load import load_sources
 from flows.sources import SourcesConfig, SourceSpec
 
 pytestmark = pytest.mark.postgres
-SERVER = "host=127.0.0.1 port=5432 user=postgres connect_timeout=3"
 
 BILLING = """
 create schema billing;
@@ -38,22 +35,11 @@ insert into billing.subscription_changes values ('X1', 'S1', '2024-01-01', 'PL1'
 
 
 @pytest.fixture
-def billing_dsn(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    name = f"expansion_test_{uuid.uuid4().hex[:8]}"
-    try:
-        admin = psycopg.connect(f"{SERVER} dbname=postgres", autocommit=True)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL on 127.0.0.1:5432 (run scripts/ensure-postgres.sh): {exc}")
-    with admin:
-        admin.execute(f'create database "{name}"')
-        try:
-            dsn = f"{SERVER} dbname={name}"
-            with psycopg.connect(dsn, autocommit=True) as conn:
-                conn.execute(BILLING)
-            monkeypatch.setenv("TEST_BILLING_DSN", dsn)
-            yield dsn
-        finally:
-            admin.execute(f'drop database "{name}" with (force)')
+def billing_dsn(pg_database: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    with psycopg.connect(pg_database, autocommit=True) as conn:
+        conn.execute(BILLING)
+    monkeypatch.setenv("TEST_BILLING_DSN", pg_database)
+    return pg_database
 
 
 def _files(root: Path) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import threading
-import uuid
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -16,8 +14,6 @@ import psycopg
 import pytest
 
 from flows.sync import SyncSpec, load_syncs, run_sync
-
-SERVER = "host=127.0.0.1 port=5432 user=postgres connect_timeout=3"
 
 
 def serving(path: Path, rows: list[tuple[str, float]]) -> Path:
@@ -131,20 +127,9 @@ def test_shipped_config_loads() -> None:
 
 
 @pytest.fixture
-def pg(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    name = f"expansion_test_{uuid.uuid4().hex[:8]}"
-    try:
-        admin = psycopg.connect(f"{SERVER} dbname=postgres", autocommit=True)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL on 127.0.0.1:5432 (run scripts/ensure-postgres.sh): {exc}")
-    with admin:
-        admin.execute(f'create database "{name}"')
-        try:
-            dsn = f"{SERVER} dbname={name}"
-            monkeypatch.setenv("TEST_SYNC_DSN", dsn)
-            yield dsn
-        finally:
-            admin.execute(f'drop database "{name}" with (force)')
+def pg(pg_database: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("TEST_SYNC_DSN", pg_database)
+    return pg_database
 
 
 PG = {"type": "postgres", "dsn_env": "TEST_SYNC_DSN", "table": "crm.expansion_scores"}
