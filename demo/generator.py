@@ -11,7 +11,8 @@ are written month by month, so memory does not grow with the number of months.
 Outputs follow `flows.contract` exactly:
 - `landing/<source>/<table>/<table>_<YYYYMMDD>.csv` for crm and billing tables,
 - `landing/usage/usage_daily/usage_daily_<YYYY-MM>.parquet`, one file per month,
-- `oracle/expansion_oracle.parquet` with the true probabilities (never read by the pipeline).
+- `oracle/expansion_oracle.parquet` with the true probabilities and `oracle/mrr_monthly.parquet`
+  with every account's MRR at each month end (never read by the pipeline).
 """
 
 from __future__ import annotations
@@ -1062,6 +1063,9 @@ def generate(
     path = oracle_dir / "expansion_oracle.parquet"
     pq.write_table(oracle, path, compression="zstd")
     files.append(path)
+    path = oracle_dir / "mrr_monthly.parquet"
+    pq.write_table(_build_mrr_truth(world), path, compression="zstd")
+    files.append(path)
 
     complete = oracle.column("is_label_complete").to_numpy(zero_copy_only=False)
     label = oracle.column("label_expansion_90d").to_numpy(zero_copy_only=False)[complete]
@@ -1326,13 +1330,9 @@ def _build_tables(world: _World) -> Iterator[tuple[str, str, pa.Table]]:
     subs = world.subs
     ns = subs.n
     s_acc, s_prod, s_period = subs.acc[:ns], subs.prod[:ns], subs.period[:ns]
-    s_start, s_cancel, s_disc = subs.start_ts[:ns], subs.cancel_ts[:ns], subs.discount[:ns]
-    ch = world.changes
-    ch_sub, ch_ts, ch_plan, ch_qty = ch.get("sub"), ch.get("ts"), ch.get("plan"), ch.get("qty")
-    order = np.lexsort((ch_sub, ch_ts))
-    ch_sub, ch_ts, ch_plan, ch_qty = ch_sub[order], ch_ts[order], ch_plan[order], ch_qty[order]
+    s_start, s_cancel = subs.start_ts[:ns], subs.cancel_ts[:ns]
+    ch_sub, ch_ts, ch_plan, ch_qty, unit = _versions(world)
     ch_cur = currency[s_acc[ch_sub]]
-    unit = _money(_PLAN_PRICE[ch_plan] * s_period[ch_sub] * (1 - s_disc[ch_sub]), ch_cur)
     customer_ids = _ids("cus_", np.arange(n), 6)
     sub_ids = _ids("sub_", np.arange(ns), 7)
     yield (
@@ -1395,6 +1395,60 @@ def _build_tables(world: _World) -> Iterator[tuple[str, str, pa.Table]]:
         "billing",
         "invoices",
         _invoices(world, (ch_sub, ch_ts, ch_qty, unit), customer_ids, sub_ids),
+    )
+
+
+def _versions(world: _World) -> tuple[I64, I64, I64, I64, F64]:
+    """Subscription versions in billing order (by time, then subscription): subscription, time,
+    plan, seats and the unit price per billing period in the account's currency."""
+    ch = world.changes
+    sub, ts, plan, qty = ch.get("sub"), ch.get("ts"), ch.get("plan"), ch.get("qty")
+    order = np.lexsort((sub, ts))
+    sub, ts, plan, qty = sub[order], ts[order], plan[order], qty[order]
+    subs = world.subs
+    price_usd = _PLAN_PRICE[plan] * subs.period[sub] * (1 - subs.discount[sub])
+    return sub, ts, plan, qty, _money(price_usd, world.currency[subs.acc[sub]])
+
+
+def _build_mrr_truth(world: _World) -> pa.Table:
+    """What every account pays per month at each month end, from the simulation's own state.
+
+    One row per account per month with MRR at the month's end (the last month ends at the
+    end of the export day), in the account's billing currency: for every subscription in
+    service right before that instant, seats x unit price / billing period of the version in
+    force. Accounts without MRR at a month end have no row for it.
+    """
+    cal, subs = world.cal, world.subs
+    ns = subs.n
+    start, cancel = subs.start_ts[:ns], subs.cancel_ts[:ns]
+    ch_sub, ch_ts, _, ch_qty, unit = _versions(world)
+    mrr_of_version = ch_qty * unit / subs.period[ch_sub]
+    span = np.int64(1 << 40)
+    key = ch_sub * span + ch_ts
+    by_key = np.argsort(key, kind="stable")
+    sorted_key = key[by_key]
+    ends = np.append(cal.start[1:], cal.end_day + 1) * DAY
+    parts: list[tuple[I64, I64, F64]] = []
+    for m, end in enumerate(ends):
+        held = np.flatnonzero((start < end) & ((cancel < 0) | (cancel >= end)))
+        # the last version that started before the instant (the latest wins on a tie)
+        pos = np.searchsorted(sorted_key, held * span + end, side="left") - 1
+        version = by_key[pos]
+        assert (ch_sub[version] == held).all(), "a subscription in service without a version"
+        acc = subs.acc[held]
+        total = np.bincount(acc, weights=mrr_of_version[version], minlength=world.n)
+        has = np.flatnonzero(np.bincount(acc, minlength=world.n) > 0).astype(np.int64)
+        parts.append((has, np.full(len(has), m, np.int64), np.asarray(total[has], np.float64)))
+    acc = np.concatenate([p[0] for p in parts])
+    month = np.concatenate([p[1] for p in parts])
+    mrr = np.concatenate([p[2] for p in parts])
+    return pa.table(
+        {
+            "account_id": world.account_ids.take(pa.array(acc)),
+            "month_start": pa.array(cal.start[month].astype(np.int32), pa.date32()),
+            "currency": pa.array(list(cat.CURRENCIES)).take(pa.array(world.currency[acc])),
+            "mrr": pa.array(mrr),
+        }
     )
 
 

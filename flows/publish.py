@@ -27,6 +27,7 @@ PUBLISHED: dict[str, str] = {
     "contracts": "marts.contracts",
     "mrr_movements": "marts.mrr_movements",
     "revenue_metrics_monthly": "marts.revenue_metrics_monthly",
+    "mrr_billing_reconciliation": "marts.mrr_billing_reconciliation",
     "account_scores": "scores.account_scores",
     "account_score_history": "scores.account_score_history",
     "account_alerts": "scores.account_alerts",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -187,6 +188,13 @@ class ReasonTemplate(_Strict):
     actionable: bool = True  # false: counts towards its group, never shown as a reason
 
 
+class DeclaredFeature(_Strict):
+    """A feature declared next to its column in dbt (`meta.feature`, `meta.reason`)."""
+
+    kind: Literal["numeric", "categorical"]
+    reason: ReasonTemplate
+
+
 class Params(_Strict):
     features: Features
     targets: dict[str, str]
@@ -240,6 +248,20 @@ class Params(_Strict):
                 f"lightgbm.monotone_constraints on non-numeric or unknown features: {bad}"
             )
         return self
+
+    def with_declared_features(self, declared: Mapping[str, DeclaredFeature]) -> Params:
+        """These params plus the features declared in the dbt project (appended in the order
+        given, after the ones listed here). A feature listed in params.yaml keeps its entry
+        there; a declared reason phrase is used only when params.yaml has none."""
+        if not declared:
+            return self
+        data = self.model_dump(mode="json")
+        listed = set(self.features.all)
+        for name, feature in declared.items():
+            if name not in listed:
+                data["features"][feature.kind].append(name)
+            data["reasons"].setdefault(name, feature.reason.model_dump(mode="json"))
+        return Params.model_validate(data)
 
     @property
     def label_columns(self) -> list[str]:

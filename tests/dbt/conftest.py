@@ -25,6 +25,8 @@ DBT_PROJECT = ROOT / "dbt_project"
 PROFILES = ROOT / "profiles"
 
 ACCOUNTS, MONTHS, SEED = 80, 8, 7
+# over a year: annual plans are invoiced inside the data, and a backtest fits
+YEAR_ACCOUNTS, YEAR_MONTHS = 150, 15
 AS_OF = date(2026, 10, 31)  # the generator's default end_date: the last day of data
 HORIZON_DAYS = 90
 LABELS = (
@@ -34,7 +36,14 @@ LABELS = (
     "expansion_mrr_usd_next",
     "is_label_complete",
 )
-MARTS = ("accounts", "contracts", "mrr_movements", "revenue_metrics_monthly", "account_snapshots")
+MARTS = (
+    "accounts",
+    "contracts",
+    "mrr_movements",
+    "mrr_billing_reconciliation",
+    "revenue_metrics_monthly",
+    "account_snapshots",
+)
 
 
 def run_dbt(
@@ -45,6 +54,7 @@ def run_dbt(
     as_of: date = AS_OF,
     target: str = "local",
     env: dict[str, str] | None = None,
+    project: Path = DBT_PROJECT,
 ) -> Any:
     """`dbt <command>` in this process, as flows/transform.py runs it; fails the test on error.
 
@@ -56,7 +66,7 @@ def run_dbt(
     args = [
         *command,
         "--project-dir",
-        str(DBT_PROJECT),
+        str(project),
         "--profiles-dir",
         str(PROFILES),
         "--target",
@@ -143,6 +153,27 @@ def raw_warehouse(landing: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
     warehouse = tmp_path_factory.mktemp("dbt-raw") / "warehouse.duckdb"
     load_landing(landing, warehouse, "dbt-tests", memory_limit="1GB")
+    return warehouse
+
+
+@pytest.fixture(scope="session")
+def year_landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Demo extracts over more than a year (YEAR_ACCOUNTS x YEAR_MONTHS months ending at AS_OF),
+    for what needs a full annual billing cycle or a backtest; its oracle is next to it."""
+    from demo import generate
+
+    root = tmp_path_factory.mktemp("dbt-year")
+    generate(root / "landing", root / "oracle", accounts=YEAR_ACCOUNTS, months=YEAR_MONTHS, seed=5)
+    return root / "landing"
+
+
+@pytest.fixture(scope="session")
+def year_raw_warehouse(year_landing: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`year_landing` loaded into `raw`, nothing built. Copy before use."""
+    from flows.load import load_landing
+
+    warehouse = tmp_path_factory.mktemp("dbt-year-raw") / "warehouse.duckdb"
+    load_landing(year_landing, warehouse, "dbt-tests", memory_limit="1GB")
     return warehouse
 
 

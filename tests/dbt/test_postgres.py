@@ -28,6 +28,11 @@ CHECKS = {
     "contracts": ["current_mrr_usd", "current_mrr"],
     "mrr_movements": ["closing_mrr_usd", "expansion_mrr_usd", "churn_mrr_usd"],
     "revenue_metrics_monthly": ["mrr_usd", "nrr"],
+    "mrr_billing_reconciliation": [
+        "contracted_mrr_usd",
+        "invoiced_mrr_usd",
+        "not_invoiced_mrr_usd",
+    ],
     "account_snapshots": ["mrr_usd", "expansion_mrr_usd_next", "active_users_30d_avg"],
 }
 PG_TYPES = {"DOUBLE": "double precision", "FLOAT": "real", "HUGEINT": "numeric(38, 0)"}

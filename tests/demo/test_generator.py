@@ -69,7 +69,8 @@ def test_layout_follows_the_export_conventions(small: tuple[Path, GenerationSumm
             assert names[0] == "usage_daily_2025-09.parquet"
             assert names[-1] == "usage_daily_2026-10.parquet"
     assert (root / "oracle" / "expansion_oracle.parquet").exists()
-    assert len(summary.files) == 14 + 12 + 1
+    assert (root / "oracle" / "mrr_monthly.parquet").exists()
+    assert len(summary.files) == 14 + 12 + 2  # usage months, CSV tables, two oracle files
     assert all(p.exists() for p in summary.files)
 
 

@@ -1,0 +1,239 @@
+{#-
+    One row per month: the MRR of the movements bridge against what was invoiced, with the
+    difference explained (all amounts in the reporting currency, at the month's close: the
+    end of the month, or of the as_of day for the as_of month).
+
+    An invoice of a subscription bills its service period [issued_at, issued_at + billing
+    period); its monthly equivalent is amount_due / billing_period_months. It counts for a
+    month when its period covers the month's close. Invoices without a subscription
+    (one-off charges) are not recurring revenue and are left out.
+
+        contracted_mrr = invoiced_mrr + voided_mrr + billing_variance_mrr
+                         + changed_since_invoiced_mrr - canceled_in_billed_period_mrr
+                         + not_invoiced_mrr
+
+    per subscription and month:
+        billing_variance          contract MRR in force when the covering invoice was issued
+                                  minus what that invoice billed (discounts, credits, errors)
+        changed_since_invoiced    contract MRR now minus contract MRR at the invoice's issue:
+                                  upgrades and downgrades not billed yet (no proration invoice)
+        canceled_in_billed_period service ended inside a billed period (billed, not held)
+        not_invoiced              held, but no invoice covers the month's close
+    unexplained_mrr is what the equation leaves over (0 unless data is inconsistent), and
+    movements_closing_mrr is the mrr_movements bridge's closing MRR summed over accounts,
+    which must equal contracted_mrr.
+-#}
+with
+
+movements as (
+
+    select * from {{ ref('mrr_movements') }}
+
+),
+
+versions as (
+
+    select * from {{ ref('int_subscription_versions_ranged') }}
+
+),
+
+invoices as (
+
+    select * from {{ ref('stg_billing__invoices') }}
+
+),
+
+subscriptions as (
+
+    select * from {{ ref('stg_billing__subscriptions') }}
+
+),
+
+fx_rates as (
+
+    select * from {{ ref('fx_rates') }}
+
+),
+
+pipeline_dates as (
+
+    select * from {{ ref('int_pipeline_dates') }}
+
+),
+
+reporting_rate as (
+
+    select rate_to_usd as reporting_rate_to_usd
+    from fx_rates
+    where currency = '{{ var("reporting_currency") }}'
+
+),
+
+movement_months as (
+
+    select
+        month_start,
+        sum(cast(closing_mrr_usd as decimal(38, 6))) as movements_closing_mrr_usd
+    from movements
+    group by month_start
+
+),
+
+month_ends as (
+
+    select
+        movement_months.month_start,
+        movement_months.movements_closing_mrr_usd,
+        least(
+            cast({{ dbt.dateadd('month', 1, 'movement_months.month_start') }} as timestamp),
+            pipeline_dates.as_of_end_at
+        ) as closing_at
+    from movement_months
+    cross join pipeline_dates
+
+),
+
+contracted as (
+
+    select
+        month_ends.month_start,
+        versions.subscription_id,
+        versions.mrr_usd
+    from month_ends
+    inner join versions
+        on versions.valid_from < month_ends.closing_at
+        and (versions.valid_to is null or versions.valid_to >= month_ends.closing_at)
+
+),
+
+billed_periods as (
+
+    select
+        invoices.invoice_id,
+        invoices.subscription_id,
+        invoices.issued_at,
+        invoices.status,
+        {{ dbt.dateadd('month', 'subscriptions.billing_period_months', 'invoices.issued_at') }} as period_end_at,
+        cast(
+            invoices.amount_due / subscriptions.billing_period_months
+            * fx_rates.rate_to_usd / reporting_rate.reporting_rate_to_usd
+            as decimal(38, 6)
+        ) as invoice_mrr_usd
+    from invoices
+    inner join subscriptions
+        on subscriptions.subscription_id = invoices.subscription_id
+    left join fx_rates
+        on fx_rates.currency = invoices.currency
+    cross join reporting_rate
+    where invoices.issued_at < (select as_of_end_at from pipeline_dates)
+
+),
+
+billed_versions as (
+
+    select
+        billed_periods.*,
+        coalesce(versions.mrr_usd, 0) as contract_mrr_usd_at_issue
+    from billed_periods
+    left join versions
+        on versions.subscription_id = billed_periods.subscription_id
+        and versions.valid_from <= billed_periods.issued_at
+        and (versions.valid_to is null or versions.valid_to > billed_periods.issued_at)
+
+),
+
+covering as (
+
+    select
+        month_ends.month_start,
+        billed_versions.subscription_id,
+        sum(case when billed_versions.status = 'void' then 0 else billed_versions.invoice_mrr_usd end) as invoiced_mrr_usd,
+        sum(case when billed_versions.status = 'void' then billed_versions.invoice_mrr_usd else 0 end) as voided_mrr_usd,
+        sum(billed_versions.contract_mrr_usd_at_issue) as contract_mrr_usd_at_issue
+    from month_ends
+    inner join billed_versions
+        on billed_versions.issued_at < month_ends.closing_at
+        and billed_versions.period_end_at >= month_ends.closing_at
+    group by month_ends.month_start, billed_versions.subscription_id
+
+),
+
+per_subscription as (
+
+    select
+        coalesce(contracted.month_start, covering.month_start) as month_start,
+        coalesce(contracted.mrr_usd, 0) as contracted_mrr_usd,
+        coalesce(covering.invoiced_mrr_usd, 0) as invoiced_mrr_usd,
+        coalesce(covering.voided_mrr_usd, 0) as voided_mrr_usd,
+        case
+            when covering.subscription_id is not null
+                then covering.contract_mrr_usd_at_issue - covering.invoiced_mrr_usd - covering.voided_mrr_usd
+            else 0
+        end as billing_variance_mrr_usd,
+        case
+            when contracted.subscription_id is not null and covering.subscription_id is not null
+                then contracted.mrr_usd - covering.contract_mrr_usd_at_issue
+            else 0
+        end as changed_since_invoiced_mrr_usd,
+        case
+            when contracted.subscription_id is null then covering.contract_mrr_usd_at_issue
+            else 0
+        end as canceled_in_billed_period_mrr_usd,
+        case
+            when covering.subscription_id is null then contracted.mrr_usd
+            else 0
+        end as not_invoiced_mrr_usd
+    from contracted
+    full outer join covering
+        on covering.month_start = contracted.month_start
+        and covering.subscription_id = contracted.subscription_id
+
+),
+
+monthly as (
+
+    select
+        month_ends.month_start,
+        month_ends.closing_at,
+        month_ends.movements_closing_mrr_usd,
+        coalesce(sum(per_subscription.contracted_mrr_usd), 0) as contracted_mrr_usd,
+        coalesce(sum(per_subscription.invoiced_mrr_usd), 0) as invoiced_mrr_usd,
+        coalesce(sum(per_subscription.voided_mrr_usd), 0) as voided_mrr_usd,
+        coalesce(sum(per_subscription.billing_variance_mrr_usd), 0) as billing_variance_mrr_usd,
+        coalesce(sum(per_subscription.changed_since_invoiced_mrr_usd), 0) as changed_since_invoiced_mrr_usd,
+        coalesce(sum(per_subscription.canceled_in_billed_period_mrr_usd), 0) as canceled_in_billed_period_mrr_usd,
+        coalesce(sum(per_subscription.not_invoiced_mrr_usd), 0) as not_invoiced_mrr_usd
+    from month_ends
+    left join per_subscription
+        on per_subscription.month_start = month_ends.month_start
+    group by month_ends.month_start, month_ends.closing_at, month_ends.movements_closing_mrr_usd
+
+),
+
+final as (
+
+    select
+        month_start,
+        closing_at,
+        cast(movements_closing_mrr_usd as {{ type_double() }}) as movements_closing_mrr_usd,
+        cast(contracted_mrr_usd as {{ type_double() }}) as contracted_mrr_usd,
+        cast(invoiced_mrr_usd as {{ type_double() }}) as invoiced_mrr_usd,
+        cast(voided_mrr_usd as {{ type_double() }}) as voided_mrr_usd,
+        cast(billing_variance_mrr_usd as {{ type_double() }}) as billing_variance_mrr_usd,
+        cast(changed_since_invoiced_mrr_usd as {{ type_double() }}) as changed_since_invoiced_mrr_usd,
+        cast(canceled_in_billed_period_mrr_usd as {{ type_double() }}) as canceled_in_billed_period_mrr_usd,
+        cast(not_invoiced_mrr_usd as {{ type_double() }}) as not_invoiced_mrr_usd,
+        cast(
+            contracted_mrr_usd
+            - (
+                invoiced_mrr_usd + voided_mrr_usd + billing_variance_mrr_usd
+                + changed_since_invoiced_mrr_usd - canceled_in_billed_period_mrr_usd
+                + not_invoiced_mrr_usd
+            )
+            as {{ type_double() }}
+        ) as unexplained_mrr_usd
+    from monthly
+
+)
+
+select * from final
