@@ -196,8 +196,9 @@ def sync(
     if not settings.serving_db.exists():
         err.print(f"[red]nothing published yet[/]: {settings.serving_db} does not exist")
         raise typer.Exit(EXIT_BAD_INPUT)
-    run_id = f"manual-{datetime.now():%Y%m%dT%H%M%S}"
-    for r in run_syncs(settings, run_id, dry_run=dry_run):
+    run_id = _manual_run_id()
+    reports = _guarded(lambda: run_syncs(settings, run_id, dry_run=dry_run), run_id)
+    for r in reports:
         verb = "would send" if dry_run else "sent"
         console.print(
             f"{r.name}: {verb} {r.inserted} inserts, {r.updated} updates, {r.deleted} deletes"
@@ -279,14 +280,22 @@ def backfill(
     _ = settings
 
 
-def _guarded(call: Any) -> Any:
-    """Run a pipeline call and turn its failures into messages and exit codes."""
+def _manual_run_id() -> str:
+    """The run id of a command that runs stages outside the pipeline flow."""
+    return f"manual-{datetime.now():%Y%m%dT%H%M%S}"
+
+
+def _guarded(call: Any, run_id: str | None = None) -> Any:
+    """Run a pipeline call and turn its failures into messages and exit codes. Log lines
+    inside carry `run_id` (a flow run inside carries its own)."""
     from flows.load import ExtractError
+    from flows.logs import run_id_scope
     from flows.stages import PipelineBusy, SourceStale
     from flows.validate import GateFailed
 
     try:
-        return call()
+        with run_id_scope(run_id or _manual_run_id()):
+            return call()
     except PipelineBusy as exc:
         err.print(f"[yellow]{exc}[/]")
         raise typer.Exit(EXIT_BUSY) from None
@@ -340,13 +349,13 @@ def score(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
     from flows import stages
 
     settings = _settings()
-    run_id = f"manual-{datetime.now():%Y%m%dT%H%M%S}"
+    run_id = _manual_run_id()
 
     def call() -> dict[str, Any]:
         with stages.pipeline_lock(settings), console.status("scoring"):
             return stages.score_accounts(settings, _latest_snapshot(settings), run_id)
 
-    out = _guarded(call)
+    out = _guarded(call, run_id)
     if json_out:
         print(json.dumps(out, default=str, indent=2))
         return
@@ -359,7 +368,7 @@ def publish() -> None:
     from flows import stages
 
     settings = _settings()
-    run_id = f"manual-{datetime.now():%Y%m%dT%H%M%S}"
+    run_id = _manual_run_id()
 
     def call() -> Any:
         from models.registry import champion_version
@@ -373,7 +382,7 @@ def publish() -> None:
                 champion_version(settings.registry) or "unknown",
             )
 
-    report = _guarded(call)
+    report = _guarded(call, run_id)
     console.print(f"published {sum(report.rows.values())} rows to {report.serving_db}")
 
 

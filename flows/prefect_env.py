@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from flows.logs import LOGGING_CONFIG, OUR_LOGGERS
+
 
 def configure(home: Path) -> None:
     os.environ.setdefault("PREFECT_HOME", str(home / "prefect"))
@@ -18,6 +20,14 @@ def configure(home: Path) -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
     os.environ.setdefault("PREFECT_LOGGING_LOG_PRINTS", "true")
+    # our logging.yml (the run id on every line); our loggers also go to the Prefect API, and
+    # lines logged outside a flow run (e.g. `expansion sync`) stay on the console only
+    os.environ.setdefault("PREFECT_LOGGING_SETTINGS_PATH", str(LOGGING_CONFIG))
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", ",".join(OUR_LOGGERS))
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+    level = os.environ.get("EXPANSION_LOG_LEVEL", "INFO").upper()
+    for name in OUR_LOGGERS:
+        os.environ.setdefault(f"PREFECT_LOGGING_LOGGERS_{name.upper()}_LEVEL", level)
     os.environ.setdefault("DO_NOT_TRACK", "1")  # dbt anonymous usage stats
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     # LightGBM's OpenMP threads spin while they wait; next to Prefect's and dbt's threads on a

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pandas as pd
@@ -30,7 +30,14 @@ from flows.publish import publish as publish_serving
 from flows.settings import Settings
 from flows.sources import load_sources_config
 from flows.sync import SyncFailed, SyncReport, load_syncs, run_sync
-from flows.transform import DbtBuildFailed, DbtReport, dbt_args, dbt_env, summarize
+from flows.transform import (
+    DbtBuildFailed,
+    DbtReport,
+    dbt_args,
+    dbt_env,
+    model_params,
+    summarize,
+)
 from flows.validate import (
     GateFailed,
     GateResult,
@@ -51,6 +58,9 @@ __all__ = [
     "PublishReport",
     "SyncReport",
 ]
+
+if TYPE_CHECKING:
+    from models.params import Params
 
 log = logging.getLogger(__name__)
 
@@ -521,14 +531,51 @@ def _write_model_metrics(settings: Settings) -> None:
         replace_table(con, "scores.model_metrics", frame)
 
 
-def train_model(settings: Settings, as_of: date, *, force: bool = False) -> dict[str, Any]:
-    """Train a challenger when there is no champion (or when asked) and promote it if it wins."""
-    from models.params import load_params
-    from models.registry import champion_version, load_model, promote, save_model, should_promote
-    from models.train import comparable_metrics
+def training_key(snapshots: pd.DataFrame, params: Params) -> str:
+    """What a fit depends on: the snapshot rows, the parameters, the ML code and LightGBM."""
+    import lightgbm
+
+    import models
+
+    digest = hashlib.sha256(data_fingerprint(snapshots).encode())
+    digest.update(json.dumps(params.model_dump(mode="json"), sort_keys=True).encode())
+    for source in sorted(Path(models.__file__).parent.glob("*.py")):
+        digest.update(source.read_bytes())
+    digest.update(lightgbm.__version__.encode())
+    return digest.hexdigest()[:24]
+
+
+def _fit_or_reuse(settings: Settings, snapshots: pd.DataFrame, params: Params) -> tuple[str, bool]:
+    """Fit and save a model, or reuse the saved one fitted from the same inputs (a cache keyed
+    on `training_key`: a weekly retrain on unchanged data, or a backfill rerun, costs nothing).
+    Returns the version and whether it was reused."""
+    from models.registry import find_trained, save_model
     from models.train import train_model as fit
 
-    params = load_params()
+    key = training_key(snapshots, params)
+    cached = find_trained(settings.registry, key)
+    if cached is not None:
+        log.info("training inputs unchanged since model %s: reused, not refitted", cached)
+        return cached, True
+    log.debug("no model fitted from training key %s yet: fitting", key)
+    model = fit(snapshots, params)
+    version = save_model(
+        model,
+        settings.registry,
+        code_version=code_version(settings),
+        data_fingerprint=data_fingerprint(snapshots),
+        trained_at=datetime.now(UTC),
+        training_key=key,
+    )
+    return version, False
+
+
+def train_model(settings: Settings, as_of: date, *, force: bool = False) -> dict[str, Any]:
+    """Train a challenger when there is no champion (or when asked) and promote it if it wins."""
+    from models.registry import champion_version, load_model, promote, should_promote
+    from models.train import comparable_metrics
+
+    params = model_params(settings)
     champion = champion_version(settings.registry)
     out: dict[str, Any] = {"champion_version": champion, "trained_version": None}
     if champion and not force:
@@ -541,15 +588,14 @@ def train_model(settings: Settings, as_of: date, *, force: bool = False) -> dict
         "select * from marts.account_snapshots where snapshot_date <= ?",
         [as_of],
     )
-    model = fit(snapshots, params)
-    version = save_model(
-        model,
-        settings.registry,
-        code_version=code_version(settings),
-        data_fingerprint=data_fingerprint(snapshots),
-        trained_at=datetime.now(UTC),
-    )
+    version, reused = _fit_or_reuse(settings, snapshots, params)
     out["trained_version"] = version
+    out["reused"] = reused
+    if version == champion:
+        out["decision"] = "the champion was trained on these very inputs: kept"
+        _write_model_metrics(settings)
+        return out
+    model = load_model(settings.registry, version)
     mine: dict[str, Any] = {}
     if champion:
         mine, theirs = comparable_metrics(model, load_model(settings.registry, champion), snapshots)
@@ -581,25 +627,16 @@ def train_as_of(settings: Settings, as_of: date) -> str:
     """A model that knows only what was known at as_of, for backfilling that date.
 
     It trains on snapshots whose labels were complete by as_of, is saved in the registry like
-    any model (so its window and metrics can be inspected) and is never promoted.
+    any model (so its window and metrics can be inspected) and is never promoted. Rerunning
+    the backfill of a date reuses it (same inputs, same model).
     """
-    from models.params import load_params
-    from models.registry import save_model
-    from models.train import train_model as fit
-
     snapshots = read_frame(
         settings.warehouse,
         "select * from marts.account_snapshots where snapshot_date <= ?",
         [as_of],
     )
-    model = fit(snapshots, load_params())
-    return save_model(
-        model,
-        settings.registry,
-        code_version=code_version(settings),
-        data_fingerprint=data_fingerprint(snapshots),
-        trained_at=datetime.now(UTC),
-    )
+    version, _ = _fit_or_reuse(settings, snapshots, model_params(settings))
+    return version
 
 
 def score_accounts(
@@ -615,11 +652,10 @@ def score_accounts(
     scores.account_scores holds this run's scores; scores.account_score_history keeps one row
     per account per as_of date (re-scoring a date replaces that date's rows, nothing else).
     """
-    from models.params import load_params
     from models.registry import champion_version, load_model
     from models.score import score_accounts as score
 
-    params = load_params()
+    params = model_params(settings)
     version = model_version or champion_version(settings.registry)
     if version is None:
         raise ModelQualityError(f"no champion model in {settings.registry}: train one first")

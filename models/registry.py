@@ -105,8 +105,11 @@ def save_model(
     code_version: str,
     data_fingerprint: str,
     trained_at: datetime,
+    training_key: str | None = None,
 ) -> str:
-    """Write the model under a new version directory (atomically) and return the version."""
+    """Write the model under a new version directory (atomically) and return the version.
+
+    `training_key` identifies everything the fit depended on (see `find_trained`)."""
     registry_dir = Path(registry_dir)
     root = registry_dir / MODELS_DIR
     root.mkdir(parents=True, exist_ok=True)
@@ -131,6 +134,7 @@ def save_model(
             "trained_at": trained_at.isoformat().replace("+00:00", "Z"),
             "code_version": code_version,
             "data_fingerprint": data_fingerprint,
+            "training_key": training_key,
             "targets": list(model.boosters),
             "features": model.features,
             "categorical_features": model.categorical_features,
@@ -234,6 +238,18 @@ def load_model(registry_dir: Path, version: str) -> TrainedModel:
         data_fingerprint=meta.get("data_fingerprint"),
         trained_at=meta.get("trained_at"),
     )
+
+
+def find_trained(registry_dir: Path, training_key: str) -> str | None:
+    """The latest saved model fitted from exactly these inputs (same `training_key`), if any:
+    fitting is deterministic, so it is what a new fit would produce."""
+    for version in reversed(_versions(Path(registry_dir))):
+        try:
+            if read_metadata(registry_dir, version).get("training_key") == training_key:
+                return version
+        except (OSError, ValueError):  # an unreadable old version is not a cache hit
+            continue
+    return None
 
 
 def champion_version(registry_dir: Path) -> str | None:

@@ -1,0 +1,74 @@
+"""Training is cached on its inputs: the same snapshots, parameters and code give the saved
+model back instead of a new fit; any change to them fits again."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from flows import stages
+from flows.settings import Settings
+from models.params import Params
+from models.registry import champion_version, list_models
+
+
+@pytest.fixture
+def lenient(params: Params) -> Params:
+    """The test params without quality bars: a few hundred synthetic rows are no real model."""
+    quality = params.quality.model_copy(update={"min_roc_auc": 0.0, "max_brier": 1.0})
+    return params.model_copy(update={"quality": quality})
+
+
+@pytest.fixture
+def settings(
+    tmp_path: Path, snapshots: pd.DataFrame, lenient: Params, monkeypatch: pytest.MonkeyPatch
+) -> Settings:
+    settings = Settings(home=tmp_path / "state", project_dir=Path(__file__).resolve().parents[2])
+    settings.warehouse.parent.mkdir(parents=True)
+    with duckdb.connect(str(settings.warehouse)) as con:
+        con.execute("create schema marts")
+        con.register("frame", snapshots)
+        con.execute("create table marts.account_snapshots as select * from frame")
+    monkeypatch.setattr(stages, "model_params", lambda _settings: lenient)
+    return settings
+
+
+def test_same_inputs_reuse_the_model_changed_inputs_fit_again(
+    settings: Settings,
+    lenient: Params,
+    as_of: date,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first = stages.train_model(settings, as_of, force=True)
+    assert (
+        first["reused"] is False and champion_version(settings.registry) == first["trained_version"]
+    )
+
+    again = stages.train_model(settings, as_of, force=True)
+    assert again["reused"] is True and again["trained_version"] == first["trained_version"]
+    assert "these very inputs" in again["decision"]
+    assert len(list_models(settings.registry)) == 1  # nothing was fitted or saved
+
+    # other parameters: a new key, so a new fit
+    changed = lenient.model_copy(
+        update={"lightgbm": lenient.lightgbm.model_copy(update={"learning_rate": 0.2})}
+    )
+    monkeypatch.setattr(stages, "model_params", lambda _settings: changed)
+    third = stages.train_model(settings, as_of, force=True)
+    assert third["reused"] is False and third["trained_version"] != first["trained_version"]
+    assert len(list_models(settings.registry)) == 2
+
+
+def test_the_key_covers_rows_and_parameters(snapshots: pd.DataFrame, params: Params) -> None:
+    key = stages.training_key(snapshots, params)
+    assert stages.training_key(snapshots.copy(), params) == key
+    assert stages.training_key(snapshots.iloc[1:], params) != key
+    edited = snapshots.copy()
+    edited.loc[edited.index[0], "mrr_usd"] += 1
+    assert stages.training_key(edited, params) != key
+    other = params.model_copy(update={"primary_target": "upsell"})
+    assert stages.training_key(snapshots, other) != key
