@@ -42,7 +42,9 @@ def _settings(**overrides: Any) -> Settings:
     from flows import prefect_env
 
     settings = get_settings(**overrides)
-    prefect_env.configure(settings.home)
+    prefect_env.configure(
+        settings.home, log_level=settings.log_level, secrets_dir=settings.secrets_dir
+    )
     return settings
 
 
@@ -453,10 +455,38 @@ def serve() -> None:
     serve_deployments(settings)
 
 
+def _secrets(settings: Settings) -> dict[str, str]:
+    """The secrets config/syncs.yml and config/sources.yml name, and whether each is set."""
+    from flows.secrets import SecretError, read_secret
+    from flows.sources import load_sources_config
+    from flows.sync import HttpDestination, PostgresDestination, load_syncs
+
+    names: list[str] = []
+    for spec in load_syncs(settings.syncs_file):
+        if isinstance(spec.destination, PostgresDestination):
+            names.append(spec.destination.dsn_env)
+        elif isinstance(spec.destination, HttpDestination):
+            names += spec.destination.headers_env.values()
+    sources = load_sources_config(settings.sources_file, settings.landing_dir)
+    names += [
+        str(spec.model_extra["dsn_env"])
+        for spec in sources.sources.values()
+        if spec.model_extra and spec.model_extra.get("dsn_env")
+    ]
+    shown: dict[str, str] = {}
+    for name in dict.fromkeys(names):
+        try:
+            shown[name] = "********" if read_secret(name) else "NOT SET"
+        except SecretError as exc:
+            shown[name] = f"UNSAFE: {exc}"
+    return shown
+
+
 @config_app.command("show")
 def config_show() -> None:
-    """Print the effective settings (secrets masked)."""
-    print(json.dumps(_settings().masked(), indent=2, default=str))
+    """Print the effective settings, and the secrets the configuration names (masked)."""
+    settings = _settings()
+    print(json.dumps({**settings.masked(), "secrets": _secrets(settings)}, indent=2, default=str))
 
 
 def main() -> None:  # pragma: no cover

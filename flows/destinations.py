@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
+from flows.secrets import read_secret
+
 if TYPE_CHECKING:
     from flows.sync import SyncSpec
 
@@ -39,10 +41,11 @@ def build_destination(spec: SyncSpec, sync_dir: Path) -> Writer:
     if dest.type == "csv":
         return CsvWriter(spec, sync_dir / dest.path)
     if dest.type == "postgres":
-        dsn = os.environ.get(dest.dsn_env)
+        dsn = read_secret(dest.dsn_env)
         if not dsn:
             raise ValueError(
-                f"sync {spec.name}: environment variable {dest.dsn_env} (dsn_env) is not set"
+                f"sync {spec.name}: environment variable {dest.dsn_env} (dsn_env) is not set "
+                "and no secret file of that name is in EXPANSION_SECRETS_DIR"
             )
         return PostgresWriter(spec, dsn, dest.table)
     return HttpWriter(spec)
@@ -78,6 +81,7 @@ class CsvWriter:
 
 
 _PG_TYPES = {"b": "boolean", "i": "bigint", "u": "bigint", "f": "double precision"}
+BOOKKEEPING = ("_sync_hash", "_synced_at", "_sync_run_id")
 
 
 def _pg_type(series: pd.Series) -> str:
@@ -95,7 +99,10 @@ class PostgresWriter:
     """COPY into a staging table, then one transaction: upsert where the hash differs, delete.
 
     The target table is created when missing: the key field as primary key, the mapped fields,
-    and `_sync_hash` / `_synced_at` / `_sync_run_id` bookkeeping columns. A crash anywhere
+    and `_sync_hash` / `_synced_at` / `_sync_run_id` bookkeeping columns. When it exists, no DDL
+    runs, so the destination works with a role that may only read and write that table
+    (SELECT, INSERT, UPDATE, DELETE on it, USAGE on its schema; temporary tables are allowed
+    to every role by default). A crash anywhere
     leaves the table with all of the run's changes or none; re-sending is harmless because an
     unchanged hash updates nothing.
     """
@@ -124,20 +131,36 @@ class PostgresWriter:
         with conn, conn.cursor() as cur:
             cur.execute("set time zone 'UTC'")
             cur.execute(
-                sql.SQL("create schema if not exists {}").format(sql.Identifier(self.schema))
+                "select column_name from information_schema.columns "
+                "where table_schema = %s and table_name = %s",
+                [self.schema, self.table],
             )
-            cur.execute(
-                sql.SQL(
-                    "create table if not exists {} ({}, _sync_hash text, _synced_at timestamptz, "
-                    "_sync_run_id text, primary key ({}))"
-                ).format(
-                    target,
-                    sql.SQL(", ").join(
-                        sql.SQL("{} {}").format(ident[c], sql.SQL(types[c])) for c in cols
-                    ),
-                    ident[key],
+            existing = {row[0] for row in cur.fetchall()}
+            if existing:
+                # an existing table needs no DDL: a role that may only write it is enough
+                missing = [c for c in [*cols, *BOOKKEEPING] if c not in existing]
+                if missing:
+                    raise ValueError(
+                        f"PostgreSQL destination {self.schema}.{self.table} lacks the columns "
+                        f"{missing} this sync writes (fields of sync {spec.name} plus "
+                        f"{', '.join(BOOKKEEPING)})"
+                    )
+            else:
+                cur.execute(
+                    sql.SQL("create schema if not exists {}").format(sql.Identifier(self.schema))
                 )
-            )
+                cur.execute(
+                    sql.SQL(
+                        "create table {} ({}, _sync_hash text, _synced_at timestamptz, "
+                        "_sync_run_id text, primary key ({}))"
+                    ).format(
+                        target,
+                        sql.SQL(", ").join(
+                            sql.SQL("{} {}").format(ident[c], sql.SQL(types[c])) for c in cols
+                        ),
+                        ident[key],
+                    )
+                )
             cur.execute(
                 sql.SQL(
                     "create temp table _stage (_op text, _hash text, {}) on commit drop"
@@ -225,9 +248,12 @@ class HttpWriter:
     def _headers(self, run_id: str, batch: int) -> dict[str, str]:
         headers = {"Idempotency-Key": f"{run_id}-{batch}", "Content-Type": "application/json"}
         for header, env in self.dest.headers_env.items():
-            value = os.environ.get(env)
+            value = read_secret(env)
             if value is None:
-                raise ValueError(f"sync {self.spec.name}: environment variable {env} is not set")
+                raise ValueError(
+                    f"sync {self.spec.name}: environment variable {env} is not set and no "
+                    "secret file of that name is in EXPANSION_SECRETS_DIR"
+                )
             headers[header] = value
         return headers
 

@@ -12,20 +12,23 @@ import os
 from pathlib import Path
 
 from flows.logs import LOGGING_CONFIG, OUR_LOGGERS
+from flows.secrets import SECRETS_DIR_ENV
 
 
-def configure(home: Path) -> None:
+def configure(home: Path, *, log_level: str | None = None, secrets_dir: Path | None = None) -> None:
     os.environ.setdefault("PREFECT_HOME", str(home / "prefect"))
     Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     os.environ.setdefault("PREFECT_LOGGING_LOG_PRINTS", "true")
+    if secrets_dir is not None:  # flows/secrets.py reads it (a settings-file value, too)
+        os.environ.setdefault(SECRETS_DIR_ENV, str(secrets_dir))
     # our logging.yml (the run id on every line); our loggers also go to the Prefect API, and
     # lines logged outside a flow run (e.g. `expansion sync`) stay on the console only
     os.environ.setdefault("PREFECT_LOGGING_SETTINGS_PATH", str(LOGGING_CONFIG))
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", ",".join(OUR_LOGGERS))
     os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
-    level = os.environ.get("EXPANSION_LOG_LEVEL", "INFO").upper()
+    level = (log_level or os.environ.get("EXPANSION_LOG_LEVEL") or "INFO").upper()
     for name in OUR_LOGGERS:
         os.environ.setdefault(f"PREFECT_LOGGING_LOGGERS_{name.upper()}_LEVEL", level)
     os.environ.setdefault("DO_NOT_TRACK", "1")  # dbt anonymous usage stats

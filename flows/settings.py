@@ -12,7 +12,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -28,7 +28,11 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="EXPANSION_", extra="forbid")
 
-    target: str = Field("local", description="dbt target in profiles/profiles.yml")
+    target: str = Field(
+        "local",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="dbt target in profiles/profiles.yml",
+    )
     project_dir: Path = Field(PROJECT_DIR, description="where dbt_project/, expectations/ live")
     home: Path = Field(PROJECT_DIR / "state", description="private state: warehouse, models, runs")
     landing_dir: Path = Field(PROJECT_DIR / "data" / "landing", description="extract landing zone")
@@ -62,8 +66,10 @@ class Settings(BaseSettings):
     daily_cron: str = Field("0 5 * * *", description="schedule of the daily run (cron)")
     retrain_cron: str = Field("0 6 * * 1", description="schedule of the weekly retrain (cron)")
     schedule_timezone: str = Field("UTC", description="IANA time zone of both schedules")
-    duckdb_memory_limit: str = "8GB"
-    dbt_threads: int = 2
+    duckdb_memory_limit: str = Field(
+        "8GB", pattern=r"^\d+(\.\d+)?\s?(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", description="e.g. 8GB"
+    )
+    dbt_threads: int = Field(2, ge=1, le=64)
     dbt_node_tasks: bool = Field(
         False, description="run dbt through PrefectDbtRunner: one Prefect task per dbt node"
     )
@@ -75,8 +81,13 @@ class Settings(BaseSettings):
     syncs_config: Path | None = Field(
         None, description="reverse-ETL syncs; default config/syncs.yml"
     )
-    sync_postgres_dsn: SecretStr | None = Field(
-        None, description="DSN for a PostgreSQL sync destination (syncs.yml dsn_env names it)"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="the pipeline's loggers: INFO says what happened, DEBUG why"
+    )
+    secrets_dir: Path | None = Field(
+        None,
+        description="folder of secret files (one file per environment variable name), outside "
+        "the repository; an environment variable of the same name wins (flows/secrets.py)",
     )
 
     @field_validator("project_dir", "home", "landing_dir", "oracle_dir", mode="after")
@@ -157,11 +168,9 @@ class Settings(BaseSettings):
         }
 
     def masked(self) -> dict[str, Any]:
-        """Effective settings for display, secrets masked."""
+        """Effective settings for display (no setting holds a secret: configuration only names
+        them, see flows/secrets.py), with the derived paths."""
         out = self.model_dump(mode="json")
-        for key, value in out.items():
-            if isinstance(getattr(self, key), SecretStr) and value is not None:
-                out[key] = "**********"
         out.update(
             warehouse=str(self.warehouse),
             serving_db=str(self.serving_db),

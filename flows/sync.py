@@ -27,6 +27,8 @@ from flows.destinations import DestinationResult, build_destination
 log = logging.getLogger(__name__)
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+SUBDIRECTORY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$")
 
 
 def _ident(value: str, what: str) -> str:
@@ -35,10 +37,27 @@ def _ident(value: str, what: str) -> str:
     return value
 
 
+def _env_name(value: str, what: str) -> str:
+    """Secrets come from environment variables; configuration only names them."""
+    if not ENV_NAME.match(value):
+        raise ValueError(f"{what} {value!r} is not an environment variable name")
+    return value
+
+
 class CsvDestination(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: Literal["csv"]
     path: str = "."  # under the sync directory
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if value != "." and (not SUBDIRECTORY.match(value) or ".." in value.split("/")):
+            raise ValueError(
+                f"csv destination path {value!r} must be a folder under the sync directory "
+                "(letters, digits, _ . -; no absolute paths, no '..')"
+            )
+        return value
 
 
 class PostgresDestination(BaseModel):
@@ -46,6 +65,11 @@ class PostgresDestination(BaseModel):
     type: Literal["postgres"]
     dsn_env: str  # name of the environment variable holding the connection string
     table: str  # schema.table, created if missing
+
+    @field_validator("dsn_env")
+    @classmethod
+    def _dsn_env(cls, value: str) -> str:
+        return _env_name(value, "postgres destination dsn_env")
 
     @field_validator("table")
     @classmethod
@@ -67,6 +91,22 @@ class HttpDestination(BaseModel):
     backoff_seconds: float = Field(1.0, ge=0)
     timeout_seconds: float = Field(30.0, gt=0)
     headers_env: dict[str, str] = Field(default_factory=dict)  # header: env var holding it
+
+    @field_validator("headers_env")
+    @classmethod
+    def _headers_env(cls, value: dict[str, str]) -> dict[str, str]:
+        for header, env in value.items():
+            if not re.match(r"^[A-Za-z0-9-]{1,64}$", header):
+                raise ValueError(f"http destination header {header!r} is not a header name")
+            _env_name(env, f"http destination header {header} env")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s]+$", value):
+            raise ValueError(f"http destination url {value!r} must be an http(s) URL")
+        return value
 
 
 Destination = Annotated[

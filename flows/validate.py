@@ -221,6 +221,9 @@ def load_suite(path: Path) -> dict[str, Any]:
     for name in [*meta.get("computed_columns", {}), *meta.get("row_id", [])]:
         if not _IDENT.match(name):
             raise ValueError(f"{path}: column name {name!r} in meta is not a plain identifier")
+    for name in suite_columns(suite):  # these are quoted into the gate's SQL
+        if not _IDENT.match(name):
+            raise ValueError(f"{path}: column name {name!r} is not a plain identifier")
     return suite
 
 

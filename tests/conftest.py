@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import os
 import tempfile
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 _PREFECT_HOME = Path(tempfile.mkdtemp(prefix="expansion-prefect-"))
 os.environ.setdefault("PREFECT_HOME", str(_PREFECT_HOME))
@@ -16,3 +20,24 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see flows/prefect_env.py
 # Tests never read a developer's settings file or environment overrides.
 for key in [k for k in os.environ if k.startswith("EXPANSION_")]:
     del os.environ[key]
+
+
+PG_SERVER = "host=127.0.0.1 port=5432 user=postgres connect_timeout=3"
+
+
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    """The DSN of a new, empty database on the local PostgreSQL server, dropped afterwards."""
+    import psycopg
+
+    name = f"expansion_test_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = psycopg.connect(f"{PG_SERVER} dbname=postgres", autocommit=True)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL on 127.0.0.1:5432 (run scripts/ensure-postgres.sh): {exc}")
+    with admin:
+        admin.execute(f'create database "{name}"')
+        try:
+            yield f"{PG_SERVER} dbname={name}"
+        finally:
+            admin.execute(f'drop database "{name}" with (force)')

@@ -39,12 +39,24 @@ def test_missing_config_file_and_unknown_keys_are_errors(
 
 
 def test_config_show_masks_secrets(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    syncs = tmp_path / "syncs.yml"
+    syncs.write_text(
+        "syncs:\n  - name: crm\n    source: account_scores\n    key: account_id\n"
+        "    destination: {type: postgres, dsn_env: CRM_DSN, table: crm.scores}\n"
+        "    fields: {Id: account_id}\n"
+        "  - name: api\n    source: account_scores\n    key: account_id\n"
+        "    destination: {type: http, url: 'https://crm.example/x', "
+        "headers_env: {Authorization: CRM_TOKEN}}\n"
+        "    fields: {Id: account_id}\n"
+    )
     monkeypatch.setenv("EXPANSION_HOME", str(tmp_path))
-    monkeypatch.setenv("EXPANSION_SYNC_POSTGRES_DSN", "postgresql://u:hunter2@db/x")
+    monkeypatch.setenv("EXPANSION_SYNCS_CONFIG", str(syncs))
+    monkeypatch.setenv("CRM_DSN", "postgresql://u:hunter2@db/x")
     result = CliRunner().invoke(app, ["config", "show"])
     assert result.exit_code == 0, result.output
     shown = json.loads(result.output)
-    assert "hunter2" not in result.output and shown["sync_postgres_dsn"] == "**********"
+    assert "hunter2" not in result.output
+    assert shown["secrets"] == {"CRM_DSN": "********", "CRM_TOKEN": "NOT SET"}
     assert shown["home"] == str(tmp_path.resolve())
 
 
