@@ -445,9 +445,9 @@ def rollback(
 @app.command()
 def serve() -> None:
     """Serve the daily and weekly-retrain deployments on this machine (blocks)."""
+    settings = _settings()  # before importing Prefect: it reads its settings at import
     from flows.deployments import serve as serve_deployments
 
-    settings = _settings()
     console.print(
         f"serving deployments: daily ({settings.daily_cron}) and weekly-retrain "
         f"({settings.retrain_cron}), time zone {settings.schedule_timezone}"
