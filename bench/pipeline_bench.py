@@ -1,0 +1,1040 @@
+"""Pipeline benchmark: demo data at a named size, the pipeline's stages timed one by one, a
+daily incremental run, and the limit (the least work a scoring run needs) measured beside it.
+
+    .venv/bin/python -m bench.pipeline_bench --size S          # or: make bench SIZE=S
+    .venv/bin/python -m bench.pipeline_bench --accounts 2000 --months 12   # a quick custom size
+
+Sizes: S = 10k accounts x 24 months, M = 100k x 24, L = 1M x 3 months scored with the champion
+trained at S (run S first; its champion is kept in bench/work/champions/S/).
+
+Scenarios, each in its own fresh Python process (so imports, caches and peak memory of one do
+not leak into the next), all on one scratch home `bench/work/<size>/` (never state/ or data/):
+
+1. generate   the demo extracts (not part of the pipeline; timed for reference);
+2. first_run  every stage of the pipeline from an empty warehouse, in the order of
+              flows/pipeline.py, as the plain functions of flows/stages.py (no Prefect), with
+              the pipeline lock held: load, freshness, validate_raw, dbt_build, validate_marts,
+              check_drift, train, score, validate_scores, publish, sync;
+3. incremental one new day of usage extracts (the last day's rows moved one day on, the CRM
+              and billing extracts unchanged), the same stages again, champion reused;
+4. limit      one DuckDB query for the champion's features of all accounts at the incremental
+              run's as_of straight from raw.*, LightGBM predict, the scores written to a DuckDB
+              table (bench/limit.py); `ratio_to_limit` = incremental run wall / limit wall;
+5. prefect    another new day, then the real command (`expansion run --json`): the same work
+              inside the Prefect flow with its temporary API server. Its wall minus the sum of
+              its stage timings is Prefect's fixed overhead (server start-up, task runs).
+
+Per stage: wall_s, cpu_s (process + children, all threads), peak_rss_mb (the kernel's
+high-water mark of the process, reset before each stage), rows in/out and rows/s.
+Writes bench/results/<date>-<host>-<size>.json and .md and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+PROJECT_DIR = BENCH_DIR.parent
+WORK_DIR = BENCH_DIR / "work"
+RESULTS_DIR = BENCH_DIR / "results"
+CHAMPIONS_DIR = WORK_DIR / "champions"
+
+SIZES: dict[str, dict[str, Any]] = {
+    "S": {"accounts": 10_000, "months": 24},
+    "M": {"accounts": 100_000, "months": 24},
+    "L": {"accounts": 1_000_000, "months": 3, "champion_from": "S"},
+}
+# The issue's targets (seconds, MB) for this machine; checked when the size matches.
+TARGETS: dict[str, dict[str, float]] = {
+    "M": {
+        "first_run_wall_s": 15 * 60,
+        "first_run_peak_rss_mb": 12 * 1024,
+        "incremental_wall_s": 120,
+    },
+    "L": {"first_run_wall_s": 5 * 60},
+}
+END_DATE = date(2026, 10, 31)
+STAGE_ORDER = (
+    "load",
+    "freshness",
+    "validate_raw",
+    "dbt_build",
+    "validate_marts",
+    "check_drift",
+    "train",
+    "score",
+    "validate_scores",
+    "publish",
+    "sync",
+)
+
+
+def _env(home: Path, landing: Path, oracle: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        EXPANSION_HOME=str(home),
+        EXPANSION_LANDING_DIR=str(landing),
+        EXPANSION_ORACLE_DIR=str(oracle),
+        OMP_WAIT_POLICY=env.get("OMP_WAIT_POLICY", "PASSIVE"),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=env.get(
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90"
+        ),
+        PREFECT_HOME=str(home / "prefect"),
+        PYTHONUNBUFFERED="1",
+    )
+    env.pop("PYTHONPATH", None)  # set by --code head only
+    env.pop("PREFECT_API_URL", None)  # the Prefect scenario measures the temporary server
+    return env
+
+
+# --- worker side: runs inside a fresh process --------------------------------------------------
+
+
+def _raw_rows(warehouse: Path) -> dict[str, int]:
+    import duckdb
+
+    if not warehouse.exists():
+        return {}
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        tables = con.execute(
+            "select table_name from information_schema.tables where table_schema = 'raw' "
+            "and not starts_with(table_name, '_')"
+        ).fetchall()
+        return {
+            t: int(con.execute(f'select count(*) from raw."{t}"').fetchone()[0])  # type: ignore[index]
+            for (t,) in tables
+        }
+    finally:
+        con.close()
+
+
+def _schema_rows(warehouse: Path, schemas: tuple[str, ...]) -> dict[str, int]:
+    import duckdb
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        rows = con.execute(
+            "select schema_name || '.' || table_name, estimated_size from duckdb_tables() "
+            f"where schema_name in ({', '.join(repr(s) for s in schemas)})"
+        ).fetchall()
+        out = {}
+        for name, _ in rows:
+            out[name] = int(con.execute(f"select count(*) from {name}").fetchone()[0])  # type: ignore[index]
+        return out
+    finally:
+        con.close()
+
+
+def _count(warehouse: Path, sql: str, params: list[Any] | None = None) -> int:
+    import duckdb
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return int(con.execute(sql, params or []).fetchone()[0])  # type: ignore[index]
+    finally:
+        con.close()
+
+
+def _gate_rows(results: Any) -> tuple[int, int, dict[str, Any]]:
+    rows = sum(int(r.rows) for r in results)
+    expectations = sum(len(r.outcomes) for r in results)
+    detail = {
+        "suites": len(results),
+        "expectations": expectations,
+        "gx_seconds": round(sum(float(r.seconds) for r in results), 3),
+        "warnings": sum(len(r.warnings) for r in results),
+    }
+    return rows, expectations, detail
+
+
+def worker_pipeline(scenario: str, out: Path) -> None:
+    """Every stage in the pipeline's order, each measured; results JSON to `out`."""
+    from flows import prefect_env
+    from flows.settings import get_settings
+
+    settings = get_settings()
+    prefect_env.configure(settings.home)
+    from bench.measure import measure
+    from flows import stages
+    from flows.validate import GateFailed
+
+    run_id = f"bench-{scenario}-{uuid.uuid4().hex[:8]}"
+    wh = settings.warehouse
+    records: list[dict[str, Any]] = []
+    state: dict[str, Any] = {}
+
+    def stage(name: str, fn: Callable[[], Any], before: Callable[[], Any] | None = None) -> Any:
+        pre = before() if before else None
+        status, error, result = "ok", None, None
+        with measure() as m:
+            try:
+                result = fn()
+            except GateFailed as exc:
+                # The gate's work is done and timed; the pipeline would stop here, the
+                # benchmark records the failure and goes on so every stage gets a number.
+                status, error, result = "gate_failed", f"GateFailed: {exc}", exc.results
+                state.setdefault("gates_failed", []).append(name)
+            except Exception as exc:
+                status, error = "failed", f"{type(exc).__name__}: {exc}"
+                traceback.print_exc()
+        rec: dict[str, Any] = {"stage": name, **m.record(), "status": status}
+        if error:
+            rec["error"] = error[:4000]
+        records.append(rec)
+        _write(out, records, state)
+        if status == "failed":
+            raise _StageFailed(name)
+        return result, pre, rec
+
+    def rows(rec: dict[str, Any], rows_in: int, rows_out: int, **detail: Any) -> None:
+        rec["rows_in"], rec["rows_out"], rec["rows"] = int(rows_in), int(rows_out), int(rows_in)
+        rec["throughput_rows_s"] = round(rows_in / rec["wall_s"], 1) if rec["wall_s"] > 0 else None
+        if detail:
+            rec["detail"] = detail
+        _write(out, records, state)
+
+    if scenario == "train":  # training alone, forced (a challenger on the current marts)
+        try:
+            as_of = stages.resolve_as_of(settings)
+            state["as_of"] = as_of.isoformat()
+            train_rows = _count(
+                wh, "select count(*) from marts.account_snapshots where snapshot_date <= ?", [as_of]
+            )
+            model, _, rec = stage("train", lambda: stages.train_model(settings, as_of, force=True))
+            rows(rec, train_rows, 1, decision=model.get("decision"))
+            state["status"] = "completed"
+        except _StageFailed as exc:
+            state["status"] = f"failed at {exc}"
+        _write(out, records, state)
+        return
+    try:
+        with stages.pipeline_lock(settings):
+            load, _, rec = stage("load", lambda: stages.load_raw(settings, run_id))
+            loaded = sum(load.rows_by_table.values())
+            quarantined = sum(load.quarantined_by_table.values())
+            rows(
+                rec,
+                loaded + quarantined,
+                loaded,
+                files_loaded=len(load.loaded),
+                files_skipped=load.skipped_files,
+                rows_by_table=load.rows_by_table,
+            )
+
+            fresh, _, rec = stage("freshness", lambda: stages.check_freshness(settings))
+            rows(rec, len(fresh), len(fresh), sources=len(fresh))
+
+            gates, _, rec = stage("validate_raw", lambda: stages.validate_raw(settings, run_id))
+            r_in, n_exp, detail = _gate_rows(gates)
+            rows(rec, r_in, n_exp, **detail)
+
+            as_of = stages.resolve_as_of(settings)
+            state["as_of"] = as_of.isoformat()
+            raw_before = _raw_rows(wh)
+            dbt, _, rec = stage("dbt_build", lambda: stages.run_dbt_build(settings, as_of))
+            built = _schema_rows(wh, ("staging", "intermediate", "marts"))
+            marts = {k: v for k, v in built.items() if k.startswith("marts.")}
+            rows(
+                rec,
+                sum(raw_before.values()),
+                sum(marts.values()),
+                nodes_passed=dbt.passed,
+                nodes_failed=dbt.failed,
+                raw_rows=raw_before,
+                mart_rows=marts,
+                staging_usage_rows=built.get("staging.stg_usage__usage_daily"),
+                intermediate_rows=sum(v for k, v in built.items() if k.startswith("intermediate.")),
+            )
+            state["account_snapshots_rows"] = marts.get("marts.account_snapshots")
+
+            gates, _, rec = stage(
+                "validate_marts", lambda: stages.validate_marts(settings, as_of, run_id)
+            )
+            r_in, n_exp, detail = _gate_rows(gates)
+            rows(rec, r_in, n_exp, **detail)
+
+            gates, _, rec = stage(
+                "check_drift", lambda: stages.check_drift(settings, as_of, run_id)
+            )
+            scoring_rows = _count(
+                wh,
+                "select count(*) from marts.account_snapshots where snapshot_date = ? and is_active",
+                [as_of],
+            )
+            _, n_exp, detail = _gate_rows(gates)
+            rows(rec, scoring_rows if gates else 0, n_exp, **detail)
+
+            train_rows = _count(
+                wh, "select count(*) from marts.account_snapshots where snapshot_date <= ?", [as_of]
+            )
+            model, _, rec = stage("train", lambda: stages.train_model(settings, as_of, force=False))
+            trained = model.get("trained_version") is not None
+            rows(
+                rec,
+                train_rows if trained else 0,
+                1 if trained else 0,
+                decision=model.get("decision"),
+                champion_version=model.get("champion_version"),
+                challenger_metrics=model.get("challenger_metrics"),
+            )
+            version = model["champion_version"]
+            state["champion_version"] = version
+
+            scored, _, rec = stage(
+                "score",
+                lambda: stages.score_accounts(settings, as_of, run_id, model_version=version),
+            )
+            rows(
+                rec,
+                scoring_rows,
+                scored["accounts_scored"],
+                alerts=scored["alerts"],
+                reasons_top_n=settings.reasons_top_n,
+            )
+            state["top_accounts"] = scored["top_accounts"][:3]
+
+            gates, _, rec = stage(
+                "validate_scores",
+                lambda: stages.validate_scores(settings, as_of, run_id, scored["model_version"]),
+            )
+            r_in, n_exp, detail = _gate_rows(gates)
+            rows(rec, r_in, n_exp, **detail)
+
+            pub, _, rec = stage("publish", lambda: stages.publish(settings, run_id, as_of, version))
+            rows(rec, sum(pub.rows.values()), sum(pub.rows.values()), tables=pub.rows)
+
+            synced, _, rec = stage("sync", lambda: stages.sync(settings, run_id))
+            rows(
+                rec,
+                sum(s.rows_in for s in synced),
+                sum(s.sent for s in synced),
+                syncs={s.name: {"rows_in": s.rows_in, "sent": s.sent} for s in synced},
+            )
+        failed_gates = state.get("gates_failed")
+        state["status"] = (
+            f"completed; the pipeline would have stopped at the failed gate(s) {failed_gates}"
+            if failed_gates
+            else "completed"
+        )
+    except _StageFailed as exc:
+        state["status"] = f"failed at {exc}"
+    _write(out, records, state)
+
+
+class _StageFailed(RuntimeError):
+    pass
+
+
+def _write(out: Path, records: list[dict[str, Any]], state: dict[str, Any]) -> None:
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"stages": records, **state}, indent=2, default=str))
+    os.replace(tmp, out)
+
+
+def worker_generate(out: Path, accounts: int, months: int, seed: int) -> None:
+    from bench.measure import measure
+    from demo.generator import generate
+    from flows.settings import get_settings
+
+    settings = get_settings()
+    with measure() as m:
+        summary = generate(
+            settings.landing_dir,
+            settings.oracle_dir,
+            accounts=accounts,
+            months=months,
+            seed=seed,
+            end_date=END_DATE,
+        )
+    rows = sum(summary.rows.values())
+    out.write_text(
+        json.dumps(
+            {
+                "stage": "generate",
+                **m.record(),
+                "rows": rows,
+                "rows_in": 0,
+                "rows_out": rows,
+                "throughput_rows_s": round(rows / m.wall_s, 1),
+                "status": "ok",
+                "detail": {
+                    "rows_by_table": summary.rows,
+                    "base_rate": summary.base_rate,
+                    "oracle_auc": summary.oracle_auc,
+                },
+            },
+            indent=2,
+        )
+    )
+
+
+def worker_limit(out: Path, as_of: str) -> None:
+    from bench.limit import APPROXIMATED, FILLED, agreement, run_limit
+    from bench.measure import measure
+    from flows.settings import get_settings
+    from models.registry import champion_version
+
+    settings = get_settings()
+    version = champion_version(settings.registry)
+    if version is None:
+        raise SystemExit("no champion model: the limit needs one")
+    day = date.fromisoformat(as_of)
+    with measure() as m:
+        res = run_limit(
+            settings.warehouse,
+            settings.registry,
+            version,
+            day,
+            settings.home / "limit" / "limit_scores.duckdb",
+            memory_limit=settings.duckdb_memory_limit,
+        )
+    frame, scores = res.pop("_frame"), res.pop("_scores")
+    agree = agreement(settings.warehouse, res["features"], frame, scores, day)
+    out.write_text(
+        json.dumps(
+            {
+                "stage": "limit",
+                **m.record(),
+                **res,
+                "rows": res["rows_features"],
+                "rows_in": res["rows_features"],
+                "rows_out": res["rows_scored"],
+                "throughput_rows_s": round(res["rows_features"] / m.wall_s, 1),
+                "status": "ok",
+                "as_of": as_of,
+                "champion_version": version,
+                "filled_features": FILLED,
+                "approximated_features": list(APPROXIMATED),
+                "agreement": agree,
+            },
+            indent=2,
+            default=str,
+        )
+    )
+
+
+# --- driver side ---------------------------------------------------------------------------------
+
+
+def _python() -> str:
+    return sys.executable
+
+
+def _git(*args: str) -> str:
+    out = subprocess.run(
+        ["git", "-C", str(PROJECT_DIR), *args], capture_output=True, text=True, check=True
+    )
+    return out.stdout.strip()
+
+
+def source_tree(code: str) -> tuple[Path, dict[str, Any]]:
+    """Where the pipeline code the benchmark runs comes from.
+
+    `worktree`: this checkout as it is, uncommitted changes included. `head`: the last commit,
+    exported with `git archive` to bench/work/src-<sha>/ (this benchmark's own files copied in),
+    so edits in progress in the checkout do not change what is measured."""
+    commit = _git("rev-parse", "--short", "HEAD")
+    dirty = [line for line in _git("status", "--porcelain").splitlines() if line]
+    info: dict[str, Any] = {"code": code, "commit": commit}
+    if code == "worktree":
+        info["uncommitted_paths"] = len(dirty)
+        return PROJECT_DIR, info
+    dest = WORK_DIR / f"src-{commit}"
+    if not (dest / "flows").is_dir():
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir(parents=True)
+        archive = subprocess.run(
+            ["git", "-C", str(PROJECT_DIR), "archive", "HEAD"], capture_output=True, check=True
+        )
+        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    (dest / "bench").mkdir(exist_ok=True)
+    for f in BENCH_DIR.glob("*.py"):
+        shutil.copy2(f, dest / "bench" / f.name)
+    return dest, info
+
+
+def _run_worker(
+    args: list[str], env: dict[str, str], log: Path, timeout: float
+) -> tuple[int, float]:
+    cwd = Path(env.get("PYTHONPATH") or PROJECT_DIR)
+    t0 = time.perf_counter()
+    with log.open("a") as fh:
+        fh.write(f"\n=== {' '.join(args)} at {datetime.now(UTC).isoformat()}\n")
+        fh.flush()
+        proc = subprocess.Popen(
+            [_python(), "-m", "bench.pipeline_bench", *args],
+            cwd=cwd,
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 15)
+            time.sleep(5)
+            if proc.poll() is None:
+                os.killpg(proc.pid, 9)
+            proc.wait()
+            code = -9
+    return code, time.perf_counter() - t0
+
+
+def append_day(landing: Path) -> str:
+    """One new day of usage extracts: the latest day's rows, one day later, as a daily file
+    `usage_daily_<YYYY-MM-DD>.parquet`. Returns the new day."""
+    import duckdb
+
+    folder = landing / "usage" / "usage_daily"
+    files = sorted(folder.glob("*.parquet"))
+    con = duckdb.connect()
+    try:
+        glob = str(folder / "*.parquet")
+        last = con.execute(f"select max(usage_date) from read_parquet('{glob}')").fetchone()[0]  # type: ignore[index]
+        new_day = last + __import__("datetime").timedelta(days=1)
+        src = [str(f) for f in files]
+        target = folder / f"usage_daily_{new_day.isoformat()}.parquet"
+        con.execute(
+            f"""
+            copy (
+                select account_id, cast(usage_date + 1 as date) as usage_date, metric, value
+                from read_parquet({src!r}) where usage_date = ?
+                order by account_id, metric
+            ) to '{target}' (format parquet, compression zstd)
+            """,
+            [last],
+        )
+    finally:
+        con.close()
+    return new_day.isoformat()
+
+
+def _prefect_run(env: dict[str, str], home: Path, log: Path, timeout: float) -> dict[str, Any]:
+    """`expansion run --json` in a child process: wall, CPU, peak RSS of its process tree,
+    and the flow's own stage timings from its run record."""
+    import resource
+
+    from bench.measure import TreeSampler
+
+    before = set(p.name for p in (home / "runs").glob("*.json"))
+    kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    with log.open("a") as fh:
+        fh.write(f"\n=== expansion run --json at {datetime.now(UTC).isoformat()}\n")
+        fh.flush()
+        proc = subprocess.Popen(
+            [str(Path(_python()).parent / "expansion"), "run", "--json"],
+            cwd=Path(env.get("PYTHONPATH") or PROJECT_DIR),
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        sampler = TreeSampler(proc.pid)
+        sampler.start()
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            code = proc.wait()
+        peak = sampler.stop()
+    wall = time.perf_counter() - t0
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (kids.ru_utime + kids.ru_stime) - (kids0.ru_utime + kids0.ru_stime)
+    new = [p for p in (home / "runs").glob("*.json") if p.name not in before]
+    record = json.loads(max(new, key=lambda p: p.stat().st_mtime).read_text()) if new else {}
+    stage_s = {k: v for k, v in (record.get("stages") or {}).items() if k != "total"}
+    flow_total = (record.get("stages") or {}).get("total")
+    return {
+        "exit_code": code,
+        "status": record.get("status", "no run record"),
+        "as_of": record.get("as_of"),
+        "wall_s": round(wall, 3),
+        "cpu_s": round(cpu, 3),
+        "peak_rss_mb": round(peak, 1),
+        "peak_method": "process tree RSS sampled every 50 ms",
+        "flow_stage_seconds": stage_s,
+        "flow_total_s": flow_total,
+        "stage_sum_s": round(sum(stage_s.values()), 2),
+        "fixed_overhead_s": round(wall - sum(stage_s.values()), 2),
+        "overhead_note": (
+            "wall of `expansion run` (process start, imports, Prefect's temporary API server, "
+            "flow and task runs, artifacts) minus the sum of the stage timings the flow records"
+        ),
+        "rows_loaded": record.get("rows_loaded"),
+        "accounts_scored": record.get("accounts_scored"),
+        "error": record.get("error"),
+    }
+
+
+def _scenario_summary(data: dict[str, Any]) -> dict[str, Any]:
+    st = data.get("stages", [])
+    return {
+        "wall_s": round(sum(s["wall_s"] for s in st), 3),
+        "cpu_s": round(sum(s["cpu_s"] for s in st), 3),
+        "peak_rss_mb": max((s["peak_rss_mb"] for s in st), default=0.0),
+    }
+
+
+def _fmt(v: Any, digits: int = 1) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:,.{digits}f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def markdown(result: dict[str, Any]) -> str:
+    m = result["machine"]
+    lines = [
+        f"# Pipeline benchmark, size {result['size']} "
+        f"({result['params']['accounts']:,} accounts x {result['params']['months']} months)",
+        "",
+        f"{result['date']} on {m['hostname']}: {m['cpu_model']}, {m['cores']} cores, "
+        f"{m['ram_gb']} GB RAM; load average {result['load_avg_start']} at start, "
+        f"{result['load_avg_end']} at end. duckdb {m['versions'].get('duckdb')}, lightgbm "
+        f"{m['versions'].get('lightgbm')}, prefect {m['versions'].get('prefect')}, dbt-core "
+        f"{m['versions'].get('dbt-core')}, dbt-duckdb {m['versions'].get('dbt-duckdb')}.",
+        "",
+        f"Command: `{result['command']}`; code: {result['code']['code']} at commit "
+        f"{result['code']['commit']}"
+        + (
+            f" with {result['code']['uncommitted_paths']} uncommitted paths"
+            if result["code"].get("uncommitted_paths")
+            else ""
+        )
+        + ".",
+        "",
+        "| scenario | stage | wall_s | cpu_s | peak_rss_mb | rows_in | rows_out | rows/s | status |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    gen = result.get("generate")
+    if gen:
+        lines.append(
+            f"| generate | generate | {_fmt(gen['wall_s'])} | {_fmt(gen['cpu_s'])} | "
+            f"{_fmt(gen['peak_rss_mb'], 0)} | | {_fmt(gen.get('rows_out'))} | "
+            f"{_fmt(gen.get('throughput_rows_s'), 0)} | {gen['status']} |"
+        )
+    for name, sc in result["scenarios"].items():
+        if "stages" not in sc:
+            continue
+        for s in sc["stages"]:
+            lines.append(
+                f"| {name} | {s['stage']} | {_fmt(s['wall_s'])} | {_fmt(s['cpu_s'])} | "
+                f"{_fmt(s['peak_rss_mb'], 0)} | {_fmt(s.get('rows_in'))} | "
+                f"{_fmt(s.get('rows_out'))} | {_fmt(s.get('throughput_rows_s'), 0)} | "
+                f"{s['status']} |"
+            )
+        t = sc.get("total", {})
+        lines.append(
+            f"| {name} | **total** | **{_fmt(t.get('wall_s'))}** | {_fmt(t.get('cpu_s'))} | "
+            f"{_fmt(t.get('peak_rss_mb'), 0)} | | | | {sc.get('status', '')} |"
+        )
+    lim = result.get("limit")
+    if lim and "limit_wall_s" in lim:
+        lines.append(
+            f"| limit | query + predict + write | **{_fmt(lim['limit_wall_s'], 2)}** | "
+            f"{_fmt(lim['cpu_s'])} | {_fmt(lim['peak_rss_mb'], 0)} | "
+            f"{_fmt(lim.get('rows_in'))} | {_fmt(lim.get('rows_out'))} | "
+            f"{_fmt(lim.get('throughput_rows_s'), 0)} | {lim['status']} |"
+        )
+    pf = result["scenarios"].get("prefect")
+    if pf and "wall_s" in pf:
+        lines.append(
+            f"| prefect | `expansion run` (whole flow) | **{_fmt(pf['wall_s'])}** | "
+            f"{_fmt(pf['cpu_s'])} | {_fmt(pf['peak_rss_mb'], 0)} | "
+            f"{_fmt(sum((pf.get('rows_loaded') or {}).values()))} | "
+            f"{_fmt(pf.get('accounts_scored'))} | | {pf['status']} |"
+        )
+    lines.append("")
+    if lim and "limit_wall_s" in lim:
+        lines.append(
+            f"**Limit** (as_of {lim['as_of']}): {lim['limit_wall_s']:.2f} s = model load "
+            f"{lim['model_load_s']:.2f} + features query {lim['query_s']:.2f} + predict "
+            f"{lim['predict_s']:.2f} + write {lim['write_s']:.2f}."
+        )
+    for key, label in (
+        ("ratio_to_limit", "incremental run (plain stages) / limit"),
+        ("ratio_to_limit_prefect", "incremental run through Prefect (`expansion run`) / limit"),
+        ("ratio_first_run_to_limit", "first run / limit"),
+    ):
+        if result.get(key) is not None:
+            lines.append(f"- **{label}: {result[key]:.1f}x**")
+    if pf and "fixed_overhead_s" in pf:
+        lines.append(
+            f"- Prefect fixed overhead: {pf['fixed_overhead_s']:.1f} s "
+            f"(`expansion run` wall {pf['wall_s']:.1f} s - its stages {pf['stage_sum_s']:.1f} s)"
+        )
+    if result.get("limit_note"):
+        lines += ["", f"Limit note: {result['limit_note']}"]
+    if result.get("targets"):
+        lines += ["", "| target | measured | limit | met |", "|---|---:|---:|---|"]
+        for t in result["targets"]:
+            lines.append(
+                f"| {t['target']} | {_fmt(t['measured'])} | {_fmt(t['limit'])} | "
+                f"{'yes' if t['met'] else 'NO'} |"
+            )
+    if result.get("notes"):
+        lines += ["", *[f"- {n}" for n in result["notes"]]]
+    return "\n".join(lines) + "\n"
+
+
+def _limit_note(lim: dict[str, Any]) -> str:
+    agree = lim.get("agreement", {})
+    match = agree.get("feature_match_share", {})
+    low = {k: v for k, v in match.items() if v < 0.999}
+    return (
+        f"the limit's one query computes {len(agree.get('features_exact', []))} of the "
+        f"champion's {len(match)} features exactly as the marts do (same value on >= 99.9% of "
+        f"active accounts); filled, not computed: {', '.join(lim.get('filled_features', {}))}; "
+        f"approximated: {', '.join(lim.get('approximated_features', []))}; "
+        f"match shares below 99.9%: {json.dumps(low)}. Scores vs the pipeline's at the same "
+        f"as_of: p_expansion correlation {agree.get('p_expansion_corr')}, mean |diff| "
+        f"{agree.get('p_expansion_mean_abs_diff')}, top-decile overlap "
+        f"{agree.get('top_decile_overlap')}. It reads raw.* in the warehouse, so loading the "
+        "extracts is not part of the limit."
+    )
+
+
+def _targets(size: str, result: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    sc = result["scenarios"]
+    first = sc.get("first_run", {}).get("total", {})
+    inc = sc.get("incremental", {}).get("total", {})
+    pf = sc.get("prefect", {})
+    lim = result.get("limit_wall_s")
+    spec = TARGETS.get(size, {})
+
+    def add(name: str, measured: float | None, limit: float) -> None:
+        if measured is not None:
+            out.append(
+                {"target": name, "measured": measured, "limit": limit, "met": measured <= limit}
+            )
+
+    trained = sc.get("train", {})
+    full = first.get("wall_s")
+    label = "first run wall (s)"
+    if result["params"].get("champion_from") and full is not None:
+        if str(trained.get("status", "")).startswith("completed"):
+            full = full + trained["total"]["wall_s"]
+            label = "first run wall (s): stages with a reused champion + training alone"
+        else:
+            full = None
+    if "first_run_wall_s" in spec:
+        add(label, full, spec["first_run_wall_s"])
+    if "first_run_peak_rss_mb" in spec:
+        add("first run peak RSS (MB)", first.get("peak_rss_mb"), spec["first_run_peak_rss_mb"])
+    if "incremental_wall_s" in spec:
+        add("incremental run wall (s)", inc.get("wall_s"), spec["incremental_wall_s"])
+        if pf.get("wall_s") is not None:
+            add("incremental run through Prefect (s)", pf["wall_s"], spec["incremental_wall_s"])
+        if lim:
+            add("incremental run (s) <= 2 x limit + 20 s", inc.get("wall_s"), 2 * lim + 20)
+            if pf.get("wall_s") is not None:
+                add("incremental via Prefect (s) <= 2 x limit + 20 s", pf["wall_s"], 2 * lim + 20)
+    if size == "M":
+        ratio = _s_to_m_ratio(result)
+        if ratio:
+            out.append(ratio)
+    return out
+
+
+def _no_train_wall(result: dict[str, Any]) -> float | None:
+    first = result.get("scenarios", {}).get("first_run", {})
+    if not str(first.get("status", "")).startswith("completed"):
+        return None
+    return float(sum(s["wall_s"] for s in first["stages"] if s["stage"] != "train"))
+
+
+def _s_to_m_ratio(result: dict[str, Any]) -> dict[str, Any] | None:
+    """M / S wall of the first run without its training stage (M may reuse a champion), from
+    the latest S results on this machine."""
+    host = result["machine"]["hostname"].split(".")[0]
+    found = sorted(RESULTS_DIR.glob(f"*-{host}-S.json"))
+    m_wall = _no_train_wall(result)
+    if not found or m_wall is None:
+        return None
+    s_result = json.loads(found[-1].read_text())
+    s_wall = _no_train_wall(s_result)
+    if not s_wall:
+        return None
+    return {
+        "target": f"S->M first-run time ratio without training (vs {found[-1].name})",
+        "measured": round(m_wall / s_wall, 2),
+        "limit": 12,
+        "met": m_wall / s_wall <= 12,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--size", choices=sorted(SIZES), help="named size (S, M, L)")
+    ap.add_argument("--accounts", type=int, help="accounts (overrides the size)")
+    ap.add_argument("--months", type=int, help="months of history (overrides the size)")
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--tag", help="name of the scratch dir and results (default: the size)")
+    ap.add_argument(
+        "--scenarios",
+        default="first_run,incremental,limit,prefect",
+        help="comma-separated subset of first_run,incremental,limit,prefect,train (train: "
+        "a forced training alone at the end, for runs that reuse a champion)",
+    )
+    ap.add_argument("--champion-from", help="registry dir whose champion to score with (L)")
+    ap.add_argument(
+        "--code",
+        choices=["worktree", "head"],
+        default="worktree",
+        help="run this checkout as it is, or its last commit (exported to bench/work/src-*)",
+    )
+    ap.add_argument("--reuse-data", action="store_true", help="keep generated extracts if there")
+    ap.add_argument("--timeout-min", type=float, default=40, help="per scenario")
+    ap.add_argument("--clean", action="store_true", help="delete the scratch data afterwards")
+    ap.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    ap.add_argument("--no-save", action="store_true", help="print only, write no results file")
+    # worker modes (internal)
+    ap.add_argument("--worker", choices=["pipeline", "generate", "limit"], help=argparse.SUPPRESS)
+    ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--scenario", help=argparse.SUPPRESS)
+    ap.add_argument("--as-of", help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+
+    if a.worker == "pipeline":
+        worker_pipeline(a.scenario, a.out)
+        return 0
+    if a.worker == "generate":
+        worker_generate(a.out, a.accounts, a.months, a.seed)
+        return 0
+    if a.worker == "limit":
+        worker_limit(a.out, a.as_of)
+        return 0
+
+    from bench.measure import load_average, machine_facts
+
+    preset = dict(SIZES.get(a.size or "", {}))
+    accounts = a.accounts or preset.get("accounts")
+    months = a.months or preset.get("months")
+    if not accounts or not months:
+        ap.error("give --size or --accounts and --months")
+    size = a.size if (a.size and not a.accounts and not a.months) else f"{accounts}x{months}"
+    tag = a.tag or size
+    work = WORK_DIR / tag
+    home, landing, oracle = work / "home", work / "landing", work / "oracle"
+    env = _env(home, landing, oracle)
+    src, code_info = source_tree(a.code)
+    if a.code == "head":
+        env["PYTHONPATH"] = str(src)
+    log = work / "bench.log"
+    scenarios = [s.strip() for s in a.scenarios.split(",") if s.strip()]
+    timeout = a.timeout_min * 60
+    champion_from = a.champion_from or (
+        str(CHAMPIONS_DIR / preset["champion_from"]) if preset.get("champion_from") else None
+    )
+    command = "python -m bench.pipeline_bench " + " ".join(
+        argv if argv is not None else sys.argv[1:]
+    )
+
+    marker = work / "generated.json"
+    wanted = {
+        "accounts": accounts,
+        "months": months,
+        "seed": a.seed,
+        "end_date": END_DATE.isoformat(),
+    }
+    reuse = a.reuse_data and marker.exists() and json.loads(marker.read_text()) == wanted
+    if work.exists():
+        if reuse:
+            shutil.rmtree(home, ignore_errors=True)
+            for extra in (landing / "usage" / "usage_daily").glob("usage_daily_????-??-??.parquet"):
+                extra.unlink()
+        else:
+            shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    if champion_from:
+        src = Path(champion_from)
+        if not src.is_dir() or not any(src.iterdir()):
+            print(f"no champion in {src}: run the S benchmark first", file=sys.stderr)
+            return 2
+        shutil.copytree(src, home / "models", dirs_exist_ok=True)
+
+    result: dict[str, Any] = {
+        "benchmark": "pipeline_bench",
+        "schema_version": 1,
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "size": size,
+        "params": {**wanted, "champion_from": champion_from},
+        "command": command,
+        "code": code_info,
+        "machine": machine_facts(),
+        "load_avg_start": load_average(),
+        "scenarios": {},
+        "notes": [],
+    }
+
+    def save() -> None:
+        result["load_avg_end"] = load_average()
+        result["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        if a.no_save:
+            return
+        a.results_dir.mkdir(parents=True, exist_ok=True)
+        host = result["machine"]["hostname"].split(".")[0]
+        stem = a.results_dir / f"{result['date']}-{host}-{tag}"
+        stem.with_suffix(".json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+        stem.with_suffix(".md").write_text(markdown(result))
+
+    def say(msg: str) -> None:
+        print(f"[{datetime.now():%H:%M:%S}] {msg}", flush=True)
+
+    # 1. generate
+    if reuse:
+        say(f"reusing the extracts in {landing}")
+    else:
+        say(f"generating {accounts:,} accounts x {months} months into {landing}")
+        out = work / "generate.json"
+        code, _ = _run_worker(
+            ["--worker", "generate", "--out", str(out), "--accounts", str(accounts),
+             "--months", str(months), "--seed", str(a.seed)],
+            env, log, timeout,
+        )  # fmt: skip
+        if code != 0 or not out.exists():
+            say(f"generation failed (exit {code}); see {log}")
+            result["generate"] = {"status": f"failed (exit {code})"}
+            save()
+            return 1
+        result["generate"] = json.loads(out.read_text())
+        marker.write_text(json.dumps(wanted))
+        say(
+            f"generated {result['generate']['rows_out']:,} rows in {result['generate']['wall_s']:.1f} s"
+        )
+    size_mb = sum(f.stat().st_size for f in landing.rglob("*") if f.is_file()) / 2**20
+    result["landing_mb"] = round(size_mb, 1)
+
+    def pipeline(name: str) -> bool:
+        out = work / f"{name}.json"
+        say(f"{name}: running the stages")
+        code, wall = _run_worker(
+            ["--worker", "pipeline", "--scenario", name, "--out", str(out)], env, log, timeout
+        )
+        data = json.loads(out.read_text()) if out.exists() else {"stages": []}
+        if code != 0 and (data.get("status") is None or data["status"].startswith("completed")):
+            data["status"] = (
+                f"killed after {timeout / 60:.0f} min" if code == -9 else f"worker exit {code}"
+            )
+            if data["stages"]:
+                data["status"] += f" (after stage {data['stages'][-1]['stage']})"
+        data["total"] = _scenario_summary(data)
+        data["process_wall_s"] = round(wall, 2)
+        result["scenarios"][name] = data
+        say(
+            f"{name}: {data.get('status')} in {data['total']['wall_s']:.1f} s of stages "
+            f"({wall:.1f} s with process start), peak {data['total']['peak_rss_mb']:.0f} MB"
+        )
+        save()
+        return str(data.get("status", "")).startswith("completed")
+
+    ok = True
+    if "first_run" in scenarios:
+        ok = pipeline("first_run")
+        if ok and size == "S" and not champion_from:
+            dest = CHAMPIONS_DIR / "S"
+            shutil.rmtree(dest, ignore_errors=True)
+            shutil.copytree(home / "models", dest)
+            result["notes"].append(f"champion kept for size L in {dest}")
+    as_of = result["scenarios"].get("first_run", {}).get("as_of")
+    if ok and "incremental" in scenarios:
+        day = append_day(landing)
+        result["incremental_day"] = day
+        say(f"incremental: appended usage for {day}")
+        ok = pipeline("incremental")
+        as_of = result["scenarios"]["incremental"].get("as_of", as_of)
+    if ok and "limit" in scenarios and as_of:
+        out = work / "limit.json"
+        say(f"limit at as_of {as_of}")
+        code, _ = _run_worker(
+            ["--worker", "limit", "--out", str(out), "--as-of", as_of], env, log, timeout
+        )
+        if code == 0 and out.exists():
+            lim = json.loads(out.read_text())
+            result["limit"] = lim
+            result["limit_wall_s"] = lim["limit_wall_s"]
+            result["limit_note"] = _limit_note(lim)
+            basis = result["scenarios"].get("incremental") or result["scenarios"].get("first_run")
+            if basis and str(basis.get("status", "")).startswith("completed"):
+                result["ratio_to_limit"] = round(basis["total"]["wall_s"] / lim["limit_wall_s"], 2)
+                result["ratio_basis"] = (
+                    "incremental" if "incremental" in result["scenarios"] else "first_run"
+                )
+            first = result["scenarios"].get("first_run")
+            if first and str(first.get("status", "")).startswith("completed"):
+                result["ratio_first_run_to_limit"] = round(
+                    first["total"]["wall_s"] / lim["limit_wall_s"], 2
+                )
+            say(f"limit: {lim['limit_wall_s']:.2f} s; ratio {result.get('ratio_to_limit')}")
+        else:
+            result["limit"] = {"status": f"failed (exit {code}); see {log}"}
+            say(f"limit failed (exit {code})")
+        save()
+    if ok and "prefect" in scenarios:
+        # The flow stops at a failed gate. The drift gate fails on the synthetic new day at S
+        # (active_users_trend_30d follows the weekday mix of the 30-day windows), so the flow
+        # runs with the drift suite's critical expectations turned into warnings, in a copy
+        # of expectations/ (EXPANSION_EXPECTATIONS_DIR); the plain-stage scenarios above ran
+        # the suites as shipped and recorded their outcome.
+        relaxed = home / "expectations-drift-warn"
+        shutil.rmtree(relaxed, ignore_errors=True)
+        shutil.copytree(src / "expectations", relaxed)
+        for suite in relaxed.glob("*.json"):
+            spec = json.loads(suite.read_text())
+            if spec.get("meta", {}).get("edge") == "drift":
+                for e in spec.get("expectations", []):
+                    e.setdefault("meta", {})["severity"] = "warning"
+                suite.write_text(json.dumps(spec, indent=2))
+        env = {**env, "EXPANSION_EXPECTATIONS_DIR": str(relaxed)}
+        result["notes"].append(
+            "prefect scenario: drift suite run with warnings instead of critical failures "
+            "(a copy of expectations/), so the flow runs to the end on the synthetic new day"
+        )
+        day = append_day(landing)
+        say(f"prefect: appended usage for {day}; running `expansion run --json`")
+        pf = _prefect_run(env, home, log, timeout)
+        pf["incremental_day"] = day
+        result["scenarios"]["prefect"] = pf
+        if result.get("limit_wall_s") and pf["exit_code"] == 0:
+            result["ratio_to_limit_prefect"] = round(pf["wall_s"] / result["limit_wall_s"], 2)
+        say(
+            f"prefect: {pf['status']} in {pf['wall_s']:.1f} s (overhead {pf['fixed_overhead_s']:.1f} s)"
+        )
+    if "train" in scenarios and (home / "warehouse.duckdb").exists():
+        # training alone on the marts of the last run, forced: the first run's training time
+        # when the first run itself reused a champion (M and L with --champion-from)
+        pipeline("train")
+    result["targets"] = _targets(size, result)
+    save()
+    print()
+    print(markdown(result))
+    if a.clean:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
