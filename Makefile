@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-fast lint format bench evaluate services clean distclean
+.PHONY: install run test test-fast lint format bench bench-nightly bench-gx evaluate services clean distclean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,17 @@ test: $(STAMP) services ## the whole test suite (unit, dbt, end-to-end)
 test-fast: $(STAMP) ## unit tests only, no end-to-end run
 	$(BIN)/python -m pytest -m "not e2e"
 
-bench: $(STAMP) ## benchmarks (never part of make test): GX validation speed
+SIZE ?= S
+BENCH_ARGS ?=
+bench: $(STAMP) ## pipeline benchmark at SIZE=S|M|L, by hand or nightly, never in make test (bench/README.md)
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m bench.pipeline_bench --size $(SIZE) $(BENCH_ARGS)
+
+bench-nightly: $(STAMP) ## the pipeline benchmark at S, M and L (L scores with S's champion); a few hours
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m bench.pipeline_bench --size S $(BENCH_ARGS)
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m bench.pipeline_bench --size M --clean $(BENCH_ARGS)
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m bench.pipeline_bench --size L --clean $(BENCH_ARGS)
+
+bench-gx: $(STAMP) ## GX validation speed: 1M rows x 20 expectations
 	$(BIN)/python bench/gx_speed.py
 
 evaluate: $(STAMP) ## champion vs bars: ROC AUC >= 0.95 x oracle, beats logistic, ECE <= 0.03
