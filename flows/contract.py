@@ -5,13 +5,26 @@ tables may be absent. The loader enforces it; the demo generator writes to it;
 `docs/extract-contract.md` describes it for people.
 
 Types are DuckDB types. Timestamps are UTC (`TIMESTAMP`, written as ISO 8601, with or without
-`Z`). Amounts are decimals in the currency named by the row's `currency` column (ISO 4217).
+`Z`; an offset such as `+02:00` is converted to UTC, a value without one is taken as UTC).
+Amounts are decimals in the currency named by the row's `currency` column (ISO 4217). Text
+values are at most `MAX_TEXT_LENGTH` characters; numbers are finite (no NaN, no infinity).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+MAX_TEXT_LENGTH = 10_000  # characters in one text value (a name, an id, an e-mail address)
+
+# What a TIMESTAMP or DATE value must look like before it is read (DuckDB's own casts also
+# take "epoch", "infinity", "PST", years beyond 9999 or "+25:00", which are not ISO 8601).
+# ISO 8601 date and time, optional fraction, then Z or an offset between -14:00 and +14:00.
+TIMESTAMP_PATTERN = (
+    r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?(Z|[+-](0\d|1[0-4])(:?[0-5]\d)?)?"
+)
+# A calendar date; a midnight time is tolerated (Parquet writers often store dates that way).
+DATE_PATTERN = r"\d{4}-\d{2}-\d{2}([T ]00:00(:00(\.0+)?)?)?"
 
 
 @dataclass(frozen=True)
@@ -25,6 +38,15 @@ class Column:
     references: str | None = None  # "source.table.column" the value must exist in
     currency_column: str | None = None  # amount column: the column naming its currency
     is_currency: bool = False  # an ISO 4217 code (flows/currencies.py)
+    not_before: str | None = None  # another column of the row this value may not precede
+
+
+@dataclass(frozen=True)
+class Unique:
+    """Columns whose values no two different keys of a table may share, and why."""
+
+    columns: tuple[str, ...]
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -37,6 +59,7 @@ class Table:
     file_format: str = "csv"
     description: str = ""
     updated_at: str | None = None  # column that orders versions of one key, if any
+    unique: tuple[Unique, ...] = ()  # checked against this load and everything loaded before
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -259,7 +282,13 @@ TABLES: tuple[Table, ...] = (
                 max_value=120,
             ),
             _c("started_at", "TIMESTAMP"),
-            _c("canceled_at", "TIMESTAMP", False, "end of service; empty while active"),
+            _c(
+                "canceled_at",
+                "TIMESTAMP",
+                False,
+                "end of service; empty while active; not before started_at",
+                not_before="started_at",
+            ),
             _c("updated_at", "TIMESTAMP"),
         ),
         updated_at="updated_at",
@@ -283,7 +312,17 @@ TABLES: tuple[Table, ...] = (
             ),
             _c("currency", "VARCHAR", is_currency=True),
         ),
-        description="Versions of each subscription: the first row is the initial plan.",
+        unique=(
+            Unique(
+                ("subscription_id", "effective_at"),
+                "two versions of one subscription cannot take effect at the same instant",
+            ),
+        ),
+        description=(
+            "Versions of each subscription: the first row is the initial plan. Two versions of "
+            "one subscription may not take effect at the same instant (which one holds would be "
+            "a guess)."
+        ),
     ),
     Table(
         "billing",
@@ -322,7 +361,7 @@ TABLES: tuple[Table, ...] = (
                 "VARCHAR",
                 description="active_users | api_calls | storage_gb | features_used",
             ),
-            _c("value", "DOUBLE", min_value=0),
+            _c("value", "DOUBLE", min_value=0, max_value=1e12),
         ),
         file_format="parquet",
         description="One row per account per day per metric, exported daily or monthly.",

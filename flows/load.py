@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gzip
+import hashlib
 import io
 import logging
 import uuid
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,7 +30,15 @@ import duckdb
 import fsspec
 
 from flows.connectors import Extract
-from flows.contract import TABLES, TABLES_BY_KEY, Column, Table
+from flows.contract import (
+    DATE_PATTERN,
+    MAX_TEXT_LENGTH,
+    TABLES,
+    TABLES_BY_KEY,
+    TIMESTAMP_PATTERN,
+    Column,
+    Table,
+)
 from flows.currencies import MINOR_UNITS
 from flows.sources import BadRows, SourcesConfig, build_connector, files_config
 
@@ -40,6 +51,10 @@ LINEAGE = {
     "_extra": "JSON",
 }
 MAX_LISTED = 20  # violations spelled out in an error message; all are in raw._quarantine
+MAX_SHOWN = 120  # characters of a value shown in a message or kept in raw._quarantine
+# Longest CSV line read (DuckDB's default is 2 MB): long enough that an oversized text value
+# is reported by the column rules, naming its column, rather than as an unreadable line.
+MAX_LINE_BYTES = 32 << 20
 
 
 @dataclass(frozen=True)
@@ -80,11 +95,20 @@ class LoadedFile:
     status: str = "loaded"  # loaded | quarantined (the whole file)
 
 
+@dataclass(frozen=True)
+class DuplicateFile:
+    """A new file with the same content (SHA-256) as one loaded before or earlier in this run."""
+
+    path: str
+    same_as: str
+
+
 @dataclass
 class LoadReport:
     run_id: str
     loaded: list[LoadedFile] = field(default_factory=list)
     skipped_files: int = 0
+    duplicates: list[DuplicateFile] = field(default_factory=list)
     raw_rows: dict[str, int] = field(default_factory=dict)
     quarantined: list[Violation] = field(default_factory=list)
 
@@ -136,16 +160,30 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _name(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
 class LedgerView:
-    """What the ledger already holds, as connectors need it."""
+    """What the ledger already holds, as connectors need it.
+
+    A file whose content (SHA-256) was loaded before is skipped; so is a second file with the
+    same content as one seen earlier in this run, so a copy under a new name never loads twice.
+    Copies under another name are listed in `duplicates` and logged.
+    """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, *, ignore: bool) -> None:
         self.skipped = 0
+        self.duplicates: list[DuplicateFile] = []
         if ignore:
-            self._seen: set[str] = set()
+            self._seen: dict[str, str] = {}
             self._watermarks: dict[str, str] = {}
             return
-        self._seen = {r[0] for r in con.execute("select sha256 from raw._load_ledger").fetchall()}
+        self._seen = dict(
+            con.execute(
+                "select sha256, arg_min(file_path, loaded_at) from raw._load_ledger group by 1"
+            ).fetchall()
+        )
         # The watermark of each table's latest load (watermarks only grow; comparing them as
         # text would put "9" after "10").
         self._watermarks = dict(
@@ -155,10 +193,22 @@ class LedgerView:
             ).fetchall()
         )
 
-    def seen(self, fingerprint: str) -> bool:
-        if fingerprint in self._seen:
+    def seen(self, fingerprint: str, origin: str | None = None) -> bool:
+        earlier = self._seen.get(fingerprint)
+        if earlier is not None:
             self.skipped += 1
+            # another name: a copy (the same name under a moved landing zone is no news)
+            if origin is not None and _name(earlier) != _name(origin):
+                self.duplicates.append(DuplicateFile(origin, earlier))
+                log.warning(
+                    "not loading %s: it has the same content (sha256 %s) as %s",
+                    origin,
+                    fingerprint[:12],
+                    earlier,
+                )
             return True
+        if origin is not None:
+            self._seen[fingerprint] = origin  # a copy later in this run is a duplicate
         return False
 
     def last_watermark(self, table: Table) -> str | None:
@@ -172,137 +222,418 @@ def _sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def _ident(name: str) -> str:
+    """A column name as a quoted SQL identifier, whatever characters the file gave it."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _clip(value: str | None, limit: int = MAX_SHOWN) -> str | None:
+    """A value short enough to show: a 10 MB cell must not become a 10 MB error message."""
+    if value is None or len(value) <= limit:
+        return value
+    return f"{value[:limit]}... ({len(value)} characters)"
+
+
+class _FileProblem(Exception):
+    """A whole file cannot be used; `rows` are (row, column, value, reason) where known."""
+
+    def __init__(
+        self,
+        message: str,
+        rows: list[tuple[int | None, str | None, str | None, str]] | None = None,
+        column: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.rows = rows or []
+        self.column = column
+
+
 def _csv_header(extract: Extract) -> list[str]:
     """Column names from the first line (BOM stripped), read the way a person would."""
-    with fsspec.open(extract.uri, "rb", compression="infer") as fh:
-        first = fh.readline()
+    try:
+        with fsspec.open(extract.uri, "rb", compression="infer") as fh:
+            first = fh.readline()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise _FileProblem(f"cannot be decompressed: {exc}") from None
     if not first.strip():
         raise _FileProblem("the file is empty: expected a header line with the column names")
     try:
         text = first.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise _FileProblem("the header line is not UTF-8: files must be UTF-8 encoded") from None
+        utf16 = first.startswith((b"\xff\xfe", b"\xfe\xff"))
+        raise _FileProblem(
+            "the header line is not UTF-8"
+            + (" (it is UTF-16, as Excel's 'Unicode text' writes)" if utf16 else "")
+            + ": files must be UTF-8 encoded"
+        ) from None
     names = next(csv.reader(io.StringIO(text)))
     names = [n.strip() for n in names]
-    dupes = sorted(n for n, k in Counter(names).items() if k > 1)
+    unnamed = [str(i) for i, n in enumerate(names, 1) if not n]
+    if unnamed:
+        raise _FileProblem(
+            f"the header has no name for column(s) {', '.join(unnamed)} (position in the "
+            "header line; a trailing comma makes one): every column must be named"
+        )
+    dupes = sorted(n for n, k in Counter(n.lower() for n in names).items() if k > 1)
     if dupes:
-        raise _FileProblem(f"the header repeats column(s) {', '.join(dupes)}")
+        raise _FileProblem(f"the header repeats column(s) {', '.join(dupes)} (ignoring case)")
     return names
 
 
-class _FileProblem(Exception):
-    """A whole file cannot be used."""
+def _csv_reader(uri: str, names: list[str], *extra: str) -> str:
+    columns = "{" + ", ".join(f"{_sql_str(n)}: 'VARCHAR'" for n in names) + "}"
+    options = ", ".join(
+        [
+            "header=true",
+            "auto_detect=false",
+            f"columns={columns}",
+            "delim=','",
+            "quote='\"'",
+            "escape='\"'",
+            "strict_mode=true",
+            "null_padding=false",
+            f"max_line_size={MAX_LINE_BYTES}",
+            *extra,
+        ]
+    )
+    return f"read_csv({_sql_str(uri)}, {options})"
 
 
 def _reader(extract: Extract) -> tuple[str, list[str] | None]:
     uri = _sql_str(extract.uri)
     if extract.file_format == "csv":
         names = _csv_header(extract)
-        columns = "{" + ", ".join(f"{_sql_str(n)}: 'VARCHAR'" for n in names) + "}"
-        return (
-            f"read_csv({uri}, header=true, auto_detect=false, columns={columns}, delim=',', "
-            "quote='\"', escape='\"', strict_mode=true, null_padding=false)",
-            names,
-        )
+        return _csv_reader(extract.uri, names), names
     if extract.file_format == "parquet":
         return f"read_parquet({uri})", None
     return f"read_json({uri}, format='newline_delimited')", None
 
 
-def _typed(raw: str, type_: str) -> str:
+def _csv_rejects(
+    con: duckdb.DuckDBPyConnection, extract: Extract, names: list[str]
+) -> list[tuple[int | None, str | None, str | None, str]]:
+    """Every line DuckDB's CSV reader rejects (its `store_rejects`), as (row, column, ...)."""
+    try:
+        con.execute("drop table if exists _rejects")
+        con.execute("drop table if exists _reject_scans")
+        reader = _csv_reader(
+            extract.uri,
+            names,
+            "store_rejects=true",
+            "rejects_table='_rejects'",
+            "rejects_scan='_reject_scans'",
+        )
+        # every column read (a count(*) would skip the columns, and their encoding errors)
+        con.execute(f"create or replace temp table _reject_probe as select * from {reader}")
+        con.execute("drop table _reject_probe")
+        # one problem per line: its first column (a short line is reported once per column
+        # it lacks)
+        found = con.execute(
+            "select line, arg_min(column_name, column_idx), arg_min(csv_line, column_idx), "
+            "arg_min(error_type, column_idx), arg_min(error_message, column_idx) "
+            "from _rejects group by line order by line"
+        ).fetchall()
+    except duckdb.Error:
+        return []
+    return [
+        (
+            int(line) - 1 if line is not None else None,  # line 1 is the header
+            column,
+            _clip(csv_line),
+            f"{str(kind).lower()}: {message} (line {line} of the file; "
+            "a file that does not parse is not loaded at all)",
+        )
+        for line, column, csv_line, kind, message in found
+    ]
+
+
+def _header_mismatch(
+    con: duckdb.DuckDBPyConnection,
+    extract: Extract,
+    table: Table,
+    missing: list[str],
+    present: list[str],
+) -> str:
+    found = ", ".join(repr(p) for p in present) or "none"
+    message = (
+        f"the header does not match the contract: missing required column(s) "
+        f"{', '.join(missing)}; found column(s) {found}"
+    )
+    if extract.file_format == "csv":
+        try:
+            sniffed = con.execute(
+                f"select Delimiter from sniff_csv({_sql_str(extract.uri)})"
+            ).fetchone()
+        except duckdb.Error:
+            sniffed = None
+        if sniffed and sniffed[0] and sniffed[0] != ",":
+            message += (
+                f"; the file looks delimited by {sniffed[0]!r}, the expected delimiter is ','"
+            )
+        elif len(present) == 1:
+            message += "; the expected delimiter is ','"
+    return message + f"; expected columns: {', '.join(c.name for c in table.columns)}"
+
+
+def content_sha256(uri: str) -> str:
+    digest = hashlib.sha256()
+    with fsspec.open(uri, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+_EXPECTED = {
+    "TIMESTAMP": "expected ISO 8601 such as 2024-03-01T12:00:00Z or 2024-03-01T14:00:00+02:00",
+    "DATE": "expected a date YYYY-MM-DD",
+    "INTEGER": "expected a whole number from -2147483648 to 2147483647",
+    "BIGINT": "expected a whole number of at most 18 digits",
+    "DOUBLE": "expected a number",
+    "BOOLEAN": "expected true or false",
+    "VARCHAR": "expected text",
+}
+
+
+def _expected(type_: str) -> str:
+    if type_.startswith("DECIMAL("):
+        precision, scale = (int(x) for x in type_[8:-1].split(","))
+        return (
+            f"expected a number with at most {precision - scale} digits before the decimal "
+            f"point and {scale} after it"
+        )
+    return _EXPECTED.get(type_, f"expected a {type_}")
+
+
+def _scale(type_: str) -> int | None:
+    if type_.startswith("DECIMAL("):
+        return int(type_[8:-1].split(",")[1])
+    return None
+
+
+def _typed(raw: str, type_: str, text: bool = True) -> str:
+    """`raw` (the value as trimmed text) as `type_`; NULL when it does not read as one.
+
+    `text`: the file holds the value as text (CSV, JSON strings). A value a typed file (Parquet)
+    already holds as a date or timestamp needs no check of how it was written.
+    """
+    if not text:
+        return f"try_cast({raw} as {type_})"
     if type_ == "TIMESTAMP":
-        # Offsets are honoured and converted to UTC; naive values are taken as UTC.
-        return f"(try_cast({raw} as timestamptz) at time zone 'UTC')"
+        # Offsets are honoured and converted to UTC; naive values are taken as UTC. Only ISO
+        # 8601 is read: DuckDB alone would also take "PST", "epoch" or an offset of +25:00.
+        return (
+            f"case when regexp_full_match({raw}, {_sql_str(TIMESTAMP_PATTERN)}) "
+            f"then (try_cast({raw} as timestamptz) at time zone 'UTC') end"
+        )
+    if type_ == "DATE":
+        # a timestamp with a time of day is not a date: cutting it would shift days
+        return (
+            f"case when regexp_full_match({raw}, {_sql_str(DATE_PATTERN)}) "
+            f"then try_cast({raw} as date) end"
+        )
     return f"try_cast({raw} as {type_})"
 
 
-def _duckdb_reason(exc: duckdb.Error) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    keep = [ln for ln in lines if not ln.startswith(("Possible", "*", "Original Line"))]
-    return " ".join(keep[:3])
+def _duckdb_reason(exc: duckdb.Error, uri: str) -> str:
+    """DuckDB's message without its advice, the echo of the query and the file's full path."""
+    keep = []
+    for line in (ln.strip() for ln in str(exc).splitlines()):
+        if line.startswith(("Possible", "file = ")):
+            break  # the rest is advice and the reader's settings
+        if (
+            not line
+            or line.startswith(("*", "Original Line", "LINE "))
+            or not set(line) - {"^", " "}
+        ):
+            continue
+        keep.append(line)
+    name = uri.rstrip("/").rsplit("/", 1)[-1]
+    text = " ".join(keep).replace(f'"{uri}"', name).replace(uri, name)
+    return _clip(text, 400) or type(exc).__name__
+
+
+@dataclass(frozen=True)
+class Opened:
+    """An extract whose header (or schema) is known to fit the contract; rows not read yet."""
+
+    reader: str  # the DuckDB table function that reads it
+    types: dict[str, str]  # column -> type, as the file gives it (all VARCHAR for CSV)
+    names: list[str] | None = None  # a CSV file's header
+
+
+class _ReadFailed(Exception):
+    """DuckDB failed while reading the rows of one extract (inside the load's transaction)."""
+
+    def __init__(self, extract: Extract, opened: Opened, error: duckdb.Error) -> None:
+        super().__init__(str(error))
+        self.extract, self.opened, self.error = extract, opened, error
+
+
+def open_extract(con: duckdb.DuckDBPyConnection, extract: Extract) -> Opened:
+    """What can be checked without reading the rows: the file opens, the header or schema has
+    the required columns. Run outside a transaction (a failed statement would abort it)."""
+    names: list[str] | None = None
+    try:
+        reader, names = _reader(extract)
+        described = con.execute(f"describe select * from {reader}").fetchall()
+    except duckdb.Error as exc:
+        raise _FileProblem(
+            f"cannot be read as {extract.file_format}: {_duckdb_reason(exc, extract.uri)}",
+            _csv_rejects(con, extract, names) if names is not None else [],
+        ) from exc
+    types = {str(r[0]): str(r[1]) for r in described}
+    missing = [c for c in extract.table.required_columns if c not in types]
+    if missing:
+        raise _FileProblem(
+            _header_mismatch(con, extract, extract.table, missing, list(types)),
+            column=", ".join(missing),
+        )
+    return Opened(reader, types, names)
+
+
+def read_failure(con: duckdb.DuckDBPyConnection, failed: _ReadFailed) -> _FileProblem:
+    """What went wrong reading a file, with every line DuckDB rejects when it is a CSV file.
+    Run outside a transaction, after the one the failure aborted was rolled back."""
+    extract, opened = failed.extract, failed.opened
+    return _FileProblem(
+        f"cannot be read as {extract.file_format}: {_duckdb_reason(failed.error, extract.uri)}",
+        _csv_rejects(con, extract, opened.names) if opened.names is not None else [],
+    )
 
 
 def stage_extract(
-    con: duckdb.DuckDBPyConnection, extract: Extract, staging: str, first: bool
+    con: duckdb.DuckDBPyConnection,
+    extract: Extract,
+    opened: Opened,
+    staging: str,
+    first: bool,
+    source_types: dict[tuple[str, str], str] | None = None,
 ) -> int:
-    """Append one extract to the temp table `staging` (typed + original values + _file/_row)."""
-    table = extract.table
-    try:
-        reader, _ = _reader(extract)
-        con.execute(
-            f"create or replace temp view _src as select *, row_number() over () as _row from {reader}"
-        )
-        present = [r[0] for r in con.execute("describe _src").fetchall() if r[0] != "_row"]
-    except _FileProblem as exc:
-        raise _FileProblem(str(exc)) from None
-    except duckdb.Error as exc:
-        raise _FileProblem(
-            f"cannot be read as {extract.file_format}: {_duckdb_reason(exc)}"
-        ) from exc
+    """Append one extract to the temp table `staging` (typed + original values + _file/_row).
 
-    missing = [c for c in table.required_columns if c not in present]
-    if missing:
-        raise _FileProblem(
-            f"missing required column(s) {', '.join(missing)}; "
-            f"expected columns: {', '.join(c.name for c in table.columns)}"
-        )
+    Raises _ReadFailed when DuckDB cannot read the rows, _FileProblem when the file changed
+    while it was read. `source_types` receives (file, column) -> the type a typed file
+    (Parquet, JSON) gives a contract text column when it is not text, for the reference
+    checks' messages.
+    """
+    table, types = extract.table, opened.types
+    row_col = "_row"
+    while row_col in types:  # a file may have a column of that name
+        row_col = f"_{row_col}"
     known = {c.name for c in table.columns}
-    extras = [c for c in present if c not in known]
+    extras = [c for c in types if c not in known]
     selects = []
     for c in table.columns:
-        if c.name in present:
-            raw = f"nullif(trim(cast(\"{c.name}\" as varchar)), '')"
-            selects.append(f'{_typed(raw, c.type)} as "{c.name}"')
-            selects.append(f'{raw} as "_orig_{c.name}"')
+        if c.name in types:
+            raw = f"nullif(trim(cast({_ident(c.name)} as varchar)), '')"
+            text = types[c.name] in {"VARCHAR", "JSON"}
+            selects.append(f"{_typed(raw, c.type, text)} as {_ident(c.name)}")
+            selects.append(f"{raw} as {_ident('_orig_' + c.name)}")
+            if source_types is not None and c.type == "VARCHAR" and not text:
+                source_types[(extract.origin, c.name)] = types[c.name]
         else:
-            selects.append(f'cast(null as {c.type}) as "{c.name}"')
-            selects.append(f'cast(null as varchar) as "_orig_{c.name}"')
+            selects.append(f"cast(null as {c.type}) as {_ident(c.name)}")
+            selects.append(f"cast(null as varchar) as {_ident('_orig_' + c.name)}")
     extra = (
-        "to_json(struct_pack(" + ", ".join(f'"{e}" := "{e}"' for e in extras) + "))"
+        "to_json(struct_pack(" + ", ".join(f"{_ident(e)} := {_ident(e)}" for e in extras) + "))"
         if extras
         else "cast(null as json)"
     )
     body = (
         f"select {', '.join(selects)}, {extra} as _extra, "
-        f"{_sql_str(extract.origin)} as _file, _row from _src"
+        f"{_sql_str(extract.origin)} as _file, {row_col} as _row from _src"
     )
     try:
+        con.execute(
+            f"create or replace temp view _src as "
+            f"select *, row_number() over () as {row_col} from {opened.reader}"
+        )
         if first:
-            con.execute(f"create or replace temp table {staging} as {body}")
+            counted = con.execute(f"create or replace temp table {staging} as {body}").fetchone()
         else:
-            con.execute(f"insert into {staging} {body}")
+            counted = con.execute(f"insert into {staging} {body}").fetchone()
     except duckdb.Error as exc:
+        raise _ReadFailed(extract, opened, exc) from exc
+    after = content_sha256(extract.uri)
+    if after != extract.fingerprint:
+        con.execute(f"delete from {staging} where _file = ?", [extract.origin])
         raise _FileProblem(
-            f"cannot be read as {extract.file_format}: {_duckdb_reason(exc)}"
-        ) from exc
-    row = con.execute(
-        f"select count(*) from {staging} where _file = ?", [extract.origin]
-    ).fetchone()
-    return int(row[0]) if row else 0
+            f"the file changed while it was being read (sha256 {extract.fingerprint[:12]} "
+            f"when listed, {after[:12]} after reading): nothing of it is loaded; the next "
+            "run loads it once it has stopped changing"
+        )
+    n = int(counted[0]) if counted else 0
+    if n == 0:
+        log.warning("%s has no rows (only a header, or nothing): nothing to load", extract.origin)
+    return n
 
 
-def _rules(table: Table, staging: str, staged: set[str]) -> list[tuple[str | None, str]]:
-    """(column, SQL selecting _file, _row, value, reason) for every row-level check."""
+def _lit(value: float) -> str:
+    return repr(float(value))
+
+
+def _rules(
+    table: Table, staging: str, staged: set[str], earlier: bool = True
+) -> list[tuple[str | None, str]]:
+    """(column, SQL selecting _file, _row, value, reason[, column]) for the row-level checks.
+
+    The checks of one row's own values run in one scan of the staging table (a few million
+    usage rows are read once, not once per check); the SQL of that one returns the column as a
+    fifth field. Keys and references are queries of their own.
+
+    `earlier`: rows loaded by earlier runs count (references resolve to them, uniqueness holds
+    against them); not so in a full refresh, which replaces them.
+    """
     rules: list[tuple[str | None, str]] = []
+    checks: list[tuple[str, str, str]] = []  # column, condition, reason
 
     def add(column: Column, where: str, reason: str) -> None:
-        rules.append(
-            (
-                column.name,
-                f'select _file, _row, "_orig_{column.name}" as value, {reason} as reason '
-                f"from {staging} where {where}",
-            )
-        )
+        checks.append((column.name, where, reason))
 
     for c in table.columns:
-        q, orig = f'"{c.name}"', f'"_orig_{c.name}"'
-        add(c, f"{orig} is not null and {q} is null", _sql_str(f"is not a valid {c.type}"))
+        q, orig = _ident(c.name), _ident("_orig_" + c.name)
+        add(
+            c,
+            f"{orig} is not null and {q} is null",
+            _sql_str(f"is not a valid {c.type} ({_expected(c.type)})"),
+        )
         if c.required:
             add(c, f"{orig} is null", _sql_str("is empty; a value is required"))
+        finite = ""
+        if c.type == "DOUBLE":
+            add(
+                c,
+                f"{q} is not null and not isfinite({q})",
+                _sql_str("is not a finite number (NaN and infinity are not allowed)"),
+            )
+            finite = f" and isfinite({q})"
         if c.min_value is not None:
-            add(c, f"{q} < {c.min_value}", _sql_str(f"is below the minimum {c.min_value:g}"))
+            add(
+                c,
+                f"{q} < {_lit(c.min_value)}{finite}",
+                _sql_str(f"is below the minimum {c.min_value:g}"),
+            )
         if c.max_value is not None:
-            add(c, f"{q} > {c.max_value}", _sql_str(f"is above the maximum {c.max_value:g}"))
+            add(
+                c,
+                f"{q} > {_lit(c.max_value)}{finite}",
+                _sql_str(f"is above the maximum {c.max_value:g}"),
+            )
+        if c.type == "VARCHAR":
+            add(
+                c,
+                f"length({orig}) > {MAX_TEXT_LENGTH}",
+                f"'is ' || length({orig}) || ' characters long; a text value may have at most "
+                f"{MAX_TEXT_LENGTH} characters'",
+            )
+        decimals = f"length(regexp_extract({orig}, '\\.(\\d*[1-9])0*$', 1))"
+        scale = _scale(c.type)
+        if scale is not None:
+            add(
+                c,
+                f"{q} is not null and {decimals} > {scale}",
+                _sql_str(f"has more than {scale} decimals, which {c.type} cannot hold"),
+            )
         if c.is_currency:
             add(
                 c,
@@ -310,8 +641,7 @@ def _rules(table: Table, staging: str, staged: set[str]) -> list[tuple[str | Non
                 _sql_str("is not an ISO 4217 currency code"),
             )
         if c.currency_column:
-            cur = f'"{c.currency_column}"'
-            decimals = f"length(regexp_extract({orig}, '\\.(\\d*[1-9])0*$', 1))"
+            cur = _ident(c.currency_column)
             add(
                 c,
                 f"{q} is not null and {decimals} > "
@@ -319,43 +649,163 @@ def _rules(table: Table, staging: str, staged: set[str]) -> list[tuple[str | Non
                 f"'has more decimals than its currency ' || {cur} || ' allows ('"
                 f" || (select minor_units from _currencies where code = {cur}) || ')'",
             )
+        if c.not_before:
+            other, other_orig = _ident(c.not_before), _ident("_orig_" + c.not_before)
+            add(
+                c,
+                f"{q} < {other}",
+                f"'is before {c.not_before} (' || {other_orig} || ') of the same row'",
+            )
         if c.references:
             src, tbl, col = c.references.split(".")
             parent = TABLES_BY_KEY[f"{src}.{tbl}"]
-            sources = [f'select "{col}" as k from raw.{parent.raw_relation}']
+            sources = [f"select {_ident(col)} as k from raw.{parent.raw_relation}"][: int(earlier)]
             if parent.raw_relation in staged:
-                sources.append(f'select "{col}" from _stage_{parent.raw_relation}')
-            add(
-                c,
-                f"{q} is not null and {q} not in ({' union '.join(sources)})",
-                _sql_str(f"has no matching {c.references} (loaded now or earlier)"),
+                sources.append(f"select {_ident(col)} as k from _stage_{parent.raw_relation}")
+            sources = sources or ["select null as k where false"]
+            rules.append(
+                (
+                    c.name,
+                    f"select _file, _row, {orig} as value, "
+                    f"{_sql_str(f'has no matching {c.references} (loaded now or earlier)')} "
+                    f"as reason from {staging} where {q} is not null and not exists "
+                    f"(select 1 from ({' union all '.join(sources)}) p where p.k = {q})",
+                )
             )
-    key = [f'"{k}"' for k in table.primary_key]
+    if checks:
+        hits = ", ".join(
+            f"case when {where} then struct_pack(c := {_sql_str(column)}, "
+            f"v := {_ident('_orig_' + column)}, r := {reason}) end"
+            for column, where, reason in checks
+        )
+        rules.insert(
+            0,
+            (
+                None,
+                f"select _file, _row, h.v, h.r, h.c from (select _file, _row, "
+                f"unnest([{hits}]) as h from {staging} "
+                f"where {' or '.join(f'({where})' for _, where, _ in checks)}) "
+                "where h is not null order by _file, _row",
+            ),
+        )
+    key = [_ident(k) for k in table.primary_key]
     if table.updated_at:
-        key.append(f'"{table.updated_at}"')
+        key.append(_ident(table.updated_at))
     rules.append(
         (
             ", ".join(table.primary_key),
+            # only the keys that repeat go through the window (it is the slow part)
             f"select _file, _row, concat_ws(', ', {', '.join(key)}) as value, "
-            f"'repeats a primary key already in row ' || first_row || ' of this load' as reason "
-            f"from (select *, row_number() over w as n, first(_row) over w as first_row "
-            f"from {staging} window w as (partition by {', '.join(key)} order by _file, _row)) "
-            f"where n > 1",
+            f"'repeats a primary key already in row ' || first_row || ' of ' || first_file "
+            f"|| ' in this load' as reason "
+            f"from (select s.*, row_number() over w as n, first(_row) over w as first_row, "
+            f"first(_file) over w as first_file from {staging} s semi join "
+            f"(select {', '.join(key)} from {staging} group by all having count(*) > 1) "
+            f"using ({', '.join(key)}) "
+            f"window w as (partition by {', '.join(key)} order by _file, _row)) where n > 1",
         )
     )
+    for u in table.unique:
+        cols = [_ident(x) for x in u.columns]
+        pk = [_ident(k) for k in table.primary_key]
+        pk_text = ", ".join(table.primary_key)
+        same = " and ".join(f"s.{x} = o.{x}" for x in cols)
+        other_key = " and ".join(f"s.{k} = o.{k}" for k in pk)
+        rules.append(
+            (
+                ", ".join(u.columns),
+                f"select s._file, s._row, concat_ws(', ', {', '.join('s.' + x for x in cols)}) "
+                f"as value, {_sql_str(u.reason + ': ' + pk_text + ' ')} || "
+                f"concat_ws(', ', {', '.join('o.' + k for k in pk)}) || ' has the same "
+                f"{', '.join(u.columns)} (' || o._f || coalesce(', row ' || o._r, ', loaded "
+                f"earlier') || ')' as reason "
+                f"from {staging} s join ("
+                f"select {', '.join(pk + cols)}, _file as _f, _row as _r from {staging} "
+                f"union all select {', '.join(pk + cols)}, _source_file, null "
+                f"from raw.{table.raw_relation} where {str(earlier).lower()}"
+                f") o on {same} and not ({other_key})",
+            )
+        )
     return rules
 
 
+def _reference_hints(
+    con: duckdb.DuckDBPyConnection,
+    violations: list[Violation],
+    staged: set[str],
+    source_types: dict[tuple[str, str], str],
+) -> list[Violation]:
+    """Say why an unmatched id may not match: the id of another table, or stored as a number."""
+    values = sorted(
+        {v.value for v in violations if v.reason.startswith("has no matching ") and v.value}
+    )
+    if not values:
+        return violations
+    found: dict[str, list[str]] = {}
+    for t in TABLES:
+        if len(t.primary_key) != 1:
+            continue
+        k = _ident(t.primary_key[0])
+        parts = [f"select {k} as k from raw.{t.raw_relation}"]
+        if t.raw_relation in staged:
+            parts.append(f"select {k} from _stage_{t.raw_relation}")
+        rows = con.execute(
+            f"select distinct k from ({' union all '.join(parts)}) where k in "
+            "(select unnest(?::varchar[]))",
+            [values],
+        ).fetchall()
+        for (value,) in rows:
+            found.setdefault(value, []).append(f"{t.source}.{t.name}.{t.primary_key[0]}")
+    out = []
+    for v in violations:
+        if v.reason.startswith("has no matching "):
+            hints = [
+                f"it is a {where}"
+                for where in found.get(v.value or "", [])
+                if not v.reason.startswith(f"has no matching {where} ")
+            ]
+            stored = source_types.get((v.source_file, v.column or ""))
+            if stored:
+                hints.append(
+                    f"the file stores {v.column} as {stored}, but ids are text and must match "
+                    "exactly, leading zeros included"
+                )
+            if hints:
+                v = Violation(
+                    v.table,
+                    v.source_file,
+                    v.row,
+                    v.column,
+                    v.value,
+                    f"{v.reason}; {'; '.join(hints)}",
+                )
+        out.append(v)
+    return out
+
+
 def check_staged(
-    con: duckdb.DuckDBPyConnection, table: Table, staging: str, staged: set[str]
+    con: duckdb.DuckDBPyConnection,
+    table: Table,
+    staging: str,
+    staged: set[str],
+    source_types: dict[tuple[str, str], str] | None = None,
+    *,
+    earlier: bool = True,
 ) -> list[Violation]:
     violations = []
-    for column, sql in _rules(table, staging, staged):
-        for file, row, value, reason in con.execute(sql).fetchall():
+    for column, sql in _rules(table, staging, staged, earlier):
+        for file, row, value, reason, *named in con.execute(sql).fetchall():
             violations.append(
-                Violation(f"{table.source}.{table.name}", file, int(row), column, value, reason)
+                Violation(
+                    f"{table.source}.{table.name}",
+                    file,
+                    int(row),
+                    named[0] if named else column,
+                    _clip(value),
+                    reason,
+                )
             )
-    return violations
+    return _reference_hints(con, violations, staged, source_types or {})
 
 
 # --- the load --------------------------------------------------------------------------------
@@ -363,7 +813,10 @@ def check_staged(
 
 def _register_currencies(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("create or replace temp table _currencies (code varchar, minor_units integer)")
-    con.executemany("insert into _currencies values (?, ?)", list(MINOR_UNITS.items()))
+    con.execute(
+        "insert into _currencies select unnest(?::varchar[]), unnest(?::integer[])",
+        [list(MINOR_UNITS), list(MINOR_UNITS.values())],
+    )
 
 
 def _summary(violations: list[Violation]) -> str:
@@ -421,11 +874,108 @@ def load_sources(
                 if t.source == name:
                     extracts[t.raw_relation] = connector.extracts(t, ledger)
         report.skipped_files = ledger.skipped
+        report.duplicates = ledger.duplicates
         _register_currencies(con)
         _load(con, config.bad_rows, extracts, report, run_id, loaded_at, full_refresh)
     finally:
         con.close()
     return report
+
+
+@dataclass
+class _Staged:
+    """What one attempt at staging and checking every extract found."""
+
+    staged: set[str] = field(default_factory=set)
+    loaded: list[LoadedFile] = field(default_factory=list)
+    quarantined: list[Violation] = field(default_factory=list)
+    rejected: list[Violation] = field(default_factory=list)
+
+
+def _problems(key: str, extract: Extract, exc: _FileProblem) -> list[Violation]:
+    return [
+        Violation(key, extract.origin, row, column, value, reason)
+        for row, column, value, reason in exc.rows
+    ] or [Violation(key, extract.origin, None, exc.column, None, str(exc))]
+
+
+def _stage_and_check(
+    con: duckdb.DuckDBPyConnection,
+    policy: BadRows,
+    extracts: dict[str, list[Extract]],
+    opened: dict[str, Opened],
+    bad: dict[str, _FileProblem],
+    earlier: bool,
+) -> _Staged:
+    """Stage every extract that opened, check the rows, hold back the bad ones per policy."""
+    out = _Staged()
+    source_types: dict[tuple[str, str], str] = {}
+    for t in TABLES:
+        files = extracts.get(t.raw_relation, [])
+        if not files:
+            continue
+        key = f"{t.source}.{t.name}"
+        mode = policy.policy(t)
+        staging = f"_stage_{t.raw_relation}"
+        rows_by_file: dict[str, int] = {}
+        bad_files: set[str] = set()
+        for extract in files:
+            problem = bad.get(extract.origin)
+            if problem is None:
+                try:
+                    rows_by_file[extract.origin] = stage_extract(
+                        con,
+                        extract,
+                        opened[extract.origin],
+                        staging,
+                        staging not in out.staged,
+                        source_types,
+                    )
+                    out.staged.add(staging)
+                except _FileProblem as exc:
+                    problem = exc
+            if problem is not None:
+                bad_files.add(extract.origin)
+                problems = _problems(key, extract, problem)
+                (out.quarantined if mode == "quarantine" else out.rejected).extend(problems)
+        violations = (
+            check_staged(
+                con,
+                t,
+                staging,
+                {s.removeprefix("_stage_") for s in out.staged},
+                source_types,
+                earlier=earlier,
+            )
+            if staging in out.staged
+            else []
+        )
+        if mode == "quarantine" and violations:
+            con.execute("create or replace temp table _bad (_file varchar, _row bigint)")
+            con.executemany(
+                "insert into _bad values (?, ?)", [(v.source_file, v.row) for v in violations]
+            )
+            con.execute(
+                f"delete from {staging} where (_file, _row) in (select _file, _row from _bad)"
+            )
+            out.quarantined.extend(violations)
+        else:
+            out.rejected.extend(violations)
+        for extract in files:
+            rows = rows_by_file.get(extract.origin, 0)
+            quarantined = len({v.row for v in violations if v.source_file == extract.origin})
+            out.loaded.append(
+                LoadedFile(
+                    key,
+                    extract.origin,
+                    rows - quarantined if mode == "quarantine" else rows,
+                    extract.fingerprint,
+                    quarantined if mode == "quarantine" else 0,
+                    extract.watermark,
+                    "quarantined" if extract.origin in bad_files else "loaded",
+                )
+            )
+    return out
 
 
 def _load(
@@ -437,81 +987,60 @@ def _load(
     loaded_at: datetime,
     full_refresh: bool,
 ) -> None:
-    rejected: list[Violation] = []
-    con.execute("begin transaction")
+    """Stage and check every extract, then write raw, the ledger and quarantine: all or nothing.
+
+    Everything happens in one transaction (appending millions of staged rows statement by
+    statement outside one costs twice the time). A file DuckDB cannot read fails its statement,
+    which aborts the transaction; then the transaction is rolled back, the file examined
+    outside it (every rejected CSV line, with row and column) and set aside, and the staging
+    starts again without it. Headers and schemas are checked before, outside the transaction.
+    """
+    earlier = not full_refresh  # rows loaded by earlier runs count (references, uniqueness)
+    for t in TABLES:
+        if t.optional or extracts.get(t.raw_relation):
+            continue
+        n = con.execute(f"select count(*) from raw.{t.raw_relation}").fetchone()
+        if full_refresh or not n or n[0] == 0:
+            raise ExtractError(
+                f"required table {t.source}.{t.name} has no rows and no extract arrived for "
+                "it: see config/sources.yml and docs/extract-contract.md"
+            )
+    opened: dict[str, Opened] = {}
+    bad: dict[str, _FileProblem] = {}
+    for files in extracts.values():
+        for extract in files:
+            try:
+                opened[extract.origin] = open_extract(con, extract)
+            except _FileProblem as exc:
+                bad[extract.origin] = exc
+    while True:
+        con.execute("begin transaction")
+        try:
+            result = _stage_and_check(con, policy, extracts, opened, bad, earlier)
+        except _ReadFailed as failed:
+            con.execute("rollback")
+            bad[failed.extract.origin] = read_failure(con, failed)
+            continue
+        except BaseException:
+            con.execute("rollback")
+            raise
+        break
+    report.loaded, report.quarantined = result.loaded, result.quarantined
+    if result.rejected:
+        con.execute("rollback")
+        # What was wrong stays on record for people; nothing of the load was written.
+        _record_quarantine(con, run_id, result.rejected, "rejected")
+        raise ExtractError(_summary(result.rejected), result.rejected)
     try:
         if full_refresh:
             for t in TABLES:
                 con.execute(f"delete from raw.{t.raw_relation}")
             con.execute("delete from raw._load_ledger")
         for t in TABLES:
-            if t.optional or extracts.get(t.raw_relation):
-                continue
-            n = con.execute(f"select count(*) from raw.{t.raw_relation}").fetchone()
-            if not n or n[0] == 0:
-                raise ExtractError(
-                    f"required table {t.source}.{t.name} has no rows and no extract arrived for "
-                    "it: see config/sources.yml and docs/extract-contract.md"
-                )
-        staged: set[str] = set()
-        for t in TABLES:
-            files = extracts.get(t.raw_relation, [])
-            if not files:
-                continue
-            key = f"{t.source}.{t.name}"
-            mode = policy.policy(t)
             staging = f"_stage_{t.raw_relation}"
-            rows_by_file: dict[str, int] = {}
-            bad_files: dict[str, str] = {}
-            for extract in files:
-                try:
-                    rows_by_file[extract.origin] = stage_extract(
-                        con, extract, staging, first=staging not in staged
-                    )
-                    staged.add(staging)
-                except _FileProblem as exc:
-                    bad_files[extract.origin] = str(exc)
-                    violation = Violation(key, extract.origin, None, None, None, str(exc))
-                    (report.quarantined if mode == "quarantine" else rejected).append(violation)
-            violations = (
-                check_staged(con, t, staging, {s.removeprefix("_stage_") for s in staged})
-                if staging in staged
-                else []
-            )
-            if mode == "quarantine" and violations:
-                con.execute("create or replace temp table _bad (_file varchar, _row bigint)")
-                con.executemany(
-                    "insert into _bad values (?, ?)", [(v.source_file, v.row) for v in violations]
-                )
-                con.execute(
-                    f"delete from {staging} where (_file, _row) in (select _file, _row from _bad)"
-                )
-                report.quarantined.extend(violations)
-            else:
-                rejected.extend(violations)
-            for extract in files:
-                status = "quarantined" if extract.origin in bad_files else "loaded"
-                rows = rows_by_file.get(extract.origin, 0)
-                quarantined = len({v.row for v in violations if v.source_file == extract.origin})
-                report.loaded.append(
-                    LoadedFile(
-                        key,
-                        extract.origin,
-                        rows - quarantined if mode == "quarantine" else rows,
-                        extract.fingerprint,
-                        quarantined if mode == "quarantine" else 0,
-                        extract.watermark,
-                        status,
-                    )
-                )
-        if rejected:
-            raise ExtractError(_summary(rejected), rejected)
-
-        for t in TABLES:
-            staging = f"_stage_{t.raw_relation}"
-            if staging not in staged:
+            if staging not in result.staged:
                 continue
-            cols = ", ".join(f'"{c.name}"' for c in t.columns)
+            cols = ", ".join(_ident(c.name) for c in t.columns)
             con.execute(
                 f"insert into raw.{t.raw_relation} ({cols}, _source_file, _loaded_at, _run_id, _extra) "
                 f"select {cols}, _file, ?, ?, _extra from {staging}",
@@ -552,9 +1081,6 @@ def _load(
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
-        if rejected:
-            # What was wrong stays on record for people, outside the rolled-back load.
-            _record_quarantine(con, run_id, rejected, "rejected")
         raise
 
 

@@ -27,7 +27,9 @@ class Extract:
 
 
 class Ledger(Protocol):
-    def seen(self, fingerprint: str) -> bool: ...
+    def seen(self, fingerprint: str, origin: str | None = None) -> bool:
+        """Whether this content was loaded before (or, given `origin`, earlier in this run)."""
+        ...
 
     def last_watermark(self, table: Table) -> str | None: ...
 

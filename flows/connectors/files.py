@@ -73,11 +73,11 @@ class FilesConnector:
             out = []
             for path in paths:
                 fingerprint = self.sha256(path)
-                if ledger.seen(fingerprint):
+                uri = self._uri(path)
+                if ledger.seen(fingerprint, uri):  # loaded before, or a copy under a new name
                     continue
                 fmt = format_of(path)
                 assert fmt is not None
-                uri = self._uri(path)
                 out.append(Extract(table, uri, uri, fingerprint, fmt))
             return out
         except (OSError, TimeoutError) as exc:

@@ -258,7 +258,7 @@ BAD_INPUTS: dict[str, tuple[BadCase, list[str]]] = {
             "accounts_2.csv",
             (ACCOUNTS + "A2,Caf\xe9,,FR,1,smb,,,2024-01-01,2024-01-01\n").encode("latin-1"),
         ),  # type: ignore[arg-type]
-        ["accounts_2.csv", "not utf-8", "Line: 2"],
+        ["accounts_2.csv", "row 1, column account_name", "not utf-8", "line 2 of the file"],
     ),
     "truncated file": (
         _bad_value(
@@ -266,7 +266,12 @@ BAD_INPUTS: dict[str, tuple[BadCase, list[str]]] = {
             "accounts_2.csv",
             ACCOUNTS + "A2,Beta,,US,1,smb,,,2024-01-01,2024-01-01\nA3,Gam",
         ),
-        ["accounts_2.csv", "Line: 3", "Expected Number of Columns: 10 Found: 2"],
+        [
+            "accounts_2.csv",
+            "row 2, column industry",
+            "line 3 of the file",
+            "Expected Number of Columns: 10 Found: 2",
+        ],
     ),
     "empty file": (
         _bad_value("accounts", "accounts_2.csv", ""),
@@ -276,7 +281,11 @@ BAD_INPUTS: dict[str, tuple[BadCase, list[str]]] = {
         _bad_value(
             "products", "products_2.csv", "product_id;product_name;product_family\nP2;A;addon\n"
         ),
-        ["products_2.csv", "missing required column(s) product_id, product_name, product_family"],
+        [
+            "products_2.csv",
+            "missing required column(s) product_id, product_name, product_family",
+            "the file looks delimited by ';', the expected delimiter is ','",
+        ],
     ),
 }
 
