@@ -16,13 +16,19 @@ Per account, in this order:
    Conditions: account value (mrr_usd >= min_mrr_usd or segment listed; either unset means no
    value condition) and expected_expansion_mrr_usd >= min_expected_mrr_usd (when set);
 6. reasons for the first `reasons_for_top_n` accounts of the action list.
+
+Steps 1 and 6 have a per-row part that can run elsewhere (`flows/distributed.py` runs it on a
+Dask cluster, one partition of accounts per task): `predict` gives the probabilities of rows
+of the scoring frame, `contribute` the primary target's per-feature contributions of the
+accounts that get reasons. Both default to the model in this process; everything global
+(ranks, deciles, offers, tiers, suppression, phrasing) stays here.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -38,12 +44,20 @@ from models.features import (
 )
 from models.offers import OFFER_COLUMNS, next_best_offers
 from models.params import Condition, Params
-from models.reasons import top_reasons
+from models.reasons import reasons_from_contributions, top_reasons
 from models.train import TrainedModel
+
+# Rows of the scoring frame (snapshot columns, one active account per row) -> p_<target> per
+# row (Predict) or the primary target's contribution of each model feature (Contribute,
+# columns model.features), indexed like the rows given.
+Predict = Callable[[pd.DataFrame], pd.DataFrame]
+Contribute = Callable[[pd.DataFrame], pd.DataFrame]
 
 __all__ = [
     "OFFER_COLUMNS",
     "SCORE_COLUMNS",
+    "Contribute",
+    "Predict",
     "action_ranks",
     "deciles",
     "next_best_offers",
@@ -210,6 +224,15 @@ def deciles(n: int) -> np.ndarray[Any, np.dtype[np.int64]]:
     return (np.arange(n, dtype=np.int64) * 10) // max(n, 1) + 1
 
 
+def _aligned(result: pd.DataFrame, index: pd.Index, what: str) -> pd.DataFrame:
+    """`result` in the order of `index`; an error when it does not have exactly those rows."""
+    if len(result) != len(index) or not result.index.sort_values().equals(index.sort_values()):
+        raise ValueError(
+            f"score_accounts: {what} returned {len(result)} rows, not the {len(index)} rows given"
+        )
+    return result.loc[index]
+
+
 def score_accounts(
     model: TrainedModel,
     snapshots: pd.DataFrame,
@@ -217,6 +240,8 @@ def score_accounts(
     params: Params,
     reasons_for_top_n: int | None = None,
     owners: Mapping[Any, Any] | pd.Series | None = None,
+    predict: Predict | None = None,
+    contribute: Contribute | None = None,
 ) -> pd.DataFrame:
     """One row per active account at `as_of`, best p_expansion first (ties: account_id).
 
@@ -225,12 +250,18 @@ def score_accounts(
     without retraining. `owners` (account_id -> owner, e.g. marts.accounts.owner_name) scopes
     per-owner tier capacity. Reasons are computed for the first `reasons_for_top_n` accounts
     of the action list (all listed accounts when None); suppressed accounts get none.
+    `predict` and `contribute` replace the per-row model calls made in this process
+    (`model.predict_proba`, LightGBM's `pred_contrib` of the primary target) by the same
+    computation elsewhere; they get rows of the scoring frame and must return the same values.
     Columns: SCORE_COLUMNS (see the module docstring).
     """
     day = to_timestamp(as_of)
     frame = scoring_frame(snapshots, day)
     X, _ = prepare_features(frame, model.params, model.categories)
-    probs = model.predict_proba(X)
+    if predict is None:
+        probs = model.predict_proba(X)
+    else:
+        probs = _aligned(predict(frame), frame.index, "predict")
     for target in ("expansion", "upsell", "cross_sell"):
         if f"p_{target}" not in probs:
             raise ValueError(f"model {model.version} has no booster for target {target!r}")
@@ -282,9 +313,19 @@ def score_accounts(
     if reasons_for_top_n is not None:
         listed = listed[listed <= max(reasons_for_top_n, 0)]
     candidates = listed.index
-    reasons = top_reasons(
-        model, X.loc[candidates], frame.loc[candidates], n=N_REASONS, templates=params.reasons
-    )
+    if contribute is None or candidates.empty:
+        reasons = top_reasons(
+            model, X.loc[candidates], frame.loc[candidates], n=N_REASONS, templates=params.reasons
+        )
+    else:
+        contrib = _aligned(contribute(frame.loc[candidates]), candidates, "contribute")
+        reasons = reasons_from_contributions(
+            contrib.loc[:, model.features].to_numpy(dtype=float),
+            X.loc[candidates, model.features],
+            frame.loc[candidates],
+            params.reasons,
+            N_REASONS,
+        )
     out = out.join(reasons)
     out["model_version"] = model.version or "unregistered"
     return out.loc[:, list(SCORE_COLUMNS)].reset_index(drop=True)

@@ -20,11 +20,17 @@ the dates between train and validation, and validation: snapshot_date + H <= c),
 scores use the freshest labelled months. The calibrator stays the one fitted out of sample.
 The baselines (logistic regression, single rule) need no held-out rows and learn from the same
 known rows, so the comparison is fair. Test rows are never seen by any of them.
+
+The refit of the final model is the one step that can run elsewhere: `train_model(...,
+refit_booster=...)` takes a function with the signature of `refit_local` (the default), e.g.
+`flows.distributed.dask_refit`, which fits the same parameters for the same number of rounds
+with `lightgbm.dask` on a Dask cluster. The backtest always refits in this process.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -187,6 +193,22 @@ def _rows(frame: pd.DataFrame, dates: tuple[pd.Timestamp, ...]) -> pd.DataFrame:
 
 # --- fitting ----------------------------------------------------------------------------------
 
+# (booster parameters, X, y, categorical feature names, rounds) -> booster fitted on all of X.
+RefitBooster = Callable[[dict[str, Any], pd.DataFrame, IntArray, list[str], int], lgb.Booster]
+
+
+def refit_local(
+    booster_params: dict[str, Any],
+    X: pd.DataFrame,
+    y: IntArray,
+    categorical: list[str],
+    rounds: int,
+) -> lgb.Booster:
+    """`rounds` boosting rounds on every row of X in this process (the default refit)."""
+    known = lgb.Dataset(X, label=y, categorical_feature=categorical)
+    refitted = lgb.train(booster_params, known, num_boost_round=rounds)
+    return lgb.Booster(model_str=refitted.model_to_string())
+
 
 def fit_booster(
     X_train: pd.DataFrame,
@@ -196,12 +218,13 @@ def fit_booster(
     params: Params,
     target: str = "target",
     refit: tuple[pd.DataFrame, IntArray] | None = None,
+    refit_booster: RefitBooster = refit_local,
 ) -> tuple[lgb.Booster, Calibrator]:
     """LightGBM with early stopping on the validation rows, then a calibrator fitted on them.
 
     With `refit=(X_known, y_known)` and `lightgbm.refit`, the returned booster is refitted on
-    those rows with the early-stopped number of rounds (the calibrator stays the one fitted on
-    the first booster's validation scores).
+    those rows with the early-stopped number of rounds by `refit_booster` (the calibrator stays
+    the one fitted on the first booster's validation scores).
     """
     if y_train.size == 0 or y_train.min() == y_train.max():
         raise InsufficientLabelsError(
@@ -235,9 +258,7 @@ def fit_booster(
     if refit is not None and params.lightgbm.refit:
         X_known, y_known = refit
         if y_known.min() != y_known.max():
-            known = lgb.Dataset(X_known, label=y_known, categorical_feature=categorical)
-            refitted = lgb.train(booster_params, known, num_boost_round=best)
-            booster = lgb.Booster(model_str=refitted.model_to_string())
+            booster = refit_booster(booster_params, X_known, y_known, categorical, best)
     return booster, calibrator
 
 
@@ -581,12 +602,18 @@ def expansion_mrr_ratio(frame: pd.DataFrame, params: Params) -> float:
     return float(ratio.mean())
 
 
-def train_model(snapshots: pd.DataFrame, params: Params, backtest: bool = True) -> TrainedModel:
+def train_model(
+    snapshots: pd.DataFrame,
+    params: Params,
+    backtest: bool = True,
+    refit_booster: RefitBooster = refit_local,
+) -> TrainedModel:
     """Backtest (unless `backtest=False`), then fit the final per-target models.
 
     `snapshots` is `marts.account_snapshots` (any row order; only active rows with complete
-    labels are used). Same input and params give identical predictions. With
-    `lightgbm.refit`, the final boosters learn from every complete row.
+    labels are used). Same input and params give identical predictions (with the local
+    refit). With `lightgbm.refit`, the final boosters learn from every complete row, fitted by
+    `refit_booster` (default: in this process; the backtest always refits locally).
     """
     frame = training_frame(snapshots, params)
     metrics, predictions = run_backtest(frame, params) if backtest else ([], None)
@@ -609,6 +636,7 @@ def train_model(snapshots: pd.DataFrame, params: Params, backtest: bool = True) 
             params,
             target,
             refit=(X_known, label_array(known, label)),
+            refit_booster=refit_booster,
         )
         boosters[target], calibrators[target] = booster, calibrator
     return TrainedModel(
