@@ -74,6 +74,20 @@ class Settings(BaseSettings):
         False, description="run dbt through PrefectDbtRunner: one Prefect task per dbt node"
     )
 
+    dask_address: str | None = Field(
+        None,
+        description="Dask scheduler (e.g. tcp://10.0.0.5:8786): scoring partitions and the final "
+        "LightGBM refit run on that cluster; unset: everything in this process",
+    )
+    dask_partitions: int = Field(
+        8, ge=1, le=10_000, description="partitions of the accounts (and training rows) on Dask"
+    )
+    dask_shared_dir: str | None = Field(
+        None,
+        description="folder (path or fsspec URL) the pipeline and every Dask worker can reach, "
+        "for partition files; default <home>/dask, right for workers on this machine",
+    )
+
     demo_accounts: int = 1000
     demo_months: int = 24
     demo_seed: int = 42
