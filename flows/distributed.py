@@ -37,6 +37,7 @@ from contextlib import contextmanager
 from datetime import date
 from functools import lru_cache
 from typing import Any, Literal
+from urllib.parse import urlparse
 
 import fsspec
 import lightgbm as lgb
@@ -105,6 +106,35 @@ def score_partitions(run_dir: str, parts: list[int], kind: Kind) -> list[str]:
     return [f.result() for f in futures]
 
 
+@contextmanager
+def _api_for_workers(address: str) -> Iterator[None]:
+    """Let the Dask workers report their task runs to this process's Prefect API.
+
+    They receive this process's Prefect settings with each task. With PREFECT_API_URL set
+    that is enough; a temporary local server (no PREFECT_API_URL) is not in the settings, and
+    each worker would start a temporary server of its own, so its URL is added for the
+    duration of the subflow. That server listens on 127.0.0.1 only: workers on other machines
+    need PREFECT_API_URL pointing at a Prefect server they can reach.
+    """
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if PREFECT_API_URL.value():
+        yield
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    host = urlparse(address if "://" in address else f"tcp://{address}").hostname
+    if host not in {"127.0.0.1", "localhost", "::1"}:
+        log.warning(
+            "the Prefect API is a temporary server on 127.0.0.1, which Dask workers on other "
+            "machines cannot reach: set PREFECT_API_URL to a Prefect server they can reach"
+        )
+    server = SubprocessASGIServer()
+    server.start()  # the one this process uses (started already inside a pipeline run)
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        yield
+
+
 def _on_dask(address: str, run_dir: str, kind: Kind, rows: pd.DataFrame, n: int) -> pd.DataFrame:
     """Write `rows` as partitions, score them on the cluster, read the results back."""
     from prefect_dask import DaskTaskRunner
@@ -121,7 +151,8 @@ def _on_dask(address: str, run_dir: str, kind: Kind, rows: pd.DataFrame, n: int)
         rows.loc[parts == part].to_parquet(_part_path(run_dir, kind, "in", part), index=True)
     runner = DaskTaskRunner(address=address)
     subflow = score_partitions.with_options(task_runner=runner)  # type: ignore[arg-type]
-    paths = subflow(run_dir, used, kind)
+    with _api_for_workers(address):
+        paths = subflow(run_dir, used, kind)
     return pd.concat([pd.read_parquet(p) for p in paths])
 
 
