@@ -7,6 +7,7 @@ the local one (distributed LightGBM is not bit-identical).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 
@@ -59,12 +60,12 @@ def cluster() -> Iterator[Any]:
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         starting = pool.submit(_start_cluster)
-        with prefect_test_harness(server_startup_timeout=120):
-            cluster = starting.result(timeout=180)
-            try:
-                yield cluster
-            finally:
-                cluster.close()
+        try:
+            with prefect_test_harness(server_startup_timeout=120):
+                yield starting.result(timeout=180)
+        finally:
+            with contextlib.suppress(Exception):  # closed even when the server failed to start
+                starting.result(timeout=180).close()
 
 
 @pytest.fixture(scope="module")
