@@ -32,6 +32,7 @@ Writes bench/results/<date>-<host>-<size>.json and .md and prints the table.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -177,7 +178,16 @@ def worker_pipeline(scenario: str, out: Path) -> None:
     records: list[dict[str, Any]] = []
     state: dict[str, Any] = {}
 
+    skip = {x for x in os.environ.get("BENCH_SKIP_STAGES", "").split(",") if x}
+
     def stage(name: str, fn: Callable[[], Any], before: Callable[[], Any] | None = None) -> Any:
+        if name in skip:  # --skip-stages: not run, recorded as skipped
+            rec = {"stage": name, "wall_s": 0.0, "cpu_s": 0.0, "peak_rss_mb": 0.0}
+            rec["status"] = "skipped"
+            records.append(rec)
+            state.setdefault("skipped", []).append(name)
+            default = {"load": stages.LoadReport(run_id=run_id)}.get(name, [])
+            return default, None, rec
         pre = before() if before else None
         status, error, result = "ok", None, None
         with measure() as m:
@@ -201,6 +211,8 @@ def worker_pipeline(scenario: str, out: Path) -> None:
         return result, pre, rec
 
     def rows(rec: dict[str, Any], rows_in: int, rows_out: int, **detail: Any) -> None:
+        if rec["status"] == "skipped":
+            return
         rec["rows_in"], rec["rows_out"], rec["rows"] = int(rows_in), int(rows_out), int(rows_in)
         rec["throughput_rows_s"] = round(rows_in / rec["wall_s"], 1) if rec["wall_s"] > 0 else None
         if detail:
@@ -330,6 +342,8 @@ def worker_pipeline(scenario: str, out: Path) -> None:
             if failed_gates
             else "completed"
         )
+        if state.get("skipped"):
+            state["status"] += f"; skipped (--skip-stages): {state['skipped']}"
     except _StageFailed as exc:
         state["status"] = f"failed at {exc}"
     _write(out, records, state)
@@ -467,11 +481,15 @@ def source_tree(code: str) -> tuple[Path, dict[str, Any]]:
     return dest, info
 
 
-def _run_worker(
-    args: list[str], env: dict[str, str], log: Path, timeout: float
-) -> tuple[int, float]:
+def _run_worker(args: list[str], env: dict[str, str], log: Path, timeout: float) -> dict[str, Any]:
+    """Run a worker; exit code, wall, whether it timed out, the peak RSS of its process tree
+    (sampled every 50 ms, so there is a number even for a stage that never finished) and, when
+    the kernel's OOM killer ended it, what the kernel reported."""
+    from bench.measure import TreeSampler
+
     cwd = Path(env.get("PYTHONPATH") or PROJECT_DIR)
     t0 = time.perf_counter()
+    timed_out = False
     with log.open("a") as fh:
         fh.write(f"\n=== {' '.join(args)} at {datetime.now(UTC).isoformat()}\n")
         fh.flush()
@@ -483,16 +501,45 @@ def _run_worker(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        _oom_first(proc.pid)
+        sampler = TreeSampler(proc.pid)
+        sampler.start()
         try:
             code = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            timed_out = True
             os.killpg(proc.pid, 15)
             time.sleep(5)
             if proc.poll() is None:
                 os.killpg(proc.pid, 9)
-            proc.wait()
-            code = -9
-    return code, time.perf_counter() - t0
+            code = proc.wait()
+        peak = sampler.stop()
+    out: dict[str, Any] = {
+        "code": code,
+        "wall_s": time.perf_counter() - t0,
+        "timed_out": timed_out,
+        "tree_peak_rss_mb": round(peak, 1),
+    }
+    if code == -9 and not timed_out:
+        out["oom"] = _oom_report(proc.pid)
+    return out
+
+
+def _oom_report(pid: int) -> str | None:
+    """The kernel's line about killing `pid` for lack of memory, if dmesg can be read."""
+    try:
+        text = subprocess.run(["dmesg"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    hits = [ln.strip() for ln in text.splitlines() if f"Killed process {pid} " in ln]
+    return hits[-1] if hits else None
+
+
+def _oom_first(pid: int) -> None:
+    """On a shared machine, a benchmark that runs out of memory should be the process the
+    kernel kills, not someone else's."""
+    with contextlib.suppress(OSError):
+        Path(f"/proc/{pid}/oom_score_adj").write_text("1000")
 
 
 def append_day(landing: Path) -> str:
@@ -545,6 +592,7 @@ def _prefect_run(env: dict[str, str], home: Path, log: Path, timeout: float) -> 
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        _oom_first(proc.pid)
         sampler = TreeSampler(proc.pid)
         sampler.start()
         try:
@@ -585,9 +633,9 @@ def _prefect_run(env: dict[str, str], home: Path, log: Path, timeout: float) -> 
 def _scenario_summary(data: dict[str, Any]) -> dict[str, Any]:
     st = data.get("stages", [])
     return {
-        "wall_s": round(sum(s["wall_s"] for s in st), 3),
-        "cpu_s": round(sum(s["cpu_s"] for s in st), 3),
-        "peak_rss_mb": max((s["peak_rss_mb"] for s in st), default=0.0),
+        "wall_s": round(sum(s["wall_s"] or 0 for s in st), 3),
+        "cpu_s": round(sum(s["cpu_s"] or 0 for s in st), 3),
+        "peak_rss_mb": max((s["peak_rss_mb"] or 0 for s in st), default=0.0),
     }
 
 
@@ -738,7 +786,17 @@ def _targets(size: str, result: dict[str, Any]) -> list[dict[str, Any]]:
         else:
             full = None
     if "first_run_wall_s" in spec:
-        add(label, full, spec["first_run_wall_s"])
+        if first and not str(sc["first_run"].get("status", "")).startswith("completed"):
+            out.append(
+                {
+                    "target": "first run wall (s): did not finish, at least",
+                    "measured": first.get("wall_s"),
+                    "limit": spec["first_run_wall_s"],
+                    "met": False,
+                }
+            )
+        else:
+            add(label, full, spec["first_run_wall_s"])
     if "first_run_peak_rss_mb" in spec:
         add("first run peak RSS (MB)", first.get("peak_rss_mb"), spec["first_run_peak_rss_mb"])
     if "incremental_wall_s" in spec:
@@ -805,10 +863,22 @@ def main(argv: list[str] | None = None) -> int:
         default="worktree",
         help="run this checkout as it is, or its last commit (exported to bench/work/src-*)",
     )
+    ap.add_argument(
+        "--skip-stages",
+        default="",
+        help="first_run only: stages not to run (load, freshness or a gate), e.g. to go on "
+        "from a warehouse that a killed run loaded (with --reuse-data --keep-home)",
+    )
+    ap.add_argument(
+        "--keep-home",
+        action="store_true",
+        help="with --reuse-data: keep the scratch home (warehouse, models) as it is",
+    )
     ap.add_argument("--reuse-data", action="store_true", help="keep generated extracts if there")
     ap.add_argument("--timeout-min", type=float, default=40, help="per scenario")
     ap.add_argument("--clean", action="store_true", help="delete the scratch data afterwards")
     ap.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    ap.add_argument("--results-suffix", default="", help="appended to the results file name")
     ap.add_argument("--no-save", action="store_true", help="print only, write no results file")
     # worker modes (internal)
     ap.add_argument("--worker", choices=["pipeline", "generate", "limit"], help=argparse.SUPPRESS)
@@ -860,13 +930,12 @@ def main(argv: list[str] | None = None) -> int:
         "end_date": END_DATE.isoformat(),
     }
     reuse = a.reuse_data and marker.exists() and json.loads(marker.read_text()) == wanted
-    if work.exists():
-        if reuse:
-            shutil.rmtree(home, ignore_errors=True)
-            for extra in (landing / "usage" / "usage_daily").glob("usage_daily_????-??-??.parquet"):
-                extra.unlink()
-        else:
-            shutil.rmtree(work)
+    if work.exists() and not reuse:
+        shutil.rmtree(work)
+    elif reuse and not a.keep_home:
+        shutil.rmtree(home, ignore_errors=True)
+        for extra in (landing / "usage" / "usage_daily").glob("usage_daily_????-??-??.parquet"):
+            extra.unlink()
     work.mkdir(parents=True, exist_ok=True)
     if champion_from:
         src = Path(champion_from)
@@ -897,7 +966,7 @@ def main(argv: list[str] | None = None) -> int:
             return
         a.results_dir.mkdir(parents=True, exist_ok=True)
         host = result["machine"]["hostname"].split(".")[0]
-        stem = a.results_dir / f"{result['date']}-{host}-{tag}"
+        stem = a.results_dir / f"{result['date']}-{host}-{tag}{a.results_suffix}"
         stem.with_suffix(".json").write_text(json.dumps(result, indent=2, default=str) + "\n")
         stem.with_suffix(".md").write_text(markdown(result))
 
@@ -910,11 +979,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         say(f"generating {accounts:,} accounts x {months} months into {landing}")
         out = work / "generate.json"
-        code, _ = _run_worker(
+        code = _run_worker(
             ["--worker", "generate", "--out", str(out), "--accounts", str(accounts),
              "--months", str(months), "--seed", str(a.seed)],
             env, log, timeout,
-        )  # fmt: skip
+        )["code"]  # fmt: skip
         if code != 0 or not out.exists():
             say(f"generation failed (exit {code}); see {log}")
             result["generate"] = {"status": f"failed (exit {code})"}
@@ -931,18 +1000,45 @@ def main(argv: list[str] | None = None) -> int:
     def pipeline(name: str) -> bool:
         out = work / f"{name}.json"
         say(f"{name}: running the stages")
-        code, wall = _run_worker(
-            ["--worker", "pipeline", "--scenario", name, "--out", str(out)], env, log, timeout
+        worker_env = {**env, "BENCH_SKIP_STAGES": a.skip_stages if name == "first_run" else ""}
+        run = _run_worker(
+            ["--worker", "pipeline", "--scenario", name, "--out", str(out)],
+            worker_env,
+            log,
+            timeout,
         )
+        code, wall = run["code"], run["wall_s"]
         data = json.loads(out.read_text()) if out.exists() else {"stages": []}
         if code != 0 and (data.get("status") is None or data["status"].startswith("completed")):
-            data["status"] = (
-                f"killed after {timeout / 60:.0f} min" if code == -9 else f"worker exit {code}"
-            )
-            if data["stages"]:
-                data["status"] += f" (after stage {data['stages'][-1]['stage']})"
+            if run["timed_out"]:
+                why = f"killed after the {timeout / 60:.0f} min timeout"
+            elif run.get("oom"):
+                why = "killed by the kernel's OOM killer"
+            else:
+                why = f"worker exit {code}"
+            data["status"] = why
+            done = [s["stage"] for s in data["stages"]]
+            order = ["train"] if name == "train" else list(STAGE_ORDER)
+            pending = [s for s in order if s not in done]
+            if pending:  # the stage that was running: its wall so far and the tree's peak RSS
+                data["status"] += f" during stage {pending[0]}"
+                data["stages"].append(
+                    {
+                        "stage": pending[0],
+                        "wall_s": round(
+                            max(0.0, wall - sum(s["wall_s"] for s in data["stages"])), 1
+                        ),
+                        "cpu_s": None,
+                        "peak_rss_mb": run["tree_peak_rss_mb"],
+                        "status": why,
+                        "note": "wall = worker wall - finished stages (includes process "
+                        "start-up); peak = the worker's RSS sampled every 50 ms over its life",
+                        **({"oom_report": run["oom"]} if run.get("oom") else {}),
+                    }
+                )
         data["total"] = _scenario_summary(data)
         data["process_wall_s"] = round(wall, 2)
+        data["process_tree_peak_rss_mb"] = run["tree_peak_rss_mb"]
         result["scenarios"][name] = data
         say(
             f"{name}: {data.get('status')} in {data['total']['wall_s']:.1f} s of stages "
@@ -969,9 +1065,9 @@ def main(argv: list[str] | None = None) -> int:
     if ok and "limit" in scenarios and as_of:
         out = work / "limit.json"
         say(f"limit at as_of {as_of}")
-        code, _ = _run_worker(
+        code = _run_worker(
             ["--worker", "limit", "--out", str(out), "--as-of", as_of], env, log, timeout
-        )
+        )["code"]
         if code == 0 and out.exists():
             lim = json.loads(out.read_text())
             result["limit"] = lim
