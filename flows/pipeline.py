@@ -26,6 +26,7 @@ from prefect.runtime import flow_run
 from prefect.tasks import exponential_backoff
 
 from flows import stages
+from flows.faults import crash_point
 from flows.settings import Settings, get_settings
 from flows.validate import GateFailed, gate_markdown, outcome_rows
 
@@ -264,7 +265,9 @@ def expansion_pipeline(
     summary = RunSummary(run_id=run_id)
     started = datetime.now(UTC)
     try:
-        with stages.pipeline_lock(settings):
+        with stages.pipeline_lock(settings, holder=f"pipeline run {run_id}"):
+            stages.recover(settings)  # what a killed run left: temp files, half swaps
+            stages.write_run_record(settings, summary.__dict__)  # "running" until it ends
             load = _step(summary, "load", lambda: load_raw(settings, run_id))
             summary.rows_loaded = load.rows_by_table
             summary.files_loaded = len(load.loaded)
@@ -283,6 +286,7 @@ def expansion_pipeline(
             dbt = _step(summary, "dbt_build", lambda: run_dbt_build(settings, run_as_of))
             summary.dbt = asdict(dbt)
             _gate(summary, "validate_marts", lambda: validate_marts(settings, run_as_of, run_id))
+            crash_point("validate.marts_passed")
             if not backfill:  # a backfill scores with a model of its own date: no drift to check
                 _gate(summary, "check_drift", lambda: check_drift(settings, run_as_of, run_id))
 

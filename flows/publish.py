@@ -6,6 +6,12 @@ Both are replaced whole: a new file (or directory) is written beside the old one
 in with `os.replace`, so a reader sees the old version or the new one, never half of one. A
 reader that holds the old file open keeps reading it until it reconnects. The serving file is
 written with `storage_version` v1.0.0 so DuckDB 1.x clients can open it.
+
+A process killed part-way leaves either the old version (killed before the rename) or the new
+serving file with the previous Parquet `current` (killed between the two swaps), plus temp
+files. `recover` (at the start of every run and every publish) removes the temp files and
+points `current` at the Parquet version written with the serving file in place, which
+`_publication.parquet_version` names.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+
+from flows.faults import crash_point
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +82,7 @@ def publish(
     tmp = serving_dir / f".expansion.duckdb.{run_id}.tmp"
     versions = serving_dir / "parquet" / "versions"
     version_dir = versions / run_id
-    for stale in (tmp, Path(f"{tmp}.wal")):
-        stale.unlink(missing_ok=True)
+    recover(serving_dir)
     shutil.rmtree(version_dir, ignore_errors=True)
     version_dir.mkdir(parents=True)
 
@@ -103,12 +110,16 @@ def publish(
                 "create table serving.main._publication as select * from previous.main._publication"
             )
             con.execute("detach previous")
+            con.execute(
+                "alter table serving.main._publication add column if not exists parquet_version varchar"
+            )
+            con.execute("update serving.main._publication set parquet_version = ?", [run_id])
         else:
             con.execute(
                 "create table serving.main._publication as select ? as run_id, "
                 "cast(? as timestamp) as published_at, cast(? as date) as as_of, "
-                "? as model_version",
-                [run_id, datetime.now(UTC).replace(tzinfo=None), as_of, model_version],
+                "? as model_version, ? as parquet_version",
+                [run_id, datetime.now(UTC).replace(tzinfo=None), as_of, model_version, run_id],
             )
         con.execute("checkpoint serving")
         con.execute("detach serving")
@@ -116,15 +127,73 @@ def publish(
         con.close()
 
     _fsync(tmp)
+    crash_point("publish.written")
     os.replace(tmp, target)  # the atomic swap readers rely on
-    current = serving_dir / "parquet" / "current"
-    link_tmp = serving_dir / "parquet" / f".current.{run_id}"
-    link_tmp.unlink(missing_ok=True)
-    link_tmp.symlink_to(Path("versions") / run_id, target_is_directory=True)
-    os.replace(link_tmp, current)
+    _fsync(serving_dir)  # the rename itself survives a power cut
+    crash_point("publish.renamed")
+    _point_current(serving_dir, run_id)
     _prune(versions, keep=run_id)
     log.info("published %s tables to %s", len(report.rows), target)
     return report
+
+
+def _point_current(serving_dir: Path, version: str) -> None:
+    """Swap `parquet/current` to `versions/<version>` atomically (a new link renamed over)."""
+    current = serving_dir / "parquet" / "current"
+    link_tmp = serving_dir / "parquet" / f".current.{version}"
+    link_tmp.unlink(missing_ok=True)
+    link_tmp.symlink_to(Path("versions") / version, target_is_directory=True)
+    os.replace(link_tmp, current)
+
+
+def published_parquet_version(serving_db: Path) -> str | None:
+    """The Parquet version written with the serving file in place (None: none recorded)."""
+    if not serving_db.is_file():
+        return None
+    con = duckdb.connect(str(serving_db), read_only=True)
+    try:
+        columns = {r[0] for r in con.execute("describe _publication").fetchall()}
+        if "parquet_version" not in columns:
+            return None  # published before the version was recorded
+        row = con.execute("select parquet_version from _publication").fetchone()
+    finally:
+        con.close()
+    return str(row[0]) if row and row[0] else None
+
+
+def recover(serving_dir: Path) -> list[str]:
+    """Undo what a killed publish left behind; returns what was done (for the log).
+
+    Removes unfinished serving files (`.expansion.duckdb.<run>.tmp` and their WAL) and
+    unswapped `current` links, and points `parquet/current` at the Parquet version that was
+    written together with the serving file in place, when a kill came between the two swaps.
+    Only the holder of the pipeline lock publishes, so nothing here is in use by a writer;
+    readers never open these temp files.
+    """
+    done: list[str] = []
+    if not serving_dir.is_dir():
+        return done
+    for stale in sorted(serving_dir.glob(".expansion.duckdb.*.tmp*")):
+        stale.unlink(missing_ok=True)
+        done.append(f"removed unfinished serving file {stale.name}")
+    parquet = serving_dir / "parquet"
+    for stale in sorted(parquet.glob(".current.*")) if parquet.is_dir() else []:
+        stale.unlink(missing_ok=True)
+        done.append(f"removed unswapped link {stale.name}")
+    try:
+        version = published_parquet_version(serving_dir / "expansion.duckdb")
+    except duckdb.Error as exc:
+        log.warning("could not read _publication of the serving file: %s", exc)
+        version = None
+    current = parquet / "current"
+    if version and (parquet / "versions" / version).is_dir():
+        points_to = os.readlink(current) if current.is_symlink() else None
+        if points_to != str(Path("versions") / version):
+            _point_current(serving_dir, version)
+            done.append(f"pointed parquet/current at {version} (was {points_to})")
+    for line in done:
+        log.warning("recovered from an interrupted publish: %s", line)
+    return done
 
 
 def _prune(versions: Path, keep: str) -> None:

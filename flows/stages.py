@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -24,6 +25,7 @@ import pandas as pd
 
 from flows.datadocs import update_data_docs
 from flows.drift import population_stability
+from flows.faults import armed, crash_point
 from flows.load import ExtractError, LoadReport, load_sources, unload_run
 from flows.publish import PublishReport
 from flows.publish import publish as publish_serving
@@ -69,28 +71,85 @@ class PipelineBusy(RuntimeError):
     """Another run holds the pipeline lock."""
 
 
+LOCK_POLL_SECONDS = 0.5
+
+
 @contextmanager
-def pipeline_lock(settings: Settings) -> Iterator[None]:
-    """One writer at a time: a non-blocking exclusive lock on `<home>/pipeline.lock`."""
+def pipeline_lock(
+    settings: Settings, *, wait: float = 0.0, holder: str = "expansion"
+) -> Iterator[None]:
+    """One writer at a time: an exclusive `flock` on `<home>/pipeline.lock`.
+
+    The kernel releases the lock when its holder exits, however it exits (SIGKILL
+    included), so a crashed run never blocks the next one; the file itself may stay. `wait`
+    seconds: how long to wait for a running holder (0: fail at once) before PipelineBusy.
+    `holder` says who holds it, for the message the waiting side prints.
+    """
     settings.home.mkdir(parents=True, exist_ok=True)
     path = settings.home / "pipeline.lock"
     fh = path.open("a+")
     try:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "unknown"
-            raise PipelineBusy(
-                f"another pipeline run holds {path} ({holder}); wait for it to finish"
-            ) from None
+        deadline = time.monotonic() + max(wait, 0.0)
+        announced = False
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                fh.seek(0)
+                current = fh.read().strip() or "unknown"
+                if time.monotonic() >= deadline:
+                    waited = f"; waited {wait:g} s" if wait > 0 else ""
+                    raise PipelineBusy(
+                        f"another pipeline run holds {path} ({current}){waited}; "
+                        "wait for it to finish"
+                    ) from None
+                if not announced:
+                    log.warning("waiting up to %g s for %s to release %s", wait, current, path)
+                    announced = True
+                time.sleep(LOCK_POLL_SECONDS)
         fh.seek(0)
         fh.truncate()
-        fh.write(f"pid {os.getpid()} since {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}")
+        fh.write(f"{holder} pid {os.getpid()} since {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}")
         fh.flush()
         yield
     finally:
         fh.close()
+
+
+def recover(settings: Settings) -> list[str]:
+    """Finish or undo what a killed run left behind (call while holding the pipeline lock).
+
+    Unfinished serving files and Parquet links (`flows.publish.recover`), interrupted model
+    saves and a champion history entry (`models.registry`), and run records still saying
+    `running`: their process is gone (it would hold the lock), so they become `interrupted`.
+    Everything else a killed run leaves is safe as it is: raw rows and the load ledger, the
+    scores and the sync ledger are written in transactions, and the next run redoes the rest.
+    """
+    from flows.publish import recover as recover_serving
+    from models.registry import clean_staging, repair_history
+
+    done = [f"serving: {line}" for line in recover_serving(settings.serving)]
+    for leftover in clean_staging(settings.registry):
+        done.append(f"registry: removed unfinished {leftover}")
+    if settings.registry.is_dir() and repair_history(settings.registry):
+        done.append("registry: appended the champion's missing history entry")
+    for path in sorted(settings.runs_dir.glob("*.json")) if settings.runs_dir.is_dir() else []:
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if record.get("status") == "running":
+            record["status"] = "interrupted"
+            record["error"] = "the process ended before the run finished (killed or crashed)"
+            write_run_record(settings, record)
+            done.append(f"run {record.get('run_id')}: marked interrupted")
+    for stale in sorted(settings.runs_dir.glob("*.json.tmp")) if settings.runs_dir.is_dir() else []:
+        stale.unlink(missing_ok=True)
+    for line in done:
+        if not line.startswith("serving: "):  # flows.publish logged those
+            log.warning("recovered after an interrupted run: %s", line)
+    return done
 
 
 # --- load ----------------------------------------------------------------------------------
@@ -99,7 +158,8 @@ def pipeline_lock(settings: Settings) -> Iterator[None]:
 def load_raw(settings: Settings, run_id: str) -> LoadReport:
     """Pull what is new from every source in config/sources.yml and append it to raw."""
     config = load_sources_config(settings.sources_file, settings.landing_dir)
-    return load_sources(
+    _ensure_raw_checked(settings)
+    report = load_sources(
         config,
         settings.warehouse,
         run_id,
@@ -107,6 +167,63 @@ def load_raw(settings: Settings, run_id: str) -> LoadReport:
         memory_limit=settings.duckdb_memory_limit,
         staging_dir=settings.home / "extracts",
     )
+    crash_point("load.committed")
+    return report
+
+
+RAW_CHECKED = "quality.raw_checked"
+
+
+def _ensure_raw_checked(settings: Settings) -> None:
+    """`quality.raw_checked`: the load runs whose raw rows passed the raw gate.
+
+    Created before the first load that needs it. The runs already in the ledger then were
+    gated by their own runs (this table did not exist yet), so they are recorded as checked.
+    """
+    with connect(settings.warehouse, memory_limit=settings.duckdb_memory_limit) as con:
+        if _table_columns(con, RAW_CHECKED):
+            return
+        con.execute("begin transaction")
+        con.execute("create schema if not exists quality")
+        con.execute(f"create table {RAW_CHECKED} (run_id varchar, checked_at timestamp)")
+        if _table_columns(con, "raw._load_ledger"):
+            con.execute(
+                f"insert into {RAW_CHECKED} select distinct run_id, current_timestamp "
+                "from raw._load_ledger"
+            )
+        con.execute("commit")
+
+
+def _unchecked_runs(settings: Settings, run_id: str) -> list[str]:
+    """Earlier runs whose loaded rows never passed the raw gate: a run killed between its
+    load and its gate. Their rows are in raw and their files in the ledger (so they are not
+    loaded again): this run's gate checks them too."""
+    with connect(
+        settings.warehouse, read_only=True, memory_limit=settings.duckdb_memory_limit
+    ) as con:
+        if not _table_columns(con, RAW_CHECKED) or not _table_columns(con, "raw._load_ledger"):
+            return []
+        rows = con.execute(
+            f"select distinct run_id from raw._load_ledger where run_id <> ? and run_id not in "
+            f"(select run_id from {RAW_CHECKED}) order by run_id",
+            [run_id],
+        ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def _mark_raw_checked(settings: Settings, run_ids: list[str]) -> None:
+    with connect(settings.warehouse, memory_limit=settings.duckdb_memory_limit) as con:
+        if not _table_columns(con, RAW_CHECKED):
+            return
+        con.execute("begin transaction")
+        con.execute(
+            f"delete from {RAW_CHECKED} where run_id in (select unnest(?::varchar[]))", [run_ids]
+        )
+        con.execute(
+            f"insert into {RAW_CHECKED} select unnest(?::varchar[]), current_timestamp",
+            [run_ids],
+        )
+        con.execute("commit")
 
 
 class SourceStale(RuntimeError):
@@ -330,13 +447,24 @@ def validate_raw(settings: Settings, run_id: str) -> list[GateResult]:
     """
     now = pd.Timestamp(datetime.now(UTC).replace(tzinfo=None))
     params = {"run_id": run_id, "now": now}
-    results = _run_suites(settings, "raw", params, extra_where="_run_id = $run_id")
+    pending = _unchecked_runs(settings, run_id)
+    if pending:
+        log.warning(
+            "also checking the raw rows of interrupted run(s) %s: loaded, never gated",
+            ", ".join(pending),
+        )
+    runs = [run_id, *pending]
+    where = "_run_id in (" + ", ".join("'" + r.replace("'", "''") + "'" for r in runs) + ")"
+    results = _run_suites(settings, "raw", params, extra_where=where)
     _report_gate(settings, run_id, results)
     try:
-        return enforce_all(results)
+        passed = enforce_all(results)
     except GateFailed:
-        unload_run(settings.warehouse, run_id)
+        for run in runs:
+            unload_run(settings.warehouse, run)
         raise
+    _mark_raw_checked(settings, runs)
+    return passed
 
 
 def validate_marts(settings: Settings, as_of: date, run_id: str | None = None) -> list[GateResult]:
@@ -452,13 +580,27 @@ def run_dbt_build(settings: Settings, as_of: date) -> DbtReport:
     alive at interpreter exit, so it is opt-in.
     """
     args = dbt_args("build", settings, as_of)
+    crash_point("dbt.before_build")
     with dbt_env(settings):
         result = _invoke_dbt(settings, args)
     report = summarize(result)
     if not report.success:
         detail = "\n".join(report.failures) or str(getattr(result, "exception", "") or "")
         raise DbtBuildFailed(f"dbt build failed ({report.failed} nodes):\n{detail}")
+    crash_point("dbt.built")
     return report
+
+
+MID_BUILD_NODE = "stg_usage__usage_daily"  # incremental: persisted, its marts not yet built
+
+
+def _crash_mid_build(event: Any) -> None:
+    """dbt event callback for the `dbt.mid_build` crash point."""
+    if event.info.name != "NodeFinished":
+        return
+    node = getattr(event.data, "node_info", None)
+    if node is not None and node.node_name == MID_BUILD_NODE and node.node_status == "success":
+        crash_point("dbt.mid_build")
 
 
 def _invoke_dbt(settings: Settings, args: list[str]) -> Any:
@@ -474,6 +616,8 @@ def _invoke_dbt(settings: Settings, args: list[str]) -> Any:
         return runner.invoke(args)
     from dbt.cli.main import dbtRunner
 
+    if armed("dbt.mid_build"):
+        return dbtRunner(callbacks=[_crash_mid_build]).invoke(args)
     return dbtRunner().invoke(args)
 
 
@@ -589,6 +733,7 @@ def train_model(settings: Settings, as_of: date, *, force: bool = False) -> dict
         [as_of],
     )
     version, reused = _fit_or_reuse(settings, snapshots, params)
+    crash_point("train.saved")
     out["trained_version"] = version
     out["reused"] = reused
     if version == champion:
@@ -612,6 +757,7 @@ def train_model(settings: Settings, as_of: date, *, force: bool = False) -> dict
     )
     if promoted:
         promote(settings.registry, version)
+        crash_point("train.promoted")
         out["champion_version"] = version
     elif champion is None:
         raise ModelQualityError(
@@ -697,6 +843,7 @@ def score_accounts(
             "insert into scores.account_score_history by name select * from scores.account_scores"
         )
         con.execute("commit")
+    crash_point("score.written")
     alerts = 0 if backfill else record_alerts(settings, run_id)
     top = scores[scores["action_rank"].notna()].sort_values("action_rank").head(10)
     columns = [
@@ -766,7 +913,12 @@ def record_alerts(settings: Settings, run_id: str) -> int:
         ).fetchone()
         if previous is None:
             return 0
-        con.execute("delete from scores.account_alerts where run_id = ?", [run_id])
+        # An alert is identified by its date, account and type, and re-scoring a date
+        # replaces that date's alerts: a rerun (after a crash, say) sends no second task.
+        con.execute(
+            "delete from scores.account_alerts where as_of in "
+            "(select distinct as_of from scores.account_scores)"
+        )
         con.execute(
             f"""
             insert into scores.account_alerts
@@ -786,7 +938,8 @@ def record_alerts(settings: Settings, run_id: str) -> int:
                 from now_ n join before b using (account_id)
                 where b.p_expansion < $threshold and n.p_expansion >= $threshold
             )
-            select md5(concat_ws('|', $run_id, account_id, alert_type)), $run_id, as_of,
+            select md5(concat_ws('|', cast(as_of as varchar), account_id, alert_type)),
+                   $run_id, as_of,
                    account_id, account_name, owner_name, alert_type, previous_value,
                    current_value, p_expansion, next_best_offer, reason_1, current_timestamp
             from changes where not is_suppressed

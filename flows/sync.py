@@ -6,6 +6,12 @@ the hash the destination last ACCEPTED. A run sends only inserted, changed and (
 deleted records; what the destination accepted is recorded, what it rejected is recorded with
 its reason in `sync.failed_records` and is sent again next run. Every run leaves one row in
 `sync.runs`; a run with failed records is `partial`, never `success`.
+
+The ledger is written after the destination answered, in one transaction. A process killed in
+between leaves records the destination has and the ledger does not: the next run sends them
+again, which every destination applies idempotently (an upsert keyed on the record: a CSV
+import by key, `ON CONFLICT` in PostgreSQL, the record key for HTTP). So the ledger never
+claims more than the destination holds, and one run later they agree.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from flows.destinations import DestinationResult, build_destination
+from flows.faults import crash_point
 
 log = logging.getLogger(__name__)
 
@@ -284,13 +291,16 @@ def run_sync(
         error: str | None = None
         try:
             if not changes.empty:
+                _clean_temp_files(spec, sync_dir)
                 destination = build_destination(spec, sync_dir)
                 result = destination.send(changes, run_id)
                 report.files = list(result.files)
+                crash_point(f"sync.accepted.{spec.name}")
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             result = DestinationResult(accepted=set(), failed=dict.fromkeys(changes["_key"], error))
         _record(con, spec, changes, result, report, run_id, started, error)
+        crash_point(f"sync.recorded.{spec.name}")
         if error:
             raise SyncFailed(f"sync {spec.name} failed: {error}")
     finally:
@@ -305,6 +315,17 @@ def run_sync(
         report.failed,
     )
     return report
+
+
+def _clean_temp_files(spec: SyncSpec, sync_dir: Path) -> None:
+    """A CSV file a killed process was writing (`.<name>.tmp`) was never accepted: remove it
+    (one writer at a time: the caller holds the pipeline lock)."""
+    if spec.destination.type != "csv":
+        return
+    folder = sync_dir / spec.destination.path
+    for stale in sorted(folder.glob(f".{spec.name}_*.csv.tmp")) if folder.is_dir() else []:
+        log.warning("sync %s: removing %s, left by an interrupted run", spec.name, stale)
+        stale.unlink(missing_ok=True)
 
 
 class SyncFailed(RuntimeError):

@@ -6,11 +6,19 @@ Layout of `registry_dir`:
     models/<version>/calibrators.json
     models/<version>/booster_<target>.txt LightGBM text format
     models/<version>/backtest_predictions.parquet  test-row predictions of the backtest
-    champion.json                         {"version": ...}, replaced atomically
+    champion.json                         {"version", "since", "action", "previous"},
+                                          replaced atomically
     history.jsonl                         one line per promote / rollback
 
 Versions are `v<seq:04d>-<trained_at:%Y%m%dT%H%M%SZ>`; seq is one more than the highest
 saved. This module does file I/O only.
+
+Crash safety: a model directory is written under a temporary name and renamed into place, and
+the champion pointer is replaced with one rename, so a killed process leaves either the old
+champion or the new one, never half a file. The pointer carries its own history entry: when a
+process dies between replacing the pointer and appending to history.jsonl, the entry is
+appended by the next promote or rollback (`repair_history`) and `champion_history` already
+shows it. `clean_staging` removes what an interrupted save left.
 """
 
 from __future__ import annotations
@@ -57,6 +65,8 @@ def _write_json_atomic(path: Path, payload: Any) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(_clean(payload), fh, indent=2, sort_keys=True, allow_nan=False)
             fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -252,6 +262,22 @@ def find_trained(registry_dir: Path, training_key: str) -> str | None:
     return None
 
 
+def clean_staging(registry_dir: Path) -> list[str]:
+    """Remove the temporary directories and files of saves and pointer writes that were
+    interrupted (only the holder of the pipeline lock writes the registry)."""
+    registry_dir = Path(registry_dir)
+    removed: list[str] = []
+    root = registry_dir / MODELS_DIR
+    for stale in sorted(root.glob(".v*")) if root.is_dir() else []:
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+            removed.append(str(stale))
+    for stale in sorted(registry_dir.glob(f".{CHAMPION_FILE}.*")) if registry_dir.is_dir() else []:
+        stale.unlink(missing_ok=True)
+        removed.append(str(stale))
+    return removed
+
+
 def champion_version(registry_dir: Path) -> str | None:
     """The champion's version, None before the first promotion."""
     path = Path(registry_dir) / CHAMPION_FILE
@@ -261,15 +287,75 @@ def champion_version(registry_dir: Path) -> str | None:
     return str(version) if version else None
 
 
+def _champion_event(registry_dir: Path) -> dict[str, Any] | None:
+    """The history entry the champion pointer carries (None: no pointer, or an old one)."""
+    path = Path(registry_dir) / CHAMPION_FILE
+    if not path.is_file():
+        return None
+    doc = _read_json(path)
+    if "action" not in doc:
+        return None
+    return {
+        "action": doc["action"],
+        "version": doc["version"],
+        "previous": doc.get("previous"),
+        "at": doc.get("since"),
+    }
+
+
+def _read_history(registry_dir: Path) -> list[dict[str, Any]]:
+    path = Path(registry_dir) / HISTORY_FILE
+    if not path.is_file():
+        return []
+    entries = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entries.append(json.loads(line))
+        except ValueError:  # a line torn by a killed writer: its event is in the pointer
+            continue
+    return entries
+
+
+def _append_history(registry_dir: Path, entry: dict[str, Any]) -> None:
+    path = Path(registry_dir) / HISTORY_FILE
+    with path.open("a+b") as fh:
+        fh.seek(0, os.SEEK_END)
+        torn = False
+        if fh.tell():
+            fh.seek(-1, os.SEEK_END)
+            torn = fh.read(1) != b"\n"
+        line = json.dumps(entry, sort_keys=True) + "\n"
+        fh.write((("\n" if torn else "") + line).encode("utf-8"))
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def repair_history(registry_dir: Path) -> bool:
+    """Append the pointer's own entry to history.jsonl when a killed process left it out.
+    Returns whether an entry was appended."""
+    event = _champion_event(registry_dir)
+    if event is None:
+        return False
+    entries = _read_history(registry_dir)
+    if entries and entries[-1] == event:
+        return False
+    _append_history(registry_dir, event)
+    return True
+
+
 def _set_champion(registry_dir: Path, version: str, action: str, at: datetime | None) -> None:
     registry_dir = Path(registry_dir)
     _model_dir(registry_dir, version)
+    repair_history(registry_dir)
     previous = champion_version(registry_dir)
     when = _utc(at or datetime.now(UTC)).isoformat().replace("+00:00", "Z")
-    _write_json_atomic(registry_dir / CHAMPION_FILE, {"version": version, "since": when})
-    entry = {"action": action, "version": version, "previous": previous, "at": when}
-    with (registry_dir / HISTORY_FILE).open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(entry, sort_keys=True) + "\n")
+    _write_json_atomic(
+        registry_dir / CHAMPION_FILE,
+        {"version": version, "since": when, "action": action, "previous": previous},
+    )
+    _append_history(
+        registry_dir, {"action": action, "version": version, "previous": previous, "at": when}
+    )
 
 
 def promote(registry_dir: Path, version: str, at: datetime | None = None) -> None:
@@ -278,12 +364,13 @@ def promote(registry_dir: Path, version: str, at: datetime | None = None) -> Non
 
 
 def champion_history(registry_dir: Path) -> list[dict[str, Any]]:
-    """Promote / rollback events, oldest first."""
-    path = Path(registry_dir) / HISTORY_FILE
-    if not path.is_file():
-        return []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
+    """Promote / rollback events, oldest first (with the pointer's own event when a killed
+    process did not get to append it)."""
+    entries = _read_history(registry_dir)
+    event = _champion_event(registry_dir)
+    if event is not None and (not entries or entries[-1] != event):
+        entries.append(event)
+    return entries
 
 
 def rollback(registry_dir: Path, version: str | None = None, at: datetime | None = None) -> str:
