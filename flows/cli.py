@@ -190,16 +190,34 @@ def _print_summary(settings: Settings, summary: dict[str, Any]) -> None:
 @app.command()
 def sync(
     dry_run: Annotated[bool, typer.Option(help="Print the diff without sending.")] = False,
+    wait: Annotated[
+        float,
+        typer.Option(
+            help="Seconds to wait for a running pipeline run (which syncs itself) to finish; "
+            "then exit 5. 0: exit 5 at once."
+        ),
+    ] = 600,
 ) -> None:
-    """Send changed scores from the serving file to the destinations in config/syncs.yml."""
+    """Send changed scores from the serving file to the destinations in config/syncs.yml.
+
+    Takes the pipeline lock (one writer of the warehouse and the sync ledger at a time):
+    while a run holds it, waits up to --wait seconds."""
+    from flows.stages import pipeline_lock
     from flows.stages import sync as run_syncs
 
     settings = _settings()
-    if not settings.serving_db.exists():
+    run_id = _manual_run_id()
+
+    def call() -> Any:
+        with pipeline_lock(settings, wait=wait, holder=f"expansion sync {run_id}"):
+            if not settings.serving_db.exists():
+                return None
+            return run_syncs(settings, run_id, dry_run=dry_run)
+
+    reports = _guarded(call, run_id)
+    if reports is None:
         err.print(f"[red]nothing published yet[/]: {settings.serving_db} does not exist")
         raise typer.Exit(EXIT_BAD_INPUT)
-    run_id = _manual_run_id()
-    reports = _guarded(lambda: run_syncs(settings, run_id, dry_run=dry_run), run_id)
     for r in reports:
         verb = "would send" if dry_run else "sent"
         console.print(
