@@ -693,16 +693,18 @@ def _fit_or_reuse(settings: Settings, snapshots: pd.DataFrame, params: Params) -
     """Fit and save a model, or reuse the saved one fitted from the same inputs (a cache keyed
     on `training_key`: a weekly retrain on unchanged data, or a backfill rerun, costs nothing).
     Returns the version and whether it was reused."""
+    from flows.distributed import fit_model
     from models.registry import find_trained, save_model
-    from models.train import train_model as fit
 
     key = training_key(snapshots, params)
+    if settings.dask_address:  # refitted on Dask: close to, not equal to, a local fit
+        key += "-dask"
     cached = find_trained(settings.registry, key)
     if cached is not None:
         log.info("training inputs unchanged since model %s: reused, not refitted", cached)
         return cached, True
     log.debug("no model fitted from training key %s yet: fitting", key)
-    model = fit(snapshots, params)
+    model = fit_model(settings, snapshots, params)
     version = save_model(
         model,
         settings.registry,
@@ -798,8 +800,8 @@ def score_accounts(
     scores.account_scores holds this run's scores; scores.account_score_history keeps one row
     per account per as_of date (re-scoring a date replaces that date's rows, nothing else).
     """
+    from flows.distributed import score_frame
     from models.registry import champion_version, load_model
-    from models.score import score_accounts as score
 
     params = model_params(settings)
     version = model_version or champion_version(settings.registry)
@@ -813,12 +815,12 @@ def score_accounts(
         settings.warehouse,
         "select account_id, account_name, owner_name, segment from marts.accounts",
     )
-    scores = score(
+    scores = score_frame(
+        settings,
         model,
         snapshots,
         as_of,
         params,
-        reasons_for_top_n=settings.reasons_top_n,
         owners=accounts.set_index("account_id")["owner_name"],
     )
     scores = scores.merge(accounts, on="account_id", how="left", validate="one_to_one")
