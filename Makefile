@@ -23,6 +23,10 @@ test: $(STAMP) services ## the whole test suite (unit, dbt, end-to-end)
 test-fast: $(STAMP) ## unit tests only, no end-to-end run
 	$(BIN)/python -m pytest -m "not e2e"
 
+.PHONY: reliability
+reliability: $(STAMP) services ## tests/reliability with the real-run suites: a run SIGKILLed at every crash point, concurrent runs, readers and syncs (~30 min)
+	RELIABILITY_SUITE=1 OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest tests/reliability
+
 SIZE ?= S
 BENCH_ARGS ?=
 bench: $(STAMP) ## pipeline benchmark at SIZE=S|M|L, by hand or nightly, never in make test (bench/README.md)
