@@ -40,6 +40,7 @@ from flows.contract import (
     Table,
 )
 from flows.currencies import MINOR_UNITS
+from flows.faults import crash_point
 from flows.sources import BadRows, SourcesConfig, build_connector, files_config
 
 log = logging.getLogger(__name__)
@@ -1046,6 +1047,7 @@ def _load(
                 f"select {cols}, _file, ?, ?, _extra from {staging}",
                 [loaded_at, run_id],
             )
+            crash_point(f"load.raw_inserted.{t.raw_relation}")  # tests/reliability
         for f in report.loaded:
             con.execute(
                 "insert into raw._load_ledger (run_id, table_name, file_path, sha256, row_count, "
