@@ -478,8 +478,13 @@ def source_tree(code: str) -> tuple[Path, dict[str, Any]]:
     `worktree`: this checkout as it is, uncommitted changes included. `head`: the last commit,
     exported with `git archive` to bench/work/src-<sha>/ (this benchmark's own files copied in),
     so edits in progress in the checkout do not change what is measured."""
-    commit = _git("rev-parse", "--short", "HEAD")
-    dirty = [line for line in _git("status", "--porcelain").splitlines() if line]
+    try:
+        commit = _git("rev-parse", "--short", "HEAD")
+        dirty = [line for line in _git("status", "--porcelain").splitlines() if line]
+    except (OSError, subprocess.CalledProcessError):
+        if code == "head":
+            raise SystemExit("--code head needs a git checkout") from None
+        return PROJECT_DIR, {"code": code, "commit": "unknown (not a git checkout)"}
     info: dict[str, Any] = {"code": code, "commit": commit}
     if code == "worktree":
         info["uncommitted_paths"] = len(dirty)
