@@ -25,7 +25,7 @@ test-fast: $(STAMP) ## unit tests only, no end-to-end run
 
 .PHONY: reliability
 reliability: $(STAMP) services ## tests/reliability with the real-run suites: a run SIGKILLed at every crash point, concurrent runs, readers and syncs (~30 min)
-	RELIABILITY_SUITE=1 OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest tests/reliability
+	RELIABILITY_SUITE=1 OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest tests/reliability/test_faults.py tests/reliability/test_concurrency.py
 
 SIZE ?= S
 BENCH_ARGS ?=
