@@ -63,6 +63,11 @@ def _fsync(path: Path) -> None:
 HISTORY_TABLES = ("account_score_history",)
 
 
+def _sql_path(path: Path) -> str:
+    """A path as the body of a SQL string literal (a quote in a folder name stays a quote)."""
+    return path.as_posix().replace("'", "''")
+
+
 def publish(
     warehouse: Path,
     serving_dir: Path,
@@ -91,10 +96,12 @@ def publish(
     )
     con = duckdb.connect(str(warehouse))
     try:
-        con.execute(f"attach '{tmp}' as serving (storage_version '{SERVING_STORAGE_VERSION}')")
+        con.execute(
+            f"attach '{_sql_path(tmp)}' as serving (storage_version '{SERVING_STORAGE_VERSION}')"
+        )
         sources = dict(PUBLISHED)
         if history_only:
-            con.execute(f"attach '{target}' as previous (read_only)")
+            con.execute(f"attach '{_sql_path(target)}' as previous (read_only)")
             sources = {
                 name: relation if name in HISTORY_TABLES else f"previous.main.{name}"
                 for name, relation in PUBLISHED.items()

@@ -46,3 +46,15 @@ def test_publish_swaps_a_complete_file_that_old_readers_keep(tmp_path: Path) -> 
         (5,)
     ]
     assert not list(serving.glob(".*.tmp"))
+
+
+def test_a_quote_in_the_serving_folder_is_a_quote_not_sql(tmp_path: Path) -> None:
+    folder = tmp_path / "it's served"
+    folder.mkdir()
+    warehouse = _warehouse(folder / "warehouse.duckdb", 3)
+    report = publish(warehouse, folder / "serving", "run-1", "2026-10-31", "v0001")
+    con = duckdb.connect(str(report.serving_db), read_only=True)
+    try:
+        assert con.execute("select count(*) from account_scores").fetchone() == (3,)
+    finally:
+        con.close()
