@@ -6,7 +6,9 @@ import os
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,9 +27,11 @@ for key in [k for k in os.environ if k.startswith("EXPANSION_")]:
 PG_SERVER = "host=127.0.0.1 port=5432 user=postgres connect_timeout=3"
 
 
-@pytest.fixture
-def pg_database() -> Iterator[str]:
-    """The DSN of a new, empty database on the local PostgreSQL server, dropped afterwards."""
+@contextmanager
+def fresh_postgres_database() -> Iterator[tuple[Any, str]]:
+    """A new, empty database on the local PostgreSQL server and an autocommit connection to the
+    server's `postgres` database; the database is dropped afterwards (if the caller has not
+    already dropped it). Skips the test when no server answers."""
     import psycopg
 
     name = f"expansion_test_{uuid.uuid4().hex[:8]}"
@@ -38,6 +42,13 @@ def pg_database() -> Iterator[str]:
     with admin:
         admin.execute(f'create database "{name}"')
         try:
-            yield f"{PG_SERVER} dbname={name}"
+            yield admin, name
         finally:
-            admin.execute(f'drop database "{name}" with (force)')
+            admin.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    """The DSN of a new, empty database on the local PostgreSQL server, dropped afterwards."""
+    with fresh_postgres_database() as (_, name):
+        yield f"{PG_SERVER} dbname={name}"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,10 +15,10 @@ from pydantic import ValidationError
 from flows.connectors import Extract, TransientSourceError
 from flows.connectors.postgres import PostgresConnector, PostgresTableSpec, connector_from_config
 from flows.contract import Table, table
+from tests.conftest import PG_SERVER, fresh_postgres_database
 
 pytestmark = pytest.mark.postgres
 
-SERVER = "host=127.0.0.1 port=5432 user=postgres connect_timeout=3"
 SUBSCRIPTIONS = table("billing", "subscriptions")
 CUSTOMERS = table("billing", "customers")
 
@@ -72,25 +71,16 @@ class FakeLedger:
 
 @pytest.fixture(scope="module")
 def database() -> Iterator[str]:
-    name = f"expansion_test_{uuid.uuid4().hex[:8]}"
-    try:
-        admin = psycopg.connect(f"{SERVER} dbname=postgres", autocommit=True)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL on 127.0.0.1:5432 (run scripts/ensure-postgres.sh): {exc}")
-    with admin:
-        admin.execute(f'create database "{name}"')
+    with fresh_postgres_database() as (admin, name):
         # a non-UTC server default, so that the connector's SET TIME ZONE 'UTC' matters
         admin.execute(f"alter database \"{name}\" set timezone = 'America/New_York'")
-        try:
-            yield name
-        finally:
-            admin.execute(f'drop database "{name}" with (force)')
+        yield name
 
 
 @pytest.fixture
 def dsn(database: str) -> str:
     """A fresh billing schema with two customers and two subscriptions."""
-    dsn = f"{SERVER} dbname={database}"
+    dsn = f"{PG_SERVER} dbname={database}"
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("drop schema if exists billing cascade")
         conn.execute(SCHEMA)

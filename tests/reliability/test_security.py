@@ -26,6 +26,7 @@ import pytest
 import yaml
 
 from flows.secrets import SECRETS_DIR_ENV, SecretError, read_secret
+from tests.conftest import PG_SERVER, fresh_postgres_database
 
 ROOT = Path(__file__).resolve().parents[2]
 INJECTION = "x; drop table raw.crm__accounts; --"
@@ -184,23 +185,16 @@ def test_secrets_come_from_the_environment_or_a_private_file_outside_the_repo(
 # --- the pipeline, end to end --------------------------------------------------------------------
 
 PASSWORD = f"Pw-{uuid.uuid4().hex}"
-SERVER = "host=127.0.0.1 port=5432 user=postgres connect_timeout=3"
 
 
 @pytest.fixture(scope="module")
 def crm_database() -> Iterator[tuple[str, str]]:
     """A database with the CRM's score table and a role that may only read and write it."""
-    name = f"expansion_sec_{uuid.uuid4().hex[:8]}"
     role = f"crm_writer_{uuid.uuid4().hex[:8]}"
-    try:
-        admin = psycopg.connect(f"{SERVER} dbname=postgres", autocommit=True)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL on 127.0.0.1:5432: {exc}")
-    with admin:
-        admin.execute(f'create database "{name}"')
+    with fresh_postgres_database() as (admin, name):
         admin.execute(f"create role {role} login password '{PASSWORD}'")
         try:
-            with psycopg.connect(f"{SERVER} dbname={name}", autocommit=True) as db:
+            with psycopg.connect(f"{PG_SERVER} dbname={name}", autocommit=True) as db:
                 db.execute("revoke create on schema public from public")
                 db.execute(f'revoke create on database "{name}" from public')
                 db.execute("create schema crm")
@@ -213,7 +207,7 @@ def crm_database() -> Iterator[tuple[str, str]]:
                 db.execute(f"grant usage on schema crm to {role}")
                 db.execute(f"grant select, insert, update, delete on crm.account_scores to {role}")
             yield name, f"postgresql://{role}:{PASSWORD}@127.0.0.1:5432/{name}"
-        finally:
+        finally:  # the role goes once the database holding its grants is gone
             admin.execute(f'drop database "{name}" with (force)')
             admin.execute(f"drop role {role}")
 
@@ -285,7 +279,7 @@ def _files(root: Path) -> Iterator[Path]:
 def test_a_role_that_can_only_write_its_table_receives_the_scores(
     secured_run: dict[str, Any], crm_database: tuple[str, str]
 ) -> None:
-    with psycopg.connect(f"{SERVER} dbname={crm_database[0]}") as db:
+    with psycopg.connect(f"{PG_SERVER} dbname={crm_database[0]}") as db:
         rows = db.execute("select count(*), count(_sync_run_id) from crm.account_scores").fetchone()
     serving = duckdb.connect(
         str(secured_run["root"] / "state" / "serving" / "expansion.duckdb"), read_only=True
@@ -347,7 +341,7 @@ def test_contact_personal_data_is_in_no_published_table_sync_or_report(
                 check(path.read_text(errors="replace"), str(path))
     for path in (state / "serving" / "parquet" / "current").glob("*.parquet"):
         check(duckdb.sql(f"select * from '{path}'").df().to_csv(), str(path))
-    with psycopg.connect(f"{SERVER} dbname={crm_database[0]}") as db:
+    with psycopg.connect(f"{PG_SERVER} dbname={crm_database[0]}") as db:
         check(str(db.execute("select * from crm.account_scores").fetchall()), "CRM table")
     # and staging hashes what it keeps of contacts: no e-mail survives in the warehouse marts
     warehouse = duckdb.connect(str(state / "warehouse.duckdb"), read_only=True)
