@@ -8,7 +8,11 @@ reported): severity lives in the suite, never in code.
 What a gate reads is described by its suite, so the gate code stays generic (`suite_query`):
 only the columns the suite references are read from DuckDB, plus `meta.computed_columns`
 (name -> SQL expression, e.g. the MRR reconciliation difference) and an optional `meta.where`.
-Both may use `$name` parameters the gate passes (as_of, the champion's features, ...);
+With `meta.group_by` (columns) a suite validates a profile DuckDB computes instead of the rows:
+one row per group, the group columns, `computed_columns` as aggregates (`min(value)`) and
+`_rows`, the rows in the group. A raw table of hundreds of millions of rows is checked this
+way without reading it into pandas; a failure names the groups (file, day, metric) and how many
+rows each holds. Both may use `$name` parameters the gate passes (as_of, the champion's features, ...);
 `{"$PARAMETER": ...}` placeholders in expectation kwargs take the same parameters (GX
 evaluates arithmetic such as `previous_row_count * 0.5`). `meta.row_id` names columns
 that identify a bad row in the report (e.g. `_source_file`, `feature`).
@@ -80,6 +84,7 @@ class ExpectationOutcome:
     observed: Any = None
     kwargs: dict[str, Any] = field(default_factory=dict)
     example_rows: list[dict[str, Any]] = field(default_factory=list)
+    unit: str = "rows"  # what element_count counts: rows, or groups of a profiled suite
 
     @property
     def where(self) -> str:
@@ -99,7 +104,7 @@ class ExpectationOutcome:
         if self.expected:
             bits.append(f"expected {self.expected}")
         if self.unexpected_count is not None:
-            bits.append(f"{self.unexpected_count} of {self.element_count} rows unexpected")
+            bits.append(f"{self.unexpected_count} of {self.element_count} {self.unit} unexpected")
         if self.example_rows:
             bits.append(f"e.g. {self.example_rows[:5]}")
         elif self.examples:
@@ -154,7 +159,7 @@ class GateResult:
         failed = [o for o in self.outcomes if not o.success]
         if not failed:
             return head
-        rows = ["| severity | expectation | column | unexpected rows | examples / observed |"]
+        rows = ["| severity | expectation | column | unexpected | examples / observed |"]
         rows.append("|---|---|---|---|---|")
         for o in failed:
             seen = o.example_rows[:5] or o.examples[:5] or o.observed
@@ -186,7 +191,8 @@ class GateResult:
 def _count(o: ExpectationOutcome) -> str:
     if o.unexpected_count is None:
         return ""
-    return f"{o.unexpected_count} of {o.element_count}"
+    unit = "" if o.unit == "rows" else f" {o.unit}"
+    return f"{o.unexpected_count} of {o.element_count}{unit}"
 
 
 def _md(value: Any) -> str:
@@ -218,12 +224,23 @@ def load_suite(path: Path) -> dict[str, Any]:
     table = meta.get("table")
     if table is not None and not _RELATION.match(table):
         raise ValueError(f"{path}: meta.table={table!r}; expected 'schema.table'")
-    for name in [*meta.get("computed_columns", {}), *meta.get("row_id", [])]:
+    group_by = meta.get("group_by", [])
+    if not isinstance(group_by, list) or not all(isinstance(c, str) for c in group_by):
+        raise ValueError(f"{path}: meta.group_by={group_by!r}; expected a list of column names")
+    for name in [*meta.get("computed_columns", {}), *meta.get("row_id", []), *group_by]:
         if not _IDENT.match(name):
             raise ValueError(f"{path}: column name {name!r} in meta is not a plain identifier")
     for name in suite_columns(suite):  # these are quoted into the gate's SQL
         if not _IDENT.match(name):
             raise ValueError(f"{path}: column name {name!r} is not a plain identifier")
+    if group_by:
+        known = {*group_by, *meta.get("computed_columns", {}), "_rows"}
+        loose = [c for c in suite_columns(suite) if c not in known]
+        if loose:
+            raise ValueError(
+                f"{path}: meta.group_by={group_by}: column(s) {loose} are neither grouped nor "
+                "computed_columns aggregates; the suite validates one row per group"
+            )
     return suite
 
 
@@ -265,20 +282,28 @@ def suite_query(
 
     `available` maps the table's columns to their DuckDB types; DECIMAL columns are read as
     DOUBLE. Referenced columns the table lacks are left out: GX then reports them as missing.
+    With `meta.group_by` the SQL returns one row per group (computed columns are its
+    aggregates, `_rows` its row count), ordered so the examples a failure shows are stable.
     """
     meta = spec.get("meta", {})
     table = meta["table"]
     computed: dict[str, str] = meta.get("computed_columns", {})
+    group_by: list[str] = [c for c in meta.get("group_by", []) if c in available]
     select = []
-    for c in suite_columns(spec, list(available)):
+    for c in group_by or suite_columns(spec, list(available)):
         if c in available and c not in computed:
             is_decimal = available[c].upper().startswith("DECIMAL")
             select.append(f'cast("{c}" as double) as "{c}"' if is_decimal else f'"{c}"')
     select += [f'({expr}) as "{name}"' for name, expr in computed.items()]
+    if group_by:
+        select.append('count(*) as "_rows"')
     where = [w for w in (meta.get("where"), extra_where) if w]
     sql = f"select {', '.join(select) or '1 as _row'} from {table}"
     if where:
         sql += " where " + " and ".join(f"({w})" for w in where)
+    if group_by:
+        cols = ", ".join(f'"{c}"' for c in group_by)
+        sql += f" group by {cols} order by {cols}"
     return sql, list(dict.fromkeys(_SQL_PARAM.findall(sql)))
 
 
@@ -389,7 +414,12 @@ def validate_frame(
         batch_def = asset.add_batch_definition_whole_dataframe("all")
     batch = batch_def.get_batch(batch_parameters={"dataframe": frame})
     result_format: dict[str, Any] = {"result_format": "SUMMARY"}
-    row_id = [c for c in meta.get("row_id", []) if c in frame.columns]
+    group_by = [c for c in meta.get("group_by", []) if c in frame.columns]
+    unit = f"groups of ({', '.join(group_by)})" if group_by else "rows"
+    row_id = [c for c in [*meta.get("row_id", []), *group_by] if c in frame.columns]
+    if group_by and "_rows" in frame.columns:
+        row_id.append("_rows")
+    row_id = list(dict.fromkeys(row_id))
     if row_id:
         result_format["unexpected_index_column_names"] = row_id
     run = batch.validate(
@@ -420,6 +450,7 @@ def validate_frame(
                 observed=_clean(result.get("observed_value")),
                 kwargs={k: _clean(v) for k, v in cfg.kwargs.items()},
                 example_rows=example_rows,
+                unit=unit,
             )
         )
         if res.exception_info and res.exception_info.get("raised_exception"):
@@ -428,7 +459,7 @@ def validate_frame(
     gate = GateResult(
         suite=name,
         table=table,
-        rows=len(frame),
+        rows=int(frame["_rows"].sum()) if group_by and "_rows" in frame else len(frame),
         outcomes=outcomes,
         edge=meta.get("edge"),
         parameters=jsonable(parameters or {}),

@@ -441,3 +441,66 @@ def test_row_count_history_compares_with_the_last_passing_run_as_of_then(tmp_pat
     assert stages._previous_row_counts(settings, "r4", date(2025, 12, 31)) == {}  # a backfill
     stages._record_history(settings, "r5", [gate(10, True)], date(2025, 12, 31))
     assert stages._previous_row_counts(settings, "r6", date(2026, 3, 31)) == {"t": 120}
+
+
+def test_shipped_usage_suite_profiles_groups_in_duckdb_and_names_file_metric_day() -> None:
+    """The usage gate reads one row per (file, metric, day), not the usage rows: a bad metric
+    and a negative value are reported with the file, metric, day and how many rows they hold."""
+    path = EXPECTATIONS / "raw_usage__usage_daily.json"
+    spec = load_suite(path)
+    days = pd.to_datetime(["2026-10-01", "2026-10-01", "2026-10-02", "2026-10-02", "2026-10-02"])
+    usage = pd.DataFrame(
+        {
+            "_source_file": ["u1.parquet"] * 2 + ["u2.parquet"] * 3,
+            "_run_id": ["r"] * 5,
+            "account_id": ["a", "b", "a", "b", "c"],
+            "usage_date": days,
+            "metric": ["api_calls", "api_calls", "seats_typo", "seats_typo", "storage_gb"],
+            "value": [Decimal("3"), Decimal("-1"), Decimal("1"), Decimal("2"), Decimal("5")],
+        }
+    )
+    frame = _duck_frame(spec, {}, {"raw.usage__usage_daily": usage})
+    assert list(frame.columns) == [
+        "_source_file",
+        "metric",
+        "usage_date",
+        "value_min",
+        "value_max",
+        "_rows",
+    ]
+    assert len(frame) == 3 and frame["_rows"].sum() == 5
+    result = validate_frame(frame, path, parameters={"now": pd.Timestamp("2026-11-01")})
+    assert result.rows == 5
+    (bad_metric,) = result.critical
+    assert bad_metric.example_rows == [
+        {
+            "metric": "seats_typo",
+            "_source_file": "u2.parquet",
+            "usage_date": "2026-10-02T00:00:00",
+            "_rows": 2,
+        }
+    ]
+    assert "1 of 3 groups of (_source_file, metric, usage_date) unexpected" in bad_metric.describe()
+    (negative,) = result.warnings
+    assert (
+        negative.column == "value_min" and negative.example_rows[0]["_source_file"] == "u1.parquet"
+    )
+
+
+def test_group_by_suite_rejects_a_column_that_is_neither_grouped_nor_aggregated(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "g.json"
+    path.write_text(
+        json.dumps(
+            {
+                "name": "g",
+                "meta": {"table": "raw.t", "group_by": ["day"]},
+                "expectations": [
+                    {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "value"}}
+                ],
+            }
+        )
+    )
+    with pytest.raises(ValueError, match=r"\['value'\] are neither grouped nor computed_columns"):
+        load_suite(path)
