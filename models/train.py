@@ -210,6 +210,62 @@ def refit_local(
     return lgb.Booster(model_str=refitted.model_to_string())
 
 
+class _LocalRefit:
+    """`refit_local` that bins the rows once per feature matrix: the three targets of a split
+    refit on the same X with their own labels, so the LightGBM Dataset built for the first is
+    reused (`set_label`) by the next ones. Binning does not look at the label, so the boosters
+    equal `refit_local`'s."""
+
+    def __init__(self) -> None:
+        self._X: pd.DataFrame | None = None
+        self._categorical: list[str] = []
+        self._data: lgb.Dataset | None = None
+
+    def __call__(
+        self,
+        booster_params: dict[str, Any],
+        X: pd.DataFrame,
+        y: IntArray,
+        categorical: list[str],
+        rounds: int,
+    ) -> lgb.Booster:
+        if self._data is None or self._X is not X or self._categorical != categorical:
+            self._X, self._categorical = X, list(categorical)
+            self._data = lgb.Dataset(
+                X, label=y, categorical_feature=categorical, free_raw_data=False
+            )
+        else:
+            self._data.set_label(y)
+        refitted = lgb.train(booster_params, self._data, num_boost_round=rounds)
+        return lgb.Booster(model_str=refitted.model_to_string())
+
+
+class _FitSets:
+    """The early-stopping fit's LightGBM Datasets of one split, binned once (validation with
+    the training rows' bins) and given each target's label in turn."""
+
+    def __init__(self, X_train: pd.DataFrame, X_val: pd.DataFrame, categorical: list[str]):
+        self.X_train, self.X_val, self.categorical = X_train, X_val, categorical
+        self._train: lgb.Dataset | None = None
+        self._val: lgb.Dataset | None = None
+
+    def with_labels(self, y_train: IntArray, y_val: IntArray) -> tuple[lgb.Dataset, lgb.Dataset]:
+        if self._train is None or self._val is None:
+            self._train = lgb.Dataset(
+                self.X_train,
+                label=y_train,
+                categorical_feature=self.categorical,
+                free_raw_data=False,
+            )
+            self._val = lgb.Dataset(
+                self.X_val, label=y_val, reference=self._train, free_raw_data=False
+            )
+        else:
+            self._train.set_label(y_train)
+            self._val.set_label(y_val)
+        return self._train, self._val
+
+
 def fit_booster(
     X_train: pd.DataFrame,
     y_train: IntArray,
@@ -219,12 +275,14 @@ def fit_booster(
     target: str = "target",
     refit: tuple[pd.DataFrame, IntArray] | None = None,
     refit_booster: RefitBooster = refit_local,
+    fit_sets: _FitSets | None = None,
 ) -> tuple[lgb.Booster, Calibrator]:
     """LightGBM with early stopping on the validation rows, then a calibrator fitted on them.
 
     With `refit=(X_known, y_known)` and `lightgbm.refit`, the returned booster is refitted on
     those rows with the early-stopped number of rounds by `refit_booster` (the calibrator stays
-    the one fitted on the first booster's validation scores).
+    the one fitted on the first booster's validation scores). `fit_sets` (Datasets of these
+    X_train and X_val, shared by the targets of a split) saves binning them again.
     """
     if y_train.size == 0 or y_train.min() == y_train.max():
         raise InsufficientLabelsError(
@@ -235,8 +293,9 @@ def fit_booster(
     if y_val.size == 0 or y_val.min() == y_val.max():
         booster_params["metric"] = "binary_logloss"  # AUC is undefined on one class
     categorical = [c for c in params.features.categorical if c in X_train.columns]
-    dtrain = lgb.Dataset(X_train, label=y_train, categorical_feature=categorical)
-    dval = lgb.Dataset(X_val, label=y_val, reference=dtrain)
+    if fit_sets is None:
+        fit_sets = _FitSets(X_train, X_val, categorical)
+    dtrain, dval = fit_sets.with_labels(y_train, y_val)
     booster = lgb.train(
         booster_params,
         dtrain,
@@ -465,6 +524,28 @@ def _known_rows(frame: pd.DataFrame, end: pd.Timestamp, params: Params) -> pd.Da
     return frame.loc[frame["snapshot_date"] + horizon <= end]
 
 
+def _categorical(X: pd.DataFrame, params: Params) -> list[str]:
+    return [c for c in params.features.categorical if c in X.columns]
+
+
+def _split_matrices(
+    known: pd.DataFrame, split: Split, params: Params
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, Categories]:
+    """(train rows, validation rows, X_train, X_val, X_known, categories) of a split.
+
+    `known` holds every row known at the split's end (train and validation among them). The
+    features are computed once for `known` and the train and validation matrices sliced from
+    them (prepare_features works row by row once the categories are fixed). The categories
+    come from `known` with `lightgbm.refit` (the refit learns from it), else from train.
+    """
+    in_train = known["snapshot_date"].isin(list(split.train_dates)).to_numpy()
+    in_val = known["snapshot_date"].isin(list(split.validation_dates)).to_numpy()
+    train, val = known.loc[in_train], known.loc[in_val]
+    categories = fit_categories(known if params.lightgbm.refit else train, params)
+    X_known, _ = prepare_features(known, params, categories)
+    return train, val, X_known.loc[in_train], X_known.loc[in_val], X_known, categories
+
+
 def _predictions(
     split: Split, target: str, model: str, test: pd.DataFrame, y: IntArray, p: Any
 ) -> pd.DataFrame:
@@ -492,23 +573,28 @@ def run_backtest(frame: pd.DataFrame, params: Params) -> tuple[list[dict[str, An
     predictions: list[pd.DataFrame] = []
     for split in backtest_splits(frame["snapshot_date"].unique(), params):
         assert split.test_date is not None
-        train = _rows(frame, split.train_dates)
-        val = _rows(frame, split.validation_dates)
         known = _known_rows(frame, split.test_date, params)
         test = _rows(frame, (split.test_date,))
-        categories = fit_categories(known if params.lightgbm.refit else train, params)
-        X_train, _ = prepare_features(train, params, categories)
-        X_val, _ = prepare_features(val, params, categories)
-        X_known, _ = prepare_features(known, params, categories)
+        train, val, X_train, X_val, X_known, categories = _split_matrices(known, split, params)
         X_test, _ = prepare_features(test, params, categories)
         sizes = (len(train), len(val))
         n_known = len(known) if params.lightgbm.refit else None
+        fit_sets = _FitSets(X_train, X_val, _categorical(X_train, params))
+        refit_booster = _LocalRefit()
         for target, label in params.targets.items():
             y_train, y_val, y_test = (label_array(f, label) for f in (train, val, test))
             y_known = label_array(known, label)
             try:
                 booster, calibrator = fit_booster(
-                    X_train, y_train, X_val, y_val, params, target, refit=(X_known, y_known)
+                    X_train,
+                    y_train,
+                    X_val,
+                    y_val,
+                    params,
+                    target,
+                    refit=(X_known, y_known),
+                    refit_booster=refit_booster,
+                    fit_sets=fit_sets,
                 )
             except InsufficientLabelsError as exc:
                 empty = _nan_metrics(len(y_test), int(y_test.sum()))
@@ -618,13 +704,13 @@ def train_model(
     frame = training_frame(snapshots, params)
     metrics, predictions = run_backtest(frame, params) if backtest else ([], None)
     split = final_split(frame["snapshot_date"].unique(), params)
-    train = _rows(frame, split.train_dates)
-    val = _rows(frame, split.validation_dates)
+    train, val, X_train, X_val, X_known, categories = _split_matrices(frame, split, params)
     known = frame if params.lightgbm.refit else pd.concat([train, val])
-    categories = fit_categories(known if params.lightgbm.refit else train, params)
-    X_train, _ = prepare_features(train, params, categories)
-    X_val, _ = prepare_features(val, params, categories)
-    X_known, _ = prepare_features(known, params, categories)
+    if not params.lightgbm.refit:
+        X_known = pd.concat([X_train, X_val])
+    fit_sets = _FitSets(X_train, X_val, _categorical(X_train, params))
+    if refit_booster is refit_local:
+        refit_booster = _LocalRefit()  # the same boosters, each split's rows binned once
     boosters: dict[str, lgb.Booster] = {}
     calibrators: dict[str, Calibrator] = {}
     for target, label in params.targets.items():
@@ -637,6 +723,7 @@ def train_model(
             target,
             refit=(X_known, label_array(known, label)),
             refit_booster=refit_booster,
+            fit_sets=fit_sets,
         )
         boosters[target], calibrators[target] = booster, calibrator
     return TrainedModel(
