@@ -502,6 +502,14 @@ def read_failure(con: duckdb.DuckDBPyConnection, failed: _ReadFailed) -> _FilePr
     )
 
 
+def _changed(extract: Extract, after: str) -> _FileProblem:
+    return _FileProblem(
+        f"the file changed while it was being read (sha256 {extract.fingerprint[:12]} "
+        f"when listed, {after[:12]} after reading): nothing of it is loaded; the next "
+        "run loads it once it has stopped changing"
+    )
+
+
 def stage_extract(
     con: duckdb.DuckDBPyConnection,
     extract: Extract,
@@ -558,11 +566,7 @@ def stage_extract(
     after = content_sha256(extract.uri)
     if after != extract.fingerprint:
         con.execute(f"delete from {staging} where _file = ?", [extract.origin])
-        raise _FileProblem(
-            f"the file changed while it was being read (sha256 {extract.fingerprint[:12]} "
-            f"when listed, {after[:12]} after reading): nothing of it is loaded; the next "
-            "run loads it once it has stopped changing"
-        )
+        raise _changed(extract, after)
     n = int(counted[0]) if counted else 0
     if n == 0:
         log.warning("%s has no rows (only a header, or nothing): nothing to load", extract.origin)
@@ -573,33 +577,35 @@ def _lit(value: float) -> str:
     return repr(float(value))
 
 
-def _rules(
-    table: Table, staging: str, staged: set[str], earlier: bool = True
-) -> list[tuple[str | None, str]]:
-    """(column, SQL selecting _file, _row, value, reason[, column]) for the row-level checks.
+def _row_checks(
+    table: Table, orig: dict[str, str], derived: frozenset[str] = frozenset()
+) -> list[tuple[str, str, str]]:
+    """(column, condition, reason SQL) of every check of one row's own values.
 
-    The checks of one row's own values run in one scan of the staging table (a few million
-    usage rows are read once, not once per check); the SQL of that one returns the column as a
-    fifth field. Keys and references are queries of their own.
-
-    `earlier`: rows loaded by earlier runs count (references resolve to them, uniqueness holds
-    against them); not so in a full refresh, which replaces them.
+    `orig`: column -> SQL of the value as the file wrote it (trimmed text, NULL when empty).
+    `derived`: columns whose file type is the contract's type (a Parquet DATE or DOUBLE) or
+    that the file lacks: their text is the typed value cast back, so they cannot fail to
+    parse, are empty exactly when NULL and cannot hold more decimals than their type.
     """
-    rules: list[tuple[str | None, str]] = []
-    checks: list[tuple[str, str, str]] = []  # column, condition, reason
+    checks: list[tuple[str, str, str]] = []
 
     def add(column: Column, where: str, reason: str) -> None:
         checks.append((column.name, where, reason))
 
     for c in table.columns:
-        q, orig = _ident(c.name), _ident("_orig_" + c.name)
-        add(
-            c,
-            f"{orig} is not null and {q} is null",
-            _sql_str(f"is not a valid {c.type} ({_expected(c.type)})"),
-        )
+        q, o = _ident(c.name), orig[c.name]
+        if c.name not in derived:
+            add(
+                c,
+                f"{o} is not null and {q} is null",
+                _sql_str(f"is not a valid {c.type} ({_expected(c.type)})"),
+            )
         if c.required:
-            add(c, f"{orig} is null", _sql_str("is empty; a value is required"))
+            add(
+                c,
+                f"{q} is null" if c.name in derived else f"{o} is null",
+                _sql_str("is empty; a value is required"),
+            )
         finite = ""
         if c.type == "DOUBLE":
             add(
@@ -623,13 +629,13 @@ def _rules(
         if c.type == "VARCHAR":
             add(
                 c,
-                f"length({orig}) > {MAX_TEXT_LENGTH}",
-                f"'is ' || length({orig}) || ' characters long; a text value may have at most "
+                f"length({o}) > {MAX_TEXT_LENGTH}",
+                f"'is ' || length({o}) || ' characters long; a text value may have at most "
                 f"{MAX_TEXT_LENGTH} characters'",
             )
-        decimals = f"length(regexp_extract({orig}, '\\.(\\d*[1-9])0*$', 1))"
+        decimals = f"length(regexp_extract({o}, '\\.(\\d*[1-9])0*$', 1))"
         scale = _scale(c.type)
-        if scale is not None:
+        if scale is not None and c.name not in derived:
             add(
                 c,
                 f"{q} is not null and {decimals} > {scale}",
@@ -651,12 +657,31 @@ def _rules(
                 f" || (select minor_units from _currencies where code = {cur}) || ')'",
             )
         if c.not_before:
-            other, other_orig = _ident(c.not_before), _ident("_orig_" + c.not_before)
+            other, other_orig = _ident(c.not_before), orig[c.not_before]
             add(
                 c,
                 f"{q} < {other}",
                 f"'is before {c.not_before} (' || {other_orig} || ') of the same row'",
             )
+    return checks
+
+
+def _rules(
+    table: Table, staging: str, staged: set[str], earlier: bool = True
+) -> list[tuple[str | None, str]]:
+    """(column, SQL selecting _file, _row, value, reason[, column]) for the row-level checks.
+
+    The checks of one row's own values run in one scan of the staging table (a few million
+    usage rows are read once, not once per check); the SQL of that one returns the column as a
+    fifth field. Keys and references are queries of their own.
+
+    `earlier`: rows loaded by earlier runs count (references resolve to them, uniqueness holds
+    against them); not so in a full refresh, which replaces them.
+    """
+    rules: list[tuple[str | None, str]] = []
+    checks = _row_checks(table, {c.name: _ident("_orig_" + c.name) for c in table.columns})
+    for c in table.columns:
+        q, orig = _ident(c.name), _ident("_orig_" + c.name)
         if c.references:
             src, tbl, col = c.references.split(".")
             parent = TABLES_BY_KEY[f"{src}.{tbl}"]
@@ -861,6 +886,9 @@ def load_sources(
     try:
         con.execute("set TimeZone = 'UTC'")
         con.execute(f"set memory_limit = '{memory_limit}'")
+        # appends need not keep the files' row order (row numbers come from the precise path,
+        # which turns it back on): big inserts run in parallel and hold less in memory
+        con.execute("set preserve_insertion_order = false")
         ensure_raw_schema(con)
         ledger = LedgerView(con, ignore=full_refresh)
         extracts: dict[str, list[Extract]] = {}
@@ -900,82 +928,306 @@ def _problems(key: str, extract: Extract, exc: _FileProblem) -> list[Violation]:
     ] or [Violation(key, extract.origin, None, exc.column, None, str(exc))]
 
 
+def _fast_select(table: Table, types: dict[str, str]) -> tuple[str, dict[str, str], frozenset[str]]:
+    """The typed columns of one file (plus the text of those read from text), its `_extra`.
+
+    Returns the select list, column -> SQL of the value as written (for `_row_checks`) and the
+    columns whose text is derived from the typed value (`_row_checks`' `derived`). A column the
+    file holds in the contract's own type (Parquet usage: DATE, DOUBLE) is taken as it is, with
+    no round trip through text; the values are the same as `stage_extract`'s.
+    """
+    known = {c.name for c in table.columns}
+    extras = [c for c in types if c not in known]
+    selects: list[str] = []
+    orig: dict[str, str] = {}
+    derived: set[str] = set()
+    for c in table.columns:
+        q = _ident(c.name)
+        if c.name not in types:
+            selects.append(f"cast(null as {c.type}) as {q}")
+            orig[c.name] = "cast(null as varchar)"
+            derived.add(c.name)
+        elif c.type == "VARCHAR":  # the typed value is the trimmed text itself
+            text = q if types[c.name] == "VARCHAR" else f"cast({q} as varchar)"
+            selects.append(f"nullif(trim({text}), '') as {q}")
+            orig[c.name] = q
+        elif types[c.name] == c.type:
+            selects.append(q)
+            orig[c.name] = f"cast({q} as varchar)"
+            derived.add(c.name)
+        else:
+            raw = f"nullif(trim(cast({q} as varchar)), '')"
+            text_file = types[c.name] in {"VARCHAR", "JSON"}
+            selects.append(f"{_typed(raw, c.type, text_file)} as {q}")
+            selects.append(f"{raw} as {_ident('_orig_' + c.name)}")
+            orig[c.name] = _ident("_orig_" + c.name)
+    extra = (
+        "to_json(struct_pack(" + ", ".join(f"{_ident(e)} := {_ident(e)}" for e in extras) + "))"
+        if extras
+        else "cast(null as json)"
+    )
+    selects.append(f"{extra} as _extra")
+    return ", ".join(selects), orig, frozenset(derived)
+
+
+def _dup_key(table: Table) -> list[str]:
+    """The columns no two rows of one load may share (a key and its version)."""
+    return [*table.primary_key, *([table.updated_at] if table.updated_at else [])]
+
+
+def _overlapping(ranges: dict[str, list[tuple[object, object]]]) -> list[list[str]]:
+    """Groups of two or more files that may share a key: their (min, max) overlap on every key
+    column. Monthly usage files never overlap (their usage_date ranges do not), so their keys
+    are checked file by file and never against the whole table."""
+    files = list(ranges)
+    group = {f: f for f in files}
+
+    def root(f: str) -> str:
+        while group[f] != f:
+            group[f] = group[group[f]]
+            f = group[f]
+        return f
+
+    for i, a in enumerate(files):
+        for b in files[i + 1 :]:
+            if all(
+                lo_a is not None
+                and lo_b is not None
+                and lo_a <= hi_b  # type: ignore[operator]
+                and lo_b <= hi_a  # type: ignore[operator]
+                for (lo_a, hi_a), (lo_b, hi_b) in zip(ranges[a], ranges[b], strict=True)
+            ):
+                group[root(a)] = root(b)
+    out: dict[str, list[str]] = {}
+    for f in files:
+        out.setdefault(root(f), []).append(f)
+    return [g for g in out.values() if len(g) > 1]
+
+
+def _fast_table(
+    con: duckdb.DuckDBPyConnection,
+    table: Table,
+    files: list[Extract],
+    opened: dict[str, Opened],
+    bad: dict[str, _FileProblem],
+    run_id: str,
+    loaded_at: datetime,
+) -> dict[str, int] | None:
+    """Check every readable file of `table` and append it to raw: each file read with its types,
+    all checks of its rows counted in one aggregate, no text copy of it kept.
+
+    Returns the rows per file, or None when any row, key or reference breaks the contract: then
+    nothing of the table is left in raw and `_precise_table` names every problem. A file that
+    changed while it was read goes to `bad`. Parents are loaded before their children, so the
+    references resolve against raw alone (which a full refresh emptied first).
+    """
+    rel = f"raw.{table.raw_relation}"
+    cols = ", ".join(_ident(c.name) for c in table.columns)
+    key = [_ident(k) for k in _dup_key(table)]
+    mine = "_run_id = ? and _loaded_at = ?"
+    rows: dict[str, int] = {}
+    ranges: dict[str, list[tuple[object, object]]] = {}
+    broken = False
+    for extract in files:
+        if extract.origin in bad:
+            continue
+        op = opened[extract.origin]
+        select, orig, derived = _fast_select(table, op.types)
+        checks = _row_checks(table, orig, derived)
+        counts = [f"count(*) filter (where {' or '.join(f'({w})' for _, w, _ in checks)})"]
+        for c in table.columns:
+            if c.references:
+                src, tbl, col = c.references.split(".")
+                parent = f"raw.{TABLES_BY_KEY[f'{src}.{tbl}'].raw_relation}"
+                q = _ident(c.name)
+                counts.append(
+                    f"count(*) filter (where s.{q} is not null and not exists "
+                    f"(select 1 from {parent} p where p.{_ident(col)} = s.{q}))"
+                )
+        try:
+            if extract.file_format == "parquet":
+                # a typed file is read again by each query: cheaper than copying its rows
+                source = f"(select {select} from {op.reader})"
+            else:  # text is parsed once
+                con.execute(
+                    f"create or replace temp table _load_file as select {select} from {op.reader}"
+                )
+                source = "_load_file"
+            found = con.execute(
+                f"select count(*), {', '.join(counts)}, "
+                + ", ".join(f"min({k}), max({k})" for k in key)
+                + f" from {source} s"
+            ).fetchone()
+            assert found is not None
+            n, problems = int(found[0]), found[1 : 1 + len(counts)]
+            repeats = con.execute(
+                f"select count(*) from (select {', '.join(key)} from {source} "
+                "group by all having count(*) > 1)"
+            ).fetchone()
+            broken = any(problems) or bool(repeats and repeats[0])
+            if not broken:
+                con.execute(
+                    f"insert into {rel} ({cols}, _source_file, _loaded_at, _run_id, _extra) "
+                    f"select {cols}, ?, ?, ?, _extra from {source}",
+                    [extract.origin, loaded_at, run_id],
+                )
+            con.execute("drop table if exists _load_file")
+        except duckdb.Error as exc:
+            raise _ReadFailed(extract, op, exc) from exc
+        if broken:
+            break
+        after = content_sha256(extract.uri)
+        if after != extract.fingerprint:
+            con.execute(
+                f"delete from {rel} where _source_file = ? and {mine}",
+                [extract.origin, run_id, loaded_at],
+            )
+            bad[extract.origin] = _changed(extract, after)
+            continue
+        if n == 0:
+            log.warning(
+                "%s has no rows (only a header, or nothing): nothing to load", extract.origin
+            )
+        rows[extract.origin] = n
+        values = found[1 + len(counts) :]
+        ranges[extract.origin] = [(values[i], values[i + 1]) for i in range(0, len(values), 2)]
+    if not broken:
+        for group in _overlapping({f: r for f, r in ranges.items() if rows[f]}):
+            marks = ", ".join("?" for _ in group)
+            repeats = con.execute(
+                f"select count(*) from (select {', '.join(key)} from {rel} where {mine} "
+                f"and _source_file in ({marks}) group by all having count(*) > 1)",
+                [run_id, loaded_at, *group],
+            ).fetchone()
+            broken = broken or bool(repeats and repeats[0])
+        for u in table.unique:
+            same = " and ".join(f"o.{_ident(x)} = s.{_ident(x)}" for x in u.columns)
+            other = " and ".join(f"o.{_ident(k)} = s.{_ident(k)}" for k in table.primary_key)
+            shared = con.execute(
+                f"select count(*) from {rel} s where s._run_id = ? and s._loaded_at = ? and "
+                f"exists (select 1 from {rel} o where {same} and not ({other}))",
+                [run_id, loaded_at],
+            ).fetchone()
+            broken = broken or bool(shared and shared[0])
+    if broken:
+        con.execute(f"delete from {rel} where {mine}", [run_id, loaded_at])
+        return None
+    return rows
+
+
+def _precise_table(
+    con: duckdb.DuckDBPyConnection,
+    table: Table,
+    files: list[Extract],
+    opened: dict[str, Opened],
+    bad: dict[str, _FileProblem],
+    quarantine: bool,
+    run_id: str,
+    loaded_at: datetime,
+) -> tuple[dict[str, int], list[Violation]]:
+    """Stage every readable file of `table` with its original text and row numbers, name every
+    problem (`check_staged`), hold back the bad rows under quarantine and append the rest to
+    raw. Slower and larger than `_fast_table`: only for a table that breaks the contract."""
+    staging = f"_stage_{table.raw_relation}"
+    source_types: dict[tuple[str, str], str] = {}
+    rows: dict[str, int] = {}
+    created = False
+    con.execute("set preserve_insertion_order = true")  # row_number() over () = line order
+    try:
+        for extract in files:
+            if extract.origin in bad:
+                continue
+            try:
+                rows[extract.origin] = stage_extract(
+                    con, extract, opened[extract.origin], staging, not created, source_types
+                )
+                created = True
+            except _FileProblem as exc:
+                bad[extract.origin] = exc
+    finally:
+        con.execute("set preserve_insertion_order = false")
+    if not created:
+        return rows, []
+    violations = check_staged(con, table, staging, {table.raw_relation}, source_types)
+    if quarantine and violations:
+        con.execute("create or replace temp table _bad (_file varchar, _row bigint)")
+        con.executemany(
+            "insert into _bad values (?, ?)", [(v.source_file, v.row) for v in violations]
+        )
+        con.execute(f"delete from {staging} where (_file, _row) in (select _file, _row from _bad)")
+    cols = ", ".join(_ident(c.name) for c in table.columns)
+    con.execute(
+        f"insert into raw.{table.raw_relation} ({cols}, _source_file, _loaded_at, _run_id, _extra) "
+        f"select {cols}, _file, ?, ?, _extra from {staging}",
+        [loaded_at, run_id],
+    )
+    con.execute(f"drop table {staging}")
+    return rows, violations
+
+
+def _load_order() -> list[Table]:
+    """The contract's tables, each after the tables it references (checks resolve in raw)."""
+    seen: set[str] = set()
+    for t in TABLES:
+        for c in t.columns:
+            if c.references and c.references.rsplit(".", 1)[0] not in seen:
+                raise RuntimeError(
+                    f"flows/contract.py: {t.source}.{t.name}.{c.name} references "
+                    f"{c.references}, which is not listed before it in TABLES"
+                )
+        seen.add(f"{t.source}.{t.name}")
+    return list(TABLES)
+
+
 def _stage_and_check(
     con: duckdb.DuckDBPyConnection,
     policy: BadRows,
     extracts: dict[str, list[Extract]],
     opened: dict[str, Opened],
     bad: dict[str, _FileProblem],
-    earlier: bool,
+    run_id: str,
+    loaded_at: datetime,
 ) -> _Staged:
-    """Stage every extract that opened, check the rows, hold back the bad ones per policy."""
+    """Check every extract that opened and append it to raw (inside the load's transaction),
+    holding back the bad rows per policy. A table whose rows all keep the contract goes the
+    fast way; one that breaks it is loaded again the precise way, which names every problem."""
     out = _Staged()
-    source_types: dict[tuple[str, str], str] = {}
-    for t in TABLES:
+    for t in _load_order():
         files = extracts.get(t.raw_relation, [])
         if not files:
             continue
         key = f"{t.source}.{t.name}"
-        mode = policy.policy(t)
-        staging = f"_stage_{t.raw_relation}"
-        rows_by_file: dict[str, int] = {}
-        bad_files: set[str] = set()
+        quarantine = policy.policy(t) == "quarantine"
+        violations: list[Violation] = []
+        rows_by_file = _fast_table(con, t, files, opened, bad, run_id, loaded_at)
+        if rows_by_file is None:
+            rows_by_file, violations = _precise_table(
+                con, t, files, opened, bad, quarantine, run_id, loaded_at
+            )
+        if rows_by_file:
+            out.staged.add(t.raw_relation)
         for extract in files:
             problem = bad.get(extract.origin)
-            if problem is None:
-                try:
-                    rows_by_file[extract.origin] = stage_extract(
-                        con,
-                        extract,
-                        opened[extract.origin],
-                        staging,
-                        staging not in out.staged,
-                        source_types,
-                    )
-                    out.staged.add(staging)
-                except _FileProblem as exc:
-                    problem = exc
             if problem is not None:
-                bad_files.add(extract.origin)
                 problems = _problems(key, extract, problem)
-                (out.quarantined if mode == "quarantine" else out.rejected).extend(problems)
-        violations = (
-            check_staged(
-                con,
-                t,
-                staging,
-                {s.removeprefix("_stage_") for s in out.staged},
-                source_types,
-                earlier=earlier,
-            )
-            if staging in out.staged
-            else []
-        )
-        if mode == "quarantine" and violations:
-            con.execute("create or replace temp table _bad (_file varchar, _row bigint)")
-            con.executemany(
-                "insert into _bad values (?, ?)", [(v.source_file, v.row) for v in violations]
-            )
-            con.execute(
-                f"delete from {staging} where (_file, _row) in (select _file, _row from _bad)"
-            )
-            out.quarantined.extend(violations)
-        else:
-            out.rejected.extend(violations)
+                (out.quarantined if quarantine else out.rejected).extend(problems)
+        (out.quarantined if quarantine else out.rejected).extend(violations)
         for extract in files:
             rows = rows_by_file.get(extract.origin, 0)
-            quarantined = len({v.row for v in violations if v.source_file == extract.origin})
+            held = len({v.row for v in violations if v.source_file == extract.origin})
             out.loaded.append(
                 LoadedFile(
                     key,
                     extract.origin,
-                    rows - quarantined if mode == "quarantine" else rows,
+                    rows - held if quarantine else rows,
                     extract.fingerprint,
-                    quarantined if mode == "quarantine" else 0,
+                    held if quarantine else 0,
                     extract.watermark,
-                    "quarantined" if extract.origin in bad_files else "loaded",
+                    "quarantined" if extract.origin in bad else "loaded",
                 )
             )
+        if rows_by_file and not out.rejected:
+            crash_point(f"load.raw_inserted.{t.raw_relation}")  # tests/reliability
     return out
 
 
@@ -988,15 +1240,15 @@ def _load(
     loaded_at: datetime,
     full_refresh: bool,
 ) -> None:
-    """Stage and check every extract, then write raw, the ledger and quarantine: all or nothing.
+    """Check every extract and write raw, the ledger and quarantine: all or nothing.
 
-    Everything happens in one transaction (appending millions of staged rows statement by
-    statement outside one costs twice the time). A file DuckDB cannot read fails its statement,
-    which aborts the transaction; then the transaction is rolled back, the file examined
-    outside it (every rejected CSV line, with row and column) and set aside, and the staging
-    starts again without it. Headers and schemas are checked before, outside the transaction.
+    Everything happens in one transaction: each table's rows go to raw as soon as they are
+    checked (its children's references resolve there), and a load that breaks the contract is
+    rolled back. A file DuckDB cannot read fails its statement, which aborts the transaction;
+    then the transaction is rolled back, the file examined outside it (every rejected CSV
+    line, with row and column) and set aside, and the load starts again without it. Headers
+    and schemas are checked before, outside the transaction.
     """
-    earlier = not full_refresh  # rows loaded by earlier runs count (references, uniqueness)
     for t in TABLES:
         if t.optional or extracts.get(t.raw_relation):
             continue
@@ -1017,7 +1269,11 @@ def _load(
     while True:
         con.execute("begin transaction")
         try:
-            result = _stage_and_check(con, policy, extracts, opened, bad, earlier)
+            if full_refresh:  # replaced, inside the transaction: a failed load keeps them
+                for t in TABLES:
+                    con.execute(f"delete from raw.{t.raw_relation}")
+                con.execute("delete from raw._load_ledger")
+            result = _stage_and_check(con, policy, extracts, opened, bad, run_id, loaded_at)
         except _ReadFailed as failed:
             con.execute("rollback")
             bad[failed.extract.origin] = read_failure(con, failed)
@@ -1033,21 +1289,6 @@ def _load(
         _record_quarantine(con, run_id, result.rejected, "rejected")
         raise ExtractError(_summary(result.rejected), result.rejected)
     try:
-        if full_refresh:
-            for t in TABLES:
-                con.execute(f"delete from raw.{t.raw_relation}")
-            con.execute("delete from raw._load_ledger")
-        for t in TABLES:
-            staging = f"_stage_{t.raw_relation}"
-            if staging not in result.staged:
-                continue
-            cols = ", ".join(_ident(c.name) for c in t.columns)
-            con.execute(
-                f"insert into raw.{t.raw_relation} ({cols}, _source_file, _loaded_at, _run_id, _extra) "
-                f"select {cols}, _file, ?, ?, _extra from {staging}",
-                [loaded_at, run_id],
-            )
-            crash_point(f"load.raw_inserted.{t.raw_relation}")  # tests/reliability
         for f in report.loaded:
             con.execute(
                 "insert into raw._load_ledger (run_id, table_name, file_path, sha256, row_count, "
