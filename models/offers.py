@@ -29,6 +29,7 @@ known at training time), are stored with the model, and are never a feature.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,6 +97,20 @@ class OfferValues:
             if value is not None:
                 return value
         return math.nan
+
+
+_NONE = "\x00none"  # stands for a missing value in the (product, segment) lookup
+
+
+def _per_value(series: pd.Series, fn: Callable[[Any], Any], keep_none: bool = False) -> pd.Series:
+    """`fn` of each value, computed once per distinct value; missing values give None, or with
+    `keep_none` are passed to `fn` as None (a phrase with "None" in it, as before)."""
+    missing = series.isna()
+    distinct = series[~missing].unique()
+    out = series.astype(object).map(dict(zip(distinct, map(fn, distinct), strict=True)))
+    if keep_none and missing.any():
+        out = out.where(~missing, fn(None))
+    return out.where(~missing | keep_none, None)
 
 
 def _candidates(frame: pd.DataFrame, params: Params) -> tuple[pd.Series, pd.Series]:
@@ -212,17 +227,21 @@ def next_best_offers(
         extra = extra.where(seats.notna() & np.isfinite(fraction))
         seat_value = price * extra
         tier = as_float(frame["core_tier_rank"], "core_tier_rank")
-        here = tier.map(lambda t: values.seat_price_by_tier.get(int(t)) if pd.notna(t) else None)
-        up = tier.map(lambda t: values.seat_price_by_tier.get(int(t) + 1) if pd.notna(t) else None)
-        here = pd.to_numeric(here, errors="coerce").astype("float64")
-        up = pd.to_numeric(up, errors="coerce").astype("float64")
+        here = _per_value(tier, lambda t: values.seat_price_by_tier.get(int(t))).astype("float64")
+        up = _per_value(tier, lambda t: values.seat_price_by_tier.get(int(t) + 1)).astype("float64")
         tier_value = seats * (up - here).clip(lower=0.0) * (price / here)
         # No price known for the next tier: offer seats instead.
         more_seats = more_seats | tier_value.isna()
         up_value = seat_value.where(more_seats, tier_value)
         segment = _text(frame["segment"])
+        pairs = pd.MultiIndex.from_arrays([companion.fillna(_NONE), segment.fillna(_NONE)])
+        unique = pairs.unique()
+        rates = [
+            values.cross_sell_per_seat(*(None if v == _NONE else v for v in pair))
+            for pair in unique
+        ]
         per_seat = pd.Series(
-            [values.cross_sell_per_seat(c, s) for c, s in zip(companion, segment, strict=True)],
+            np.asarray(rates, dtype="float64")[unique.get_indexer(pairs)],
             index=frame.index,
             dtype="float64",
         )
@@ -240,19 +259,16 @@ def next_best_offers(
     offer_type = np.where(
         cross_wins, "cross_sell", np.where(more_seats, "upsell_seats", "upsell_tier")
     )
-    seat_counts = extra.to_numpy(dtype=float)
-    text = []
-    for i in range(len(frame)):
-        if offer_type[i] == "cross_sell":
-            text.append(offers.cross_sell.format(product=companion.iat[i]))
-        elif offer_type[i] == "upsell_seats":
-            n = seat_counts[i]
-            if math.isnan(n):
-                text.append(offers.upsell_seats_unknown)
-            else:
-                text.append(offers.upsell_seats.format(seats=f"{int(n):,}"))
-        else:
-            text.append(offers.upsell_tier.format(plan=plan.iat[i]))
+    # The phrases, formatted once per distinct product / seat count / plan (not per row).
+    seat_text = _per_value(extra, lambda n: offers.upsell_seats.format(seats=f"{int(n):,}"))
+    text = np.select(
+        [offer_type == "cross_sell", offer_type == "upsell_seats"],
+        [
+            _per_value(companion, lambda c: offers.cross_sell.format(product=c), keep_none=True),
+            seat_text.fillna(offers.upsell_seats_unknown),
+        ],
+        _per_value(plan, lambda c: offers.upsell_tier.format(plan=c), keep_none=True),
+    )
     offer_mrr = up_value.where(~cross_wins, cross_value)
     if values is None:
         expected = probs["p_expansion"].astype("float64") * offer_mrr

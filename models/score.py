@@ -27,7 +27,6 @@ accounts that get reasons. Both default to the model in this process; everything
 from __future__ import annotations
 
 import warnings
-from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -114,16 +113,13 @@ def suppression_reasons(frame: pd.DataFrame, params: Params) -> pd.Series:
     """Reason(s) not to approach each account now ("; "-joined), None when none apply."""
     columns = sorted({c.column for rule in params.suppression for c in rule.when})
     require_columns(frame, columns, "suppression rules")
-    reasons: dict[Any, list[str]] = {idx: [] for idx in frame.index}
+    joined = pd.Series("", index=frame.index, dtype=object)
     for rule in params.suppression:
         hit = pd.Series(True, index=frame.index)
         for condition in rule.when:
             hit &= _holds(frame, condition)
-        for idx in hit[hit].index:
-            reasons[idx].append(rule.reason)
-    return pd.Series(
-        ["; ".join(reasons[idx]) or None for idx in frame.index], index=frame.index, dtype=object
-    )
+        joined = joined.where(~hit, joined.where(joined.eq(""), joined + "; ") + rule.reason)
+    return joined.where(joined.ne(""), None)
 
 
 def action_ranks(
@@ -142,10 +138,10 @@ def action_ranks(
             -key.fillna(-np.inf).to_numpy(dtype=float),
         )
     )
-    ranks = pd.Series(pd.NA, index=suppressed.index, dtype="Int64")
-    listed = [suppressed.index[i] for i in order if not suppressed.iat[i]]
-    ranks.loc[listed] = np.arange(1, len(listed) + 1)
-    return ranks
+    listed = order[~suppressed.to_numpy(dtype=bool)[order]]
+    values = np.zeros(len(order), dtype=np.int64)
+    values[listed] = np.arange(1, len(listed) + 1)
+    return pd.Series(values, index=suppressed.index, dtype="Int64").mask(values == 0)
 
 
 def _owner_keys(frame: pd.DataFrame, owners: Mapping[Any, Any] | pd.Series | None) -> pd.Series:
@@ -204,18 +200,23 @@ def touch_tiers(
         if priority is None
         else np.argsort(priority.to_numpy(dtype=float), kind="mergesort")
     )
-    used: list[Counter[Any]] = [Counter() for _ in tiers]
+    # Accounts in priority order each take the first qualifying tier with room. Tier by tier
+    # that is the same: a tier's room is only used by the accounts that took it, and each
+    # account tries the tiers in order, so tier k goes to the first `capacity` (per owner) of
+    # the accounts in priority order that qualify for it and took no earlier tier.
     out = np.full(len(frame), params.touch_tiers.default, dtype=object)
-    for i in order:
-        for k, rule in enumerate(tiers):
-            if not qualifies[k][i]:
-                continue
-            key = owner[i] if rule.capacity_scope == "owner" else NO_OWNER
-            if rule.capacity is not None and used[k][key] >= rule.capacity:
-                continue  # full: overflow to the next tier
-            used[k][key] += 1
-            out[i] = rule.name
-            break
+    free = np.ones(len(frame), dtype=bool)
+    for k, rule in enumerate(tiers):
+        candidates = order[free[order] & qualifies[k][order]]
+        if rule.capacity is not None:
+            if rule.capacity_scope == "owner":
+                keys = pd.Series(owner[candidates], dtype=object)
+                seen = keys.groupby(keys, sort=False, dropna=False).cumcount().to_numpy()
+            else:
+                seen = np.arange(len(candidates))
+            candidates = candidates[seen < rule.capacity]  # full: overflow to the next tier
+        out[candidates] = rule.name
+        free[candidates] = False
     return pd.Series(out, index=frame.index, dtype=object)
 
 

@@ -188,6 +188,49 @@ def test_touch_tier_capacity_overall_and_without_owners(
     pd.testing.assert_series_equal(again["touch_tier"], out["touch_tier"])  # never more
 
 
+def _greedy_tiers(frame: pd.DataFrame, p: Params, owners: pd.Series, order: np.ndarray) -> list:
+    """The definition: accounts in priority order each take the first tier that they qualify
+    for and that still has room (per owner or overall)."""
+    used: dict[tuple[int, str], int] = {}
+    out = [p.touch_tiers.default] * len(frame)
+    for i in order:
+        for k, tier in enumerate(p.touch_tiers.tiers):
+            if not (frame["mrr_usd"].iat[i] >= (tier.min_mrr_usd or 0)):
+                continue
+            key = (k, owners.iat[i] if tier.capacity_scope == "owner" else "")
+            if tier.capacity is not None and used.get(key, 0) >= tier.capacity:
+                continue
+            used[key] = used.get(key, 0) + 1
+            out[i] = tier.name
+            break
+    return out
+
+
+def test_touch_tiers_match_the_one_account_at_a_time_definition(params: Params) -> None:
+    rng = np.random.default_rng(7)
+    n = 400
+    frame = pd.DataFrame(
+        {
+            "account_id": [f"a{i}" for i in range(n)],
+            "mrr_usd": rng.choice([50.0, 600.0, 2000.0, 9000.0], n),
+            "segment": "smb",
+        }
+    )
+    owners = pd.Series(rng.choice(["ann", "bob", "cy"], n), index=frame["account_id"])
+    priority = pd.Series(rng.permutation(n).astype(float))
+    tiers = [
+        TouchTier(name="top", min_mrr_usd=5000, capacity=7, capacity_scope="owner"),
+        TouchTier(name="high", min_mrr_usd=1000, capacity=20, capacity_scope="overall"),
+        TouchTier(name="low", min_mrr_usd=500, capacity=30, capacity_scope="owner"),
+        TouchTier(name="any", min_mrr_usd=0),
+    ]
+    p = params.model_copy(update={"touch_tiers": TouchTiers(tiers=tiers, default="none")})
+    got = touch_tiers(frame, p, owners=owners, priority=priority).tolist()
+    order = np.argsort(priority.to_numpy(), kind="mergesort")
+    assert got == _greedy_tiers(frame, p, owners.reset_index(drop=True), order)
+    assert {"top", "high", "low", "any"} <= set(got)
+
+
 def test_touch_tier_needs_expected_mrr_when_configured(params: Params) -> None:
     tiers = [TouchTier(name="high_touch", min_mrr_usd=1000, min_expected_mrr_usd=50.0)]
     p = params.model_copy(update={"touch_tiers": TouchTiers(tiers=tiers, default="tech_touch")})
