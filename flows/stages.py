@@ -884,7 +884,10 @@ def write_model_report(
     out = settings.home / "reports" / f"model_{model.version}.html"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".html.tmp")
-    tmp.write_text(render_report(model, snapshots, scores, oracle), encoding="utf-8")
+    charts = settings.home / "reports" / ".charts"
+    tmp.write_text(
+        render_report(model, snapshots, scores, oracle, chart_cache=charts), encoding="utf-8"
+    )
     os.replace(tmp, out)
     return out
 

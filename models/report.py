@@ -13,10 +13,13 @@ Pure: the caller reads the inputs and writes the file (e.g. `<home>/reports/mode
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import io
+import json
 import math
-from collections.abc import Iterable, Sequence
+import os
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from string import Template
 from typing import Any
@@ -585,37 +588,15 @@ def _top_accounts(scores: pd.DataFrame, snapshots: pd.DataFrame, top_n: int) -> 
     )
 
 
-def render_report(
+def _model_charts(
     model: TrainedModel,
-    snapshots: pd.DataFrame,
-    scores: pd.DataFrame,
-    oracle: pd.DataFrame | None = None,
-    top_n: int = TOP_N,
-) -> str:
-    """The model report as one self-contained HTML page (no network access needed to view it).
-
-    `model`: a TrainedModel (from `models.registry.load_model` for version, code version and
-    fingerprint). `snapshots`: marts.account_snapshots rows at least for the scored date
-    (context for the top accounts and the scored-data fingerprint). `scores`: the output of
-    `models.score.score_accounts` (optionally with account_name / owner_name merged in).
-    `oracle`: the demo generator's expansion_oracle.parquet, to compare with the best
-    achievable. Backtest charts need the model's backtest predictions (kept since they were
-    introduced; older models show the table only).
-    """
+    preds: pd.DataFrame | None,
+    table: pd.DataFrame,
+    oracle: pd.DataFrame | None,
+) -> list[str]:
+    """The charts that depend on the model alone (backtest curves, importance)."""
     target = model.params.primary_target
-    preds = model.backtest_predictions
     has_preds = preds is not None and not preds.empty
-    table = (
-        backtest_table(preds, target, oracle)
-        if preds is not None and has_preds
-        else pd.DataFrame(columns=["cutoff", "auc", "baseline_auc", "oracle_auc"])
-    )
-    has_oracle = oracle is not None and has_preds
-    backtest_html, targets_html = (
-        _backtest_section(model, table, has_oracle)
-        if has_preds
-        else ("<p>No backtest predictions kept with this model.</p>", "")
-    )
     charts: list[str] = []
     if has_preds:
         assert preds is not None
@@ -666,6 +647,72 @@ def render_report(
             "on; direction and size per account are in the reasons).",
             "importance",
         )
+    )
+    return charts
+
+
+def _cached_charts(
+    cache_dir: Path | None, model: TrainedModel, build: Callable[[], list[str]]
+) -> list[str]:
+    """The model's charts, rendered once per model version (matplotlib takes seconds and the
+    backtest does not change between scoring runs) and kept in `cache_dir`, keyed by the
+    version and this module's source (a new chart style re-renders)."""
+    if cache_dir is None or not model.version:
+        return list(build())
+    code = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+    path = cache_dir / f"{model.version}-{code}.json"
+    if path.is_file():
+        try:
+            cached = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(cached, list) and all(isinstance(c, str) for c in cached):
+                return cached
+        except (OSError, ValueError):
+            pass  # unreadable: render again
+    charts = list(build())
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(charts), encoding="utf-8")
+    os.replace(tmp, path)
+    return charts
+
+
+def render_report(
+    model: TrainedModel,
+    snapshots: pd.DataFrame,
+    scores: pd.DataFrame,
+    oracle: pd.DataFrame | None = None,
+    top_n: int = TOP_N,
+    chart_cache: Path | None = None,
+) -> str:
+    """The model report as one self-contained HTML page (no network access needed to view it).
+
+    `model`: a TrainedModel (from `models.registry.load_model` for version, code version and
+    fingerprint). `snapshots`: marts.account_snapshots rows at least for the scored date
+    (context for the top accounts and the scored-data fingerprint). `scores`: the output of
+    `models.score.score_accounts` (optionally with account_name / owner_name merged in).
+    `oracle`: the demo generator's expansion_oracle.parquet, to compare with the best
+    achievable. Backtest charts need the model's backtest predictions (kept since they were
+    introduced; older models show the table only). `chart_cache`: a directory where the
+    charts that depend on the model alone are kept between runs (rendered once per version).
+    """
+    target = model.params.primary_target
+    preds = model.backtest_predictions
+    has_preds = preds is not None and not preds.empty
+    table = (
+        backtest_table(preds, target, oracle)
+        if preds is not None and has_preds
+        else pd.DataFrame(columns=["cutoff", "auc", "baseline_auc", "oracle_auc"])
+    )
+    has_oracle = oracle is not None and has_preds
+    backtest_html, targets_html = (
+        _backtest_section(model, table, has_oracle)
+        if has_preds
+        else ("<p>No backtest predictions kept with this model.</p>", "")
+    )
+    charts = _cached_charts(
+        chart_cache if oracle is None else None,  # oracle charts depend on the oracle's rows
+        model,
+        build=lambda: _model_charts(model, preds, table, oracle),
     )
     charts.append(
         _figure(

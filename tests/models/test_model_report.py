@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import re
 from datetime import date
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -112,3 +113,26 @@ def test_report_bars_verdict(
     page = render_report(trained, snapshots, scores, oracle)
     assert "Acceptance on the latest cut-off" in page
     assert '<span class="fail">' in page and "x oracle 1.0000" in page
+
+
+def test_model_charts_are_rendered_once_per_version(
+    trained: TrainedModel,
+    snapshots: pd.DataFrame,
+    scores: pd.DataFrame,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import models.report as report
+
+    model = TrainedModel(**{**trained.__dict__, "version": "v9"})
+    first = render_report(model, snapshots, scores, chart_cache=tmp_path)
+    assert len(list(tmp_path.glob(f"{model.version}-*.json"))) == 1
+
+    def fail(*args: object) -> list[str]:
+        raise AssertionError("the model's charts were rendered again")
+
+    monkeypatch.setattr(report, "_model_charts", fail)
+    assert render_report(model, snapshots, scores, chart_cache=tmp_path) == first
+    with pytest.raises(AssertionError, match="rendered again"):  # another version: rendered
+        other = TrainedModel(**{**trained.__dict__, "version": "v10"})
+        render_report(other, snapshots, scores, chart_cache=tmp_path)
