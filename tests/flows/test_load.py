@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from flows.contract import TABLES
-from flows.load import ExtractError, load_landing, load_sources
+from flows.load import ExtractError, _overlapping, load_landing, load_sources
 from flows.sources import BadRows, SourcesConfig, SourceSpec
 
 ACCOUNTS = (
@@ -380,3 +380,115 @@ def test_any_fsspec_filesystem_works(tmp_path: Path) -> None:
     assert report.rows_by_table["crm.accounts"] == 1
     assert report.loaded[0].path.startswith("memory://")
     assert load_sources(config, tmp_path / "wh.duckdb", "run-2").loaded == []
+
+
+def _usage_file(landing: Path, name: str, rows: list[tuple[str, str, str, float]]) -> Path:
+    path = landing / "usage" / "usage_daily" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(
+        {
+            "account_id": [r[0] for r in rows],
+            "usage_date": [pd.Timestamp(r[1]).date() for r in rows],
+            "metric": [r[2] for r in rows],
+            "value": [r[3] for r in rows],
+        }
+    ).to_parquet(path)
+    return path
+
+
+def test_overlapping_groups_only_files_whose_key_ranges_meet() -> None:
+    from datetime import date
+
+    jan, feb = (date(2024, 1, 1), date(2024, 1, 31)), (date(2024, 2, 1), date(2024, 2, 29))
+    accounts = ("A1", "A9")
+    ranges = {
+        "jan.parquet": [accounts, jan],
+        "feb.parquet": [accounts, feb],
+        "feb-late.parquet": [accounts, (date(2024, 2, 20), date(2024, 3, 2))],
+        "mar-other.parquet": [("B1", "B9"), (date(2024, 3, 1), date(2024, 3, 1))],
+    }
+    assert _overlapping(ranges) == [["feb.parquet", "feb-late.parquet"]]
+    assert _overlapping({k: ranges[k] for k in ("jan.parquet", "mar-other.parquet")}) == []
+
+
+def test_a_key_repeated_across_typed_files_is_named_and_nothing_loads(
+    loaded: tuple[Path, Path, dict[str, int]],
+) -> None:
+    """Monthly files never meet; a late file repeating a key of another one is caught."""
+    landing, wh, before = loaded
+    _usage_file(landing, "usage_daily_2024-02.parquet", [("A1", "2024-02-01", "api_calls", 5.0)])
+    _usage_file(
+        landing,
+        "usage_daily_2024-03.parquet",
+        [("A1", "2024-03-01", "api_calls", 1.0), ("A1", "2024-03-02", "api_calls", 2.0)],
+    )
+    _usage_file(
+        landing,
+        "usage_daily_late.parquet",
+        [("A1", "2024-03-03", "api_calls", 7.0), ("A1", "2024-03-02", "api_calls", 2.0)],
+    )
+    with pytest.raises(ExtractError) as info:
+        load_landing(landing, wh, "run-2")
+    message = str(info.value)
+    assert "usage_daily_late.parquet, row 2, column account_id, usage_date, metric" in message
+    assert "repeats a primary key already in row 2 of" in message
+    assert "usage_daily_2024-03.parquet in this load" in message
+    assert len(info.value.violations) == 1
+    assert counts(wh) == before
+
+
+def test_typed_parquet_values_load_as_they_are_and_are_checked(
+    loaded: tuple[Path, Path, dict[str, int]],
+) -> None:
+    """A Parquet column in the contract's own type is not read through text, and still checked:
+    trimmed ids, an empty metric, a negative value are all named as before."""
+    landing, wh, _ = loaded
+    _usage_file(
+        landing,
+        "usage_daily_2024-02.parquet",
+        [(" A1 ", "2024-02-01", "api_calls", 0.1 + 0.2), ("A1", "2024-02-02", "api_calls", 1e-300)],
+    )
+    report = load_landing(landing, wh, "run-2")
+    assert report.rows_by_table == {"usage.usage_daily": 2}
+    con = duckdb.connect(str(wh), read_only=True)
+    got = con.execute(
+        "select account_id, usage_date, value from raw.usage__usage_daily "
+        "where _run_id = 'run-2' order by usage_date"
+    ).fetchall()
+    con.close()
+    assert [(a, str(d), v) for a, d, v in got] == [
+        ("A1", "2024-02-01", 0.1 + 0.2),
+        ("A1", "2024-02-02", 1e-300),
+    ]
+    _usage_file(
+        landing,
+        "usage_daily_2024-03.parquet",
+        [("A1", "2024-03-01", " ", 1.0), ("A1", "2024-03-02", "api_calls", -4.0)],
+    )
+    with pytest.raises(ExtractError) as info:
+        load_landing(landing, wh, "run-3")
+    found = sorted((v.row, v.column, v.reason) for v in info.value.violations)
+    assert found == [
+        (1, "metric", "is empty; a value is required"),
+        (2, "value", "is below the minimum 0"),
+    ]
+
+
+def test_a_failed_full_refresh_keeps_what_was_loaded(
+    loaded: tuple[Path, Path, dict[str, int]],
+) -> None:
+    landing, wh, before = loaded
+    write(
+        landing,
+        "billing",
+        "products",
+        "products_2.csv",
+        "product_id,product_name,product_family\n,Nameless,addon\n",
+    )
+    with pytest.raises(ExtractError, match="is empty; a value is required"):
+        load_landing(landing, wh, "run-2", full_refresh=True)
+    assert counts(wh) == before
+    con = duckdb.connect(str(wh), read_only=True)
+    ledger = con.execute("select count(*) from raw._load_ledger").fetchone()[0]
+    con.close()
+    assert ledger == len(MINIMAL) + 1
