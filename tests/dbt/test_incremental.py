@@ -53,8 +53,13 @@ def _second_batch(landing: Path, inbox: Path) -> pd.DataFrame:
     return corrected
 
 
+# when a row was written, not what it holds: differs between an incremental and a full build
+LINEAGE = ["_built_at", "_inputs_loaded_at", "_build_fingerprint"]
+
+
 def _table(dbt, warehouse: Path, relation: str) -> pd.DataFrame:
     frame = dbt.read(warehouse, f"select * from {relation}")
+    frame = frame.drop(columns=[c for c in LINEAGE if c in frame.columns])
     return frame.sort_values(list(frame.columns)).reset_index(drop=True)
 
 

@@ -16,13 +16,34 @@
     Raw is append-only; if it was emptied and reloaded (loader full refresh: every raw row
     is newer than this table), the pre-hook empties this table first so days that are no
     longer in raw do not survive. Any other deletion in raw needs `dbt build --full-refresh`.
+
+    The table's latest `_loaded_at` and the first day with newer raw rows are looked up when
+    dbt compiles the model and written into the SQL as literals: with constants DuckDB skips
+    the raw row groups of older days (raw arrives roughly in date order) instead of scanning
+    all of raw. `_built_at` is when dbt wrote the row (the build's start); the data tests of
+    this model check the days of the latest build only (`latest_build_from:` in
+    _usage__models.yml, macros/get_where_subquery.sql). The pre-hook adds `_built_at` to a
+    table built before it existed.
 -#}
 {{
     config(
         unique_key=['account_id', 'usage_date'],
-        pre_hook="{% if is_incremental() %}delete from {{ this }} where (select min(_loaded_at) from {{ source('usage', 'usage_daily') }}) > (select max(_loaded_at) from {{ this }}){% endif %}"
+        pre_hook=[
+            "{% if is_incremental() %}alter table {{ this }} add column if not exists _built_at timestamp{% endif %}",
+            "{% if is_incremental() %}delete from {{ this }} where (select min(_loaded_at) from {{ source('usage', 'usage_daily') }}) > (select max(_loaded_at) from {{ this }}){% endif %}"
+        ]
     )
 }}
+{%- set loaded_until = none -%}
+{%- set first_changed_day = none -%}
+{%- if execute and is_incremental() -%}
+    {%- set loaded_until = run_query('select max(_loaded_at) from ' ~ this).columns[0].values()[0] -%}
+    {%- set loaded_until = '1900-01-01' if loaded_until is none else loaded_until | string -%}
+    {%- set first_changed_day = run_query(
+        "select min(usage_date) from " ~ source('usage', 'usage_daily')
+        ~ " where _loaded_at > cast('" ~ loaded_until ~ "' as timestamp)"
+    ).columns[0].values()[0] -%}
+{%- endif %}
 
 with
 
@@ -34,21 +55,13 @@ source as (
 
 {% if is_incremental() %}
 
-loaded_until as (
-
-    select coalesce(max(_loaded_at), cast('1900-01-01' as timestamp)) as loaded_at
-    from {{ this }}
-
-),
-
 changed_days as (
 
     select distinct
         trim(source.account_id) as account_id,
         source.usage_date
     from source
-    cross join loaded_until
-    where source._loaded_at > loaded_until.loaded_at
+    where source._loaded_at > cast('{{ loaded_until }}' as timestamp)
         and source.account_id is not null
         and source.usage_date is not null
         and source.value is not null
@@ -63,8 +76,12 @@ to_aggregate as (
     inner join changed_days
         on changed_days.account_id = trim(source.account_id)
         and changed_days.usage_date = source.usage_date
-    -- lets the scan skip row groups of older days (raw arrives roughly in date order)
-    where source.usage_date >= (select min(usage_date) from changed_days)
+    -- the first changed day as a constant, so the scan skips row groups of older days
+    {%- if first_changed_day is none %}
+    where false
+    {%- else %}
+    where source.usage_date >= cast('{{ first_changed_day }}' as date)
+    {%- endif %}
 
 ),
 
@@ -87,7 +104,8 @@ deduped_pivoted as (
         {{ latest_value('value', ['_loaded_at'], "metric = 'api_calls'") }} as api_calls,
         {{ latest_value('value', ['_loaded_at'], "metric = 'storage_gb'") }} as storage_gb,
         {{ latest_value('value', ['_loaded_at'], "metric = 'features_used'") }} as features_used,
-        max(_loaded_at) as _loaded_at
+        max(_loaded_at) as _loaded_at,
+        cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp) as _built_at
 
     from to_aggregate
     where account_id is not null
