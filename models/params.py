@@ -71,6 +71,10 @@ class LightGBMParams(_Strict):
     # After early stopping (and calibration) on the validation window, refit each booster on
     # every row whose label is known (train + the gap + validation) with the same rounds.
     refit: bool = True
+    # Rows known at a cut-off that the boosters and baselines learn from: past this many, a
+    # hash sample of (account_id, snapshot_date) of about this size (None: every row).
+    # Validation and test rows are never sampled.
+    max_fit_rows: int | None = Field(default=None, ge=1)
     # Feature -> +1 (score may only rise with the value) or -1 (only fall). Numeric features.
     monotone_constraints: dict[str, Literal[-1, 1]] = Field(default_factory=dict)
 
@@ -91,7 +95,10 @@ class LightGBMParams(_Strict):
             "min_data_per_group": self.min_data_per_group,
             "seed": self.seed,
             "deterministic": self.deterministic,
-            "force_row_wise": True,  # with `deterministic`, removes the row/col-wise auto choice
+            # With `deterministic`, removes the row/col-wise auto choice. Column-wise: 200
+            # rounds on the S backtest's 97k training rows x 39 features take 2.1 s CPU against
+            # 3.5 s row-wise (few features, many rows, 4 leaves).
+            "force_col_wise": True,
             "num_threads": self.num_threads,
             "is_unbalance": self.imbalance == "is_unbalance",
             "verbosity": -1,

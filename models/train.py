@@ -60,6 +60,7 @@ from models.offers import OfferValues, fit_offer_values
 from models.params import Params
 
 IntArray = np.ndarray[Any, np.dtype[np.int64]]
+BoolArray = np.ndarray[Any, np.dtype[np.bool_]]
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 
 
@@ -328,8 +329,8 @@ def _logistic_input(X: pd.DataFrame, params: Params) -> pd.DataFrame:
     return out
 
 
-def fit_logistic_baseline(X_train: pd.DataFrame, y_train: IntArray, params: Params) -> Pipeline:
-    """Baseline: impute + scale numerics, one-hot categoricals, logistic regression."""
+def logistic_features(params: Params) -> ColumnTransformer:
+    """The logistic baseline's inputs: impute + scale numerics, one-hot categoricals."""
     numeric = Pipeline(
         [
             (
@@ -345,24 +346,24 @@ def fit_logistic_baseline(X_train: pd.DataFrame, y_train: IntArray, params: Para
             ("onehot", OneHotEncoder(handle_unknown="ignore")),
         ]
     )
-    pipeline = Pipeline(
+    return ColumnTransformer(
         [
-            (
-                "features",
-                ColumnTransformer(
-                    [
-                        ("numeric", numeric, params.features.numeric_all),
-                        ("categorical", categorical, params.features.categorical),
-                    ]
-                ),
-            ),
-            (
-                "model",
-                LogisticRegression(
-                    C=params.baseline.logistic_c, max_iter=params.baseline.logistic_max_iter
-                ),
-            ),
+            ("numeric", numeric, params.features.numeric_all),
+            ("categorical", categorical, params.features.categorical),
         ]
+    )
+
+
+def _logistic_model(params: Params) -> LogisticRegression:
+    return LogisticRegression(
+        C=params.baseline.logistic_c, max_iter=params.baseline.logistic_max_iter
+    )
+
+
+def fit_logistic_baseline(X_train: pd.DataFrame, y_train: IntArray, params: Params) -> Pipeline:
+    """Baseline: impute + scale numerics, one-hot categoricals, logistic regression."""
+    pipeline = Pipeline(
+        [("features", logistic_features(params)), ("model", _logistic_model(params))]
     )
     pipeline.fit(_logistic_input(X_train, params), y_train)
     return pipeline
@@ -383,31 +384,70 @@ class SingleRule:
 
 def _rank_auc(y: IntArray, score: Any) -> float:
     """ROC AUC via the Mann-Whitney rank sum (fast; ties get average ranks)."""
-    ranks = pd.Series(score).rank(method="average").to_numpy()
+    return _auc_from_ranks(y, pd.Series(score).rank(method="average").to_numpy(np.float64))
+
+
+def _auc_from_ranks(y: IntArray, ranks: np.ndarray[Any, Any]) -> float:
     n_pos = int(y.sum())
     n_neg = y.size - n_pos
     return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+class _RuleCandidates:
+    """Every numeric feature of X as a single rule (median-filled), with its rows' ranks: the
+    label-free part of `best_single_rule`, computed once for the targets of a split."""
+
+    def __init__(self, X: pd.DataFrame, params: Params) -> None:
+        self.candidates: list[tuple[str, float, np.ndarray[Any, Any]]] = []
+        for col in params.features.numeric_all:
+            values = X[col].astype("float64")
+            if values.notna().sum() == 0:
+                continue
+            fill = float(values.median())
+            filled = values.fillna(fill).to_numpy()
+            if np.unique(filled).size < 2:
+                continue
+            ranks = pd.Series(filled).rank(method="average").to_numpy(np.float64)
+            self.candidates.append((col, fill, ranks))
+
+    def best(self, y: IntArray) -> SingleRule:
+        best: tuple[float, SingleRule] | None = None
+        for col, fill, ranks in self.candidates:
+            auc = _auc_from_ranks(y, ranks)
+            strength = max(auc, 1.0 - auc)
+            if best is None or strength > best[0]:
+                best = (strength, SingleRule(col, 1.0 if auc >= 0.5 else -1.0, fill))
+        if best is None:
+            raise InsufficientLabelsError("no numeric feature varies in the training rows")
+        return best[1]
+
+
 def best_single_rule(X_train: pd.DataFrame, y_train: IntArray, params: Params) -> SingleRule:
     """The numeric feature (and direction) with the best training ROC AUC on its own."""
-    best: tuple[float, SingleRule] | None = None
-    for col in params.features.numeric_all:
-        values = X_train[col].astype("float64")
-        if values.notna().sum() == 0:
-            continue
-        fill = float(values.median())
-        filled = values.fillna(fill).to_numpy()
-        if np.unique(filled).size < 2:
-            continue
-        auc = _rank_auc(y_train, filled)
-        rule = SingleRule(col, 1.0 if auc >= 0.5 else -1.0, fill)
-        strength = max(auc, 1.0 - auc)
-        if best is None or strength > best[0]:
-            best = (strength, rule)
-    if best is None:
-        raise InsufficientLabelsError("no numeric feature varies in the training rows")
-    return best[1]
+    return _RuleCandidates(X_train, params).best(y_train)
+
+
+class _Baselines:
+    """The baselines of one split, fitted per target on the same rows: the logistic
+    regression's inputs (imputed, scaled, one-hot) and the single rules' ranks do not depend
+    on the label, so they are computed once. Same fits as `fit_logistic_baseline` and
+    `best_single_rule` on these rows."""
+
+    def __init__(self, X_fit: pd.DataFrame, X_test: pd.DataFrame, params: Params) -> None:
+        self.params = params
+        self.n_rows = len(X_fit)
+        features = logistic_features(params)
+        self._Z_fit = features.fit_transform(_logistic_input(X_fit, params))
+        self._Z_test = features.transform(_logistic_input(X_test, params))
+        self._rules = _RuleCandidates(X_fit, params)
+
+    def logistic(self, y: IntArray) -> FloatArray:
+        """The logistic baseline's test-row probabilities for label y of the fitting rows."""
+        model = _logistic_model(self.params).fit(self._Z_fit, y)
+        return np.asarray(model.predict_proba(self._Z_test)[:, 1], dtype=np.float64)
+
+    def single_rule(self, y: IntArray) -> SingleRule:
+        return self._rules.best(y)
 
 
 # --- the trained model ------------------------------------------------------------------------
@@ -528,22 +568,73 @@ def _categorical(X: pd.DataFrame, params: Params) -> list[str]:
     return [c for c in params.features.categorical if c in X.columns]
 
 
-def _split_matrices(
-    known: pd.DataFrame, split: Split, params: Params
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, Categories]:
-    """(train rows, validation rows, X_train, X_val, X_known, categories) of a split.
+def fit_sample(rows: pd.DataFrame, max_rows: int | None) -> BoolArray:
+    """Which of `rows` the boosters and baselines learn from: all of them up to `max_rows`
+    (`lightgbm.max_fit_rows`; None: no cap), else each row with probability max_rows / len(rows),
+    decided by a hash of (account_id, snapshot_date). The draw ignores the labels (so the
+    probabilities need no reweighting), the row order and the other rows (a row is in or out
+    in every split and every run)."""
+    if max_rows is None or len(rows) <= max_rows:
+        return np.ones(len(rows), dtype=bool)
+    keys = pd.DataFrame(
+        {
+            "account_id": rows["account_id"].astype(str).to_numpy(),
+            "snapshot_date": rows["snapshot_date"].to_numpy(),
+        }
+    )
+    hashed = pd.util.hash_pandas_object(keys, index=False).to_numpy()
+    # uint64 hash below rate x 2^64, i.e. its top 53 bits (a float64 in [0, 1)) below the rate
+    unit = (hashed >> np.uint64(11)).astype(np.float64) / float(2**53)
+    return np.asarray(unit < max_rows / len(rows), dtype=bool)
 
-    `known` holds every row known at the split's end (train and validation among them). The
-    features are computed once for `known` and the train and validation matrices sliced from
-    them (prepare_features works row by row once the categories are fixed). The categories
-    come from `known` with `lightgbm.refit` (the refit learns from it), else from train.
+
+@dataclass(frozen=True)
+class _SplitMatrices:
+    """Rows and feature matrices of one split. `known` rows are those the refit and the
+    baselines learn from (a hash sample of them past `lightgbm.max_fit_rows`), `train` those of
+    the early-stopping fit (the sampled known rows before the validation window); validation
+    rows are never sampled (early stopping and calibration see the real mix)."""
+
+    train: pd.DataFrame
+    val: pd.DataFrame
+    known: pd.DataFrame
+    X_train: pd.DataFrame
+    X_val: pd.DataFrame
+    X_known: pd.DataFrame
+    categories: Categories
+    n_known_all: int  # known rows before sampling
+
+    @property
+    def sampled(self) -> bool:
+        return len(self.known) < self.n_known_all
+
+
+def _split_matrices(known: pd.DataFrame, split: Split, params: Params) -> _SplitMatrices:
+    """Rows and feature matrices of a split whose known rows (train and validation among
+    them) are `known`.
+
+    The features are computed once for the rows needed and the matrices sliced from them
+    (prepare_features works row by row once the categories are fixed). The categories come
+    from every known row with `lightgbm.refit` (the refit learns from them), else from train.
     """
     in_train = known["snapshot_date"].isin(list(split.train_dates)).to_numpy()
     in_val = known["snapshot_date"].isin(list(split.validation_dates)).to_numpy()
-    train, val = known.loc[in_train], known.loc[in_val]
-    categories = fit_categories(known if params.lightgbm.refit else train, params)
-    X_known, _ = prepare_features(known, params, categories)
-    return train, val, X_known.loc[in_train], X_known.loc[in_val], X_known, categories
+    keep = fit_sample(known, params.lightgbm.max_fit_rows)
+    categories = fit_categories(known if params.lightgbm.refit else known.loc[in_train], params)
+    needed = keep | in_val
+    X, _ = prepare_features(known.loc[needed], params, categories)
+    in_train, in_val, keep = in_train[needed], in_val[needed], keep[needed]
+    rows = known.loc[needed]
+    return _SplitMatrices(
+        train=rows.loc[in_train & keep],
+        val=rows.loc[in_val],
+        known=rows.loc[keep],
+        X_train=X.loc[in_train & keep],
+        X_val=X.loc[in_val],
+        X_known=X.loc[keep],
+        categories=categories,
+        n_known_all=len(known),
+    )
 
 
 def _predictions(
@@ -575,24 +666,34 @@ def run_backtest(frame: pd.DataFrame, params: Params) -> tuple[list[dict[str, An
         assert split.test_date is not None
         known = _known_rows(frame, split.test_date, params)
         test = _rows(frame, (split.test_date,))
-        train, val, X_train, X_val, X_known, categories = _split_matrices(known, split, params)
-        X_test, _ = prepare_features(test, params, categories)
-        sizes = (len(train), len(val))
-        n_known = len(known) if params.lightgbm.refit else None
-        fit_sets = _FitSets(X_train, X_val, _categorical(X_train, params))
+        m = _split_matrices(known, split, params)
+        X_test, _ = prepare_features(test, params, m.categories)
+        sizes = (len(m.train), len(m.val))
+        n_known = len(m.known) if params.lightgbm.refit else None
+        fit_sets = _FitSets(m.X_train, m.X_val, _categorical(m.X_train, params))
         refit_booster = _LocalRefit()
+        # Baselines need no held-out rows: they learn from every (sampled) row known at the
+        # cut-off.
+        base_rows, X_base = (m.known, m.X_known) if params.lightgbm.refit else (m.train, m.X_train)
+        baselines: _Baselines | None = None
+        sample_note = (
+            f"; a {len(m.known):,}-row sample of {m.n_known_all:,} known rows "
+            "(lightgbm.max_fit_rows)"
+            if m.sampled
+            else ""
+        )
         for target, label in params.targets.items():
-            y_train, y_val, y_test = (label_array(f, label) for f in (train, val, test))
-            y_known = label_array(known, label)
+            y_train, y_val, y_test = (label_array(f, label) for f in (m.train, m.val, test))
+            y_known = label_array(m.known, label)
             try:
                 booster, calibrator = fit_booster(
-                    X_train,
+                    m.X_train,
                     y_train,
-                    X_val,
+                    m.X_val,
                     y_val,
                     params,
                     target,
-                    refit=(X_known, y_known),
+                    refit=(m.X_known, y_known),
                     refit_booster=refit_booster,
                     fit_sets=fit_sets,
                 )
@@ -602,7 +703,7 @@ def run_backtest(frame: pd.DataFrame, params: Params) -> tuple[list[dict[str, An
                 continue
             raw = np.asarray(booster.predict(X_test, raw_score=True), dtype=np.float64)
             refitted = "; refit on known rows" if params.lightgbm.refit else ""
-            iters = f"best_iteration={booster.current_iteration()}{refitted}"
+            iters = f"best_iteration={booster.current_iteration()}{refitted}{sample_note}"
             p_cal = calibrator.predict(raw)
             p_raw = 1.0 / (1.0 + np.exp(-raw))
             records.append(
@@ -627,10 +728,10 @@ def run_backtest(frame: pd.DataFrame, params: Params) -> tuple[list[dict[str, An
                     n_known,
                 )
             )
-            # Baselines need no held-out rows: they learn from every row known at the cut-off.
-            X_base, y_base = (X_known, y_known) if params.lightgbm.refit else (X_train, y_train)
-            logistic = fit_logistic_baseline(X_base, y_base, params)
-            p_logistic = logistic.predict_proba(_logistic_input(X_test, params))[:, 1]
+            if baselines is None:
+                baselines = _Baselines(X_base, X_test, params)
+            y_base = label_array(base_rows, label)
+            p_logistic = baselines.logistic(y_base)
             records.append(
                 _record(
                     split,
@@ -639,11 +740,13 @@ def run_backtest(frame: pd.DataFrame, params: Params) -> tuple[list[dict[str, An
                     binary_metrics(y_test, p_logistic),
                     len(X_base),
                     0,
-                    "fitted on every row known at the cut-off" if params.lightgbm.refit else "",
+                    "fitted on every row known at the cut-off" + sample_note
+                    if params.lightgbm.refit
+                    else "",
                     len(X_base),
                 )
             )
-            rule = best_single_rule(X_base, y_base, params)
+            rule = baselines.single_rule(y_base)
             direction = "higher" if rule.sign > 0 else "lower"
             rule_score = rule.score(X_test)
             records.append(
@@ -704,10 +807,11 @@ def train_model(
     frame = training_frame(snapshots, params)
     metrics, predictions = run_backtest(frame, params) if backtest else ([], None)
     split = final_split(frame["snapshot_date"].unique(), params)
-    train, val, X_train, X_val, X_known, categories = _split_matrices(frame, split, params)
-    known = frame if params.lightgbm.refit else pd.concat([train, val])
+    m = _split_matrices(frame, split, params)
+    train, val, categories = m.train, m.val, m.categories
+    X_train, X_val, known, X_known = m.X_train, m.X_val, m.known, m.X_known
     if not params.lightgbm.refit:
-        X_known = pd.concat([X_train, X_val])
+        known, X_known = pd.concat([train, val]), pd.concat([X_train, X_val])
     fit_sets = _FitSets(X_train, X_val, _categorical(X_train, params))
     if refit_booster is refit_local:
         refit_booster = _LocalRefit()  # the same boosters, each split's rows binned once

@@ -5,11 +5,14 @@
     ASOF joins (latest row before an instant per account; the `asof_join` macro) keep this
     linear in the data on DuckDB.
 -#}
+{%- set plan = snapshot_rebuild_plan() %}
 with
 
 spine as (
 
+    -- only the snapshot dates this build recomputes (all of them on a full build)
     select * from {{ ref('int_account_snapshots_spined') }}
+    where {{ snapshot_dates_filter(plan) }}
 
 ),
 
@@ -78,7 +81,8 @@ final as (
         lookups.snapshot_date,
         cast(coalesce(mrr_90d_ago.mrr_usd, 0) as decimal(38, 6)) as mrr_usd_90d_ago,
         cast({{ dbt.datediff('cast(last_expansion.event_at as date)', 'lookups.snapshot_date', 'day') }} as integer) as days_since_last_expansion,
-        cast({{ dbt.datediff('cast(last_contraction.event_at as date)', 'lookups.snapshot_date', 'day') }} as integer) as days_since_last_contraction
+        cast({{ dbt.datediff('cast(last_contraction.event_at as date)', 'lookups.snapshot_date', 'day') }} as integer) as days_since_last_contraction,
+        {{ snapshot_build_columns(plan) }}
     from lookups
     left join mrr_90d_ago
         on mrr_90d_ago.account_id = lookups.account_id

@@ -4,11 +4,14 @@
     tier, then the earliest start) with its plan, seats, limits and next renewal.
     One row per account per snapshot date (spine), nulls/zeros when nothing is held.
 -#}
+{%- set plan = snapshot_rebuild_plan() %}
 with
 
 spine as (
 
+    -- only the snapshot dates this build recomputes (all of them on a full build)
     select * from {{ ref('int_account_snapshots_spined') }}
+    where {{ snapshot_dates_filter(plan) }}
 
 ),
 
@@ -122,7 +125,8 @@ final as (
             'spine.snapshot_date',
             next_renewal_date('core_subscription.core_started_at', 'core_subscription.core_term_months', 'spine.snapshot_date'),
             'day'
-        ) }} as integer) as days_to_renewal
+        ) }} as integer) as days_to_renewal,
+        {{ snapshot_build_columns(plan) }}
     from spine
     left join account_totals
         on account_totals.snapshot_date = spine.snapshot_date

@@ -10,11 +10,14 @@
                                    holding only the core product (lift ~1 with everything)
                                    still gets the add-on most core holders buy.
 -#}
+{%- set plan = snapshot_rebuild_plan() %}
 with
 
 spine as (
 
+    -- only the snapshot dates this build recomputes (all of them on a full build)
     select * from {{ ref('int_account_snapshots_spined') }}
+    where {{ snapshot_dates_filter(plan) }}
 
 ),
 
@@ -103,7 +106,8 @@ final as (
         spine.snapshot_date,
         cast(coalesce(ranked.companion_products_not_held, 0) as integer) as companion_products_not_held,
         ranked.top_companion_product_id,
-        ranked.top_companion_product_name
+        ranked.top_companion_product_name,
+        {{ snapshot_build_columns(plan) }}
     from spine
     left join ranked
         on ranked.snapshot_date = spine.snapshot_date

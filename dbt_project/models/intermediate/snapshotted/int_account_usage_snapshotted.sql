@@ -10,12 +10,15 @@
     filtered aggregates for the 7/30/60/90-day windows. No per-account range join, no sort.
     storage_gb_latest is the latest level reported within the 90 days.
 -#}
+{%- set plan = snapshot_rebuild_plan() %}
 {%- set lookback_days = 90 %}
 with
 
 spine as (
 
+    -- only the snapshot dates this build recomputes (all of them on a full build)
     select * from {{ ref('int_account_snapshots_spined') }}
+    where {{ snapshot_dates_filter(plan) }}
 
 ),
 
@@ -87,7 +90,8 @@ final as (
         {{ safe_divide('averaged.active_users_30d_avg', 'averaged.active_users_prior_30d_avg') }} - 1 as active_users_trend_30d,
         cast(averaged.api_calls_30d as {{ type_double() }}) as api_calls_30d,
         averaged.storage_gb_latest,
-        averaged.features_used_30d_avg
+        averaged.features_used_30d_avg,
+        {{ snapshot_build_columns(plan) }}
     from spine
     left join averaged
         on averaged.account_id = spine.account_id

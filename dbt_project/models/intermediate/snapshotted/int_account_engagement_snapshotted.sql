@@ -10,11 +10,14 @@
     per (account, snapshot) and left-joined to the spine. Latest-value features (NPS, last
     activity) are ASOF joins (the `asof_join` macro).
 -#}
+{%- set plan = snapshot_rebuild_plan() %}
 with
 
 spine as (
 
+    -- only the snapshot dates this build recomputes (all of them on a full build)
     select * from {{ ref('int_account_snapshots_spined') }}
+    where {{ snapshot_dates_filter(plan) }}
 
 ),
 
@@ -276,7 +279,8 @@ final as (
         cast(coalesce(invoices_paid_late.invoices_paid_late_365d, 0) as integer) as invoices_paid_late_365d,
         cast(coalesce(invoices_overdue.invoices_overdue_open, 0) as integer) as invoices_overdue_open,
         cast(coalesce(opportunities_open.opportunities_open, 0) as integer) as opportunities_open,
-        cast(coalesce(opportunities_won.opportunities_won_365d, 0) as integer) as opportunities_won_365d
+        cast(coalesce(opportunities_won.opportunities_won_365d, 0) as integer) as opportunities_won_365d,
+        {{ snapshot_build_columns(plan) }}
     from spine
     left join tickets_open
         on tickets_open.account_id = spine.account_id
