@@ -4,6 +4,9 @@
     tier, then the earliest start) with its plan, seats, limits and next renewal.
     One row per account per snapshot date (spine), nulls/zeros when nothing is held.
 -#}
+{#- Incremental by snapshot_date (folder config in dbt_project.yml): `plan` holds the snapshot
+    dates this build recomputes, those whose inputs changed since the last build (all of
+    them on a first build or --full-refresh); see macros/snapshot_incremental.sql. -#}
 {%- set plan = snapshot_rebuild_plan() %}
 with
 

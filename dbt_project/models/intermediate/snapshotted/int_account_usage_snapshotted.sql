@@ -10,6 +10,9 @@
     filtered aggregates for the 7/30/60/90-day windows. No per-account range join, no sort.
     storage_gb_latest is the latest level reported within the 90 days.
 -#}
+{#- Incremental by snapshot_date (folder config in dbt_project.yml): `plan` holds the snapshot
+    dates this build recomputes, those whose inputs changed since the last build (all of
+    them on a first build or --full-refresh); see macros/snapshot_incremental.sql. -#}
 {%- set plan = snapshot_rebuild_plan() %}
 {%- set lookback_days = 90 %}
 with
@@ -24,7 +27,9 @@ spine as (
 
 usage_daily as (
 
+    -- only the days the recomputed snapshot dates look back on
     select * from {{ ref('stg_usage__usage_daily') }}
+    where {{ snapshot_lookback_filter(plan, 'usage_date', lookback_days) }}
 
 ),
 
