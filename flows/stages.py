@@ -7,6 +7,7 @@ are opened; `models/` stays pure.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -15,12 +16,12 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from flows.datadocs import update_data_docs
@@ -74,7 +75,7 @@ class PipelineBusy(RuntimeError):
 LOCK_POLL_SECONDS = 0.5
 
 
-@contextmanager
+@contextlib.contextmanager
 def pipeline_lock(
     settings: Settings, *, wait: float = 0.0, holder: str = "expansion"
 ) -> Iterator[None]:
@@ -319,6 +320,15 @@ def _arrow_frame(con: Any, sql: str, params: dict[str, Any]) -> pd.DataFrame:
     rel = con.sql(sql, params=params or None)
     fetch = getattr(rel, "to_arrow_table", None) or rel.fetch_arrow_table  # duckdb 2.x / 1.x
     frame: pd.DataFrame = fetch().to_pandas(date_as_object=False)
+    # GX's pandas `between` is vectorised only for int64 / float64 / datetime64[ns] columns and
+    # calls a Python function per value otherwise (INTEGER arrives as int32, DATE as
+    # datetime64[ms]): 0.4 s instead of 0.01 s per expectation on 300k rows.
+    for name, dtype in frame.dtypes.items():
+        if isinstance(dtype, np.dtype) and dtype.kind in "iu" and dtype.itemsize < 8:
+            frame[name] = frame[name].astype("int64")
+        elif pd.api.types.is_datetime64_dtype(dtype) and dtype != "datetime64[ns]":
+            with contextlib.suppress(pd.errors.OutOfBoundsDatetime):  # e.g. 9999-12-31
+                frame[name] = frame[name].astype("datetime64[ns]")
     return frame
 
 

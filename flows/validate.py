@@ -398,11 +398,6 @@ def validate_frame(
     name = spec.get("name", suite_path.stem)
     table = table or meta.get("table", name)
     context = _context()
-    configs = [
-        ExpectationConfiguration(type=e["type"], kwargs=e.get("kwargs", {}), meta=e.get("meta", {}))
-        for e in spec.get("expectations", [])
-    ]
-    suite = ExpectationSuite(name=name, expectations=configs)
     source = context.data_sources.get("frames")
     try:
         asset = source.get_asset(name)
@@ -412,7 +407,6 @@ def validate_frame(
         batch_def = asset.get_batch_definition("all")
     except KeyError:
         batch_def = asset.add_batch_definition_whole_dataframe("all")
-    batch = batch_def.get_batch(batch_parameters={"dataframe": frame})
     result_format: dict[str, Any] = {"result_format": "SUMMARY"}
     group_by = [c for c in meta.get("group_by", []) if c in frame.columns]
     unit = f"groups of ({', '.join(group_by)})" if group_by else "rows"
@@ -422,12 +416,34 @@ def validate_frame(
     row_id = list(dict.fromkeys(row_id))
     if row_id:
         result_format["unexpected_index_column_names"] = row_id
-    run = batch.validate(
-        suite, result_format=result_format, expectation_parameters=parameters or {}
+
+    # GX's pandas engine filters the whole frame for each expectation, so a suite costs
+    # rows x columns x expectations; each expectation sees only the columns it names (and
+    # the row ids) instead: 29 expectations on 300k snapshot rows, 12 s -> a few.
+    runs = []
+    for columns, members in _by_columns(spec.get("expectations", []), frame, row_id):
+        configs = [
+            ExpectationConfiguration(
+                type=e["type"], kwargs=e.get("kwargs", {}), meta=e.get("meta", {})
+            )
+            for _, e in members
+        ]
+        batch = batch_def.get_batch(
+            batch_parameters={"dataframe": frame if columns is None else frame[list(columns)]}
+        )
+        run = batch.validate(
+            ExpectationSuite(name=name, expectations=configs),
+            result_format=result_format,
+            expectation_parameters=parameters or {},
+        )
+        runs.append((run, [i for i, _ in members]))
+    ordered = sorted(
+        ((i, res) for run, idx in runs for i, res in zip(idx, run.results, strict=True)),
+        key=lambda pair: pair[0],
     )
 
     outcomes = []
-    for res in run.results:
+    for _, res in ordered:
         cfg = res.expectation_config
         result = res.result or {}
         column = cfg.kwargs.get("column")
@@ -465,11 +481,50 @@ def validate_frame(
         parameters=jsonable(parameters or {}),
         seconds=round(time.perf_counter() - started, 3),
         validated_at=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        gx_result=jsonable(run.to_json_dict()),
+        gx_result=_merged_result([run for run, _ in runs], [res for _, res in ordered]),
     )
     for o in gate.warnings:
         log.warning("expectation warning: %s", o.describe())
     return gate
+
+
+_WHOLE_TABLE = ("expect_table_column",)  # expectations about the set of columns
+
+
+def _by_columns(
+    expectations: list[dict[str, Any]], frame: pd.DataFrame, row_id: list[str]
+) -> list[tuple[tuple[str, ...] | None, list[tuple[int, dict[str, Any]]]]]:
+    """Expectations grouped by the frame columns they read (plus the row ids), in suite
+    order; None = the whole frame (expectations about the table's columns)."""
+    groups: dict[tuple[str, ...] | None, list[tuple[int, dict[str, Any]]]] = {}
+    available = list(frame.columns)
+    for i, e in enumerate(expectations):
+        if str(e.get("type", "")).startswith(_WHOLE_TABLE):
+            key: tuple[str, ...] | None = None
+        else:
+            needed = suite_columns({"expectations": [e]}, available)
+            key = tuple(c for c in dict.fromkeys([*needed, *row_id]) if c in frame.columns)
+            if not key:
+                key = tuple(available[:1])  # row counts: any one column keeps the rows
+        groups.setdefault(key, []).append((i, e))
+    return list(groups.items())
+
+
+def _merged_result(runs: list[Any], results: list[Any]) -> dict[str, Any]:
+    """One GX suite validation result (JSON) from the runs of a suite's column groups."""
+    if not runs:
+        return {}
+    payload: dict[str, Any] = jsonable(runs[0].to_json_dict())
+    payload["results"] = [jsonable(r.to_json_dict()) for r in results]
+    passed = sum(1 for r in results if r.success)
+    payload["success"] = passed == len(results)
+    payload["statistics"] = {
+        "evaluated_expectations": len(results),
+        "successful_expectations": passed,
+        "unsuccessful_expectations": len(results) - passed,
+        "success_percent": 100.0 * passed / len(results) if results else None,
+    }
+    return payload
 
 
 def enforce(result: GateResult) -> GateResult:
