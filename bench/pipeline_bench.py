@@ -22,7 +22,8 @@ not leak into the next), all on one scratch home `bench/work/<size>/` (never sta
               table (bench/limit.py); `ratio_to_limit` = incremental run wall / limit wall;
 5. prefect    another new day, then the real command (`expansion run --json`): the same work
               inside the Prefect flow with its temporary API server. Its wall minus the sum of
-              its stage timings is Prefect's fixed overhead (server start-up, task runs).
+              its stage timings is Prefect's fixed overhead (server start-up, task runs);
+6. prefect_server  the same against a Prefect server started for it (as a deployment runs).
 
 Per stage: wall_s, cpu_s (process + children, all threads), peak_rss_mb (the kernel's
 high-water mark of the process, reset before each stage), rows in/out and rows/s.
@@ -593,9 +594,64 @@ def append_day(landing: Path) -> str:
     return new_day.isoformat()
 
 
-def _prefect_run(env: dict[str, str], home: Path, log: Path, timeout: float) -> dict[str, Any]:
+@contextlib.contextmanager
+def _prefect_server(env: dict[str, str], home: Path, log: Path) -> Any:
+    """A Prefect API server of its own (SQLite under the scratch home), as a deployment's runs
+    report to: yields its API URL once /api/health answers; stopped afterwards."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/api"
+    server_env = {**env, "PREFECT_HOME": str(home / "prefect-server")}
+    with log.open("a") as fh:
+        proc = subprocess.Popen(
+            [
+                str(Path(_python()).parent / "prefect"),
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            env=server_env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=5) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the Prefect server did not start; see {log}")
+            time.sleep(1)
+        yield url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, 15)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+
+
+def _prefect_run(
+    env: dict[str, str], home: Path, log: Path, timeout: float, api_url: str | None = None
+) -> dict[str, Any]:
     """`expansion run --json` in a child process: wall, CPU, peak RSS of its process tree,
-    and the flow's own stage timings from its run record."""
+    and the flow's own stage timings from its run record. Without `api_url` the command starts
+    Prefect's temporary server itself (as `make run` does); with it, it reports to that server
+    (as a scheduled deployment does)."""
     import resource
 
     from bench.measure import TreeSampler
@@ -609,7 +665,7 @@ def _prefect_run(env: dict[str, str], home: Path, log: Path, timeout: float) -> 
         proc = subprocess.Popen(
             [str(Path(_python()).parent / "expansion"), "run", "--json"],
             cwd=Path(env.get("PYTHONPATH") or PROJECT_DIR),
-            env=env,
+            env={**env, "PREFECT_API_URL": api_url} if api_url else env,
             stdout=fh,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -642,9 +698,11 @@ def _prefect_run(env: dict[str, str], home: Path, log: Path, timeout: float) -> 
         "flow_total_s": flow_total,
         "stage_sum_s": round(sum(stage_s.values()), 2),
         "fixed_overhead_s": round(wall - sum(stage_s.values()), 2),
+        "api": "a running Prefect server" if api_url else "Prefect's temporary server",
         "overhead_note": (
-            "wall of `expansion run` (process start, imports, Prefect's temporary API server, "
-            "flow and task runs, artifacts) minus the sum of the stage timings the flow records"
+            "wall of `expansion run` (process start, imports, "
+            + ("" if api_url else "Prefect's temporary API server, ")
+            + "flow and task runs, artifacts) minus the sum of the stage timings the flow records"
         ),
         "rows_loaded": record.get("rows_loaded"),
         "accounts_scored": record.get("accounts_scored"),
@@ -725,14 +783,18 @@ def markdown(result: dict[str, Any]) -> str:
             f"{_fmt(lim.get('rows_in'))} | {_fmt(lim.get('rows_out'))} | "
             f"{_fmt(lim.get('throughput_rows_s'), 0)} | {lim['status']} |"
         )
-    pf = result["scenarios"].get("prefect")
-    if pf and "wall_s" in pf:
-        lines.append(
-            f"| prefect | `expansion run` (whole flow) | **{_fmt(pf['wall_s'])}** | "
-            f"{_fmt(pf['cpu_s'])} | {_fmt(pf['peak_rss_mb'], 0)} | "
-            f"{_fmt(sum((pf.get('rows_loaded') or {}).values()))} | "
-            f"{_fmt(pf.get('accounts_scored'))} | | {pf['status']} |"
-        )
+    for name, what in (
+        ("prefect", "`expansion run` (whole flow, temporary server)"),
+        ("prefect_server", "`expansion run` (whole flow, running server)"),
+    ):
+        run = result["scenarios"].get(name)
+        if run and "wall_s" in run:
+            lines.append(
+                f"| {name} | {what} | **{_fmt(run['wall_s'])}** | "
+                f"{_fmt(run['cpu_s'])} | {_fmt(run['peak_rss_mb'], 0)} | "
+                f"{_fmt(sum((run.get('rows_loaded') or {}).values()))} | "
+                f"{_fmt(run.get('accounts_scored'))} | | {run['status']} |"
+            )
     lines.append("")
     if lim and "limit_wall_s" in lim:
         lines.append(
@@ -743,15 +805,22 @@ def markdown(result: dict[str, Any]) -> str:
     for key, label in (
         ("ratio_to_limit", "incremental run (plain stages) / limit"),
         ("ratio_to_limit_prefect", "incremental run through Prefect (`expansion run`) / limit"),
+        (
+            "ratio_to_limit_prefect_server",
+            "incremental run through Prefect, running server / limit",
+        ),
         ("ratio_first_run_to_limit", "first run / limit"),
     ):
         if result.get(key) is not None:
             lines.append(f"- **{label}: {result[key]:.1f}x**")
-    if pf and "fixed_overhead_s" in pf:
-        lines.append(
-            f"- Prefect fixed overhead: {pf['fixed_overhead_s']:.1f} s "
-            f"(`expansion run` wall {pf['wall_s']:.1f} s - its stages {pf['stage_sum_s']:.1f} s)"
-        )
+    for name in ("prefect", "prefect_server"):
+        run = result["scenarios"].get(name)
+        if run and "fixed_overhead_s" in run:
+            lines.append(
+                f"- Prefect fixed overhead with {run.get('api', 'the temporary server')}: "
+                f"{run['fixed_overhead_s']:.1f} s (`expansion run` wall {run['wall_s']:.1f} s "
+                f"- its stages {run['stage_sum_s']:.1f} s)"
+            )
     if result.get("limit_note"):
         lines += ["", f"Limit note: {result['limit_note']}"]
     if result.get("targets"):
@@ -788,7 +857,6 @@ def _targets(size: str, result: dict[str, Any]) -> list[dict[str, Any]]:
     sc = result["scenarios"]
     first = sc.get("first_run", {}).get("total", {})
     inc = sc.get("incremental", {}).get("total", {})
-    pf = sc.get("prefect", {})
     lim = result.get("limit_wall_s")
     spec = TARGETS.get(size, {})
 
@@ -825,12 +893,24 @@ def _targets(size: str, result: dict[str, Any]) -> list[dict[str, Any]]:
         add("first run peak RSS (MB)", first.get("peak_rss_mb"), spec["first_run_peak_rss_mb"])
     if "incremental_wall_s" in spec:
         add("incremental run wall (s)", inc.get("wall_s"), spec["incremental_wall_s"])
-        if pf.get("wall_s") is not None:
-            add("incremental run through Prefect (s)", pf["wall_s"], spec["incremental_wall_s"])
+        runs = [(n, sc.get(n, {})) for n in ("prefect", "prefect_server")]
+        server = {"prefect": "temporary server", "prefect_server": "running server"}
+        for name, run in runs:
+            if run.get("wall_s") is not None:
+                add(
+                    f"incremental run through Prefect, {server[name]} (s)",
+                    run["wall_s"],
+                    spec["incremental_wall_s"],
+                )
         if lim:
             add("incremental run (s) <= 2 x limit + 20 s", inc.get("wall_s"), 2 * lim + 20)
-            if pf.get("wall_s") is not None:
-                add("incremental via Prefect (s) <= 2 x limit + 20 s", pf["wall_s"], 2 * lim + 20)
+            for name, run in runs:
+                if run.get("wall_s") is not None:
+                    add(
+                        f"incremental via Prefect, {server[name]} (s) <= 2 x limit + 20 s",
+                        run["wall_s"],
+                        2 * lim + 20,
+                    )
     if size == "M":
         ratio = _s_to_m_ratio(result)
         if ratio:
@@ -881,9 +961,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tag", help="name of the scratch dir and results (default: the size)")
     ap.add_argument(
         "--scenarios",
-        default="first_run,incremental,limit,prefect",
-        help="comma-separated subset of first_run,incremental,limit,prefect,train (train: "
-        "a forced training alone at the end, for runs that reuse a champion)",
+        default="first_run,incremental,limit,prefect,prefect_server",
+        help="comma-separated subset of first_run,incremental,limit,prefect,prefect_server,"
+        "train (prefect: `expansion run` with its temporary Prefect server; prefect_server: "
+        "against a Prefect server started for it; train: a forced training alone at the end, "
+        "for runs that reuse a champion)",
     )
     ap.add_argument("--champion-from", help="registry dir whose champion to score with (L)")
     ap.add_argument(
@@ -1122,7 +1204,7 @@ def main(argv: list[str] | None = None) -> int:
             result["limit"] = {"status": f"failed (exit {code}); see {log}"}
             say(f"limit failed (exit {code})")
         save()
-    if ok and "prefect" in scenarios:
+    if ok and ("prefect" in scenarios or "prefect_server" in scenarios):
         # The flow stops at a failed gate. The drift gate fails on the synthetic new day at S
         # (active_users_trend_30d follows the weekday mix of the 30-day windows), so the flow
         # runs with the drift suite's critical expectations turned into warnings, in a copy
@@ -1142,16 +1224,24 @@ def main(argv: list[str] | None = None) -> int:
             "prefect scenario: drift suite run with warnings instead of critical failures "
             "(a copy of expectations/), so the flow runs to the end on the synthetic new day"
         )
-        day = append_day(landing)
-        say(f"prefect: appended usage for {day}; running `expansion run --json`")
-        pf = _prefect_run(env, home, log, timeout)
-        pf["incremental_day"] = day
-        result["scenarios"]["prefect"] = pf
-        if result.get("limit_wall_s") and pf["exit_code"] == 0:
-            result["ratio_to_limit_prefect"] = round(pf["wall_s"] / result["limit_wall_s"], 2)
-        say(
-            f"prefect: {pf['status']} in {pf['wall_s']:.1f} s (overhead {pf['fixed_overhead_s']:.1f} s)"
-        )
+        for name in ("prefect", "prefect_server"):
+            if name not in scenarios:
+                continue
+            day = append_day(landing)
+            say(f"{name}: appended usage for {day}; running `expansion run --json`")
+            if name == "prefect":
+                pf = _prefect_run(env, home, log, timeout)
+            else:
+                with _prefect_server(env, home, log) as url:
+                    pf = _prefect_run(env, home, log, timeout, api_url=url)
+            pf["incremental_day"] = day
+            result["scenarios"][name] = pf
+            if result.get("limit_wall_s") and pf["exit_code"] == 0:
+                result[f"ratio_to_limit_{name}"] = round(pf["wall_s"] / result["limit_wall_s"], 2)
+            say(
+                f"{name}: {pf['status']} in {pf['wall_s']:.1f} s "
+                f"(overhead {pf['fixed_overhead_s']:.1f} s)"
+            )
     if "train" in scenarios and (home / "warehouse.duckdb").exists():
         # training alone on the marts of the last run, forced: the first run's training time
         # when the first run itself reused a champion (M and L with --champion-from)
