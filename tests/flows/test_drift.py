@@ -78,3 +78,32 @@ def test_booleans_nullable_ints_and_missing_features() -> None:
     assert list(frame["kind"]) == ["numeric", "numeric", "numeric", "categorical"]
     assert frame.loc[[0, 1, 3], "psi"].abs().max() < 1e-9
     assert math.isnan(frame.loc[2, "psi"]) and frame.loc[2, "top_shift_bin"] == "feature missing"
+
+
+def test_a_reference_kept_as_json_gives_the_same_psi_as_the_training_rows() -> None:
+    """check_drift keeps the training side per champion as JSON and reuses it."""
+    import json
+
+    from flows.drift import reference, stability_against
+
+    rng = np.random.default_rng(3)
+    train = pd.DataFrame(
+        {
+            "x": rng.normal(size=2000),
+            "n": rng.integers(0, 4, 2000),
+            "seg": rng.choice(["smb", "ent", None], 2000),
+        }
+    )
+    score = pd.DataFrame(
+        {
+            "x": rng.normal(0.3, size=500),
+            "n": rng.integers(0, 6, 500),
+            "seg": rng.choice(["smb", "new"], 500),
+        }
+    )
+    direct = population_stability(train, score, ["x", "n", "gone"], ["seg"])
+    kept = json.loads(json.dumps(reference(train, ["x", "n", "gone"], ["seg"])))
+    again = stability_against(kept, score, ["x", "n", "gone"], ["seg"])
+    pd.testing.assert_frame_equal(direct, again)
+    assert again.loc[again["feature"] == "seg", "top_shift_bin"].item() == UNSEEN
+    assert math.isnan(again.loc[again["feature"] == "gone", "psi"].item())
