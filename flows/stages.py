@@ -233,12 +233,17 @@ class SourceStale(RuntimeError):
 
 
 def check_freshness(settings: Settings) -> list[dict[str, Any]]:
-    """`dbt source freshness` on the raw tables; error_after fails the run when enforced."""
+    """`dbt source freshness` on the raw tables; error_after fails the run when enforced.
+
+    Run with the vars the build will get (the as_of the loaded data gives), so the build
+    reuses dbt's parse instead of parsing the project again (dbt re-parses everything
+    when --vars change between two commands)."""
     if settings.freshness == "off":
         return []
     from dbt.cli.main import dbtRunner
 
-    args = dbt_args(["source", "freshness"], settings)
+    latest = latest_data_date(settings.warehouse)
+    args = dbt_args(["source", "freshness"], settings, settings.as_of or latest)
     with dbt_env(settings):
         result = dbtRunner().invoke(args)
     rows = []
