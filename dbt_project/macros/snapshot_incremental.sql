@@ -123,66 +123,62 @@
     {%- endif -%}
     {%- set built_from = "cast('" ~ state[0] ~ "' as timestamp)" -%}
 
-    {%- set dates_sql -%}
-        with
+    {#- 1. the first usage day loaded since, and whether any CRM or billing record changed
+          (both scans skip the row groups loaded before `built_from`) -#}
+    {%- set changes_sql -%}
+        select
+            (select min(usage_date) from {{ usage }} where _loaded_at > {{ built_from }}),
+            (select count(*) from {{ crm_versions }} where _loaded_at > {{ built_from }})
+            + (select count(*) from {{ billing_versions }} where _loaded_at > {{ built_from }})
+    {%- endset -%}
+    {%- set changes = run_query(changes_sql).rows[0] -%}
+    {%- set changed_from = [] -%}
+    {%- if changes[0] is not none -%}
+        {%- do changed_from.append(changes[0] | string) -%}
+    {%- endif -%}
+    {#- 2. only when records changed: the earliest date of any of their versions, old or new -#}
+    {%- if changes[1] > 0 -%}
+        {%- set records_sql -%}
+            with
 
-        usage_changes as (
+            record_versions as (
 
-            select min(usage_date) as affects_from_date
-            from {{ usage }}
-            where _loaded_at > {{ built_from }}
+                select * from {{ crm_versions }}
+                union all
+                select * from {{ billing_versions }}
 
-        ),
+            ),
 
-        record_versions as (
+            changed_records as (
 
-            select * from {{ crm_versions }}
-            union all
-            select * from {{ billing_versions }}
+                select distinct table_name, record_id
+                from record_versions
+                where _loaded_at > {{ built_from }}
 
-        ),
+            )
 
-        changed_records as (
-
-            select distinct table_name, record_id
-            from record_versions
-            where _loaded_at > {{ built_from }}
-
-        ),
-
-        record_changes as (
-
-            select min(record_versions.affects_from_date) as affects_from_date
+            select min(record_versions.affects_from_date)
             from record_versions
             inner join changed_records
                 on changed_records.table_name = record_versions.table_name
                 and changed_records.record_id = record_versions.record_id
+        {%- endset -%}
+        {%- set earliest = run_query(records_sql).columns[0].values()[0] -%}
+        {%- if earliest is not none -%}
+            {%- do changed_from.append(earliest | string) -%}
+        {%- endif -%}
+    {%- endif -%}
+    {%- set changed_from = (changed_from | min) if changed_from else none -%}
 
-        ),
-
-        changed_from as (
-
-            select min(affects_from_date) as affects_from_date
-            from (
-                select affects_from_date from usage_changes
-                union all
-                select affects_from_date from record_changes
-            ) as changes
-
-        ),
-
-        built as (
-
-            select distinct snapshot_date from {{ this }}
-
-        )
-
-        select snapshot_dates.snapshot_date
-        from {{ snapshot_dates }} as snapshot_dates
-        cross join changed_from
-        where snapshot_dates.snapshot_date >= changed_from.affects_from_date
-            or snapshot_dates.snapshot_date not in (select snapshot_date from built)
-        order by snapshot_dates.snapshot_date
+    {#- 3. the dates to recompute: new ones, and those on or after the earliest change -#}
+    {%- set dates_sql -%}
+        select snapshot_date
+        from {{ snapshot_dates }}
+        where snapshot_date not in (select distinct snapshot_date from {{ this }})
+        {%- if changed_from is not none %}
+            or snapshot_date >= cast('{{ changed_from }}' as date)
+        {%- endif %}
+        order by snapshot_date
     {%- endset -%}
     {%- set dates = run_query(dates_sql).columns[0].values() | map('string') | list -%}
     {{ log(this ~ ': recomputing ' ~ (dates | length) ~ ' snapshot date(s) ' ~ (dates | join(', ')) ~ ' (inputs loaded after ' ~ state[0] ~ ')', info=true) }}

@@ -27,12 +27,14 @@ spine as (
 holdings as (
 
     select * from {{ ref('int_account_holdings_snapshotted') }}
+    where {{ snapshot_dates_filter(plan) }}
 
 ),
 
 companions as (
 
     select * from {{ ref('int_product_companions') }}
+    where {{ snapshot_dates_filter(plan) }}
 
 ),
 

@@ -21,6 +21,7 @@ spine as (
 holdings as (
 
     select * from {{ ref('int_account_holdings_snapshotted') }}
+    where {{ snapshot_dates_filter(plan) }}
 
 ),
 
