@@ -125,15 +125,17 @@ def derived_feature(snapshots: pd.DataFrame, name: str) -> pd.Series:
 
 
 def _as_text(series: pd.Series) -> pd.Series:
-    values = series.astype(object).where(series.notna(), None)
-    return values.map(lambda v: None if v is None else str(v))
+    """Values as `str`, nulls as None. str() runs once per distinct value, not per row."""
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    text = np.array([None, *(str(v) for v in uniques)], dtype=object)
+    return pd.Series(text[codes + 1], index=series.index, dtype=object)
 
 
 def fit_categories(frame: pd.DataFrame, params: Params) -> Categories:
     """Sorted distinct non-null values of each categorical feature in `frame`."""
     require_columns(frame, params.features.categorical, "categorical features")
     return {
-        col: sorted(str(v) for v in _as_text(frame[col]).dropna().unique())
+        col: sorted({str(v) for v in frame[col].dropna().unique()})
         for col in params.features.categorical
     }
 
