@@ -21,6 +21,13 @@ scores use the freshest labelled months. The calibrator stays the one fitted out
 The baselines (logistic regression, single rule) need no held-out rows and learn from the same
 known rows, so the comparison is fair. Test rows are never seen by any of them.
 
+Past `lightgbm.max_fit_rows` known rows (large data), the boosters and the baselines learn from
+a hash sample of (account_id, snapshot_date) of about that many known rows (`fit_sample`: the
+same rows in every split and run, whatever their labels); validation and test rows are never
+sampled. Work that does not depend on the label (LightGBM's binning of a split's rows, the
+logistic baseline's imputing, scaling and one-hot encoding, the single rules' ranks) is done once
+per split and shared by the three targets.
+
 The refit of the final model is the one step that can run elsewhere: `train_model(...,
 refit_booster=...)` takes a function with the signature of `refit_local` (the default), e.g.
 `flows.distributed.dask_refit`, which fits the same parameters for the same number of rounds
