@@ -477,7 +477,9 @@ class TrainedModel:
     training_window_start: date  # first snapshot_date used (train)
     training_window_end: date  # last snapshot_date used (validation)
     validation_start: date
-    n_rows: int  # rows the final boosters learned from (all complete rows with refit)
+    # rows the final boosters learned from: all complete rows with refit (a sample of them past
+    # lightgbm.max_fit_rows)
+    n_rows: int
     n_train_rows: int  # rows of the early-stopping fit
     n_validation_rows: int  # held out for early stopping and calibration
     expansion_mrr_ratio: float  # mean expansion_mrr_usd_next / mrr_usd on positive rows
