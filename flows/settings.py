@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     sources_config: Path | None = Field(
         None, description="connectors and bad-row policy; default config/sources.yml"
     )
+    params_path: Path | None = Field(
+        None,
+        description="model parameters YAML (models, quality bars, tiers); default models/params.yaml",
+    )
     full_refresh: bool = Field(False, description="reload every extract from scratch")
     freshness: Literal["enforce", "warn", "off"] = Field(
         "enforce", description="dbt source freshness: fail on error_after, or only warn, or skip"

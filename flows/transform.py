@@ -128,10 +128,13 @@ def declared_features(manifest: Path, model: str = SNAPSHOT_MODEL) -> dict[str, 
 
 
 def model_params(settings: Settings) -> Params:
-    """models/params.yaml plus the features declared in the dbt project."""
+    """The params file (`params_path`, default models/params.yaml) plus the features declared
+    in the dbt project."""
     from models.params import load_params
 
-    return load_params().with_declared_features(declared_features(manifest_path(settings)))
+    return load_params(settings.params_path).with_declared_features(
+        declared_features(manifest_path(settings))
+    )
 
 
 def summarize(result: Any) -> DbtReport:

@@ -55,6 +55,9 @@ class LightGBMParams(_Strict):
     num_leaves: int = Field(default=15, ge=2)
     max_depth: int = -1
     min_data_in_leaf: int = Field(default=50, ge=1)
+    # Caps min_data_in_leaf at this share of a fit's training rows (None: no cap), so a
+    # setting tuned on a large project still lets the trees split on a small one.
+    min_data_in_leaf_share: float | None = Field(default=None, gt=0, le=0.5)
     feature_fraction: float = Field(default=0.8, gt=0, le=1)
     bagging_fraction: float = Field(default=0.8, gt=0, le=1)
     bagging_freq: int = Field(default=1, ge=0)
@@ -103,6 +106,12 @@ class LightGBMParams(_Strict):
             "is_unbalance": self.imbalance == "is_unbalance",
             "verbosity": -1,
         }
+
+    def leaf_rows(self, n_train_rows: int) -> int:
+        """min_data_in_leaf for a fit on `n_train_rows` rows (`min_data_in_leaf_share` cap)."""
+        if self.min_data_in_leaf_share is None:
+            return self.min_data_in_leaf
+        return max(1, min(self.min_data_in_leaf, int(n_train_rows * self.min_data_in_leaf_share)))
 
     def monotone_vector(self, features: list[str]) -> list[int]:
         """`monotone_constraints` as LightGBM's per-column list (0 = unconstrained)."""

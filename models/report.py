@@ -320,6 +320,7 @@ def _model_card(model: TrainedModel, snapshots: pd.DataFrame) -> str:
             "learning_rate",
             "num_leaves",
             "min_data_in_leaf",
+            "min_data_in_leaf_share",
             "feature_fraction",
             "bagging_fraction",
             "lambda_l2",

@@ -297,6 +297,7 @@ def fit_booster(
             f"label of target {target!r} has a single class in {y_train.size} training rows"
         )
     booster_params = params.lightgbm.booster_params()
+    booster_params["min_data_in_leaf"] = params.lightgbm.leaf_rows(y_train.size)
     booster_params["monotone_constraints"] = params.lightgbm.monotone_vector(list(X_train.columns))
     if y_val.size == 0 or y_val.min() == y_val.max():
         booster_params["metric"] = "binary_logloss"  # AUC is undefined on one class

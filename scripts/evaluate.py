@@ -124,7 +124,7 @@ def _json_value(value: Any) -> Any:
 
 def evaluate(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
     """Print the table and bars; return the summary record and the exit code."""
-    params = load_params()
+    params = load_params(get_settings().params_path)
     bars = params.acceptance
     version = args.version or champion_version(args.registry)
     if version is None:

@@ -7,6 +7,7 @@ import re
 import string
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -131,3 +132,41 @@ def test_shipped_business_rules() -> None:
     assert all(t.capacity is not None for t in tiers)
     assert any(r.reason.startswith("contacted in the last") for r in params.suppression)
     assert params.acceptance.max_ece == 0.03 and params.acceptance.min_oracle_auc_ratio == 0.95
+
+
+def test_min_data_in_leaf_is_capped_by_the_share_of_training_rows() -> None:
+    lgbm = load_params().lightgbm
+    assert (lgbm.min_data_in_leaf, lgbm.min_data_in_leaf_share) == (200, 0.02)
+    assert lgbm.leaf_rows(100_000) == 200  # large projects: the tuned setting
+    assert lgbm.leaf_rows(1_000) == 20  # small ones can still split
+    assert lgbm.leaf_rows(10) == 1
+    assert lgbm.model_copy(update={"min_data_in_leaf_share": None}).leaf_rows(1_000) == 200
+
+
+def test_small_project_trees_split() -> None:
+    """With the shipped settings a 300-row fit learns something (200 rows a leaf: no split)."""
+    from models.train import fit_booster
+
+    params = load_params()
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({c: rng.normal(size=500) for c in params.features.numeric})
+    for c in params.features.categorical:
+        X[c] = pd.Categorical(["a"] * len(X))
+    signal = X["seat_utilization_30d"].to_numpy()
+    y = (signal + rng.normal(scale=0.5, size=len(X)) > 1.3).astype(np.int64)
+    booster, _ = fit_booster(X[:300], y[:300], X[300:], y[300:], params)
+    assert booster.num_trees() > 0
+    scores = booster.predict(X[300:])
+    assert np.corrcoef(scores, signal[300:])[0, 1] > 0.5
+
+
+def test_params_path_setting(tmp_path: Path) -> None:
+    from flows.settings import Settings
+    from flows.transform import model_params
+
+    raw = _raw()
+    raw["quality"]["min_roc_auc"] = 0.55
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    assert model_params(Settings(home=tmp_path)).quality.min_roc_auc == 0.60
+    assert model_params(Settings(home=tmp_path, params_path=path)).quality.min_roc_auc == 0.55

@@ -33,6 +33,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 import pytest
+import yaml
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 EXPANSION = Path(sys.executable).parent / "expansion"
@@ -103,6 +104,7 @@ class Project:
             EXPANSION_LANDING_DIR=str(self.landing),
             EXPANSION_ORACLE_DIR=str(self.root / "oracle"),
             EXPANSION_EXPECTATIONS_DIR=str(self.root / "expectations"),
+            EXPANSION_PARAMS_PATH=str(self.root / "params.yaml"),
             EXPANSION_FRESHNESS="off",
             EXPANSION_DUCKDB_MEMORY_LIMIT="1GB",
             OMP_WAIT_POLICY="PASSIVE",
@@ -130,6 +132,12 @@ def new_project(
     for month in HELD_MONTHS:
         name_ = f"usage_daily_{month}.parquet"
         (project.landing / "usage" / "usage_daily" / name_).rename(project.held / name_)
+    # No model quality bar: 120 accounts leave one backtest cut-off with ~7 positives, where
+    # ROC AUC is noise (0.44-0.63 across LightGBM settings). These suites prove recovery;
+    # a run stopped by the bar would never reach the later crash points.
+    params = yaml.safe_load((PROJECT_DIR / "models" / "params.yaml").read_text())
+    params["quality"].update(min_roc_auc=0.0, max_brier=1.0)
+    (project.root / "params.yaml").write_text(yaml.safe_dump(params))
     suites = project.root / "expectations"
     suites.mkdir()
     for path in (PROJECT_DIR / "expectations").glob("*.json"):
