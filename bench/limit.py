@@ -200,7 +200,8 @@ usage as (
            avg(active_users) filter (where days_back < 7) as active_users_7d_avg,
            avg(active_users) filter (where days_back < 30) as active_users_30d_avg,
            avg(active_users) as active_users_90d_avg,
-           avg(active_users) filter (where days_back >= 30 and days_back < 60) as au_prior_30d,
+           avg(active_users) filter (where days_back < 28) as au_28d,
+           avg(active_users) filter (where days_back >= 28 and days_back < 56) as au_prior_28d,
            cast(coalesce(sum(api_calls) filter (where days_back < 30), 0) as double) as api_calls_30d,
            arg_max(storage_gb, usage_date) filter (where storage_gb is not null) as storage_gb_latest,
            avg(features_used) filter (where days_back < 30) as features_used_30d_avg
@@ -295,7 +296,7 @@ select
     u.active_users_7d_avg,
     u.active_users_30d_avg,
     u.active_users_90d_avg,
-    u.active_users_30d_avg / nullif(u.au_prior_30d, 0) - 1 as active_users_trend_30d,
+    u.au_28d / nullif(u.au_prior_28d, 0) - 1 as active_users_trend_28d,
     cast(u.active_users_7d_avg as double) / nullif(cast(cs.seats_purchased as double), 0) as seat_utilization_7d,
     cast(u.active_users_30d_avg as double) / nullif(cast(cs.seats_purchased as double), 0) as seat_utilization_30d,
     u.api_calls_30d,

@@ -78,7 +78,7 @@ def synthetic_snapshots(
             "active_users_7d_avg": seats * seats_purchased * rng.uniform(0.9, 1.1, rows),
             "active_users_30d_avg": seats * seats_purchased,
             "active_users_90d_avg": seats * seats_purchased * rng.uniform(0.8, 1.0, rows),
-            "active_users_trend_30d": rng.normal(0.02, 0.1, rows),
+            "active_users_trend_28d": rng.normal(0.02, 0.1, rows),
             "seat_utilization_7d": np.clip(seats + rng.normal(0, 0.03, rows), 0, None),
             "seat_utilization_30d": seats,
             "api_calls_30d": rng.integers(0, 100000, rows).astype(float),

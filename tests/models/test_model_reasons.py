@@ -22,7 +22,7 @@ def test_phrases_show_the_value(params: Params) -> None:
     assert _phrase(params, "seat_utilization_30d", 0.92) == "seats at 92% of plan"
     assert _phrase(params, "days_to_renewal", 41.0) == "renewal in 41 days"
     assert _phrase(params, "storage_utilization", 0.88) == "storage at 88% of plan limit"
-    assert _phrase(params, "active_users_trend_30d", 0.23) == "active users up 23% in 30 days"
+    assert _phrase(params, "active_users_trend_28d", 0.23) == "active users up 23% over 4 weeks"
     assert (
         _phrase(params, "is_promoter_90d", 1.0, nps_latest=10.0)
         == "NPS promoter (10) in the last 90 days"

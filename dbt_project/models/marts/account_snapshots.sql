@@ -102,7 +102,7 @@ final as (
         usage.active_users_7d_avg,
         usage.active_users_30d_avg,
         usage.active_users_90d_avg,
-        usage.active_users_trend_30d,
+        usage.active_users_trend_28d,
         {{ safe_divide('usage.active_users_7d_avg', 'contracts.seats_purchased') }} as seat_utilization_7d,
         {{ safe_divide('usage.active_users_30d_avg', 'contracts.seats_purchased') }} as seat_utilization_30d,
         usage.api_calls_30d,

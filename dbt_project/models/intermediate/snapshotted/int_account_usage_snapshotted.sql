@@ -8,7 +8,9 @@
     0-89), joined to daily usage on the date (a hash equi-join, every usage row meets the
     3-4 snapshots whose window covers it) and aggregated once per (account, snapshot) with
     filtered aggregates for the 7/30/60/90-day windows. No per-account range join, no sort.
-    storage_gb_latest is the latest level reported within the 90 days.
+    storage_gb_latest is the latest level reported within the 90 days. The trend compares two
+    28-day windows (last 4 weeks against the 4 before): whole weeks, so it does not move with
+    the weekday a snapshot falls on (30-day windows hold 2 extra weekdays that differ).
 -#}
 {#- Incremental by snapshot_date (folder config in dbt_project.yml): `plan` holds the snapshot
     dates this build recomputes, those whose inputs changed since the last build (all of
@@ -53,8 +55,10 @@ windowed as (
         count(usage_daily.active_users) filter (where snapshot_days.days_back < 7) as active_users_days_7d,
         sum(usage_daily.active_users) filter (where snapshot_days.days_back < 30) as active_users_sum_30d,
         count(usage_daily.active_users) filter (where snapshot_days.days_back < 30) as active_users_days_30d,
-        sum(usage_daily.active_users) filter (where snapshot_days.days_back >= 30 and snapshot_days.days_back < 60) as active_users_sum_prior_30d,
-        count(usage_daily.active_users) filter (where snapshot_days.days_back >= 30 and snapshot_days.days_back < 60) as active_users_days_prior_30d,
+        sum(usage_daily.active_users) filter (where snapshot_days.days_back < 28) as active_users_sum_28d,
+        count(usage_daily.active_users) filter (where snapshot_days.days_back < 28) as active_users_days_28d,
+        sum(usage_daily.active_users) filter (where snapshot_days.days_back >= 28 and snapshot_days.days_back < 56) as active_users_sum_prior_28d,
+        count(usage_daily.active_users) filter (where snapshot_days.days_back >= 28 and snapshot_days.days_back < 56) as active_users_days_prior_28d,
         sum(usage_daily.active_users) as active_users_sum_90d,
         count(usage_daily.active_users) as active_users_days_90d,
         coalesce(sum(usage_daily.api_calls) filter (where snapshot_days.days_back < 30), 0) as api_calls_30d,
@@ -76,7 +80,8 @@ averaged as (
         {{ safe_divide('active_users_sum_7d', 'active_users_days_7d') }} as active_users_7d_avg,
         {{ safe_divide('active_users_sum_30d', 'active_users_days_30d') }} as active_users_30d_avg,
         {{ safe_divide('active_users_sum_90d', 'active_users_days_90d') }} as active_users_90d_avg,
-        {{ safe_divide('active_users_sum_prior_30d', 'active_users_days_prior_30d') }} as active_users_prior_30d_avg,
+        {{ safe_divide('active_users_sum_28d', 'active_users_days_28d') }} as active_users_28d_avg,
+        {{ safe_divide('active_users_sum_prior_28d', 'active_users_days_prior_28d') }} as active_users_prior_28d_avg,
         api_calls_30d,
         storage_gb_latest,
         {{ safe_divide('features_used_sum_30d', 'features_used_days_30d') }} as features_used_30d_avg
@@ -92,7 +97,7 @@ final as (
         averaged.active_users_7d_avg,
         averaged.active_users_30d_avg,
         averaged.active_users_90d_avg,
-        {{ safe_divide('averaged.active_users_30d_avg', 'averaged.active_users_prior_30d_avg') }} - 1 as active_users_trend_30d,
+        {{ safe_divide('averaged.active_users_28d_avg', 'averaged.active_users_prior_28d_avg') }} - 1 as active_users_trend_28d,
         cast(averaged.api_calls_30d as {{ type_double() }}) as api_calls_30d,
         averaged.storage_gb_latest,
         averaged.features_used_30d_avg,
