@@ -65,6 +65,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from models.params import Params
+    from models.train import TrainedModel
 
 log = logging.getLogger(__name__)
 
@@ -501,7 +502,8 @@ def check_drift(settings: Settings, as_of: date, run_id: str | None = None) -> l
 
     Training rows: active, label-complete snapshots in the champion's training window (all
     such rows when the window finds none), reduced to bins and counts once per champion
-    version (`_drift_reference`). No champion: nothing to compare, nothing checked.
+    version (`_drift_reference`). No champion, or one that needs columns the marts no longer
+    have (train_model replaces it in this run): nothing to compare, nothing checked.
     """
     from models.registry import champion_version, read_metadata
 
@@ -519,7 +521,15 @@ def check_drift(settings: Settings, as_of: date, run_id: str | None = None) -> l
         settings.warehouse, read_only=True, memory_limit=settings.duckdb_memory_limit
     ) as con:
         present = set(_table_columns(con, "marts.account_snapshots"))
-        cols = ", ".join(f'"{f}"' for f in features if f in present) or "1 as _row"
+        gone = [f for f in features if f not in present]
+        if gone:  # renamed or dropped in dbt: train_model replaces this champion
+            log.warning(
+                "drift check skipped: champion %s needs %s, no longer in marts.account_snapshots",
+                version,
+                ", ".join(gone),
+            )
+            return []
+        cols = ", ".join(f'"{f}"' for f in features) or "1 as _row"
         base = f"select {cols} from marts.account_snapshots where is_active"
         score = con.execute(base + " and snapshot_date = ?", [as_of]).df()
         specs = [(path, load_suite(path).get("meta", {}).get("psi", {})) for path in suites]
@@ -692,8 +702,10 @@ def code_version(settings: Settings) -> str:
 
 
 def data_fingerprint(frame: pd.DataFrame) -> str:
-    hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy()
-    return hashlib.sha256(hashed.tobytes()).hexdigest()[:16]
+    """Rows, column names and types (row hashes alone miss a renamed column)."""
+    digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    digest.update(json.dumps([[str(c), str(t)] for c, t in frame.dtypes.items()]).encode())
+    return digest.hexdigest()[:16]
 
 
 class ModelQualityError(RuntimeError):
@@ -767,6 +779,12 @@ def _fit_or_reuse(settings: Settings, snapshots: pd.DataFrame, params: Params) -
     return version, False
 
 
+def _features_gone(settings: Settings, model: TrainedModel) -> list[str]:
+    """The model's features that marts.account_snapshots no longer has."""
+    have = set(read_frame(settings.warehouse, "select * from marts.account_snapshots limit 0"))
+    return [f for f in model.features if f not in have]
+
+
 def train_model(settings: Settings, as_of: date, *, force: bool = False) -> dict[str, Any]:
     """Train a challenger when there is no champion (or when asked) and promote it if it wins."""
     from models.registry import champion_version, load_model, promote, should_promote
@@ -775,7 +793,17 @@ def train_model(settings: Settings, as_of: date, *, force: bool = False) -> dict
     params = model_params(settings)
     champion = champion_version(settings.registry)
     out: dict[str, Any] = {"champion_version": champion, "trained_version": None}
-    if champion and not force:
+    # A champion that needs columns the marts no longer have (a feature renamed or dropped in
+    # dbt) cannot score: train a replacement, judged on the quality bars alone.
+    gone = _features_gone(settings, load_model(settings.registry, champion)) if champion else []
+    if gone:
+        log.warning(
+            "champion %s needs %s, no longer in marts.account_snapshots: training a replacement",
+            champion,
+            ", ".join(gone),
+        )
+        out["stale_champion"] = {"version": champion, "features_gone": gone}
+    if champion and not force and not gone:
         out["decision"] = "champion reused (no retrain asked)"
         _write_model_metrics(settings)
         return out
@@ -795,7 +823,7 @@ def train_model(settings: Settings, as_of: date, *, force: bool = False) -> dict
         return out
     model = load_model(settings.registry, version)
     mine: dict[str, Any] = {}
-    if champion:
+    if champion and not gone:
         mine, theirs = comparable_metrics(model, load_model(settings.registry, champion), snapshots)
         promoted, reason = should_promote(mine, theirs, params)
     else:
@@ -812,10 +840,16 @@ def train_model(settings: Settings, as_of: date, *, force: bool = False) -> dict
         promote(settings.registry, version)
         crash_point("train.promoted")
         out["champion_version"] = version
-    elif champion is None:
+    elif champion is None or gone:
+        where = settings.params_path or "models/params.yaml"
         raise ModelQualityError(
-            f"no champion model, and the first trained model {version} does not pass the "
-            f"quality bars in models/params.yaml: {reason}"
+            (
+                f"no champion model, and the first trained model {version}"
+                if champion is None
+                else f"champion {champion} cannot score (needs {', '.join(gone)}, no longer in "
+                f"marts.account_snapshots), and its replacement {version}"
+            )
+            + f" does not pass the quality bars in {where}: {reason}"
         )
     log.info("model %s: %s", version, reason)
     _write_model_metrics(settings)

@@ -70,5 +70,33 @@ def test_the_key_covers_rows_and_parameters(snapshots: pd.DataFrame, params: Par
     edited = snapshots.copy()
     edited.loc[edited.index[0], "mrr_usd"] += 1
     assert stages.training_key(edited, params) != key
+    renamed = snapshots.rename(columns={"tickets_90d": "tickets_13w"})
+    assert stages.training_key(renamed, params) != key
     other = params.model_copy(update={"primary_target": "upsell"})
     assert stages.training_key(snapshots, other) != key
+
+
+def test_a_champion_whose_features_left_the_marts_is_replaced(
+    settings: Settings, lenient: Params, as_of: date, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A feature renamed in dbt and params.yaml: the champion cannot score, so the next run
+    trains and promotes a replacement on the quality bars alone, without being asked to."""
+    first = stages.train_model(settings, as_of, force=True)
+    assert stages.train_model(settings, as_of)["decision"] == "champion reused (no retrain asked)"
+    with duckdb.connect(str(settings.warehouse)) as con:
+        con.execute("alter table marts.account_snapshots rename column tickets_90d to tickets_13w")
+    features = lenient.features
+    numeric = [("tickets_13w" if f == "tickets_90d" else f) for f in features.numeric]
+    reasons = {**lenient.reasons, "tickets_13w": lenient.reasons["tickets_90d"]}
+    renamed = lenient.model_copy(
+        update={"features": features.model_copy(update={"numeric": numeric}), "reasons": reasons}
+    )
+    monkeypatch.setattr(stages, "model_params", lambda _settings: renamed)
+    assert stages.check_drift(settings, as_of) == []  # the gate does not stop the replacement
+    out = stages.train_model(settings, as_of)
+    assert out["stale_champion"] == {
+        "version": first["trained_version"],
+        "features_gone": ["tickets_90d"],
+    }
+    assert out["trained_version"] not in (None, first["trained_version"])
+    assert champion_version(settings.registry) == out["trained_version"]
