@@ -53,6 +53,7 @@ from flows.validate import (
     write_results,
 )
 from flows.warehouse import connect, latest_data_date, read_frame, replace_table
+from models.files import write_atomic
 
 __all__ = [
     "DbtReport",
@@ -585,10 +586,7 @@ def _drift_reference(
     if train.empty:
         train = con.execute(base + " and is_label_complete").df()
     ref = drift_reference(train, numeric, categorical, bins)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(ref), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(ref))
     return ref
 
 
@@ -645,9 +643,7 @@ def run_dbt_build(settings: Settings, as_of: date) -> DbtReport:
     # (or dbt, DuckDB) changed since they last passed here, and on a full refresh.
     project = _dbt_project_hash(settings)
     passed = settings.home / "dbt" / "unit_tests_passed"
-    skip_unit = (
-        not settings.full_refresh and passed.is_file() and passed.read_text() == project
-    )
+    skip_unit = not settings.full_refresh and passed.is_file() and passed.read_text() == project
     if skip_unit:
         args += ["--exclude", "test_type:unit"]
         log.info("dbt unit tests skipped: they passed on this dbt project (%s)", project[:12])
@@ -998,14 +994,8 @@ def write_model_report(
     from models.report import render_report
 
     out = settings.home / "reports" / f"model_{model.version}.html"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".html.tmp")
     charts = settings.home / "reports" / ".charts"
-    tmp.write_text(
-        render_report(model, snapshots, scores, oracle, chart_cache=charts), encoding="utf-8"
-    )
-    os.replace(tmp, out)
-    return out
+    return write_atomic(out, render_report(model, snapshots, scores, oracle, chart_cache=charts))
 
 
 TIER_RANK = "case touch_tier when 'high_touch' then 3 when 'low_touch' then 2 else 1 end"
@@ -1074,12 +1064,8 @@ def record_alerts(settings: Settings, run_id: str) -> int:
 
 
 def write_run_record(settings: Settings, record: dict[str, Any]) -> Path:
-    settings.runs_dir.mkdir(parents=True, exist_ok=True)
     path = settings.runs_dir / f"{record['run_id']}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2, default=str))
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, json.dumps(record, indent=2, default=str))
 
 
 # --- publish and sync ------------------------------------------------------------------------

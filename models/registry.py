@@ -37,6 +37,7 @@ from typing import Any
 import lightgbm as lgb
 import pandas as pd
 
+from models.files import write_atomic
 from models.offers import OfferValues
 from models.params import Params, load_params
 from models.train import PREDICTION_COLUMNS, Calibrator, TrainedModel
@@ -60,17 +61,9 @@ def _clean(value: Any) -> Any:
 
 
 def _write_json_atomic(path: Path, payload: Any) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(_clean(payload), fh, indent=2, sort_keys=True, allow_nan=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(
+        path, json.dumps(_clean(payload), indent=2, sort_keys=True, allow_nan=False) + "\n"
+    )
 
 
 def _read_json(path: Path) -> Any:

@@ -18,7 +18,6 @@ import html
 import io
 import json
 import math
-import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from string import Template
@@ -37,6 +36,7 @@ from models.evaluate import (
     oracle_on_rows,
     roc_points,
 )
+from models.files import write_atomic
 from models.registry import frame_fingerprint
 from models.train import TrainedModel
 
@@ -670,10 +670,7 @@ def _cached_charts(
         except (OSError, ValueError):
             pass  # unreadable: render again
     charts = list(build())
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(charts), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(charts))
     return charts
 
 

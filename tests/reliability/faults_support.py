@@ -466,5 +466,7 @@ def leftovers(project: Project) -> list[str]:
         "models/.champion.json.*",
         "sync/*/.*.tmp",
         "runs/*.tmp",
+        "reports/**/.*.tmp",
+        "quality/**/.*.tmp",
     ]
     return sorted(str(p.relative_to(home)) for pat in patterns for p in home.glob(pat))
