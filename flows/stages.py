@@ -535,10 +535,16 @@ def check_drift(settings: Settings, as_of: date, run_id: str | None = None) -> l
         score = con.execute(base + " and snapshot_date = ?", [as_of]).df()
         specs = [(path, load_suite(path).get("meta", {}).get("psi", {})) for path in suites]
         references = {
-            int(psi.get("bins", 10)): _drift_reference(
-                settings, con, version, base, window, numeric, categorical, int(psi.get("bins", 10))
+            bins: _drift_reference(settings, version, numeric, categorical, bins)
+            or _keep_drift_reference(
+                settings,
+                version,
+                _warehouse_training_rows(con, cols, window),
+                numeric,
+                categorical,
+                bins,
             )
-            for _, psi in specs
+            for bins in {int(psi.get("bins", 10)) for _, psi in specs}
         }
     params = {"as_of": pd.Timestamp(as_of), "model_version": version}
     results = []
@@ -557,37 +563,81 @@ def check_drift(settings: Settings, as_of: date, run_id: str | None = None) -> l
     return enforce_all(results)
 
 
+# The training side of PSI (bins and counts per feature) is kept in the model's folder in the
+# registry, written when the model is trained: a daily run reads only the rows it scores (at
+# M the training rows were 2M rows and most of the 17 s this gate took), and a model copied
+# to another warehouse (a champion trained elsewhere) brings its training distribution.
+
+
+def _drift_reference_path(settings: Settings, version: str, bins: int) -> Path:
+    from models.registry import model_dir
+
+    return model_dir(settings.registry, version) / f"drift_reference_{bins}bins.json"
+
+
 def _drift_reference(
+    settings: Settings, version: str, numeric: list[str], categorical: list[str], bins: int
+) -> dict[str, Any] | None:
+    """The kept reference of `version`, if it covers these features."""
+    path = _drift_reference_path(settings, version, bins)
+    try:
+        kept: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # none kept (a model saved before references were) or unreadable
+    return kept if set(kept.get("features", {})) >= {*numeric, *categorical} else None
+
+
+def _training_rows(frame: pd.DataFrame, window: dict[str, Any]) -> pd.DataFrame:
+    """Rows of `frame` in the model's training window (all of them when it holds none)."""
+    keep = pd.to_datetime(frame["snapshot_date"]).between(
+        pd.Timestamp(window.get("start", "1900-01-01")),
+        pd.Timestamp(window.get("end", "2999-12-31")),
+    )
+    return frame.loc[keep] if keep.any() else frame
+
+
+def _warehouse_training_rows(con: Any, cols: str, window: dict[str, Any]) -> pd.DataFrame:
+    """The same from marts.account_snapshots, for a model saved without its references."""
+    base = f"select {cols} from marts.account_snapshots where is_active and is_label_complete"
+    train = con.execute(
+        base + " and snapshot_date between ? and ?",
+        [window.get("start", "1900-01-01"), window.get("end", "2999-12-31")],
+    ).df()
+    return train if not train.empty else con.execute(base).df()
+
+
+def _keep_drift_reference(
     settings: Settings,
-    con: Any,
     version: str,
-    base: str,
-    window: dict[str, Any],
+    train: pd.DataFrame,
     numeric: list[str],
     categorical: list[str],
     bins: int,
 ) -> dict[str, Any]:
-    """The champion's training side of PSI (bins and counts per feature), computed from its
-    training rows at the first drift check of that version and kept under
-    <home>/quality/drift_reference/: a daily run reads only the rows it scores (at M the
-    training rows were 2M rows and most of the 17 s this gate took)."""
-    path = settings.home / "quality" / "drift_reference" / f"{version}-{bins}bins.json"
-    if path.is_file():
-        try:
-            cached: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-            if set(cached.get("features", {})) >= {*numeric, *categorical} - {"_row"}:
-                return cached
-        except (OSError, ValueError):
-            pass  # unreadable: computed again below
-    train = con.execute(
-        base + " and is_label_complete and snapshot_date between ? and ?",
-        [window.get("start", "0001-01-01"), window.get("end", "9999-12-31")],
-    ).df()
-    if train.empty:
-        train = con.execute(base + " and is_label_complete").df()
     ref = drift_reference(train, numeric, categorical, bins)
-    write_atomic(path, json.dumps(ref))
+    write_atomic(_drift_reference_path(settings, version, bins), json.dumps(ref))
     return ref
+
+
+def keep_drift_references(settings: Settings, version: str, snapshots: pd.DataFrame) -> None:
+    """At training: the model's drift references, one per bin count the drift suites use."""
+    from models.features import as_bool
+    from models.registry import read_metadata
+
+    suites = _suites(settings, "drift")
+    if not suites:
+        return
+    meta = read_metadata(settings.registry, version)
+    features = list(dict.fromkeys(meta["features"]))
+    categorical = [f for f in meta.get("categorical_features", []) if f in features]
+    numeric = [f for f in features if f not in categorical]
+    rows = snapshots.loc[
+        as_bool(snapshots["is_active"], "is_active")
+        & as_bool(snapshots["is_label_complete"], "is_label_complete")
+    ]
+    train = _training_rows(rows, meta.get("training_window", {}))
+    for bins in {int(load_suite(p).get("meta", {}).get("psi", {}).get("bins", 10)) for p in suites}:
+        _keep_drift_reference(settings, version, train, numeric, categorical, bins)
 
 
 def validate_scores(
@@ -841,6 +891,8 @@ def train_model(settings: Settings, as_of: date, *, force: bool = False) -> dict
         [as_of],
     )
     version, reused = _fit_or_reuse(settings, snapshots, params)
+    if not reused:
+        keep_drift_references(settings, version, snapshots)
     crash_point("train.saved")
     out["trained_version"] = version
     out["reused"] = reused

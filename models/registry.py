@@ -94,7 +94,8 @@ def _versions(registry_dir: Path) -> list[str]:
     return sorted(found, key=lambda v: int(VERSION_RE.match(v).group(1)))  # type: ignore[union-attr]
 
 
-def _model_dir(registry_dir: Path, version: str) -> Path:
+def model_dir(registry_dir: Path, version: str) -> Path:
+    """A saved model's folder (FileNotFoundError naming the versions there are)."""
     path = Path(registry_dir) / MODELS_DIR / version
     if not (path / "metadata.json").is_file():
         known = ", ".join(_versions(Path(registry_dir))) or "none"
@@ -170,7 +171,7 @@ def save_model(
 
 def read_metadata(registry_dir: Path, version: str) -> dict[str, Any]:
     """The metadata.json of a saved model."""
-    metadata: dict[str, Any] = _read_json(_model_dir(registry_dir, version) / "metadata.json")
+    metadata: dict[str, Any] = _read_json(model_dir(registry_dir, version) / "metadata.json")
     return metadata
 
 
@@ -198,7 +199,7 @@ def _saved_params(saved: dict[str, Any], version: str) -> Params:
 
 def load_model(registry_dir: Path, version: str) -> TrainedModel:
     """Rebuild a saved TrainedModel (predictions identical to the saved one)."""
-    path = _model_dir(registry_dir, version)
+    path = model_dir(registry_dir, version)
     meta = read_metadata(registry_dir, version)
     calibrators = _read_json(path / "calibrators.json")
     boosters = {
@@ -338,7 +339,7 @@ def repair_history(registry_dir: Path) -> bool:
 
 def _set_champion(registry_dir: Path, version: str, action: str, at: datetime | None) -> None:
     registry_dir = Path(registry_dir)
-    _model_dir(registry_dir, version)
+    model_dir(registry_dir, version)
     repair_history(registry_dir)
     previous = champion_version(registry_dir)
     when = _utc(at or datetime.now(UTC)).isoformat().replace("+00:00", "Z")

@@ -3,6 +3,7 @@ model back instead of a new fit; any change to them fits again."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from pathlib import Path
 
@@ -13,7 +14,9 @@ import pytest
 from flows import stages
 from flows.settings import Settings
 from models.params import Params
-from models.registry import champion_version, list_models
+from models.registry import champion_version, list_models, model_dir
+
+SUITE = "drift_account_snapshots.json"
 
 
 @pytest.fixture
@@ -100,3 +103,24 @@ def test_a_champion_whose_features_left_the_marts_is_replaced(
     }
     assert out["trained_version"] not in (None, first["trained_version"])
     assert champion_version(settings.registry) == out["trained_version"]
+
+
+def test_the_drift_reference_travels_with_the_model(
+    settings: Settings, as_of: date, tmp_path: Path
+) -> None:
+    """Written at training into the model's folder: a warehouse that never held the training
+    rows (a champion trained elsewhere) checks drift against the same distribution."""
+    # the synthetic rows drift at random: the drift suite as warnings, so results come back
+    suite = json.loads((settings.project_dir / "expectations" / SUITE).read_text())
+    for expectation in suite["expectations"]:
+        expectation["meta"]["severity"] = "warning"
+    (tmp_path / "expectations").mkdir()
+    (tmp_path / "expectations" / SUITE).write_text(json.dumps(suite))
+    settings = settings.model_copy(update={"expectations_dir": tmp_path / "expectations"})
+    version = stages.train_model(settings, as_of, force=True)["trained_version"]
+    assert (model_dir(settings.registry, version) / "drift_reference_10bins.json").is_file()
+    first = stages.check_drift(settings, as_of)
+    with duckdb.connect(str(settings.warehouse)) as con:
+        con.execute("delete from marts.account_snapshots where snapshot_date <> ?", [as_of])
+    again = stages.check_drift(settings, as_of)
+    assert first and [r.preview for r in again] == [r.preview for r in first]
