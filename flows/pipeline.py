@@ -172,8 +172,10 @@ def run_dbt_build(settings: Settings, as_of: date) -> stages.DbtReport:
 
 
 @task(name="validate_marts", cache_policy=NONE)
-def validate_marts(settings: Settings, as_of: date, run_id: str) -> list[stages.GateResult]:
-    return _run_gate("marts", lambda: stages.validate_marts(settings, as_of, run_id))
+def validate_marts(
+    settings: Settings, as_of: date, run_id: str, training: bool
+) -> list[stages.GateResult]:
+    return _run_gate("marts", lambda: stages.validate_marts(settings, as_of, run_id, training))
 
 
 @task(name="check_drift", cache_policy=NONE)
@@ -285,7 +287,13 @@ def expansion_pipeline(
 
             dbt = _step(summary, "dbt_build", lambda: run_dbt_build(settings, run_as_of))
             summary.dbt = asdict(dbt)
-            _gate(summary, "validate_marts", lambda: validate_marts(settings, run_as_of, run_id))
+            # a backfill trains a model of its own date
+            trains = backfill or stages.will_train(settings, retrain or settings.retrain)
+            _gate(
+                summary,
+                "validate_marts",
+                lambda: validate_marts(settings, run_as_of, run_id, trains),
+            )
             crash_point("validate.marts_passed")
             if not backfill:  # a backfill scores with a model of its own date: no drift to check
                 _gate(summary, "check_drift", lambda: check_drift(settings, run_as_of, run_id))

@@ -15,7 +15,7 @@ import logging
 import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -66,7 +66,6 @@ __all__ = [
 
 if TYPE_CHECKING:
     from models.params import Params
-    from models.train import TrainedModel
 
 log = logging.getLogger(__name__)
 
@@ -442,6 +441,7 @@ def _run_suites(
     params: dict[str, Any],
     extra_where: str | None = None,
     per_suite: dict[str, dict[str, Any]] | None = None,
+    skip_when: Collection[str] = (),
 ) -> list[GateResult]:
     results = []
     with connect(
@@ -449,6 +449,9 @@ def _run_suites(
     ) as con:
         for path in _suites(settings, edge):
             spec = load_suite(path)
+            if spec.get("meta", {}).get("when") in skip_when:
+                log.info("suite %s skipped: it applies when a model is trained", path.stem)
+                continue
             suite_params = {**params, **(per_suite or {}).get(spec.get("name", path.stem), {})}
             frame = _read_suite_frame(con, path, spec, suite_params, extra_where)
             if edge == "raw" and frame.empty:
@@ -485,15 +488,28 @@ def validate_raw(settings: Settings, run_id: str) -> list[GateResult]:
     return passed
 
 
-def validate_marts(settings: Settings, as_of: date, run_id: str | None = None) -> list[GateResult]:
-    """The marts the model and BI read; row counts against the previous passing run."""
+def validate_marts(
+    settings: Settings,
+    as_of: date,
+    run_id: str | None = None,
+    training: bool | None = None,
+) -> list[GateResult]:
+    """The marts the model and BI read; row counts against the previous passing run.
+
+    Suites with `meta.when: "training"` (the rows a model learns from) run only when this run
+    trains one (`training`; default: `will_train` with `settings.retrain`): a scoring run
+    with a champion trained elsewhere needs no label-complete history.
+    """
+    if training is None:
+        training = will_train(settings, settings.retrain)
     previous = _previous_row_counts(settings, run_id, as_of)
     per_suite = {
         path.stem: {"previous_row_count": previous.get(path.stem, 0)}
         for path in _suites(settings, "marts")
     }
     params = {"as_of": pd.Timestamp(as_of), "previous_row_count": 0}
-    results = _run_suites(settings, "marts", params, per_suite=per_suite)
+    skip = () if training else ("training",)
+    results = _run_suites(settings, "marts", params, per_suite=per_suite, skip_when=skip)
     _report_gate(settings, run_id, results, as_of)
     return enforce_all(results)
 
@@ -856,10 +872,21 @@ def _fit_or_reuse(settings: Settings, snapshots: pd.DataFrame, params: Params) -
     return version, False
 
 
-def _features_gone(settings: Settings, model: TrainedModel) -> list[str]:
-    """The model's features that marts.account_snapshots no longer has."""
+def _features_gone(settings: Settings, version: str) -> list[str]:
+    """The features of model `version` that marts.account_snapshots no longer has."""
+    from models.registry import read_metadata
+
     have = set(read_frame(settings.warehouse, "select * from marts.account_snapshots limit 0"))
-    return [f for f in model.features if f not in have]
+    return [f for f in read_metadata(settings.registry, version)["features"] if f not in have]
+
+
+def will_train(settings: Settings, force: bool) -> bool:
+    """Whether `train_model` fits a model in this run: asked to, no champion, or a champion
+    whose features left the marts."""
+    from models.registry import champion_version
+
+    champion = champion_version(settings.registry)
+    return force or champion is None or bool(_features_gone(settings, champion))
 
 
 def train_model(settings: Settings, as_of: date, *, force: bool = False) -> dict[str, Any]:
@@ -872,7 +899,7 @@ def train_model(settings: Settings, as_of: date, *, force: bool = False) -> dict
     out: dict[str, Any] = {"champion_version": champion, "trained_version": None}
     # A champion that needs columns the marts no longer have (a feature renamed or dropped in
     # dbt) cannot score: train a replacement, judged on the quality bars alone.
-    gone = _features_gone(settings, load_model(settings.registry, champion)) if champion else []
+    gone = _features_gone(settings, champion) if champion else []
     if gone:
         log.warning(
             "champion %s needs %s, no longer in marts.account_snapshots: training a replacement",

@@ -15,7 +15,8 @@ way without reading it into pandas; a failure names the groups (file, day, metri
 rows each holds. Both may use `$name` parameters the gate passes (as_of, the champion's features, ...);
 `{"$PARAMETER": ...}` placeholders in expectation kwargs take the same parameters (GX
 evaluates arithmetic such as `previous_row_count * 0.5`). `meta.row_id` names columns
-that identify a bad row in the report (e.g. `_source_file`, `feature`).
+that identify a bad row in the report (e.g. `_source_file`, `feature`). `meta.when: "training"`
+runs a marts suite only in a run that trains a model (`flows.stages.validate_marts`).
 
 DataFrames are validated through GX's pandas datasource (its SQL datasource via duckdb-engine
 fails every expectation upstream) with result_format SUMMARY.
@@ -224,6 +225,9 @@ def load_suite(path: Path) -> dict[str, Any]:
     table = meta.get("table")
     if table is not None and not _RELATION.match(table):
         raise ValueError(f"{path}: meta.table={table!r}; expected 'schema.table'")
+    when = meta.get("when")
+    if when is not None and when != "training":
+        raise ValueError(f"{path}: meta.when={when!r}; expected 'training' or no meta.when")
     group_by = meta.get("group_by", [])
     if not isinstance(group_by, list) or not all(isinstance(c, str) for c in group_by):
         raise ValueError(f"{path}: meta.group_by={group_by!r}; expected a list of column names")
