@@ -15,7 +15,7 @@ not leak into the next), all on one scratch home `bench/work/<size>/` (never sta
               flows/pipeline.py, as the plain functions of flows/stages.py (no Prefect), with
               the pipeline lock held: load, freshness, validate_raw, dbt_build, validate_marts,
               check_drift, train, score, validate_scores, publish, sync;
-3. incremental one new day of usage extracts (the last day's rows moved one day on, the CRM
+3. incremental one new day of usage extracts (the rows of the same weekday a week before, the CRM
               and billing extracts unchanged), the same stages again, champion reused;
 4. limit      one DuckDB query for the champion's features of all accounts at the incremental
               run's as_of straight from raw.*, LightGBM predict, the scores written to a DuckDB
@@ -43,7 +43,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -566,8 +566,10 @@ def _oom_first(pid: int) -> None:
 
 
 def append_day(landing: Path) -> str:
-    """One new day of usage extracts: the latest day's rows, one day later, as a daily file
-    `usage_daily_<YYYY-MM-DD>.parquet`. Returns the new day."""
+    """One new day of usage extracts: the rows of the same weekday a week before, on the day
+    after the latest, as a daily file `usage_daily_<YYYY-MM-DD>.parquet` (usage has a
+    weekday pattern: a Monday made of Sunday's rows drifts by construction). Returns the
+    new day."""
     import duckdb
 
     folder = landing / "usage" / "usage_daily"
@@ -576,18 +578,18 @@ def append_day(landing: Path) -> str:
     try:
         glob = str(folder / "*.parquet")
         last = con.execute(f"select max(usage_date) from read_parquet('{glob}')").fetchone()[0]  # type: ignore[index]
-        new_day = last + __import__("datetime").timedelta(days=1)
+        new_day = last + timedelta(days=1)
         src = [str(f) for f in files]
         target = folder / f"usage_daily_{new_day.isoformat()}.parquet"
         con.execute(
             f"""
             copy (
-                select account_id, cast(usage_date + 1 as date) as usage_date, metric, value
+                select account_id, cast(usage_date + 7 as date) as usage_date, metric, value
                 from read_parquet({src!r}) where usage_date = ?
                 order by account_id, metric
             ) to '{target}' (format parquet, compression zstd)
             """,
-            [last],
+            [new_day - timedelta(days=7)],
         )
     finally:
         con.close()

@@ -518,8 +518,9 @@ def check_drift(settings: Settings, as_of: date, run_id: str | None = None) -> l
     """PSI per champion feature, training rows vs the rows to score, through the drift suites.
 
     Training rows: active, label-complete snapshots in the champion's training window (all
-    such rows when the window finds none), reduced to bins and counts once per champion
-    version (`_drift_reference`). No champion, or one that needs columns the marts no longer
+    such rows when the window finds none), reduced to bins and counts kept in the model's
+    registry folder at training (`keep_drift_references`; computed from the warehouse here
+    for a model saved without them). No champion, or one that needs columns the marts no longer
     have (train_model replaces it in this run): nothing to compare, nothing checked.
     """
     from models.registry import champion_version, read_metadata
@@ -721,8 +722,7 @@ def run_dbt_build(settings: Settings, as_of: date) -> DbtReport:
         detail = "\n".join(report.failures) or str(getattr(result, "exception", "") or "")
         raise DbtBuildFailed(f"dbt build failed ({report.failed} nodes):\n{detail}")
     if not skip_unit:
-        passed.parent.mkdir(parents=True, exist_ok=True)
-        passed.write_text(project)
+        write_atomic(passed, project)
     crash_point("dbt.built")
     return report
 
