@@ -71,7 +71,9 @@ class Settings(BaseSettings):
     retrain_cron: str = Field("0 6 * * 1", description="schedule of the weekly retrain (cron)")
     schedule_timezone: str = Field("UTC", description="IANA time zone of both schedules")
     duckdb_memory_limit: str = Field(
-        "8GB", pattern=r"^\d+(\.\d+)?\s?(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", description="e.g. 8GB"
+        "8GB",
+        pattern=r"^\d+(\.\d+)?\s?(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB|%)$",
+        description="e.g. 8GB, or a share of RAM such as 50%",
     )
     dbt_threads: int = Field(2, ge=1, le=64)
     dbt_node_tasks: bool = Field(

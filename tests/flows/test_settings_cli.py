@@ -126,3 +126,14 @@ def test_demo_data_command_writes_a_landing_zone(
 def test_settings_reject_bad_values() -> None:
     with pytest.raises(ValueError, match="label_horizon_days"):
         Settings(label_horizon_days=3)
+
+
+def test_duckdb_memory_limit_takes_a_size_or_a_share_of_ram(tmp_path: Path) -> None:
+    from flows.warehouse import connect
+
+    with pytest.raises(ValueError, match="duckdb_memory_limit"):
+        Settings(duckdb_memory_limit="lots")
+    share = Settings(duckdb_memory_limit="25%").duckdb_memory_limit
+    with connect(tmp_path / "w.duckdb", memory_limit=share) as con:
+        row = con.execute("select current_setting('memory_limit')").fetchone()
+    assert row is not None and row[0].endswith("iB")  # DuckDB turned the share into a size
