@@ -530,24 +530,21 @@ def check_drift(settings: Settings, as_of: date, run_id: str | None = None) -> l
     if version is None or not suites:
         log.info("drift check skipped: %s", "no champion model" if suites else "no drift suite")
         return []
+    gone = _features_gone(settings, version)
+    if gone:  # renamed or dropped in dbt: train_model replaces this champion
+        log.warning(
+            "drift check skipped: champion %s needs %s, no longer in marts.account_snapshots",
+            version,
+            ", ".join(gone),
+        )
+        return []
     meta = read_metadata(settings.registry, version)
-    features = list(dict.fromkeys(meta["features"]))
-    categorical = [f for f in meta.get("categorical_features", []) if f in features]
-    numeric = [f for f in features if f not in categorical]
+    numeric, categorical = _model_features(meta)
     window = meta.get("training_window", {})
     with connect(
         settings.warehouse, read_only=True, memory_limit=settings.duckdb_memory_limit
     ) as con:
-        present = set(_table_columns(con, "marts.account_snapshots"))
-        gone = [f for f in features if f not in present]
-        if gone:  # renamed or dropped in dbt: train_model replaces this champion
-            log.warning(
-                "drift check skipped: champion %s needs %s, no longer in marts.account_snapshots",
-                version,
-                ", ".join(gone),
-            )
-            return []
-        cols = ", ".join(f'"{f}"' for f in features) or "1 as _row"
+        cols = ", ".join(f'"{f}"' for f in [*numeric, *categorical]) or "1 as _row"
         base = f"select {cols} from marts.account_snapshots where is_active"
         score = con.execute(base + " and snapshot_date = ?", [as_of]).df()
         specs = [(path, load_suite(path).get("meta", {}).get("psi", {})) for path in suites]
@@ -556,7 +553,13 @@ def check_drift(settings: Settings, as_of: date, run_id: str | None = None) -> l
             or _keep_drift_reference(
                 settings,
                 version,
-                _warehouse_training_rows(con, cols, window),
+                _training_rows(
+                    con.execute(
+                        f"select snapshot_date, {cols} from marts.account_snapshots "
+                        "where is_active and is_label_complete"
+                    ).df(),
+                    window,
+                ),
                 numeric,
                 categorical,
                 bins,
@@ -604,6 +607,13 @@ def _drift_reference(
     return kept if set(kept.get("features", {})) >= {*numeric, *categorical} else None
 
 
+def _model_features(meta: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """A saved model's (numeric, categorical) features, from its metadata."""
+    features = list(dict.fromkeys(meta["features"]))
+    categorical = [f for f in meta.get("categorical_features", []) if f in features]
+    return [f for f in features if f not in categorical], categorical
+
+
 def _training_rows(frame: pd.DataFrame, window: dict[str, Any]) -> pd.DataFrame:
     """Rows of `frame` in the model's training window (all of them when it holds none)."""
     keep = pd.to_datetime(frame["snapshot_date"]).between(
@@ -611,16 +621,6 @@ def _training_rows(frame: pd.DataFrame, window: dict[str, Any]) -> pd.DataFrame:
         pd.Timestamp(window.get("end", "2999-12-31")),
     )
     return frame.loc[keep] if keep.any() else frame
-
-
-def _warehouse_training_rows(con: Any, cols: str, window: dict[str, Any]) -> pd.DataFrame:
-    """The same from marts.account_snapshots, for a model saved without its references."""
-    base = f"select {cols} from marts.account_snapshots where is_active and is_label_complete"
-    train = con.execute(
-        base + " and snapshot_date between ? and ?",
-        [window.get("start", "1900-01-01"), window.get("end", "2999-12-31")],
-    ).df()
-    return train if not train.empty else con.execute(base).df()
 
 
 def _keep_drift_reference(
@@ -645,9 +645,7 @@ def keep_drift_references(settings: Settings, version: str, snapshots: pd.DataFr
     if not suites:
         return
     meta = read_metadata(settings.registry, version)
-    features = list(dict.fromkeys(meta["features"]))
-    categorical = [f for f in meta.get("categorical_features", []) if f in features]
-    numeric = [f for f in features if f not in categorical]
+    numeric, categorical = _model_features(meta)
     rows = snapshots.loc[
         as_bool(snapshots["is_active"], "is_active")
         & as_bool(snapshots["is_label_complete"], "is_label_complete")
@@ -876,7 +874,10 @@ def _features_gone(settings: Settings, version: str) -> list[str]:
     """The features of model `version` that marts.account_snapshots no longer has."""
     from models.registry import read_metadata
 
-    have = set(read_frame(settings.warehouse, "select * from marts.account_snapshots limit 0"))
+    with connect(
+        settings.warehouse, read_only=True, memory_limit=settings.duckdb_memory_limit
+    ) as con:
+        have = _table_columns(con, "marts.account_snapshots")
     return [f for f in read_metadata(settings.registry, version)["features"] if f not in have]
 
 

@@ -118,8 +118,14 @@ def test_the_drift_reference_travels_with_the_model(
     (tmp_path / "expectations" / SUITE).write_text(json.dumps(suite))
     settings = settings.model_copy(update={"expectations_dir": tmp_path / "expectations"})
     version = stages.train_model(settings, as_of, force=True)["trained_version"]
-    assert (model_dir(settings.registry, version) / "drift_reference_10bins.json").is_file()
+    kept = model_dir(settings.registry, version) / "drift_reference_10bins.json"
+    assert kept.is_file()
     first = stages.check_drift(settings, as_of)
+    # a model saved without its reference gets the same one from the warehouse's rows
+    written_at_training = kept.read_text()
+    kept.unlink()
+    assert [r.preview for r in stages.check_drift(settings, as_of)] == [r.preview for r in first]
+    assert kept.read_text() == written_at_training
     with duckdb.connect(str(settings.warehouse)) as con:
         con.execute("delete from marts.account_snapshots where snapshot_date <> ?", [as_of])
     again = stages.check_drift(settings, as_of)
