@@ -45,14 +45,15 @@ print("FLOW_RUN", probe())
 def test_every_line_carries_the_run_id(prefect_server: None, tmp_path: Path) -> None:
     from prefect.settings import PREFECT_API_URL
 
+    # PREFECT_LOGGING_* left in os.environ by in-process CLI tests (flows/prefect_env.py sets
+    # them with setdefault) would pin the loggers' levels: configure() must choose them here
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith("PREFECT_LOGGING_")},
         "PREFECT_API_URL": str(PREFECT_API_URL.value()),  # the session's test server
         "EXPANSION_LOG_LEVEL": "DEBUG",
         "NO_COLOR": "1",
         "COLUMNS": "400",
     }
-    env.pop("PREFECT_LOGGING_SETTINGS_PATH", None)  # configure() chooses flows/logging.yml
     done = subprocess.run(
         [sys.executable, "-c", PROBE, str(tmp_path)],
         capture_output=True,
