@@ -186,7 +186,7 @@ def worker_pipeline(scenario: str, out: Path) -> None:
     prefect_env.configure(settings.home)
     from bench.measure import measure
     from flows import stages
-    from flows.validate import GateFailed
+    from flows.errors import GateFailed
 
     run_id = f"bench-{scenario}-{uuid.uuid4().hex[:8]}"
     wh = settings.warehouse

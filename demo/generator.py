@@ -8,7 +8,7 @@ breadth of adoption, usage trend) plus the latent propensity gives the true mont
 upsell and cross-sell for the following month; events are drawn from those hazards. Usage rows
 are written month by month, so memory does not grow with the number of months.
 
-Outputs follow `flows.contract` exactly:
+Outputs follow `flows.ingest.contract` exactly:
 - `landing/<source>/<table>/<table>_<YYYYMMDD>.csv` for crm and billing tables,
 - `landing/usage/usage_daily/usage_daily_<YYYY-MM>.parquet`, one file per month,
 - `oracle/expansion_oracle.parquet` with the true probabilities and `oracle/mrr_monthly.parquet`
@@ -31,8 +31,8 @@ import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
 from demo import catalog as cat
-from flows.contract import TABLES_BY_KEY, USAGE_METRICS
-from flows.contract import table as contract_table
+from flows.ingest.contract import TABLES_BY_KEY, USAGE_METRICS
+from flows.ingest.contract import table as contract_table
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]

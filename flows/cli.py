@@ -308,7 +308,7 @@ def _manual_run_id() -> str:
 def _guarded(call: Any, run_id: str | None = None) -> Any:
     """Run a pipeline call and turn its failures into messages and exit codes. Log lines
     inside carry `run_id` (a flow run inside carries its own)."""
-    from flows.load import ExtractError
+    from flows.ingest.load import ExtractError
     from flows.logs import run_id_scope
     from flows.stages import PipelineBusy, SourceStale
     from flows.validate import GateFailed
@@ -334,10 +334,10 @@ def _guarded(call: Any, run_id: str | None = None) -> Any:
 
 
 def _latest_snapshot(settings: Settings) -> Any:
-    from flows.warehouse import read_frame
+    from flows.warehouse import Warehouse
 
-    frame = read_frame(
-        settings.warehouse, "select max(snapshot_date) as d from marts.account_snapshots"
+    frame = Warehouse.from_settings(settings).read_frame(
+        "select max(snapshot_date) as d from marts.account_snapshots"
     )
     return frame["d"].iloc[0].date() if hasattr(frame["d"].iloc[0], "date") else frame["d"].iloc[0]
 
@@ -416,7 +416,7 @@ def report(
     import pandas as pd
 
     from flows import stages
-    from flows.warehouse import read_frame
+    from flows.warehouse import Warehouse
     from models.registry import champion_version, load_model
 
     settings = _settings()
@@ -426,10 +426,9 @@ def report(
         if version is None:
             raise ValueError(f"no champion model in {settings.registry}: run or train first")
         model = load_model(settings.registry, version)
-        scores = read_frame(settings.warehouse, "select * from scores.account_scores")
+        scores = Warehouse.from_settings(settings).read_frame("select * from scores.account_scores")
         as_of = scores["as_of"].iloc[0] if not scores.empty else _latest_snapshot(settings)
-        snapshots = read_frame(
-            settings.warehouse,
+        snapshots = Warehouse.from_settings(settings).read_frame(
             "select * from marts.account_snapshots where snapshot_date <= ?",
             [as_of],
         )
@@ -475,8 +474,8 @@ def serve() -> None:
 
 def _secrets(settings: Settings) -> dict[str, str]:
     """The secrets config/syncs.yml and config/sources.yml name, and whether each is set."""
+    from flows.ingest.sources import load_sources_config
     from flows.secrets import SecretError, read_secret
-    from flows.sources import load_sources_config
     from flows.sync import HttpDestination, PostgresDestination, load_syncs
 
     names: list[str] = []

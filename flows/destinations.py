@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
+from flows.errors import TransientHttpError
 from flows.secrets import read_secret
 
 if TYPE_CHECKING:
@@ -222,10 +223,6 @@ def _mask(exc: Exception) -> str:
 
 
 # --- HTTP JSON batch API ------------------------------------------------------------------------
-
-
-class TransientHttpError(RuntimeError):
-    """5xx, 429, timeouts, refused connections: worth another attempt."""
 
 
 class HttpWriter:

@@ -26,9 +26,10 @@ from prefect.runtime import flow_run
 from prefect.tasks import exponential_backoff
 
 from flows import stages
+from flows.errors import GateFailed
 from flows.faults import crash_point
 from flows.settings import Settings, get_settings
-from flows.validate import GateFailed, gate_markdown, outcome_rows
+from flows.validate import gate_markdown, outcome_rows
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -106,7 +107,7 @@ def _transient(task: Any, task_run: Any, state: Any) -> bool:
     """Retry only what may pass (a source out of reach, a locked file), never bad data."""
     import duckdb
 
-    from flows.connectors import TransientSourceError
+    from flows.errors import TransientSourceError
 
     return isinstance(state.data, TransientSourceError | duckdb.IOException)
 

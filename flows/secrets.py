@@ -13,12 +13,10 @@ import os
 import stat
 from pathlib import Path
 
+from flows.errors import SecretError
+
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 SECRETS_DIR_ENV = "EXPANSION_SECRETS_DIR"
-
-
-class SecretError(ValueError):
-    """A secret folder or file that is not safe to read."""
 
 
 def secrets_dir() -> Path | None:

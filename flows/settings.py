@@ -75,6 +75,13 @@ class Settings(BaseSettings):
         pattern=r"^\d+(\.\d+)?\s?(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB|%)$",
         description="e.g. 8GB, or a share of RAM such as 50%",
     )
+    duckdb_threads: int | None = Field(
+        None, ge=1, le=256, description="DuckDB threads per connection; default: one per core"
+    )
+    duckdb_temp_dir: Path | None = Field(
+        None,
+        description="where DuckDB spills what does not fit in memory; default: beside the file",
+    )
     dbt_threads: int = Field(2, ge=1, le=64)
     dbt_node_tasks: bool = Field(
         False, description="run dbt through PrefectDbtRunner: one Prefect task per dbt node"

@@ -1,7 +1,7 @@
 """What each pipeline stage does, as plain functions of the settings.
 
 `flows/pipeline.py` wraps these in Prefect tasks; the CLI and tests may call them directly.
-This module (with `flows/load.py`, `flows/publish.py`, `flows/sync.py`) is where connections
+This module (with `flows/ingest/load.py`, `flows/publish.py`, `flows/sync.py`) is where connections
 are opened; `models/` stays pure.
 """
 
@@ -27,15 +27,15 @@ import pandas as pd
 from flows.datadocs import update_data_docs
 from flows.drift import reference as drift_reference
 from flows.drift import stability_against
+from flows.errors import DbtBuildFailed, ModelQualityError, PipelineBusy, SourceStale
 from flows.faults import armed, crash_point
-from flows.load import ExtractError, LoadReport, load_sources, unload_run
+from flows.ingest.load import ExtractError, LoadReport, load_sources, unload_run
+from flows.ingest.sources import load_sources_config
 from flows.publish import PublishReport
 from flows.publish import publish as publish_serving
 from flows.settings import Settings
-from flows.sources import load_sources_config
 from flows.sync import SyncFailed, SyncReport, load_syncs, run_sync
 from flows.transform import (
-    DbtBuildFailed,
     DbtReport,
     dbt_args,
     dbt_env,
@@ -52,7 +52,7 @@ from flows.validate import (
     validate_frame,
     write_results,
 )
-from flows.warehouse import connect, latest_data_date, read_frame, replace_table
+from flows.warehouse import Warehouse, replace_table
 from models.files import write_atomic
 
 __all__ = [
@@ -68,10 +68,6 @@ if TYPE_CHECKING:
     from models.params import Params
 
 log = logging.getLogger(__name__)
-
-
-class PipelineBusy(RuntimeError):
-    """Another run holds the pipeline lock."""
 
 
 LOCK_POLL_SECONDS = 0.5
@@ -183,7 +179,7 @@ def _ensure_raw_checked(settings: Settings) -> None:
     Created before the first load that needs it. The runs already in the ledger then were
     gated by their own runs (this table did not exist yet), so they are recorded as checked.
     """
-    with connect(settings.warehouse, memory_limit=settings.duckdb_memory_limit) as con:
+    with Warehouse.from_settings(settings).connect() as con:
         if _table_columns(con, RAW_CHECKED):
             return
         con.execute("begin transaction")
@@ -201,9 +197,7 @@ def _unchecked_runs(settings: Settings, run_id: str) -> list[str]:
     """Earlier runs whose loaded rows never passed the raw gate: a run killed between its
     load and its gate. Their rows are in raw and their files in the ledger (so they are not
     loaded again): this run's gate checks them too."""
-    with connect(
-        settings.warehouse, read_only=True, memory_limit=settings.duckdb_memory_limit
-    ) as con:
+    with Warehouse.from_settings(settings).connect(read_only=True) as con:
         if not _table_columns(con, RAW_CHECKED) or not _table_columns(con, "raw._load_ledger"):
             return []
         rows = con.execute(
@@ -215,7 +209,7 @@ def _unchecked_runs(settings: Settings, run_id: str) -> list[str]:
 
 
 def _mark_raw_checked(settings: Settings, run_ids: list[str]) -> None:
-    with connect(settings.warehouse, memory_limit=settings.duckdb_memory_limit) as con:
+    with Warehouse.from_settings(settings).connect() as con:
         if not _table_columns(con, RAW_CHECKED):
             return
         con.execute("begin transaction")
@@ -229,10 +223,6 @@ def _mark_raw_checked(settings: Settings, run_ids: list[str]) -> None:
         con.execute("commit")
 
 
-class SourceStale(RuntimeError):
-    """A source has not delivered within its freshness window (dbt source freshness)."""
-
-
 def check_freshness(settings: Settings) -> list[dict[str, Any]]:
     """`dbt source freshness` on the raw tables; error_after fails the run when enforced.
 
@@ -243,7 +233,7 @@ def check_freshness(settings: Settings) -> list[dict[str, Any]]:
         return []
     from dbt.cli.main import dbtRunner
 
-    latest = latest_data_date(settings.warehouse)
+    latest = Warehouse.from_settings(settings).latest_data_date()
     args = dbt_args(["source", "freshness"], settings, settings.as_of or latest)
     with dbt_env(settings):
         result = dbtRunner().invoke(args)
@@ -277,7 +267,7 @@ def check_freshness(settings: Settings) -> list[dict[str, Any]]:
 
 def resolve_as_of(settings: Settings) -> date:
     """The run's as_of: the configured date, or the latest day with usage data."""
-    latest = latest_data_date(settings.warehouse)
+    latest = Warehouse.from_settings(settings).latest_data_date()
     if latest is None:
         raise ExtractError("raw.usage__usage_daily is empty: nothing to score")
     if settings.as_of is None:
@@ -363,9 +353,7 @@ def _previous_row_counts(settings: Settings, run_id: str | None, as_of: date) ->
     of a past date compares with the past, and today's run does not compare with a backfill)."""
     if not settings.warehouse.exists():
         return {}
-    with connect(
-        settings.warehouse, read_only=True, memory_limit=settings.duckdb_memory_limit
-    ) as con:
+    with Warehouse.from_settings(settings).connect(read_only=True) as con:
         if not _table_columns(con, "quality.gate_history"):
             return {}
         rows = con.execute(
@@ -381,7 +369,7 @@ def _previous_row_counts(settings: Settings, run_id: str | None, as_of: date) ->
 def _record_history(
     settings: Settings, run_id: str, results: list[GateResult], as_of: date | None
 ) -> None:
-    with connect(settings.warehouse, memory_limit=settings.duckdb_memory_limit) as con:
+    with Warehouse.from_settings(settings).connect() as con:
         con.execute("create schema if not exists quality")
         con.execute(
             "create table if not exists quality.gate_history ("
@@ -444,9 +432,7 @@ def _run_suites(
     skip_when: Collection[str] = (),
 ) -> list[GateResult]:
     results = []
-    with connect(
-        settings.warehouse, read_only=True, memory_limit=settings.duckdb_memory_limit
-    ) as con:
+    with Warehouse.from_settings(settings).connect(read_only=True) as con:
         for path in _suites(settings, edge):
             spec = load_suite(path)
             if spec.get("meta", {}).get("when") in skip_when:
@@ -541,9 +527,7 @@ def check_drift(settings: Settings, as_of: date, run_id: str | None = None) -> l
     meta = read_metadata(settings.registry, version)
     numeric, categorical = _model_features(meta)
     window = meta.get("training_window", {})
-    with connect(
-        settings.warehouse, read_only=True, memory_limit=settings.duckdb_memory_limit
-    ) as con:
+    with Warehouse.from_settings(settings).connect(read_only=True) as con:
         cols = ", ".join(f'"{f}"' for f in [*numeric, *categorical]) or "1 as _row"
         base = f"select {cols} from marts.account_snapshots where is_active"
         score = con.execute(base + " and snapshot_date = ?", [as_of]).df()
@@ -669,9 +653,7 @@ def validate_scores(
 
     version = model_version or champion_version(settings.registry)
     features = list(read_metadata(settings.registry, version)["features"]) if version else []
-    with connect(
-        settings.warehouse, read_only=True, memory_limit=settings.duckdb_memory_limit
-    ) as con:
+    with Warehouse.from_settings(settings).connect(read_only=True) as con:
         if as_of is None:
             ((latest,),) = con.execute("select max(as_of) from scores.account_scores").fetchall()
             if latest is None:
@@ -799,10 +781,6 @@ def data_fingerprint(frame: pd.DataFrame) -> str:
     return digest.hexdigest()[:16]
 
 
-class ModelQualityError(RuntimeError):
-    """No model good enough to score with."""
-
-
 def _write_model_metrics(settings: Settings) -> None:
     """scores.model_metrics: every registered model's backtest metrics, for BI and audits."""
     from models.registry import champion_version, list_models, read_metadata
@@ -825,7 +803,7 @@ def _write_model_metrics(settings: Settings) -> None:
         frame = pd.DataFrame(
             {"model_version": pd.Series(dtype=str), "is_champion": pd.Series(dtype=bool)}
         )
-    with connect(settings.warehouse, memory_limit=settings.duckdb_memory_limit) as con:
+    with Warehouse.from_settings(settings).connect() as con:
         replace_table(con, "scores.model_metrics", frame)
 
 
@@ -874,9 +852,7 @@ def _features_gone(settings: Settings, version: str) -> list[str]:
     """The features of model `version` that marts.account_snapshots no longer has."""
     from models.registry import read_metadata
 
-    with connect(
-        settings.warehouse, read_only=True, memory_limit=settings.duckdb_memory_limit
-    ) as con:
+    with Warehouse.from_settings(settings).connect(read_only=True) as con:
         have = _table_columns(con, "marts.account_snapshots")
     return [f for f in read_metadata(settings.registry, version)["features"] if f not in have]
 
@@ -913,8 +889,7 @@ def train_model(settings: Settings, as_of: date, *, force: bool = False) -> dict
         _write_model_metrics(settings)
         return out
 
-    snapshots = read_frame(
-        settings.warehouse,
+    snapshots = Warehouse.from_settings(settings).read_frame(
         "select * from marts.account_snapshots where snapshot_date <= ?",
         [as_of],
     )
@@ -970,8 +945,7 @@ def train_as_of(settings: Settings, as_of: date) -> str:
     any model (so its window and metrics can be inspected) and is never promoted. Rerunning
     the backfill of a date reuses it (same inputs, same model).
     """
-    snapshots = read_frame(
-        settings.warehouse,
+    snapshots = Warehouse.from_settings(settings).read_frame(
         "select * from marts.account_snapshots where snapshot_date <= ?",
         [as_of],
     )
@@ -1000,11 +974,10 @@ def score_accounts(
     if version is None:
         raise ModelQualityError(f"no champion model in {settings.registry}: train one first")
     model = load_model(settings.registry, version)
-    snapshots = read_frame(
-        settings.warehouse, "select * from marts.account_snapshots where snapshot_date = ?", [as_of]
+    snapshots = Warehouse.from_settings(settings).read_frame(
+        "select * from marts.account_snapshots where snapshot_date = ?", [as_of]
     )
-    accounts = read_frame(
-        settings.warehouse,
+    accounts = Warehouse.from_settings(settings).read_frame(
         "select account_id, account_name, owner_name, segment from marts.accounts",
     )
     scores = score_frame(
@@ -1018,7 +991,7 @@ def score_accounts(
     scores = scores.merge(accounts, on="account_id", how="left", validate="one_to_one")
     scores["scored_at"] = datetime.now(UTC).replace(tzinfo=None)
     scores["run_id"] = run_id
-    with connect(settings.warehouse, memory_limit=settings.duckdb_memory_limit) as con:
+    with Warehouse.from_settings(settings).connect() as con:
         con.execute("begin transaction")
         replace_table(con, "scores.account_scores", scores)
         con.execute(
@@ -1086,7 +1059,7 @@ def record_alerts(settings: Settings, run_id: str) -> int:
     expansion probability rose past `alert_probability_threshold`. Appended to
     scores.account_alerts (published, and synced as CRM tasks by config/syncs.yml)."""
     threshold = settings.alert_probability_threshold
-    with connect(settings.warehouse, memory_limit=settings.duckdb_memory_limit) as con:
+    with Warehouse.from_settings(settings).connect() as con:
         con.execute(
             """
             create table if not exists scores.account_alerts (

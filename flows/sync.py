@@ -29,6 +29,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from flows.destinations import DestinationResult, build_destination
+from flows.errors import SyncFailed
 from flows.faults import crash_point
 
 log = logging.getLogger(__name__)
@@ -326,10 +327,6 @@ def _clean_temp_files(spec: SyncSpec, sync_dir: Path) -> None:
     for stale in sorted(folder.glob(f".{spec.name}_*.csv.tmp")) if folder.is_dir() else []:
         log.warning("sync %s: removing %s, left by an interrupted run", spec.name, stale)
         stale.unlink(missing_ok=True)
-
-
-class SyncFailed(RuntimeError):
-    """A destination could not be reached at all; nothing was recorded as sent."""
 
 
 def _record(

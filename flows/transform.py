@@ -30,10 +30,6 @@ class DbtReport:
     failures: list[str] = field(default_factory=list)
 
 
-class DbtBuildFailed(RuntimeError):
-    """dbt build had failing models or tests."""
-
-
 def dbt_args(command: str | list[str], settings: Settings, as_of: date | None = None) -> list[str]:
     """A dbt command line against this project, profile, target and state directory."""
     args = [command] if isinstance(command, str) else list(command)

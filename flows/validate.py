@@ -37,6 +37,8 @@ from typing import Any
 
 import pandas as pd
 
+from flows.errors import GateFailed
+
 log = logging.getLogger(__name__)
 
 SEVERITIES = ("critical", "warning")
@@ -45,30 +47,6 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RELATION = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$")
 _SQL_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _HIDDEN_KWARGS = {"column", "result_format", "batch_id"}
-
-
-class GateFailed(RuntimeError):
-    """A critical expectation failed: the run stops before the next stage.
-
-    `result` is the first failing suite; `results` every suite the gate ran (for reports).
-    """
-
-    def __init__(self, result: GateResult, results: list[GateResult] | None = None) -> None:
-        self.result = result
-        self.results = results if results is not None else [result]
-        lines = [f"data-quality gate '{result.suite}' failed on table {result.table}:"]
-        lines += [f"  - {f.describe()}" for f in result.critical]
-        others = [r.suite for r in self.results if not r.passed and r is not result]
-        if others:
-            lines.append(f"  (also failed: {', '.join(others)})")
-        if result.results_path:
-            lines.append(f"  validation results: {result.results_path}")
-        if result.page:
-            lines.append(f"  Data Docs: {result.page}")
-        super().__init__("\n".join(lines))
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.result, self.results))
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Render docs/extract-contract.md from flows/contract.py and flows/currencies.py.
+"""Render docs/extract-contract.md from flows/ingest/contract.py and flows/ingest/currencies.py.
 
     .venv/bin/python scripts/render_contract_doc.py          # rewrite the document
     .venv/bin/python scripts/render_contract_doc.py --check  # exit 1 if it is out of date
@@ -14,8 +14,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from flows.contract import SOURCES, TABLES, Column, Table
-from flows.currencies import MINOR_UNITS
+from flows.ingest.contract import SOURCES, TABLES, Column, Table
+from flows.ingest.currencies import MINOR_UNITS
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "extract-contract.md"
@@ -26,11 +26,11 @@ SOURCE_TITLES = {"crm": "CRM", "billing": "Billing", "usage": "Product usage"}
 INTRO = """\
 # The extract contract
 
-<!-- Generated from flows/contract.py and flows/currencies.py by scripts/render_contract_doc.py.
+<!-- Generated from flows/ingest/contract.py and flows/ingest/currencies.py by scripts/render_contract_doc.py.
      Do not edit by hand: change the contract, then run `{command}`. -->
 
 What the pipeline accepts from the CRM, billing and product-usage systems. The loader
-(`flows/load.py`) checks every extract against this contract before anything of it reaches the
+(`flows/ingest/load.py`) checks every extract against this contract before anything of it reaches the
 warehouse's `raw` schema; a source that follows it needs no code change in the pipeline.
 
 ## Files
@@ -53,7 +53,7 @@ warehouse's `raw` schema; a source that follows it needs no code change in the p
   decimals than its currency has (trailing zeros such as `1250.00` are fine): a fraction in a
   zero-decimal currency is an error (see [Currencies](#currencies)).
 - **Extra columns** that the contract does not name are kept in raw, in the JSON column
-  `_extra`, and ignored downstream. To use one, add it to `flows/contract.py`.
+  `_extra`, and ignored downstream. To use one, add it to `flows/ingest/contract.py`.
 - **Optional tables** may be absent: the features built from them are then missing, and scores
   are still produced. Required tables must have rows, loaded in this run or an earlier one.
 - **Required columns** must be present in every file and non-empty in every row. Optional
@@ -191,7 +191,7 @@ def _currencies() -> list[str]:
         "## Currencies",
         "",
         f"Currency columns hold ISO 4217 codes ({len(MINOR_UNITS)} are known, from "
-        "`flows/currencies.py`).",
+        "`flows/ingest/currencies.py`).",
         "Most have two decimals; these have another number:",
         "",
         "| Decimals | Currencies |",

@@ -149,7 +149,7 @@ def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def raw_warehouse(landing: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A warehouse with the extracts loaded into `raw` and nothing built yet. Copy before use."""
-    from flows.load import load_landing
+    from flows.ingest.load import load_landing
 
     warehouse = tmp_path_factory.mktemp("dbt-raw") / "warehouse.duckdb"
     load_landing(landing, warehouse, "dbt-tests", memory_limit="1GB")
@@ -170,7 +170,7 @@ def year_landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def year_raw_warehouse(year_landing: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`year_landing` loaded into `raw`, nothing built. Copy before use."""
-    from flows.load import load_landing
+    from flows.ingest.load import load_landing
 
     warehouse = tmp_path_factory.mktemp("dbt-year-raw") / "warehouse.duckdb"
     load_landing(year_landing, warehouse, "dbt-tests", memory_limit="1GB")

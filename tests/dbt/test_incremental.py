@@ -65,7 +65,7 @@ def _table(dbt, warehouse: Path, relation: str) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def batches(dbt, landing: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    from flows.load import load_landing
+    from flows.ingest.load import load_landing
 
     work = tmp_path_factory.mktemp("dbt-incremental")
     inbox, warehouse = work / "inbox", work / "warehouse.duckdb"

@@ -141,7 +141,7 @@ def _built_from(dbt, warehouse: Path, model: str) -> dict[date, set]:
 
 @pytest.fixture(scope="module")
 def daily_runs(dbt, landing: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    from flows.load import load_landing
+    from flows.ingest.load import load_landing
 
     work = tmp_path_factory.mktemp("dbt-incremental-snapshots")
     inbox, warehouse = work / "inbox", work / "warehouse.duckdb"

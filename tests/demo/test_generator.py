@@ -15,7 +15,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from demo import GenerationSummary, generate
-from flows.contract import TABLES, Table
+from flows.ingest.contract import TABLES, Table
 
 END = date(2026, 10, 31)
 STAMP = "20261031"

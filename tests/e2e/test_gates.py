@@ -97,8 +97,8 @@ def _last_record(project: Path) -> dict[str, Any]:
 
 def _fails_at_gate(project: Path, suite: str) -> tuple[str, dict[str, Any]]:
     """Run the pipeline, expect a GateFailed, check nothing published changed."""
+    from flows.errors import GateFailed
     from flows.pipeline import expansion_pipeline
-    from flows.validate import GateFailed
 
     before = _published_state(project)
     with pytest.raises(GateFailed) as info:

@@ -172,7 +172,7 @@ def _published_state(project: Path) -> tuple[str, list[tuple], list[Path]]:
 
 
 def test_bad_extract_fails_the_load_and_changes_nothing(project: Path, first_run: dict) -> None:
-    from flows.load import ExtractError
+    from flows.errors import ExtractError
     from flows.pipeline import expansion_pipeline
 
     before = _published_state(project)
@@ -198,8 +198,8 @@ def test_bad_extract_fails_the_load_and_changes_nothing(project: Path, first_run
 
 
 def test_raw_gate_failure_stops_the_run_and_changes_nothing(project: Path, first_run: dict) -> None:
+    from flows.errors import GateFailed
     from flows.pipeline import expansion_pipeline
-    from flows.validate import GateFailed
 
     before = _published_state(project)
     accounts = project / "landing" / "crm" / "accounts"

@@ -12,9 +12,14 @@ import psycopg
 import pytest
 from pydantic import ValidationError
 
-from flows.connectors import Extract, TransientSourceError
-from flows.connectors.postgres import PostgresConnector, PostgresTableSpec, connector_from_config
-from flows.contract import Table, table
+from flows.errors import TransientSourceError
+from flows.ingest.connectors import Extract
+from flows.ingest.connectors.postgres import (
+    PostgresConnector,
+    PostgresTableSpec,
+    connector_from_config,
+)
+from flows.ingest.contract import Table, table
 from tests.conftest import PG_SERVER, fresh_postgres_database
 
 pytestmark = pytest.mark.postgres
@@ -287,7 +292,7 @@ def test_connector_from_config_reads_the_dsn_from_the_named_env_var(
     [extract] = connector.extracts(CUSTOMERS, FakeLedger())
     assert extract.watermark == "2024-01-02T00:00:00+00:00"
 
-    # as flows/sources.py hands it over: the generic entry with the files-only keys unset
+    # as flows/ingest/sources.py hands it over: the generic entry with the files-only keys unset
     dumped = {**config, "url": None, "storage_options": {}}
     assert connector_from_config("billing", dumped, tmp_path, "run2").extracts(
         CUSTOMERS, FakeLedger()
@@ -305,7 +310,7 @@ def test_connector_from_config_reads_the_dsn_from_the_named_env_var(
 def test_a_locked_table_is_transient(
     dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("flows.connectors.postgres.LOCK_TIMEOUT", "100ms")
+    monkeypatch.setattr("flows.ingest.connectors.postgres.LOCK_TIMEOUT", "100ms")
     connector = _connector(
         dsn, tmp_path, "run1", customers=PostgresTableSpec(table="billing.customers")
     )

@@ -8,8 +8,8 @@ from types import ModuleType
 
 import yaml
 
-from flows.connectors.postgres import PostgresSourceSpec
-from flows.contract import TABLES
+from flows.ingest.connectors.postgres import PostgresSourceSpec
+from flows.ingest.contract import TABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,7 +27,7 @@ def test_committed_document_matches_the_contract() -> None:
     renderer = _renderer()
     committed = (ROOT / "docs" / "extract-contract.md").read_text(encoding="utf-8")
     assert committed == renderer.render(), (
-        "docs/extract-contract.md is out of date with flows/contract.py or flows/currencies.py; "
+        "docs/extract-contract.md is out of date with flows/ingest/contract.py or flows/ingest/currencies.py; "
         "regenerate it with `.venv/bin/python scripts/render_contract_doc.py`"
     )
 

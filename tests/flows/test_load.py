@@ -11,9 +11,10 @@ import fsspec
 import pandas as pd
 import pytest
 
-from flows.contract import TABLES
-from flows.load import ExtractError, _overlapping, load_landing, load_sources
-from flows.sources import BadRows, SourcesConfig, SourceSpec
+from flows.errors import ExtractError
+from flows.ingest.contract import TABLES
+from flows.ingest.load import _overlapping, load_landing, load_sources
+from flows.ingest.sources import BadRows, SourcesConfig, SourceSpec
 
 ACCOUNTS = (
     "account_id,account_name,industry,country,employee_count,segment,owner_name,owner_email,"

@@ -9,8 +9,8 @@ import pandas as pd
 import psycopg
 import pytest
 
-from flows.load import load_sources
-from flows.sources import SourcesConfig, SourceSpec
+from flows.ingest.load import load_sources
+from flows.ingest.sources import SourcesConfig, SourceSpec
 
 pytestmark = pytest.mark.postgres
 

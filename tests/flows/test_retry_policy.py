@@ -4,8 +4,7 @@ from types import SimpleNamespace
 
 import duckdb
 
-from flows.connectors import TransientSourceError
-from flows.load import ExtractError
+from flows.errors import ExtractError, TransientSourceError
 from flows.pipeline import _transient
 
 

@@ -11,8 +11,8 @@ import duckdb
 import pytest
 
 from flows import stages
+from flows.errors import GateFailed
 from flows.settings import Settings
-from flows.validate import GateFailed
 
 AS_OF = date(2026, 10, 31)
 

@@ -271,7 +271,7 @@ def latest_run_id(project: Project) -> str:
 
 def raw_counts(project: Project) -> dict[str, int]:
     """Rows per raw table that has any."""
-    from flows.contract import TABLES
+    from flows.ingest.contract import TABLES
 
     if not project.warehouse.is_file() or not _has_table(project.warehouse, "raw._load_ledger"):
         return {}
@@ -298,7 +298,7 @@ def ledger_files(project: Project) -> list[str]:
 def check_raw(project: Project) -> None:
     """Raw history: no duplicate keys, no file loaded twice, and exactly the rows the ledger
     says for every file (nothing half-loaded, nothing loaded without its ledger row)."""
-    from flows.contract import TABLES
+    from flows.ingest.contract import TABLES
 
     if not project.warehouse.is_file() or not _has_table(project.warehouse, "raw._load_ledger"):
         return

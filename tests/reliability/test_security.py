@@ -25,7 +25,8 @@ import psycopg
 import pytest
 import yaml
 
-from flows.secrets import SECRETS_DIR_ENV, SecretError, read_secret
+from flows.errors import SecretError
+from flows.secrets import SECRETS_DIR_ENV, read_secret
 from tests.conftest import PG_SERVER, fresh_postgres_database
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,7 +100,7 @@ def test_sync_config_rejects_injection(where: str, tmp_path: Path) -> None:
     ids=["table", "quoted table", "watermark", "query that is not a select"],
 )
 def test_source_config_rejects_injection(table_spec: dict[str, str], tmp_path: Path) -> None:
-    from flows.sources import load_sources_config
+    from flows.ingest.sources import load_sources_config
 
     path = tmp_path / "sources.yml"
     config = {

@@ -1,7 +1,7 @@
 """Load extracts into the private warehouse's `raw` schema, checked against the contract.
 
-Connectors (`flows/connectors/`) say what is new for each contract table; this module reads
-each extract with DuckDB, checks it against `flows/contract.py` and appends it to
+Connectors (`flows/ingest/connectors/`) say what is new for each contract table; this module reads
+each extract with DuckDB, checks it against `flows/ingest/contract.py` and appends it to
 `raw.<source>__<table>` with lineage columns (`_source_file`, `_loaded_at`, `_run_id`) and the
 unknown extra columns as JSON (`_extra`). The ledger `raw._load_ledger` records every extract
 (file, rows, checksum, watermark, run id), so nothing is loaded twice.
@@ -29,8 +29,10 @@ from pathlib import Path
 import duckdb
 import fsspec
 
-from flows.connectors import Extract
-from flows.contract import (
+from flows.errors import ExtractError
+from flows.faults import crash_point
+from flows.ingest.connectors import Extract
+from flows.ingest.contract import (
     DATE_PATTERN,
     MAX_TEXT_LENGTH,
     TABLES,
@@ -39,9 +41,8 @@ from flows.contract import (
     Column,
     Table,
 )
-from flows.currencies import MINOR_UNITS
-from flows.faults import crash_point
-from flows.sources import BadRows, SourcesConfig, build_connector, files_config
+from flows.ingest.currencies import MINOR_UNITS
+from flows.ingest.sources import BadRows, SourcesConfig, build_connector, files_config
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +76,6 @@ class Violation:
             where.append(f"column {self.column}")
         value = f" value {self.value!r}" if self.value is not None else ""
         return f"{', '.join(where)}:{value} {self.reason} (table {self.table})"
-
-
-class ExtractError(ValueError):
-    """Extracts break the contract (or cannot be read); nothing of the load was kept."""
-
-    def __init__(self, message: str, violations: list[Violation] | None = None) -> None:
-        super().__init__(message)
-        self.violations = violations or []
 
 
 @dataclass
@@ -1172,7 +1165,7 @@ def _load_order() -> list[Table]:
         for c in t.columns:
             if c.references and c.references.rsplit(".", 1)[0] not in seen:
                 raise RuntimeError(
-                    f"flows/contract.py: {t.source}.{t.name}.{c.name} references "
+                    f"flows/ingest/contract.py: {t.source}.{t.name}.{c.name} references "
                     f"{c.references}, which is not listed before it in TABLES"
                 )
         seen.add(f"{t.source}.{t.name}")

@@ -36,8 +36,9 @@ import psycopg
 from psycopg import sql
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from flows.connectors import Extract, Ledger, TransientSourceError
-from flows.contract import TABLES, Table
+from flows.errors import TransientSourceError
+from flows.ingest.connectors import Extract, Ledger
+from flows.ingest.contract import TABLES, Table
 
 log = logging.getLogger(__name__)
 
@@ -291,7 +292,7 @@ def connector_from_config(
     source_name: str, spec: Mapping[str, Any], staging_dir: Path, run_id: str
 ) -> PostgresConnector:
     """A connector for a `type: postgres` source of config/sources.yml."""
-    # the generic source entry (flows/sources.py) carries the files-only keys, unset
+    # the generic source entry (flows/ingest/sources.py) carries the files-only keys, unset
     entry = {k: v for k, v in spec.items() if not (k in _FILES_ONLY and not v)}
     try:
         parsed = PostgresSourceSpec.model_validate(entry)

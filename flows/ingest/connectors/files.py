@@ -8,8 +8,9 @@ from typing import Any
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from flows.connectors import Extract, Ledger, TransientSourceError
-from flows.contract import Table
+from flows.errors import TransientSourceError
+from flows.ingest.connectors import Extract, Ledger
+from flows.ingest.contract import Table
 
 SUFFIXES = {
     ".csv": "csv",

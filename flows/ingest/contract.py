@@ -37,7 +37,7 @@ class Column:
     max_value: float | None = None
     references: str | None = None  # "source.table.column" the value must exist in
     currency_column: str | None = None  # amount column: the column naming its currency
-    is_currency: bool = False  # an ISO 4217 code (flows/currencies.py)
+    is_currency: bool = False  # an ISO 4217 code (flows/ingest/currencies.py)
     not_before: str | None = None  # another column of the row this value may not precede
 
 

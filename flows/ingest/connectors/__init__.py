@@ -2,10 +2,10 @@
 
 A connector turns "what is new for this contract table" into `Extract`s: files DuckDB can read
 (a local path or a URL of a filesystem registered with DuckDB) with a fingerprint and, for
-database sources, the watermark they reach. The loader (`flows/load.py`) checks every extract
+database sources, the watermark they reach. The loader (`flows/ingest/load.py`) checks every extract
 against the contract and appends it to raw, whatever connector produced it.
 
-Sources and their connectors are declared in `config/sources.yml` (`flows/sources.py`).
+Sources and their connectors are declared in `config/sources.yml` (`flows/ingest/sources.py`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from flows.contract import Table
+from flows.ingest.contract import Table
 
 
 @dataclass(frozen=True)
@@ -38,10 +38,3 @@ class Connector(Protocol):
     def extracts(self, table: Table, ledger: Ledger) -> list[Extract]:
         """The new extracts of one contract table (none when nothing new arrived)."""
         ...
-
-
-class TransientSourceError(RuntimeError):
-    """A source could not be reached or read for a reason that may pass (network, lock).
-
-    Tasks retry these with backoff; contract violations are never retried.
-    """

@@ -8,8 +8,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from flows.connectors import Connector
-from flows.contract import SOURCES, TABLES_BY_KEY, Table
+from flows.ingest.connectors import Connector
+from flows.ingest.contract import SOURCES, TABLES_BY_KEY, Table
 
 Policy = Literal["fail", "quarantine"]
 
@@ -79,11 +79,11 @@ def load_sources_config(path: Path, landing_dir: Path) -> SourcesConfig:
 
 def build_connector(name: str, spec: SourceSpec, staging_dir: Path, run_id: str) -> Connector:
     if spec.type == "files":
-        from flows.connectors.files import FilesConnector
+        from flows.ingest.connectors.files import FilesConnector
 
         if not spec.url:
             raise ValueError(f"source {name}: type files needs a url")
         return FilesConnector(spec.url, spec.storage_options)
-    from flows.connectors.postgres import connector_from_config
+    from flows.ingest.connectors.postgres import connector_from_config
 
     return connector_from_config(name, spec.model_dump(), staging_dir, run_id)

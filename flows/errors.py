@@ -1,0 +1,116 @@
+"""Every error the pipeline raises on purpose, and the exit code the CLI gives each.
+
+A scheduler acts on the exit code: 3 bad input (fix the extract or the landing zone), 4 a
+data-quality gate stopped the run, 5 another run holds the lock (try later), 6 a source is
+stale, 7 published but a destination rejected records. Anything else is 1.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from flows.validate import GateResult
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_BAD_INPUT = 3
+EXIT_GATE = 4
+EXIT_BUSY = 5
+EXIT_STALE = 6
+EXIT_PARTIAL = 7  # the run published, but some records were rejected by a destination
+
+
+class ExtractError(ValueError):
+    """Extracts break the contract (or cannot be read); nothing of the load was kept."""
+
+    exit_code = EXIT_BAD_INPUT
+
+    def __init__(self, message: str, violations: list[Any] | None = None) -> None:
+        super().__init__(message)
+        self.violations = violations or []  # flows.ingest.readers.Violation
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self), self.violations))
+
+
+class LandingZoneEmpty(ExtractError):
+    """The landing zone is missing or holds no file: nothing to run on."""
+
+
+class GateFailed(RuntimeError):
+    """A critical expectation failed: the run stops before the next stage.
+
+    `result` is the first failing suite; `results` every suite the gate ran (for reports).
+    """
+
+    exit_code = EXIT_GATE
+
+    def __init__(self, result: GateResult, results: list[GateResult] | None = None) -> None:
+        self.result = result
+        self.results = results if results is not None else [result]
+        lines = [f"data-quality gate '{result.suite}' failed on table {result.table}:"]
+        lines += [f"  - {f.describe()}" for f in result.critical]
+        others = [r.suite for r in self.results if not r.passed and r is not result]
+        if others:
+            lines.append(f"  (also failed: {', '.join(others)})")
+        if result.results_path:
+            lines.append(f"  validation results: {result.results_path}")
+        if result.page:
+            lines.append(f"  Data Docs: {result.page}")
+        super().__init__("\n".join(lines))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.result, self.results))
+
+
+class PipelineBusy(RuntimeError):
+    """Another run holds the pipeline lock."""
+
+    exit_code = EXIT_BUSY
+
+
+class SourceStale(RuntimeError):
+    """A source has not delivered within its freshness window (dbt source freshness)."""
+
+    exit_code = EXIT_STALE
+
+
+class DbtBuildFailed(RuntimeError):
+    """`dbt build` failed: a model, a data test or a unit test."""
+
+    exit_code = EXIT_FAILED
+
+
+class ModelQualityError(RuntimeError):
+    """No model good enough to score with."""
+
+    exit_code = EXIT_FAILED
+
+
+class SyncFailed(RuntimeError):
+    """A destination could not be reached at all; nothing was recorded as sent."""
+
+    exit_code = EXIT_FAILED
+
+
+class SecretError(ValueError):
+    """A secret folder or file that is not safe to read."""
+
+    exit_code = EXIT_FAILED
+
+
+class TransientSourceError(RuntimeError):
+    """A source could not be reached or read for a reason that may pass (network, lock).
+
+    Tasks retry these with backoff; contract violations are never retried.
+    """
+
+
+class TransientHttpError(RuntimeError):
+    """5xx, 429, timeouts, refused connections: worth another attempt."""
+
+
+def exit_code(exc: BaseException) -> int:
+    """The CLI's exit code for an exception."""
+    return int(getattr(exc, "exit_code", EXIT_FAILED))
