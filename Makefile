@@ -14,7 +14,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install the project with its dev tools
 
-run: $(STAMP) ## generate demo extracts if the landing zone is empty, then run the whole pipeline
+run: $(STAMP) ## demo extracts into the landing zone (unless it holds files), then the whole pipeline
+	$(BIN)/expansion demo-data --skip-if-present
 	$(BIN)/expansion run
 
 test: $(STAMP) services ## the whole test suite (unit, dbt, end-to-end)
@@ -43,16 +44,17 @@ bench-gx: $(STAMP) ## GX validation speed: 1M rows x 20 expectations
 evaluate: $(STAMP) ## champion vs bars: ROC AUC >= 0.95 x oracle, beats logistic, ECE <= 0.03
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python scripts/evaluate.py
 
-lint: $(STAMP) ## ruff, ruff format, mypy, dbt parse
+lint: $(STAMP) ## ruff, ruff format, mypy, import contracts, dbt parse (CI runs it first)
 	$(BIN)/ruff check flows models demo tests scripts bench
 	$(BIN)/ruff format --check flows models demo tests scripts bench
 	$(BIN)/python scripts/render_contract_doc.py --check
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	cd dbt_project && EXPANSION_WAREHOUSE_PATH=/tmp/expansion-parse.duckdb ../$(BIN)/dbt parse --profiles-dir ../profiles --quiet
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix flows models demo tests
-	$(BIN)/ruff format flows models demo tests
+	$(BIN)/ruff check --fix flows models demo tests scripts bench
+	$(BIN)/ruff format flows models demo tests scripts bench
 
 services: ## make sure the local PostgreSQL (and Chromium) some tests use are there
 	@scripts/ensure-postgres.sh

@@ -355,8 +355,8 @@ def run_limit(
     memory_limit: str = "8GB",
 ) -> dict[str, Any]:
     """Time the limit: model load, the features query, predict, write. Seconds per part."""
+    from flows.registry import load_model
     from models.features import prepare_features
-    from models.registry import load_model
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()

@@ -12,7 +12,7 @@ not leak into the next), all on one scratch home `bench/work/<size>/` (never sta
 
 1. generate   the demo extracts (not part of the pipeline; timed for reference);
 2. first_run  every stage of the pipeline from an empty warehouse, in the order of
-              flows/pipeline.py, as the plain functions of flows/stages.py (no Prefect), with
+              flows.pipeline.STAGES (the flow's own list), as plain functions (no Prefect), with
               the pipeline lock held: load, freshness, validate_raw, dbt_build, validate_marts,
               check_drift, train, score, validate_scores, publish, sync;
 3. incremental one new day of usage extracts (the rows of the same weekday a week before, the CRM
@@ -68,19 +68,19 @@ TARGETS: dict[str, dict[str, float]] = {
     "L": {"first_run_wall_s": 5 * 60},
 }
 END_DATE = date(2026, 10, 31)
-STAGE_ORDER = (
-    "load",
-    "freshness",
-    "validate_raw",
-    "dbt_build",
-    "validate_marts",
-    "check_drift",
-    "train",
-    "score",
-    "validate_scores",
-    "publish",
-    "sync",
-)
+
+
+def _stage_names() -> tuple[str, ...]:
+    """The stage names in the pipeline's order (flows.pipeline.STAGES)."""
+    from flows.pipeline import STAGES
+
+    return tuple(s.name for s in STAGES)
+
+
+def resolve_as_of(settings: Any) -> Any:
+    from flows.run.as_of import resolve_as_of as resolve
+
+    return resolve(settings)
 
 
 def _env(home: Path, landing: Path, oracle: Path) -> dict[str, str]:
@@ -177,183 +177,180 @@ def _gate_rows(results: Any) -> tuple[int, int, dict[str, Any]]:
     return rows, expectations, detail
 
 
+def _stage_rows(settings: Any) -> dict[str, Callable[..., tuple[int, int, dict[str, Any]]]]:
+    """Per stage name: (ctx, result, before) -> rows in, rows out, detail. Stages not named
+    here (a stage added to flows.pipeline.STAGES later) are timed without row counts."""
+    wh = settings.warehouse
+
+    def scoring_rows(ctx: Any) -> int:
+        return _count(
+            wh,
+            "select count(*) from marts.account_snapshots where snapshot_date = ? and is_active",
+            [ctx.day],
+        )
+
+    def load(ctx: Any, load: Any, _: Any) -> tuple[int, int, dict[str, Any]]:
+        loaded = sum(load.rows_by_table.values())
+        quarantined = sum(load.quarantined_by_table.values())
+        detail = {
+            "files_loaded": len(load.loaded),
+            "files_skipped": load.skipped_files,
+            "rows_by_table": load.rows_by_table,
+        }
+        return loaded + quarantined, loaded, detail
+
+    def freshness(ctx: Any, fresh: Any, _: Any) -> tuple[int, int, dict[str, Any]]:
+        return len(fresh), len(fresh), {"sources": len(fresh)}
+
+    def gate(ctx: Any, gates: Any, _: Any) -> tuple[int, int, dict[str, Any]]:
+        return _gate_rows(gates)
+
+    def dbt_build(ctx: Any, dbt: Any, raw_before: Any) -> tuple[int, int, dict[str, Any]]:
+        built = _schema_rows(wh, ("staging", "intermediate", "marts"))
+        marts = {k: v for k, v in built.items() if k.startswith("marts.")}
+        detail = {
+            "nodes_passed": dbt.passed,
+            "nodes_failed": dbt.failed,
+            "raw_rows": raw_before,
+            "mart_rows": marts,
+            "staging_usage_rows": built.get("staging.stg_usage__usage_daily"),
+            "intermediate_rows": sum(v for k, v in built.items() if k.startswith("intermediate.")),
+            "slowest_nodes": _dbt_slowest(settings.home),
+        }
+        return sum(raw_before.values()), sum(marts.values()), detail
+
+    def drift(ctx: Any, gates: Any, _: Any) -> tuple[int, int, dict[str, Any]]:
+        _, n_exp, detail = _gate_rows(gates)
+        return (scoring_rows(ctx) if gates else 0), n_exp, detail
+
+    def train(ctx: Any, model: Any, train_rows: Any) -> tuple[int, int, dict[str, Any]]:
+        trained = model.trained_version is not None
+        detail = {
+            "decision": model.decision,
+            "champion_version": model.champion_version,
+            "challenger_metrics": model.challenger_metrics,
+        }
+        return (train_rows if trained else 0), (1 if trained else 0), detail
+
+    def score(ctx: Any, scored: Any, _: Any) -> tuple[int, int, dict[str, Any]]:
+        detail = {"alerts": scored.alerts, "reasons_top_n": settings.reasons_top_n}
+        return scoring_rows(ctx), scored.accounts_scored, detail
+
+    def publish(ctx: Any, pub: Any, _: Any) -> tuple[int, int, dict[str, Any]]:
+        return sum(pub.rows.values()), sum(pub.rows.values()), {"tables": pub.rows}
+
+    def sync(ctx: Any, synced: Any, _: Any) -> tuple[int, int, dict[str, Any]]:
+        detail = {"syncs": {s.name: {"rows_in": s.rows_in, "sent": s.sent} for s in synced}}
+        return sum(s.rows_in for s in synced), sum(s.sent for s in synced), detail
+
+    return {
+        "load": load,
+        "freshness": freshness,
+        "validate_raw": gate,
+        "dbt_build": dbt_build,
+        "validate_marts": gate,
+        "check_drift": drift,
+        "train": train,
+        "score": score,
+        "validate_scores": gate,
+        "publish": publish,
+        "sync": sync,
+    }
+
+
+def _stage_before(settings: Any) -> dict[str, Callable[[Any], Any]]:
+    """What a stage's row counts need from before it runs."""
+    wh = settings.warehouse
+    return {
+        "dbt_build": lambda ctx: _raw_rows(wh),
+        "train": lambda ctx: _count(
+            wh,
+            "select count(*) from marts.account_snapshots where snapshot_date <= ?",
+            [resolve_as_of(settings) if ctx.as_of is None else ctx.as_of],
+        ),
+    }
+
+
 def worker_pipeline(scenario: str, out: Path) -> None:
-    """Every stage in the pipeline's order, each measured; results JSON to `out`."""
+    """The pipeline's own stage list (flows.pipeline.STAGES), each stage measured, outside
+    Prefect (its stages' plain functions, the pipeline lock held); results JSON to `out`."""
     from flows import prefect_env
     from flows.settings import get_settings
 
     settings = get_settings()
     prefect_env.configure(settings.home)
     from bench.measure import measure
-    from flows import stages
     from flows.errors import GateFailed
+    from flows.pipeline import STAGES, RunContext, Stage, run_stages
+    from flows.run.lock import pipeline_lock
 
     run_id = f"bench-{scenario}-{uuid.uuid4().hex[:8]}"
-    wh = settings.warehouse
     records: list[dict[str, Any]] = []
     state: dict[str, Any] = {}
-
     skip = {x for x in os.environ.get("BENCH_SKIP_STAGES", "").split(",") if x}
+    row_counts, before = _stage_rows(settings), _stage_before(settings)
 
-    def stage(name: str, fn: Callable[[], Any], before: Callable[[], Any] | None = None) -> Any:
-        if name in skip:  # --skip-stages: not run, recorded as skipped
-            rec = {"stage": name, "wall_s": 0.0, "cpu_s": 0.0, "peak_rss_mb": 0.0}
-            rec["status"] = "skipped"
+    def measured(stage: Stage) -> Stage:
+        def run(ctx: Any) -> Any:
+            if stage.name in skip:  # --skip-stages: not run, recorded as skipped
+                rec: dict[str, Any] = {"stage": stage.name, "wall_s": 0.0, "cpu_s": 0.0, "peak_rss_mb": 0.0}
+                rec["status"] = "skipped"
+                records.append(rec)
+                state.setdefault("skipped", []).append(stage.name)
+                return None
+            pre = before[stage.name](ctx) if stage.name in before else None
+            status, error, result = "ok", None, None
+            with measure() as m:
+                try:
+                    result = stage.run(ctx)
+                except GateFailed as exc:
+                    # The gate's work is done and timed; the pipeline would stop here, the
+                    # benchmark records the failure and goes on so every stage gets a number.
+                    status, error, result = "gate_failed", f"GateFailed: {exc}", exc.results
+                    state.setdefault("gates_failed", []).append(stage.name)
+                except Exception as exc:
+                    status, error = "failed", f"{type(exc).__name__}: {exc}"
+                    traceback.print_exc()
+            rec = {"stage": stage.name, **m.record(), "status": status}
+            if error:
+                rec["error"] = error[:4000]
             records.append(rec)
-            state.setdefault("skipped", []).append(name)
-            default = {"load": stages.LoadReport(run_id=run_id)}.get(name, [])
-            return default, None, rec
-        pre = before() if before else None
-        status, error, result = "ok", None, None
-        with measure() as m:
-            try:
-                result = fn()
-            except GateFailed as exc:
-                # The gate's work is done and timed; the pipeline would stop here, the
-                # benchmark records the failure and goes on so every stage gets a number.
-                status, error, result = "gate_failed", f"GateFailed: {exc}", exc.results
-                state.setdefault("gates_failed", []).append(name)
-            except Exception as exc:
-                status, error = "failed", f"{type(exc).__name__}: {exc}"
-                traceback.print_exc()
-        rec: dict[str, Any] = {"stage": name, **m.record(), "status": status}
-        if error:
-            rec["error"] = error[:4000]
-        records.append(rec)
-        _write(out, records, state)
-        if status == "failed":
-            raise _StageFailed(name)
-        return result, pre, rec
+            if status == "failed":
+                _write(out, records, state)
+                raise _StageFailed(stage.name)
+            if stage.name in row_counts and result is not None:
+                rows_in, rows_out, detail = row_counts[stage.name](ctx, result, pre)
+                rec["rows_in"], rec["rows_out"], rec["rows"] = rows_in, rows_out, rows_in
+                wall = rec["wall_s"]
+                rec["throughput_rows_s"] = round(rows_in / wall, 1) if wall > 0 else None
+                if detail:
+                    rec["detail"] = detail
+            if ctx.as_of is not None:
+                state["as_of"] = ctx.as_of.isoformat()
+            if stage.name == "dbt_build" and rec.get("detail"):
+                state["account_snapshots_rows"] = rec["detail"]["mart_rows"].get(
+                    "marts.account_snapshots"
+                )
+            if stage.name == "train" and ctx.model is not None:
+                state["champion_version"] = ctx.model.champion_version
+            if stage.name == "score" and ctx.scored is not None:
+                state["top_accounts"] = ctx.scored.top_accounts[:3]
+            _write(out, records, state)
+            return result
 
-    def rows(rec: dict[str, Any], rows_in: int, rows_out: int, **detail: Any) -> None:
-        if rec["status"] == "skipped":
-            return
-        rec["rows_in"], rec["rows_out"], rec["rows"] = int(rows_in), int(rows_out), int(rows_in)
-        rec["throughput_rows_s"] = round(rows_in / rec["wall_s"], 1) if rec["wall_s"] > 0 else None
-        if detail:
-            rec["detail"] = detail
-        _write(out, records, state)
+        return Stage(stage.name, run, stage.when)
 
     if scenario == "train":  # training alone, forced (a challenger on the current marts)
-        try:
-            as_of = stages.resolve_as_of(settings)
-            state["as_of"] = as_of.isoformat()
-            train_rows = _count(
-                wh, "select count(*) from marts.account_snapshots where snapshot_date <= ?", [as_of]
-            )
-            model, _, rec = stage("train", lambda: stages.train_model(settings, as_of, force=True))
-            rows(rec, train_rows, 1, decision=model.get("decision"))
-            state["status"] = "completed"
-        except _StageFailed as exc:
-            state["status"] = f"failed at {exc}"
-        _write(out, records, state)
-        return
+        (train,) = [s for s in STAGES if s.name == "train"]
+        ctx = RunContext(settings, run_id, retrain=True, prefect=False)
+        ctx.as_of = resolve_as_of(settings)
+        stages: list[Stage] = [measured(train)]
+    else:
+        ctx = RunContext(settings, run_id, prefect=False)
+        stages = [measured(s) for s in STAGES]
     try:
-        with stages.pipeline_lock(settings):
-            load, _, rec = stage("load", lambda: stages.load_raw(settings, run_id))
-            loaded = sum(load.rows_by_table.values())
-            quarantined = sum(load.quarantined_by_table.values())
-            rows(
-                rec,
-                loaded + quarantined,
-                loaded,
-                files_loaded=len(load.loaded),
-                files_skipped=load.skipped_files,
-                rows_by_table=load.rows_by_table,
-            )
-
-            fresh, _, rec = stage("freshness", lambda: stages.check_freshness(settings))
-            rows(rec, len(fresh), len(fresh), sources=len(fresh))
-
-            gates, _, rec = stage("validate_raw", lambda: stages.validate_raw(settings, run_id))
-            r_in, n_exp, detail = _gate_rows(gates)
-            rows(rec, r_in, n_exp, **detail)
-
-            as_of = stages.resolve_as_of(settings)
-            state["as_of"] = as_of.isoformat()
-            raw_before = _raw_rows(wh)
-            dbt, _, rec = stage("dbt_build", lambda: stages.run_dbt_build(settings, as_of))
-            built = _schema_rows(wh, ("staging", "intermediate", "marts"))
-            marts = {k: v for k, v in built.items() if k.startswith("marts.")}
-            rows(
-                rec,
-                sum(raw_before.values()),
-                sum(marts.values()),
-                nodes_passed=dbt.passed,
-                nodes_failed=dbt.failed,
-                raw_rows=raw_before,
-                mart_rows=marts,
-                staging_usage_rows=built.get("staging.stg_usage__usage_daily"),
-                intermediate_rows=sum(v for k, v in built.items() if k.startswith("intermediate.")),
-            )
-            if rec["status"] != "skipped":
-                rec.setdefault("detail", {})["slowest_nodes"] = _dbt_slowest(settings.home)
-                _write(out, records, state)
-            state["account_snapshots_rows"] = marts.get("marts.account_snapshots")
-
-            gates, _, rec = stage(
-                "validate_marts", lambda: stages.validate_marts(settings, as_of, run_id)
-            )
-            r_in, n_exp, detail = _gate_rows(gates)
-            rows(rec, r_in, n_exp, **detail)
-
-            gates, _, rec = stage(
-                "check_drift", lambda: stages.check_drift(settings, as_of, run_id)
-            )
-            scoring_rows = _count(
-                wh,
-                "select count(*) from marts.account_snapshots where snapshot_date = ? and is_active",
-                [as_of],
-            )
-            _, n_exp, detail = _gate_rows(gates)
-            rows(rec, scoring_rows if gates else 0, n_exp, **detail)
-
-            train_rows = _count(
-                wh, "select count(*) from marts.account_snapshots where snapshot_date <= ?", [as_of]
-            )
-            model, _, rec = stage("train", lambda: stages.train_model(settings, as_of, force=False))
-            trained = model.get("trained_version") is not None
-            rows(
-                rec,
-                train_rows if trained else 0,
-                1 if trained else 0,
-                decision=model.get("decision"),
-                champion_version=model.get("champion_version"),
-                challenger_metrics=model.get("challenger_metrics"),
-            )
-            version = model["champion_version"]
-            state["champion_version"] = version
-
-            scored, _, rec = stage(
-                "score",
-                lambda: stages.score_accounts(settings, as_of, run_id, model_version=version),
-            )
-            rows(
-                rec,
-                scoring_rows,
-                scored["accounts_scored"],
-                alerts=scored["alerts"],
-                reasons_top_n=settings.reasons_top_n,
-            )
-            state["top_accounts"] = scored["top_accounts"][:3]
-
-            gates, _, rec = stage(
-                "validate_scores",
-                lambda: stages.validate_scores(settings, as_of, run_id, scored["model_version"]),
-            )
-            r_in, n_exp, detail = _gate_rows(gates)
-            rows(rec, r_in, n_exp, **detail)
-
-            pub, _, rec = stage("publish", lambda: stages.publish(settings, run_id, as_of, version))
-            rows(rec, sum(pub.rows.values()), sum(pub.rows.values()), tables=pub.rows)
-
-            synced, _, rec = stage("sync", lambda: stages.sync(settings, run_id))
-            rows(
-                rec,
-                sum(s.rows_in for s in synced),
-                sum(s.sent for s in synced),
-                syncs={s.name: {"rows_in": s.rows_in, "sent": s.sent} for s in synced},
-            )
+        with pipeline_lock(settings, holder=f"bench {run_id}"):
+            run_stages(ctx, stages)
         failed_gates = state.get("gates_failed")
         state["status"] = (
             f"completed; the pipeline would have stopped at the failed gate(s) {failed_gates}"
@@ -386,7 +383,7 @@ def worker_generate(out: Path, accounts: int, months: int, seed: int) -> None:
     with measure() as m:
         summary = generate(
             settings.landing_dir,
-            settings.oracle_dir,
+            Path(os.environ["EXPANSION_ORACLE_DIR"]),  # bench/work/<size>/oracle (_env)
             accounts=accounts,
             months=months,
             seed=seed,
@@ -417,8 +414,8 @@ def worker_generate(out: Path, accounts: int, months: int, seed: int) -> None:
 def worker_limit(out: Path, as_of: str) -> None:
     from bench.limit import APPROXIMATED, FILLED, agreement, run_limit
     from bench.measure import measure
+    from flows.registry import champion_version
     from flows.settings import get_settings
-    from models.registry import champion_version
 
     settings = get_settings()
     version = champion_version(settings.registry)
@@ -939,7 +936,7 @@ def _s_to_m_ratio(result: dict[str, Any]) -> dict[str, Any] | None:
         return None
     m = _ok_stages(result)
     s = _ok_stages(json.loads(found[-1].read_text()))
-    common = [k for k in STAGE_ORDER if k in m and k in s and k != "train"]
+    common = [k for k in _stage_names() if k in m and k in s and k != "train"]
     s_wall = sum(s[k] for k in common)
     if not common or not s_wall:
         return None
@@ -1131,7 +1128,7 @@ def main(argv: list[str] | None = None) -> int:
                 why = f"worker exit {code}"
             data["status"] = why
             done = [s["stage"] for s in data["stages"]]
-            order = ["train"] if name == "train" else list(STAGE_ORDER)
+            order = ["train"] if name == "train" else list(_stage_names())
             pending = [s for s in order if s not in done]
             if pending:  # the stage that was running: its wall so far and the tree's peak RSS
                 data["status"] += f" during stage {pending[0]}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,6 +13,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from flows.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_PARTIAL,
+    EXIT_USAGE,
+    ExtractError,
+    exit_code,
+)
 from flows.settings import Settings, get_settings
 
 app = typer.Typer(
@@ -24,47 +32,24 @@ app.add_typer(config_app, name="config")
 console = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
-# Exit codes a scheduler can act on.
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 3
-EXIT_GATE = 4
-EXIT_BUSY = 5
-EXIT_STALE = 6
-EXIT_PARTIAL = 7  # the run published, but some records were rejected by a destination
-
 AsOf = Annotated[
     datetime | None,
     typer.Option(formats=["%Y-%m-%d"], help="Score as of this date (default: latest data)."),
 ]
 
 
-def _settings(**overrides: Any) -> Settings:
+def _configure(settings: Settings) -> Settings:
+    """Process defaults for Prefect, logging and secrets (creates `<home>/prefect`)."""
     from flows import prefect_env
 
-    settings = get_settings(**overrides)
     prefect_env.configure(
         settings.home, log_level=settings.log_level, secrets_dir=settings.secrets_dir
     )
     return settings
 
 
-def _landing_is_empty(settings: Settings) -> bool:
-    root = settings.landing_dir
-    return not root.exists() or not any(p.is_file() for p in root.rglob("*"))
-
-
-def _generate(settings: Settings, accounts: int, months: int, seed: int) -> None:
-    from demo.generator import generate
-
-    with console.status(f"generating demo extracts: {accounts} accounts x {months} months"):
-        summary = generate(
-            settings.landing_dir, settings.oracle_dir, accounts=accounts, months=months, seed=seed
-        )
-    console.print(
-        f"[green]demo extracts written[/] to {settings.landing_dir} "
-        f"(oracle: {settings.oracle_dir}); base rate {summary.base_rate:.1%}, "
-        f"oracle ROC AUC {summary.oracle_auc:.3f}"
-    )
+def _settings(**overrides: Any) -> Settings:
+    return _configure(get_settings(**overrides))
 
 
 @app.command("demo-data")
@@ -73,10 +58,34 @@ def demo_data(
     months: Annotated[int, typer.Option(help="Months of history.")] = 24,
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same files.")] = 42,
     out: Annotated[Path | None, typer.Option(help="Landing directory (default: settings).")] = None,
+    oracle_dir: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="EXPANSION_ORACLE_DIR",
+            help="Where the generator's true probabilities go (default: <landing>/../oracle).",
+        ),
+    ] = None,
+    skip_if_present: Annotated[
+        bool, typer.Option(help="Do nothing when the landing zone already holds files.")
+    ] = False,
 ) -> None:
-    """Write realistic CRM, billing and usage extracts (and the oracle) for a demo."""
-    settings = _settings(landing_dir=out)
-    _generate(settings, accounts, months, seed)
+    """Write realistic CRM, billing and usage extracts (and the oracle) for a demo.
+
+    The only command that makes data up: `expansion run` never does."""
+    settings = get_settings(landing_dir=out)
+    landing = settings.landing_dir
+    if skip_if_present and landing.is_dir() and any(p.is_file() for p in landing.rglob("*")):
+        console.print(f"landing zone {landing} already holds extracts: no demo data written")
+        return
+    from demo.generator import generate
+
+    oracle = (oracle_dir or landing.parent / "oracle").expanduser().resolve()
+    with console.status(f"generating demo extracts: {accounts} accounts x {months} months"):
+        summary = generate(landing, oracle, accounts=accounts, months=months, seed=seed)
+    console.print(
+        f"[green]demo extracts written[/] to {landing} (oracle: {oracle}); "
+        f"base rate {summary.base_rate:.1%}, oracle ROC AUC {summary.oracle_auc:.3f}"
+    )
 
 
 @app.command()
@@ -88,21 +97,20 @@ def run(
     full_refresh: Annotated[
         bool, typer.Option(help="Reload every extract from scratch (raw and ledger rebuilt).")
     ] = False,
-    demo_if_empty: Annotated[
-        bool, typer.Option(help="Generate demo extracts when the landing zone is empty.")
-    ] = True,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print the run summary as JSON.")
     ] = False,
 ) -> None:
     """Run the whole pipeline once: load, dbt build, gates, train, score, publish, sync."""
-    settings = _settings()
-    if _landing_is_empty(settings):
-        if not demo_if_empty:
-            err.print(f"[red]landing zone {settings.landing_dir} is empty[/]")
-            raise typer.Exit(EXIT_BAD_INPUT)
-        _generate(settings, settings.demo_accounts, settings.demo_months, settings.demo_seed)
+    from flows.ingest.landing import check_landing_zone
 
+    settings = get_settings()
+    try:  # before anything is written, Prefect's database included
+        check_landing_zone(settings)
+    except ExtractError as exc:
+        err.print(f"[red]bad input[/]: {exc}")
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    _configure(settings)
     from flows.pipeline import expansion_pipeline
 
     summary = _guarded(
@@ -202,8 +210,8 @@ def sync(
 
     Takes the pipeline lock (one writer of the warehouse and the sync ledger at a time):
     while a run holds it, waits up to --wait seconds."""
-    from flows.stages import pipeline_lock
-    from flows.stages import sync as run_syncs
+    from flows.delivery.stage import sync as run_syncs
+    from flows.run.lock import pipeline_lock
 
     settings = _settings()
     run_id = _manual_run_id()
@@ -228,7 +236,7 @@ def sync(
 @app.command()
 def status(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Last runs, the champion model and the published serving file."""
-    from models.registry import champion_version
+    from flows.registry import champion_version
 
     settings = _settings()
     runs = sorted(settings.runs_dir.glob("*.json"), key=lambda p: p.stat().st_mtime)[-5:]
@@ -270,16 +278,17 @@ def backfill(
 ) -> None:
     """Score past as_of dates with only the data known then (history only; nothing synced)."""
     settings = _settings()
-    from flows.pipeline import backfill_dates, expansion_backfill
+    from flows.pipeline import expansion_backfill
+    from flows.run.as_of import backfill_dates
 
     try:
         dates = backfill_dates(start.date(), end.date(), every)
     except ValueError as exc:
         err.print(f"[red]{exc}[/]")
-        raise typer.Exit(2) from None
+        raise typer.Exit(EXIT_USAGE) from None
     if not dates:
         err.print(f"[yellow]no {every} boundary between {start:%Y-%m-%d} and {end:%Y-%m-%d}[/]")
-        raise typer.Exit(2)
+        raise typer.Exit(EXIT_USAGE)
     console.print(f"backfilling {len(dates)} date(s): {', '.join(map(str, dates))}")
     runs = _guarded(lambda: expansion_backfill(start.date(), end.date(), every))
     if json_out:
@@ -308,29 +317,26 @@ def _manual_run_id() -> str:
 def _guarded(call: Any, run_id: str | None = None) -> Any:
     """Run a pipeline call and turn its failures into messages and exit codes. Log lines
     inside carry `run_id` (a flow run inside carries its own)."""
-    from flows.ingest.load import ExtractError
+    from flows.errors import GateFailed, LandingZoneEmpty, PipelineBusy, SourceStale
     from flows.logs import run_id_scope
-    from flows.stages import PipelineBusy, SourceStale
-    from flows.validate import GateFailed
 
     try:
         with run_id_scope(run_id or _manual_run_id()):
             return call()
-    except PipelineBusy as exc:
-        err.print(f"[yellow]{exc}[/]")
-        raise typer.Exit(EXIT_BUSY) from None
-    except GateFailed as exc:
-        err.print(f"[red]stopped at a data-quality gate[/]\n{exc}")
-        raise typer.Exit(EXIT_GATE) from None
-    except ExtractError as exc:
-        err.print(f"[red]bad extract[/]: {exc}")
-        raise typer.Exit(EXIT_BAD_INPUT) from None
-    except SourceStale as exc:
-        err.print(f"[red]stale source[/]: {exc}")
-        raise typer.Exit(EXIT_STALE) from None
     except Exception as exc:
-        err.print(f"[red]failed[/]: {type(exc).__name__}: {exc}")
-        raise typer.Exit(EXIT_FAILED) from None
+        if isinstance(exc, PipelineBusy):
+            err.print(f"[yellow]{exc}[/]")
+        elif isinstance(exc, GateFailed):
+            err.print(f"[red]stopped at a data-quality gate[/]\n{exc}")
+        elif isinstance(exc, LandingZoneEmpty):
+            err.print(f"[red]bad input[/]: {exc}")
+        elif isinstance(exc, ExtractError):
+            err.print(f"[red]bad extract[/]: {exc}")
+        elif isinstance(exc, SourceStale):
+            err.print(f"[red]stale source[/]: {exc}")
+        else:
+            err.print(f"[red]failed[/]: {type(exc).__name__}: {exc}")
+        raise typer.Exit(exit_code(exc)) from None
 
 
 def _latest_snapshot(settings: Settings) -> Any:
@@ -345,57 +351,59 @@ def _latest_snapshot(settings: Settings) -> Any:
 @app.command()
 def train(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Train a challenger on the current marts; promote it only if it beats the champion."""
-    from flows import stages
+    from flows.modelling.train import TrainResult, train_model
+    from flows.run.lock import pipeline_lock
 
     settings = _settings()
 
-    def call() -> dict[str, Any]:
-        with stages.pipeline_lock(settings), console.status("training (backtest + final models)"):
-            return stages.train_model(settings, _latest_snapshot(settings), force=True)
+    def call() -> TrainResult:
+        with pipeline_lock(settings), console.status("training (backtest + final models)"):
+            return train_model(settings, _latest_snapshot(settings), force=True)
 
     out = _guarded(call)
     if json_out:
-        print(json.dumps(out, default=str, indent=2))
+        print(json.dumps(asdict(out), default=str, indent=2))
         return
     console.print(
-        f"trained {out['trained_version']}; champion now {out['champion_version']} "
-        f"({out['decision']})"
+        f"trained {out.trained_version}; champion now {out.champion_version} ({out.decision})"
     )
 
 
 @app.command()
 def score(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Score the current marts with the champion into the warehouse (publish separately)."""
-    from flows import stages
+    from flows.modelling.score import ScoreResult, score_accounts
+    from flows.run.lock import pipeline_lock
 
     settings = _settings()
     run_id = _manual_run_id()
 
-    def call() -> dict[str, Any]:
-        with stages.pipeline_lock(settings), console.status("scoring"):
-            return stages.score_accounts(settings, _latest_snapshot(settings), run_id)
+    def call() -> ScoreResult:
+        with pipeline_lock(settings), console.status("scoring"):
+            return score_accounts(settings, _latest_snapshot(settings), run_id)
 
     out = _guarded(call, run_id)
     if json_out:
-        print(json.dumps(out, default=str, indent=2))
+        print(json.dumps(asdict(out), default=str, indent=2))
         return
-    console.print(f"{out['accounts_scored']} accounts scored with {out['model_version']}")
+    console.print(f"{out.accounts_scored} accounts scored with {out.model_version}")
 
 
 @app.command()
 def publish() -> None:
     """Publish the warehouse's marts and scores to the serving file (gated first)."""
-    from flows import stages
+    from flows.delivery.stage import publish as publish_scores
+    from flows.quality.gates import validate_scores
+    from flows.registry import champion_version
+    from flows.run.lock import pipeline_lock
 
     settings = _settings()
     run_id = _manual_run_id()
 
     def call() -> Any:
-        from models.registry import champion_version
-
-        with stages.pipeline_lock(settings):
-            stages.validate_scores(settings)
-            return stages.publish(
+        with pipeline_lock(settings):
+            validate_scores(settings)
+            return publish_scores(
                 settings,
                 run_id,
                 _latest_snapshot(settings),
@@ -409,15 +417,20 @@ def publish() -> None:
 @app.command()
 def report(
     oracle: Annotated[
-        bool, typer.Option(help="Compare with the demo generator's oracle when it exists.")
-    ] = True,
+        Path | None,
+        typer.Option(
+            envvar="EXPANSION_ORACLE_FILE",
+            help="Parquet of true probabilities (account_id, snapshot_date, p_expansion) to "
+            "compare with, such as the demo generator's data/oracle/expansion_oracle.parquet.",
+        ),
+    ] = None,
 ) -> None:
     """Write the champion's model report (one offline HTML page) and print its path."""
     import pandas as pd
 
-    from flows import stages
+    from flows.modelling.score import write_model_report
+    from flows.registry import champion_version, load_model
     from flows.warehouse import Warehouse
-    from models.registry import champion_version, load_model
 
     settings = _settings()
 
@@ -432,9 +445,8 @@ def report(
             "select * from marts.account_snapshots where snapshot_date <= ?",
             [as_of],
         )
-        path = settings.oracle_dir / "expansion_oracle.parquet"
-        truth = pd.read_parquet(path) if oracle and path.exists() else None
-        return stages.write_model_report(settings, model, snapshots, scores, truth)
+        truth = pd.read_parquet(oracle) if oracle is not None else None
+        return write_model_report(settings, model, snapshots, scores, truth)
 
     console.print(f"model report: {_guarded(call)}")
 
@@ -447,13 +459,13 @@ def rollback(
     ] = None,
 ) -> None:
     """Make an earlier model the champion again; the next scoring run uses it."""
-    from flows import stages
-    from models.registry import rollback as roll_back
+    from flows.registry import rollback as roll_back
+    from flows.run.lock import pipeline_lock
 
     settings = _settings()
 
     def call() -> str:
-        with stages.pipeline_lock(settings):
+        with pipeline_lock(settings):
             return roll_back(settings.registry, version)
 
     console.print(f"champion is now {_guarded(call)}")
@@ -474,9 +486,9 @@ def serve() -> None:
 
 def _secrets(settings: Settings) -> dict[str, str]:
     """The secrets config/syncs.yml and config/sources.yml name, and whether each is set."""
+    from flows.delivery.sync_config import HttpDestination, PostgresDestination, load_syncs
     from flows.ingest.sources import load_sources_config
     from flows.secrets import SecretError, read_secret
-    from flows.sync import HttpDestination, PostgresDestination, load_syncs
 
     names: list[str] = []
     for spec in load_syncs(settings.syncs_file):

@@ -7,10 +7,8 @@ stale, 7 published but a destination rejected records. Anything else is 1.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from flows.validate import GateResult
+from collections.abc import Sequence
+from typing import Any
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -41,14 +39,15 @@ class LandingZoneEmpty(ExtractError):
 class GateFailed(RuntimeError):
     """A critical expectation failed: the run stops before the next stage.
 
-    `result` is the first failing suite; `results` every suite the gate ran (for reports).
+    `result` is the first failing suite; `results` every suite the gate ran (for reports);
+    both `flows.quality.results.GateResult` (not imported: errors sit below every room).
     """
 
     exit_code = EXIT_GATE
 
-    def __init__(self, result: GateResult, results: list[GateResult] | None = None) -> None:
+    def __init__(self, result: Any, results: Sequence[Any] | None = None) -> None:
         self.result = result
-        self.results = results if results is not None else [result]
+        self.results: list[Any] = list(results) if results is not None else [result]
         lines = [f"data-quality gate '{result.suite}' failed on table {result.table}:"]
         lines += [f"  - {f.describe()}" for f in result.critical]
         others = [r.suite for r in self.results if not r.passed and r is not result]

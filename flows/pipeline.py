@@ -1,113 +1,66 @@
-"""The expansion pipeline: one parent Prefect flow, a task or subflow per stage.
+"""The expansion pipeline: one parent Prefect flow, and THE ordered list of its stages.
 
-extract -> load raw -> validate raw -> dbt build -> validate marts -> train (when needed)
--> score -> validate scores -> publish -> reverse-ETL sync
+load -> freshness -> validate raw -> dbt build -> validate marts -> drift -> train (when
+needed) -> score -> validate scores -> publish -> reverse-ETL sync
 
-Stages hand each other table names and small reports, never DataFrames: every stage reads
-what it needs from the private warehouse, so nothing large is pickled between tasks.
+`STAGES` is the only place the order is written: the flow runs it, `bench/pipeline_bench.py`
+measures it stage by stage (`run_stages` without Prefect). Each stage is a plain function of
+a `RunContext`: it calls its room's task (`flows/<room>/`), keeps the typed result in the
+context and its record in the run summary. Stages hand each other table names and small
+reports, never DataFrames: every stage reads what it needs from the private warehouse.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 from prefect.runtime import flow_run
 from prefect.tasks import exponential_backoff
 
-from flows import stages
-from flows.errors import GateFailed
+from flows.delivery import stage as delivery
+from flows.delivery.publish import PublishReport
+from flows.delivery.sync import SyncReport
+from flows.errors import GateFailed, TransientSourceError
 from flows.faults import crash_point
+from flows.ingest import stage as ingest
+from flows.ingest.landing import check_landing_zone
+from flows.ingest.load import LoadReport
+from flows.modelling import score, train
+from flows.modelling.score import ScoreResult
+from flows.modelling.train import TrainResult
+from flows.quality import drift, gates
+from flows.quality.artifacts import gate_artifacts
+from flows.quality.champion import will_train
+from flows.quality.results import GateResult
+from flows.run.as_of import backfill_dates, resolve_as_of
+from flows.run.lock import pipeline_lock
+from flows.run.records import RunSummary, write_run_record
+from flows.run.recovery import recover
 from flows.settings import Settings, get_settings
-from flows.validate import gate_markdown, outcome_rows
+from flows.transform import dbt, freshness
+from flows.transform.dbt import DbtReport
+from flows.transform.freshness import SourceFreshness
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class RunSummary:
-    run_id: str
-    as_of: str | None = None
-    status: str = "running"
-    stages: dict[str, float] = field(default_factory=dict)
-    rows_loaded: dict[str, int] = field(default_factory=dict)
-    rows_quarantined: dict[str, int] = field(default_factory=dict)
-    freshness: list[dict[str, Any]] = field(default_factory=list)
-    files_loaded: int = 0
-    files_skipped: int = 0
-    dbt: dict[str, Any] = field(default_factory=dict)
-    gates: list[dict[str, Any]] = field(default_factory=list)
-    model: dict[str, Any] = field(default_factory=dict)
-    accounts_scored: int = 0
-    alerts: int = 0
-    report: str | None = None
-    top_accounts: list[dict[str, Any]] = field(default_factory=list)
-    published: dict[str, Any] = field(default_factory=dict)
-    synced: list[dict[str, Any]] = field(default_factory=list)
-    error: str | None = None
-
-    def markdown(self) -> str:
-        lines = [f"# Expansion pipeline run `{self.run_id}`", ""]
-        lines.append(f"**Status:** {self.status}  **as_of:** {self.as_of}")
-        if self.error:
-            lines += ["", "```", self.error, "```"]
-        lines += ["", "| stage | seconds |", "|---|---|"]
-        lines += [f"| {k} | {v:.1f} |" for k, v in self.stages.items()]
-        if self.rows_loaded or self.rows_quarantined:
-            lines += ["", "| table | rows loaded | rows quarantined |", "|---|---|---|"]
-            for k in sorted(set(self.rows_loaded) | set(self.rows_quarantined)):
-                lines.append(
-                    f"| {k} | {self.rows_loaded.get(k, 0)} | {self.rows_quarantined.get(k, 0)} |"
-                )
-        stale = [f for f in self.freshness if f["status"] != "pass"]
-        if stale:
-            lines += ["", "| source | freshness | hours since last load |", "|---|---|---|"]
-            lines += [f"| {f['source']} | {f['status']} | {f['age_hours']} |" for f in stale]
-        if self.dbt:
-            lines += ["", f"dbt: {self.dbt}"]
-        for g in self.gates:
-            lines += ["", g["markdown"]]
-        if self.model:
-            lines += ["", f"model: {json.dumps(self.model, default=str)}"]
-        lines += ["", f"accounts scored: {self.accounts_scored}"]
-        lines.append(f"alerts on change: {self.alerts}")
-        for s in self.synced:
-            lines.append(
-                f"- sync {s['name']} ({s['status']}): {s['inserted']} inserted, "
-                f"{s['updated']} updated, {s['deleted']} deleted, {s['unchanged']} unchanged, "
-                f"{s['failed']} failed"
-            )
-        return "\n".join(lines)
-
-
-@contextmanager
-def _timed(summary: RunSummary, stage: str) -> Iterator[None]:
-    start = time.perf_counter()
-    try:
-        yield
-    finally:
-        summary.stages[stage] = round(time.perf_counter() - start, 2)
-
-
-# --- tasks: thin wrappers that name the stage, time it and log it ---------------------------
+# --- tasks: one per stage, named for it; the work is in the rooms -------------------------
 
 
 def _transient(task: Any, task_run: Any, state: Any) -> bool:
     """Retry only what may pass (a source out of reach, a locked file), never bad data."""
     import duckdb
-
-    from flows.errors import TransientSourceError
 
     return isinstance(state.data, TransientSourceError | duckdb.IOException)
 
@@ -119,90 +72,76 @@ def _transient(task: Any, task_run: Any, state: Any) -> bool:
     retry_delay_seconds=exponential_backoff(backoff_factor=10),
     retry_condition_fn=_transient,
 )
-def load_raw(settings: Settings, run_id: str) -> stages.LoadReport:
-    return stages.load_raw(settings, run_id)
+def load_raw(settings: Settings, run_id: str) -> LoadReport:
+    return ingest.load_raw(settings, run_id)
 
 
 @task(name="check_source_freshness", cache_policy=NONE)
-def check_source_freshness(settings: Settings) -> list[dict[str, Any]]:
-    return stages.check_freshness(settings)
+def check_source_freshness(settings: Settings) -> list[SourceFreshness]:
+    return freshness.check_freshness(settings)
 
 
-# --- gates: a task per gate; each publishes a markdown and a table artifact ---------------
-
-
-def _gate_artifacts(edge: str, results: list[stages.GateResult], note: str | None) -> None:
-    try:
-        create_markdown_artifact(
-            key=f"gate-{edge}",
-            markdown=gate_markdown(edge, results, note),
-            description=f"{edge} data-quality gate",
-        )
-        if results:
-            create_table_artifact(
-                key=f"gate-{edge}-expectations",
-                table=outcome_rows(results),
-                description=f"{edge} gate: every expectation, its severity and outcome",
-            )
-    except Exception as exc:  # an artifact must never hide the gate's own outcome
-        get_run_logger().warning("could not write the %s gate artifacts: %s", edge, exc)
-
-
-def _run_gate(
-    edge: str, check: Callable[[], list[stages.GateResult]], note: str | None = None
-) -> list[stages.GateResult]:
+def _gate_task(
+    edge: str, check: Callable[[], list[GateResult]], note: str | None = None
+) -> list[GateResult]:
+    """Run a gate; its artifacts are written whether it passes or not."""
     try:
         results = check()
     except GateFailed as exc:
-        _gate_artifacts(edge, exc.results, None)
+        gate_artifacts(edge, exc.results, None)
         raise
-    _gate_artifacts(edge, results, None if results else note)
+    gate_artifacts(edge, results, None if results else note)
     return results
 
 
 @task(name="validate_raw", cache_policy=NONE)
-def validate_raw(settings: Settings, run_id: str) -> list[stages.GateResult]:
-    return _run_gate(
-        "raw", lambda: stages.validate_raw(settings, run_id), "no raw rows loaded by this run"
+def validate_raw(settings: Settings, run_id: str) -> list[GateResult]:
+    return _gate_task(
+        "raw", lambda: gates.validate_raw(settings, run_id), "no raw rows loaded by this run"
     )
 
 
 @flow(name="run_dbt_build", log_prints=True)
-def run_dbt_build(settings: Settings, as_of: date) -> stages.DbtReport:
-    return stages.run_dbt_build(settings, as_of)
+def run_dbt_build(settings: Settings, as_of: date) -> DbtReport:
+    return dbt.run_dbt_build(settings, as_of)
 
 
 @task(name="validate_marts", cache_policy=NONE)
 def validate_marts(
     settings: Settings, as_of: date, run_id: str, training: bool
-) -> list[stages.GateResult]:
-    return _run_gate("marts", lambda: stages.validate_marts(settings, as_of, run_id, training))
+) -> list[GateResult]:
+    return _gate_task("marts", lambda: gates.validate_marts(settings, as_of, run_id, training))
 
 
 @task(name="check_drift", cache_policy=NONE)
-def check_drift(settings: Settings, as_of: date, run_id: str) -> list[stages.GateResult]:
-    return _run_gate(
+def check_drift(settings: Settings, as_of: date, run_id: str) -> list[GateResult]:
+    return _gate_task(
         "drift",
-        lambda: stages.check_drift(settings, as_of, run_id),
+        lambda: drift.check_drift(settings, as_of, run_id),
         "skipped: no champion model to compare with",
     )
 
 
 @task(name="train_model", cache_policy=NONE)
-def train_model(settings: Settings, as_of: date, force: bool) -> dict[str, Any]:
-    return stages.train_model(settings, as_of, force=force)
+def train_model(settings: Settings, as_of: date, force: bool) -> TrainResult:
+    return train.train_model(settings, as_of, force=force)
 
 
 @task(name="train_as_of", cache_policy=NONE)
-def train_as_of(settings: Settings, as_of: date) -> str:
-    return stages.train_as_of(settings, as_of)
+def train_as_of(settings: Settings, as_of: date) -> TrainResult:
+    version = train.train_as_of(settings, as_of)
+    return TrainResult(
+        champion_version=version,
+        trained_version=version,
+        decision=f"backfill model trained on what was known at {as_of}",
+    )
 
 
 @task(name="score_accounts", cache_policy=NONE)
 def score_accounts(
     settings: Settings, as_of: date, run_id: str, model_version: str | None, backfill: bool
-) -> dict[str, Any]:
-    return stages.score_accounts(
+) -> ScoreResult:
+    return score.score_accounts(
         settings, as_of, run_id, model_version=model_version, backfill=backfill
     )
 
@@ -210,41 +149,205 @@ def score_accounts(
 @task(name="validate_scores", cache_policy=NONE)
 def validate_scores(
     settings: Settings, as_of: date, run_id: str, model_version: str
-) -> list[stages.GateResult]:
-    return _run_gate(
-        "scores", lambda: stages.validate_scores(settings, as_of, run_id, model_version)
+) -> list[GateResult]:
+    return _gate_task(
+        "scores", lambda: gates.validate_scores(settings, as_of, run_id, model_version)
     )
 
 
 @task(name="publish_scores", cache_policy=NONE)
 def publish_scores(
     settings: Settings, run_id: str, as_of: date, model_version: str, history_only: bool
-) -> stages.PublishReport:
-    return stages.publish(settings, run_id, as_of, model_version, history_only=history_only)
+) -> PublishReport:
+    return delivery.publish(settings, run_id, as_of, model_version, history_only=history_only)
 
 
 @task(name="sync_destinations", cache_policy=NONE)
-def sync_destinations(settings: Settings, run_id: str) -> list[stages.SyncReport]:
-    return stages.sync(settings, run_id)
+def sync_destinations(settings: Settings, run_id: str) -> list[SyncReport]:
+    return delivery.sync(settings, run_id)
 
 
-def _gates(summary: RunSummary, results: list[stages.GateResult]) -> None:
-    summary.gates += [r.record() for r in results]
+# --- the stages -----------------------------------------------------------------------------
 
 
-def _gate(summary: RunSummary, name: str, check: Callable[[], list[stages.GateResult]]) -> None:
-    """Run a gate as a timed step; its results reach the summary whether it passes or not."""
+@dataclass
+class RunContext:
+    """What one run knows as it goes: its settings and options, and each stage's result."""
+
+    settings: Settings
+    run_id: str
+    retrain: bool = False
+    backfill: bool = False
+    prefect: bool = True  # False: call the stages' functions directly (bench, no Prefect API)
+    summary: RunSummary = field(init=False)
+    as_of: date | None = None
+    trains: bool = False
+    model: TrainResult | None = None
+    scored: ScoreResult | None = None
+    synced: list[SyncReport] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.summary = RunSummary(run_id=self.run_id)
+
+    def call(self, stage_task: Any, *args: Any) -> Any:
+        """A stage's task inside the flow, or its plain function outside it."""
+        return stage_task(*args) if self.prefect else stage_task.fn(*args)
+
+    def gate(self, stage_task: Any, *args: Any) -> list[GateResult]:
+        """A gate; its results reach the summary whether it passes or not."""
+        try:
+            results: list[GateResult] = self.call(stage_task, *args)
+        except GateFailed as exc:
+            self.summary.gates += [r.record() for r in exc.results]
+            raise
+        self.summary.gates += [r.record() for r in results]
+        return results
+
+    @property
+    def day(self) -> date:
+        if self.as_of is None:
+            raise RuntimeError("the run's as_of is set by the dbt_build stage")
+        return self.as_of
+
+
+def _load(ctx: RunContext) -> LoadReport:
+    load: LoadReport = ctx.call(load_raw, ctx.settings, ctx.run_id)
+    ctx.summary.rows_loaded = load.rows_by_table
+    ctx.summary.files_loaded = len(load.loaded)
+    ctx.summary.files_skipped = load.skipped_files
+    ctx.summary.rows_quarantined = load.quarantined_by_table
+    return load
+
+
+def _freshness(ctx: RunContext) -> list[SourceFreshness]:
+    rows: list[SourceFreshness] = ctx.call(check_source_freshness, ctx.settings)
+    ctx.summary.freshness = [asdict(r) for r in rows]
+    return rows
+
+
+def _validate_raw(ctx: RunContext) -> list[GateResult]:
+    return ctx.gate(validate_raw, ctx.settings, ctx.run_id)
+
+
+def _dbt_build(ctx: RunContext) -> DbtReport:
+    # the as_of of the raw rows that passed the gate (it may have taken a bad load back out)
+    ctx.as_of = resolve_as_of(ctx.settings)
+    ctx.summary.as_of = ctx.as_of.isoformat()
+    log.info("scoring as of %s", ctx.as_of)
+    report: DbtReport = ctx.call(run_dbt_build, ctx.settings, ctx.day)
+    ctx.summary.dbt = asdict(report)
+    # a backfill trains a model of its own date
+    ctx.trains = ctx.backfill or will_train(ctx.settings, ctx.retrain or ctx.settings.retrain)
+    return report
+
+
+def _validate_marts(ctx: RunContext) -> list[GateResult]:
+    results = ctx.gate(validate_marts, ctx.settings, ctx.day, ctx.run_id, ctx.trains)
+    crash_point("validate.marts_passed")
+    return results
+
+
+def _check_drift(ctx: RunContext) -> list[GateResult]:
+    return ctx.gate(check_drift, ctx.settings, ctx.day, ctx.run_id)
+
+
+def _train(ctx: RunContext) -> TrainResult:
+    if ctx.backfill:  # a model that knows only what was known at the backfilled date
+        model: TrainResult = ctx.call(train_as_of, ctx.settings, ctx.day)
+    else:
+        force = ctx.retrain or ctx.settings.retrain
+        model = ctx.call(train_model, ctx.settings, ctx.day, force)
+    ctx.model = model
+    ctx.summary.model = asdict(model)
+    return model
+
+
+def _champion(ctx: RunContext) -> str:
+    if ctx.model is None or ctx.model.champion_version is None:
+        raise RuntimeError("no model to score with: the train stage did not run")
+    return ctx.model.champion_version
+
+
+def _score(ctx: RunContext) -> ScoreResult:
+    args = (ctx.settings, ctx.day, ctx.run_id, _champion(ctx), ctx.backfill)
+    scored: ScoreResult = ctx.call(score_accounts, *args)
+    ctx.scored = scored
+    ctx.summary.accounts_scored = scored.accounts_scored
+    ctx.summary.alerts = scored.alerts
+    ctx.summary.top_accounts = scored.top_accounts
+    ctx.summary.report = scored.report
+    return scored
+
+
+def _validate_scores(ctx: RunContext) -> list[GateResult]:
+    version = ctx.scored.model_version if ctx.scored else _champion(ctx)
+    return ctx.gate(validate_scores, ctx.settings, ctx.day, ctx.run_id, version)
+
+
+def _publish(ctx: RunContext) -> PublishReport:
+    args = (ctx.settings, ctx.run_id, ctx.day, _champion(ctx), ctx.backfill)
+    published: PublishReport = ctx.call(publish_scores, *args)
+    ctx.summary.published = asdict(published)
+    return published
+
+
+def _sync(ctx: RunContext) -> list[SyncReport]:
+    ctx.synced = ctx.call(sync_destinations, ctx.settings, ctx.run_id)
+    ctx.summary.synced = [asdict(s) for s in ctx.synced]
+    return ctx.synced
+
+
+def _always(ctx: RunContext) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of the pipeline: its name (the key of its timing in the run summary), what it
+    does, and when it runs."""
+
+    name: str
+    run: Callable[[RunContext], Any]
+    when: Callable[[RunContext], bool] = _always
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("load", _load),
+    # a backfill of a past date does not need fresh data
+    Stage("freshness", _freshness, when=lambda ctx: ctx.settings.as_of is None),
+    Stage("validate_raw", _validate_raw),
+    Stage("dbt_build", _dbt_build),
+    Stage("validate_marts", _validate_marts),
+    # a backfill scores with a model of its own date: no drift to check
+    Stage("check_drift", _check_drift, when=lambda ctx: not ctx.backfill),
+    Stage("train", _train),
+    Stage("score", _score),
+    Stage("validate_scores", _validate_scores),
+    Stage("publish", _publish),
+    Stage("sync", _sync, when=lambda ctx: not ctx.backfill),
+)
+
+
+@contextmanager
+def _timed(summary: RunSummary, stage: str) -> Iterator[None]:
+    start = time.perf_counter()
     try:
-        results = _step(summary, name, check)
-    except GateFailed as exc:
-        _gates(summary, exc.results)
-        raise
-    _gates(summary, results)
+        yield
+    finally:
+        summary.stages[stage] = round(time.perf_counter() - start, 2)
 
 
-def _step(summary: RunSummary, name: str, fn: Callable[[], T]) -> T:
-    with _timed(summary, name):
-        return fn()
+def run_stages(ctx: RunContext, stages: Iterable[Stage] = STAGES) -> RunContext:
+    """Every stage that applies, in order, each timed into the summary; the first failure
+    stops the run before the next stage."""
+    for stage in stages:
+        if stage.when(ctx):
+            with _timed(ctx.summary, stage.name):
+                stage.run(ctx)
+    return ctx
+
+
+# --- the flows ------------------------------------------------------------------------------
 
 
 @flow(name="expansion-pipeline", log_prints=True)
@@ -264,87 +367,17 @@ def expansion_pipeline(
         raise ValueError("a backfill needs an as_of date")
     logger = get_run_logger()
     settings = get_settings(as_of=as_of, full_refresh=full_refresh or None)
+    check_landing_zone(settings)  # before anything is written: a missing zone is a typo
     run_id = str(flow_run.get_id() or uuid.uuid4())
-    summary = RunSummary(run_id=run_id)
+    ctx = RunContext(settings, run_id, retrain=retrain, backfill=backfill)
+    summary = ctx.summary
     started = datetime.now(UTC)
     try:
-        with stages.pipeline_lock(settings, holder=f"pipeline run {run_id}"):
-            stages.recover(settings)  # what a killed run left: temp files, half swaps
-            stages.write_run_record(settings, summary.__dict__)  # "running" until it ends
-            load = _step(summary, "load", lambda: load_raw(settings, run_id))
-            summary.rows_loaded = load.rows_by_table
-            summary.files_loaded = len(load.loaded)
-            summary.files_skipped = load.skipped_files
-            summary.rows_quarantined = load.quarantined_by_table
-            if settings.as_of is None:  # a backfill of a past date does not need fresh data
-                summary.freshness = _step(
-                    summary, "freshness", lambda: check_source_freshness(settings)
-                )
-            _gate(summary, "validate_raw", lambda: validate_raw(settings, run_id))
-
-            run_as_of = stages.resolve_as_of(settings)
-            summary.as_of = run_as_of.isoformat()
-            logger.info("scoring as of %s", run_as_of)
-
-            dbt = _step(summary, "dbt_build", lambda: run_dbt_build(settings, run_as_of))
-            summary.dbt = asdict(dbt)
-            # a backfill trains a model of its own date
-            trains = backfill or stages.will_train(settings, retrain or settings.retrain)
-            _gate(
-                summary,
-                "validate_marts",
-                lambda: validate_marts(settings, run_as_of, run_id, trains),
-            )
-            crash_point("validate.marts_passed")
-            if not backfill:  # a backfill scores with a model of its own date: no drift to check
-                _gate(summary, "check_drift", lambda: check_drift(settings, run_as_of, run_id))
-
-            if backfill:
-                version = _step(summary, "train", lambda: train_as_of(settings, run_as_of))
-                model = {
-                    "champion_version": version,
-                    "trained_version": version,
-                    "decision": f"backfill model trained on what was known at {run_as_of}",
-                }
-            else:
-                model = _step(
-                    summary,
-                    "train",
-                    lambda: train_model(settings, run_as_of, retrain or settings.retrain),
-                )
-            summary.model = model
-            scored = _step(
-                summary,
-                "score",
-                lambda: score_accounts(
-                    settings, run_as_of, run_id, model["champion_version"], backfill
-                ),
-            )
-            summary.accounts_scored = scored["accounts_scored"]
-            summary.alerts = scored["alerts"]
-            summary.top_accounts = scored["top_accounts"]
-            summary.report = scored["report"]
-            _gate(
-                summary,
-                "validate_scores",
-                lambda: validate_scores(settings, run_as_of, run_id, scored["model_version"]),
-            )
-
-            published = _step(
-                summary,
-                "publish",
-                lambda: publish_scores(
-                    settings, run_id, run_as_of, model["champion_version"], backfill
-                ),
-            )
-            summary.published = asdict(published)
-            synced = (
-                []
-                if backfill
-                else _step(summary, "sync", lambda: sync_destinations(settings, run_id))
-            )
-            summary.synced = [asdict(s) for s in synced]
-        partial = [s.name for s in synced if s.status != "success"]
+        with pipeline_lock(settings, holder=f"pipeline run {run_id}"):
+            recover(settings)  # what a killed run left: temp files, half swaps
+            write_run_record(settings, summary.__dict__)  # "running" until it ends
+            run_stages(ctx)
+        partial = [s.name for s in ctx.synced if s.status != "success"]
         summary.status = "completed_with_sync_failures" if partial else "completed"
         if partial:
             logger.warning("records failed to sync (see sync.failed_records): %s", partial)
@@ -354,7 +387,7 @@ def expansion_pipeline(
         raise
     finally:
         summary.stages["total"] = round((datetime.now(UTC) - started).total_seconds(), 2)
-        stages.write_run_record(settings, summary.__dict__)
+        write_run_record(settings, summary.__dict__)
         try:
             create_markdown_artifact(
                 key="expansion-run-summary", markdown=summary.markdown(), description="Run summary"
@@ -362,18 +395,6 @@ def expansion_pipeline(
         except Exception as exc:  # an artifact must never hide the run's own outcome
             logger.warning("could not write the run summary artifact: %s", exc)
     return dict(summary.__dict__)
-
-
-def backfill_dates(start: date, end: date, every: str) -> list[date]:
-    """The as_of dates of a backfill: each day, each Sunday or each month end in [start, end]."""
-    import pandas as pd
-
-    freq = {"day": "D", "week": "W-SUN", "month": "ME"}.get(every)
-    if freq is None:
-        raise ValueError(f"every={every!r}: expected day, week or month")
-    if end < start:
-        raise ValueError(f"backfill end {end} is before its start {start}")
-    return [d.date() for d in pd.date_range(start, end, freq=freq)]
 
 
 @flow(name="expansion-backfill", log_prints=True)

@@ -36,9 +36,6 @@ class Settings(BaseSettings):
     project_dir: Path = Field(PROJECT_DIR, description="where dbt_project/, expectations/ live")
     home: Path = Field(PROJECT_DIR / "state", description="private state: warehouse, models, runs")
     landing_dir: Path = Field(PROJECT_DIR / "data" / "landing", description="extract landing zone")
-    oracle_dir: Path = Field(
-        PROJECT_DIR / "data" / "oracle", description="demo generator's true probabilities"
-    )
     warehouse_path: Path | None = Field(None, description="private DuckDB file the pipeline writes")
     serving_dir: Path | None = Field(None, description="published DuckDB file + Parquet for BI")
     registry_dir: Path | None = Field(None, description="trained models and the champion pointer")
@@ -101,10 +98,6 @@ class Settings(BaseSettings):
         "for partition files; default <home>/dask, right for workers on this machine",
     )
 
-    demo_accounts: int = 1000
-    demo_months: int = 24
-    demo_seed: int = 42
-
     syncs_config: Path | None = Field(
         None, description="reverse-ETL syncs; default config/syncs.yml"
     )
@@ -117,7 +110,7 @@ class Settings(BaseSettings):
         "the repository; an environment variable of the same name wins (flows/secrets.py)",
     )
 
-    @field_validator("project_dir", "home", "landing_dir", "oracle_dir", mode="after")
+    @field_validator("project_dir", "home", "landing_dir", mode="after")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()

@@ -10,7 +10,7 @@
 - `models.reasons.top_reasons(model, X, snapshots)` -> phrases for the top contributions
 - `models.evaluate`: `binary_metrics`, `calibration_table`, `backtest_table` (vs the oracle)
 - `models.report.render_report(model, snapshots, scores, oracle=None)` -> one offline HTML page
-- `models.registry`: `save_model`, `load_model`, `champion_version`, `should_promote`,
+- `flows.registry`: `save_model`, `load_model`, `champion_version`, `should_promote`,
   `promote`, `rollback`, `list_models` (the only module that writes files; report.py only
   reads its HTML template)
 

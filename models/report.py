@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from flows.files import write_atomic
+from flows.registry import frame_fingerprint
 from models.evaluate import (
     ECE_BINS,
     backtest_table,
@@ -36,8 +38,6 @@ from models.evaluate import (
     oracle_on_rows,
     roc_points,
 )
-from models.files import write_atomic
-from models.registry import frame_fingerprint
 from models.train import TrainedModel
 
 TEMPLATE_PATH = Path(__file__).with_name("report_template.html")
@@ -684,7 +684,7 @@ def render_report(
 ) -> str:
     """The model report as one self-contained HTML page (no network access needed to view it).
 
-    `model`: a TrainedModel (from `models.registry.load_model` for version, code version and
+    `model`: a TrainedModel (from `flows.registry.load_model` for version, code version and
     fingerprint). `snapshots`: marts.account_snapshots rows at least for the scored date
     (context for the top accounts and the scored-data fingerprint). `scores`: the output of
     `models.score.score_accounts` (optionally with account_name / owner_name merged in).

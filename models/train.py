@@ -30,7 +30,7 @@ per split and shared by the three targets.
 
 The refit of the final model is the one step that can run elsewhere: `train_model(...,
 refit_booster=...)` takes a function with the signature of `refit_local` (the default), e.g.
-`flows.distributed.dask_refit`, which fits the same parameters for the same number of rounds
+`flows.modelling.distributed.dask_refit`, which fits the same parameters for the same number of rounds
 with `lightgbm.dask` on a Dask cluster. The backtest always refits in this process.
 """
 

@@ -11,7 +11,8 @@ oracle's ROC AUC, beat the baseline and have ECE <= `acceptance.max_ece` (models
 
 The LAST line of stdout is one JSON object (latest cut-off, primary target). Exit codes:
 0 all bars met, 1 a bar failed, 2 nothing to evaluate (no champion, no data, no oracle).
-Defaults come from flows.settings (EXPANSION_HOME, EXPANSION_ORACLE_DIR, ...).
+Defaults come from flows.settings (EXPANSION_HOME, ...); the oracle from EXPANSION_ORACLE_DIR
+(default: the demo's data/oracle beside the landing zone).
 """
 
 from __future__ import annotations
@@ -19,18 +20,19 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from flows.registry import champion_version, load_model
 from flows.settings import get_settings
-from flows.warehouse import read_frame
+from flows.warehouse import Warehouse
 from models.evaluate import acceptance_failures, backtest_table
 from models.features import training_frame
 from models.params import load_params
-from models.registry import champion_version, load_model
 from models.train import TrainedModel, run_backtest
 
 ORACLE_FILE = "expansion_oracle.parquet"
@@ -59,7 +61,12 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--warehouse", type=Path, default=settings.warehouse)
     parser.add_argument("--registry", type=Path, default=settings.registry)
-    parser.add_argument("--oracle", type=Path, default=settings.oracle_dir / ORACLE_FILE)
+    parser.add_argument(
+        "--oracle",
+        type=Path,
+        default=Path(os.environ.get("EXPANSION_ORACLE_DIR", settings.landing_dir.parent / "oracle"))
+        / ORACLE_FILE,
+    )
     parser.add_argument("--version", help="model version (default: the champion)")
     return parser.parse_args(argv)
 
@@ -74,8 +81,8 @@ def _predictions(model: TrainedModel, warehouse: Path) -> pd.DataFrame:
     if not warehouse.is_file():
         raise NothingToEvaluate(f"no warehouse at {warehouse} to re-run the backtest")
     print(f"model {model.version} kept no backtest predictions: re-running its backtest")
-    snapshots = read_frame(
-        warehouse, "select * from marts.account_snapshots where snapshot_date <= ?", [latest]
+    snapshots = Warehouse(warehouse).read_frame(
+        "select * from marts.account_snapshots where snapshot_date <= ?", [latest]
     )
     _, predictions = run_backtest(training_frame(snapshots, model.params), model.params)
     return predictions

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.transform import declared_features
+from flows.transform.manifest import declared_features
 from models.params import load_params
 from tests.dbt.conftest import DBT_PROJECT
 

@@ -237,7 +237,7 @@ def test_backfill_scores_past_months_with_what_was_known_then(
     from datetime import timedelta
 
     from flows.pipeline import expansion_backfill, expansion_pipeline
-    from models.registry import read_metadata
+    from flows.registry import read_metadata
 
     current_before = _serving(project, "select * from account_scores order by account_id")
     runs = expansion_backfill(date(2026, 5, 1), date(2026, 7, 31), "month")

@@ -5,8 +5,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from flows.modelling.score import record_alerts
 from flows.settings import Settings
-from flows.stages import record_alerts
 
 ROWS = "(account_id varchar, account_name varchar, owner_name varchar, as_of date, touch_tier varchar, p_expansion double, is_suppressed boolean, next_best_offer varchar, reason_1 varchar, run_id varchar, scored_at timestamp)"
 

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from flows import stages
+from flows.errors import DbtBuildFailed
 from flows.settings import PROJECT_DIR, Settings
+from flows.transform import dbt
 
 UNIT = ["--exclude", "test_type:unit"]
 
@@ -38,11 +39,11 @@ def _builds(
         calls.append(list(args))
         return SimpleNamespace(success=next(results), result=SimpleNamespace(results=[]))
 
-    monkeypatch.setattr(stages, "_invoke_dbt", fake)
+    monkeypatch.setattr(dbt, "_invoke_dbt", fake)
     config = Settings(home=project / "state", project_dir=project, **settings)
     for _ in outcomes:
-        with contextlib.suppress(stages.DbtBuildFailed):
-            stages.run_dbt_build(config, date(2026, 10, 31))
+        with contextlib.suppress(DbtBuildFailed):
+            dbt.run_dbt_build(config, date(2026, 10, 31))
     return calls
 
 

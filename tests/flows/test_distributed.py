@@ -48,7 +48,7 @@ def _start_cluster() -> Any:
         silence_logs=40,
     )
     with Client(cluster, set_as_default=False) as client:
-        client.run(importlib.import_module, "flows.distributed")
+        client.run(importlib.import_module, "flows.modelling.distributed")
     return cluster
 
 
@@ -130,7 +130,7 @@ def test_scores_on_dask_equal_single_process(
 ) -> None:
     from distributed import Client
 
-    from flows.distributed import score_frame
+    from flows.modelling.distributed import score_frame
 
     address = cluster.scheduler_address
     ids = sorted(snapshots["account_id"].unique())
@@ -164,8 +164,8 @@ def test_training_on_dask_gives_a_valid_model_close_to_the_local_one(
     params: Params,
     model: TrainedModel,
 ) -> None:
-    from flows.distributed import fit_model
-    from models.registry import load_model, save_model
+    from flows.modelling.distributed import fit_model
+    from flows.registry import load_model, save_model
 
     address = cluster.scheduler_address
     on_dask = fit_model(_settings(tmp_path, address, partitions=2), snapshots, params)

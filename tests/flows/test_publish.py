@@ -4,7 +4,8 @@ from pathlib import Path
 
 import duckdb
 
-from flows.publish import PUBLISHED, publish
+from flows.delivery.publish import PUBLISHED, publish
+from flows.warehouse import Warehouse
 
 
 def _warehouse(path: Path, n_scores: int) -> Path:
@@ -22,12 +23,14 @@ def _warehouse(path: Path, n_scores: int) -> Path:
 def test_publish_swaps_a_complete_file_that_old_readers_keep(tmp_path: Path) -> None:
     wh = _warehouse(tmp_path / "wh.duckdb", 3)
     serving = tmp_path / "serving"
-    publish(wh, serving, "run-1", "2026-10-31", "v1")
+    publish(Warehouse(wh), serving, "run-1", "2026-10-31", "v1")
     reader = duckdb.connect(str(serving / "expansion.duckdb"), read_only=True)
     assert reader.execute("select count(*) from account_scores").fetchone()[0] == 3
 
     _warehouse(wh, 5)
-    report = publish(wh, serving, "run-2", "2026-10-31", "v2")  # a reader holds the old file
+    report = publish(
+        Warehouse(wh), serving, "run-2", "2026-10-31", "v2"
+    )  # a reader holds the old file
     assert reader.execute("select count(*) from account_scores").fetchone()[0] == 3
     reader.close()
 
@@ -52,7 +55,7 @@ def test_a_quote_in_the_serving_folder_is_a_quote_not_sql(tmp_path: Path) -> Non
     folder = tmp_path / "it's served"
     folder.mkdir()
     warehouse = _warehouse(folder / "warehouse.duckdb", 3)
-    report = publish(warehouse, folder / "serving", "run-1", "2026-10-31", "v0001")
+    report = publish(Warehouse(warehouse), folder / "serving", "run-1", "2026-10-31", "v0001")
     con = duckdb.connect(str(report.serving_db), read_only=True)
     try:
         assert con.execute("select count(*) from account_scores").fetchone() == (3,)

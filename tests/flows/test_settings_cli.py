@@ -129,11 +129,11 @@ def test_settings_reject_bad_values() -> None:
 
 
 def test_duckdb_memory_limit_takes_a_size_or_a_share_of_ram(tmp_path: Path) -> None:
-    from flows.warehouse import connect
+    from flows.warehouse import Warehouse
 
     with pytest.raises(ValueError, match="duckdb_memory_limit"):
         Settings(duckdb_memory_limit="lots")
     share = Settings(duckdb_memory_limit="25%").duckdb_memory_limit
-    with connect(tmp_path / "w.duckdb", memory_limit=share) as con:
+    with Warehouse(tmp_path / "w.duckdb", memory_limit=share).connect() as con:
         row = con.execute("select current_setting('memory_limit')").fetchone()
     assert row is not None and row[0].endswith("iB")  # DuckDB turned the share into a size

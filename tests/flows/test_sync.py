@@ -13,7 +13,9 @@ import duckdb
 import psycopg
 import pytest
 
-from flows.sync import SyncSpec, load_syncs, run_sync
+from flows.delivery.sync import run_sync
+from flows.delivery.sync_config import SyncSpec, load_syncs
+from flows.warehouse import Warehouse
 
 
 def serving(path: Path, rows: list[tuple[str, float]]) -> Path:
@@ -55,7 +57,7 @@ def env(tmp_path: Path) -> dict[str, Path]:
 
 
 def sync(env: dict[str, Path], s: SyncSpec, run_id: str, **kw: Any) -> Any:
-    return run_sync(s, env["serving"], env["wh"], env["dir"], run_id, **kw)
+    return run_sync(s, env["serving"], Warehouse(env["wh"]), env["dir"], run_id, **kw)
 
 
 def ledger(env: dict[str, Path], sql: str) -> list[tuple[Any, ...]]:
@@ -176,7 +178,7 @@ def test_postgres_inserts_updates_exactly_what_changed_and_mirrors_deletes(
 def test_postgres_crash_mid_sync_leaves_all_or_nothing_and_next_run_completes(
     env: dict[str, Path], pg: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import flows.destinations as destinations
+    import flows.delivery.destinations as destinations
 
     serving(env["serving"], [(f"A{i}", 0.1) for i in range(20)])
     sync(env, spec(PG), "r1")

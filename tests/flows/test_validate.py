@@ -11,20 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flows.datadocs import update_data_docs
-from flows.validate import (
-    GateFailed,
-    GateResult,
-    _context,
-    enforce,
-    gate_markdown,
-    load_suite,
-    outcome_rows,
-    suite_columns,
-    suite_query,
-    validate_frame,
-    write_results,
-)
+from flows.errors import GateFailed
+from flows.quality.datadocs import update_data_docs
+from flows.quality.gx import _context, validate_frame
+from flows.quality.results import GateResult, enforce, gate_markdown, outcome_rows, write_results
+from flows.quality.suites import load_suite, suite_columns, suite_query
 
 EXPECTATIONS = Path(__file__).parents[2] / "expectations"
 
@@ -420,7 +411,7 @@ def test_markdown_and_table_artifacts(tmp_path: Path) -> None:
 
 
 def test_row_count_history_compares_with_the_last_passing_run_as_of_then(tmp_path: Path) -> None:
-    from flows import stages
+    from flows.quality import gates
     from flows.settings import Settings
 
     settings = Settings(home=tmp_path)
@@ -431,16 +422,16 @@ def test_row_count_history_compares_with_the_last_passing_run_as_of_then(tmp_pat
         result.outcomes[0].success = passed
         return result
 
-    assert stages._previous_row_counts(settings, "r0", date(2026, 1, 31)) == {}
-    stages._record_history(settings, "r1", [gate(100, True)], date(2026, 1, 31))
-    stages._record_history(settings, "r2", [gate(30, False)], date(2026, 2, 28))  # stopped
-    stages._record_history(settings, "r3", [gate(120, True)], date(2026, 3, 31))
-    assert stages._previous_row_counts(settings, "r4", date(2026, 2, 28)) == {"t": 100}
-    assert stages._previous_row_counts(settings, "r4", date(2026, 3, 31)) == {"t": 120}
-    assert stages._previous_row_counts(settings, "r3", date(2026, 3, 31)) == {"t": 100}
-    assert stages._previous_row_counts(settings, "r4", date(2025, 12, 31)) == {}  # a backfill
-    stages._record_history(settings, "r5", [gate(10, True)], date(2025, 12, 31))
-    assert stages._previous_row_counts(settings, "r6", date(2026, 3, 31)) == {"t": 120}
+    assert gates._previous_row_counts(settings, "r0", date(2026, 1, 31)) == {}
+    gates._record_history(settings, "r1", [gate(100, True)], date(2026, 1, 31))
+    gates._record_history(settings, "r2", [gate(30, False)], date(2026, 2, 28))  # stopped
+    gates._record_history(settings, "r3", [gate(120, True)], date(2026, 3, 31))
+    assert gates._previous_row_counts(settings, "r4", date(2026, 2, 28)) == {"t": 100}
+    assert gates._previous_row_counts(settings, "r4", date(2026, 3, 31)) == {"t": 120}
+    assert gates._previous_row_counts(settings, "r3", date(2026, 3, 31)) == {"t": 100}
+    assert gates._previous_row_counts(settings, "r4", date(2025, 12, 31)) == {}  # a backfill
+    gates._record_history(settings, "r5", [gate(10, True)], date(2025, 12, 31))
+    assert gates._previous_row_counts(settings, "r6", date(2026, 3, 31)) == {"t": 120}
 
 
 def test_shipped_usage_suite_profiles_groups_in_duckdb_and_names_file_metric_day() -> None:

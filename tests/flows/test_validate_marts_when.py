@@ -10,8 +10,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from flows import stages
 from flows.errors import GateFailed
+from flows.quality import gates
 from flows.settings import Settings
 
 AS_OF = date(2026, 10, 31)
@@ -53,16 +53,16 @@ def settings(tmp_path: Path) -> Settings:
 
 
 def test_a_scoring_run_skips_the_training_suite(settings: Settings) -> None:
-    results = stages.validate_marts(settings, AS_OF, "r1", training=False)
+    results = gates.validate_marts(settings, AS_OF, "r1", training=False)
     assert [r.suite for r in results] == ["marts_all"]
 
 
 def test_a_training_run_applies_it(settings: Settings) -> None:
     with pytest.raises(GateFailed, match="marts_training"):
-        stages.validate_marts(settings, AS_OF, "r2", training=True)
+        gates.validate_marts(settings, AS_OF, "r2", training=True)
     # no champion: this run would train, so the suite applies by default
     with pytest.raises(GateFailed, match="marts_training"):
-        stages.validate_marts(settings, AS_OF, "r3")
+        gates.validate_marts(settings, AS_OF, "r3")
 
 
 def test_when_takes_one_value(settings: Settings) -> None:
@@ -71,4 +71,4 @@ def test_when_takes_one_value(settings: Settings) -> None:
     spec["meta"]["when"] = "scoring"
     path.write_text(json.dumps(spec))
     with pytest.raises(ValueError, match=r"meta.when='scoring'; expected 'training'"):
-        stages.validate_marts(settings, AS_OF, "r4", training=True)
+        gates.validate_marts(settings, AS_OF, "r4", training=True)

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from flows.registry import promote, save_model
 from models.evaluate import acceptance_failures, backtest_table
-from models.registry import promote, save_model
 from models.train import TrainedModel
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "evaluate.py"

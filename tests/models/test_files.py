@@ -1,4 +1,4 @@
-"""models.files.write_atomic: the whole new content or the old one, nothing left behind."""
+"""flows.files.write_atomic: the whole new content or the old one, nothing left behind."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from models.files import write_atomic
+from flows.files import write_atomic
 
 
 def test_replaces_whole_and_leaves_no_temp_file(tmp_path: Path) -> None:

@@ -162,7 +162,7 @@ def test_small_project_trees_split() -> None:
 
 def test_params_path_setting(tmp_path: Path) -> None:
     from flows.settings import Settings
-    from flows.transform import model_params
+    from flows.transform.manifest import model_params
 
     raw = _raw()
     raw["quality"]["min_roc_auc"] = 0.55

@@ -10,9 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.features import prepare_features, scoring_frame
-from models.params import Params
-from models.registry import (
+from flows.registry import (
     champion_version,
     frame_fingerprint,
     list_models,
@@ -23,6 +21,8 @@ from models.registry import (
     save_model,
     should_promote,
 )
+from models.features import prepare_features, scoring_frame
+from models.params import Params
 from models.score import score_accounts
 from models.train import TrainedModel, comparable_metrics, train_model
 

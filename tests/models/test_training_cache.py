@@ -11,10 +11,11 @@ import duckdb
 import pandas as pd
 import pytest
 
-from flows import stages
+from flows.modelling import train
+from flows.quality import drift
+from flows.registry import champion_version, list_models, model_dir
 from flows.settings import Settings
 from models.params import Params
-from models.registry import champion_version, list_models, model_dir
 
 SUITE = "drift_account_snapshots.json"
 
@@ -36,7 +37,7 @@ def settings(
         con.execute("create schema marts")
         con.register("frame", snapshots)
         con.execute("create table marts.account_snapshots as select * from frame")
-    monkeypatch.setattr(stages, "model_params", lambda _settings: lenient)
+    monkeypatch.setattr(train, "model_params", lambda _settings: lenient)
     return settings
 
 
@@ -46,37 +47,35 @@ def test_same_inputs_reuse_the_model_changed_inputs_fit_again(
     as_of: date,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    first = stages.train_model(settings, as_of, force=True)
-    assert (
-        first["reused"] is False and champion_version(settings.registry) == first["trained_version"]
-    )
+    first = train.train_model(settings, as_of, force=True)
+    assert first.reused is False and champion_version(settings.registry) == first.trained_version
 
-    again = stages.train_model(settings, as_of, force=True)
-    assert again["reused"] is True and again["trained_version"] == first["trained_version"]
-    assert "these very inputs" in again["decision"]
+    again = train.train_model(settings, as_of, force=True)
+    assert again.reused is True and again.trained_version == first.trained_version
+    assert "these very inputs" in again.decision
     assert len(list_models(settings.registry)) == 1  # nothing was fitted or saved
 
     # other parameters: a new key, so a new fit
     changed = lenient.model_copy(
         update={"lightgbm": lenient.lightgbm.model_copy(update={"learning_rate": 0.2})}
     )
-    monkeypatch.setattr(stages, "model_params", lambda _settings: changed)
-    third = stages.train_model(settings, as_of, force=True)
-    assert third["reused"] is False and third["trained_version"] != first["trained_version"]
+    monkeypatch.setattr(train, "model_params", lambda _settings: changed)
+    third = train.train_model(settings, as_of, force=True)
+    assert third.reused is False and third.trained_version != first.trained_version
     assert len(list_models(settings.registry)) == 2
 
 
 def test_the_key_covers_rows_and_parameters(snapshots: pd.DataFrame, params: Params) -> None:
-    key = stages.training_key(snapshots, params)
-    assert stages.training_key(snapshots.copy(), params) == key
-    assert stages.training_key(snapshots.iloc[1:], params) != key
+    key = train.training_key(snapshots, params)
+    assert train.training_key(snapshots.copy(), params) == key
+    assert train.training_key(snapshots.iloc[1:], params) != key
     edited = snapshots.copy()
     edited.loc[edited.index[0], "mrr_usd"] += 1
-    assert stages.training_key(edited, params) != key
+    assert train.training_key(edited, params) != key
     renamed = snapshots.rename(columns={"tickets_90d": "tickets_13w"})
-    assert stages.training_key(renamed, params) != key
+    assert train.training_key(renamed, params) != key
     other = params.model_copy(update={"primary_target": "upsell"})
-    assert stages.training_key(snapshots, other) != key
+    assert train.training_key(snapshots, other) != key
 
 
 def test_a_champion_whose_features_left_the_marts_is_replaced(
@@ -84,8 +83,8 @@ def test_a_champion_whose_features_left_the_marts_is_replaced(
 ) -> None:
     """A feature renamed in dbt and params.yaml: the champion cannot score, so the next run
     trains and promotes a replacement on the quality bars alone, without being asked to."""
-    first = stages.train_model(settings, as_of, force=True)
-    assert stages.train_model(settings, as_of)["decision"] == "champion reused (no retrain asked)"
+    first = train.train_model(settings, as_of, force=True)
+    assert train.train_model(settings, as_of).decision == "champion reused (no retrain asked)"
     with duckdb.connect(str(settings.warehouse)) as con:
         con.execute("alter table marts.account_snapshots rename column tickets_90d to tickets_13w")
     features = lenient.features
@@ -94,15 +93,15 @@ def test_a_champion_whose_features_left_the_marts_is_replaced(
     renamed = lenient.model_copy(
         update={"features": features.model_copy(update={"numeric": numeric}), "reasons": reasons}
     )
-    monkeypatch.setattr(stages, "model_params", lambda _settings: renamed)
-    assert stages.check_drift(settings, as_of) == []  # the gate does not stop the replacement
-    out = stages.train_model(settings, as_of)
-    assert out["stale_champion"] == {
-        "version": first["trained_version"],
+    monkeypatch.setattr(train, "model_params", lambda _settings: renamed)
+    assert drift.check_drift(settings, as_of) == []  # the gate does not stop the replacement
+    out = train.train_model(settings, as_of)
+    assert out.stale_champion == {
+        "version": first.trained_version,
         "features_gone": ["tickets_90d"],
     }
-    assert out["trained_version"] not in (None, first["trained_version"])
-    assert champion_version(settings.registry) == out["trained_version"]
+    assert out.trained_version not in (None, first.trained_version)
+    assert champion_version(settings.registry) == out.trained_version
 
 
 def test_the_drift_reference_travels_with_the_model(
@@ -117,16 +116,16 @@ def test_the_drift_reference_travels_with_the_model(
     (tmp_path / "expectations").mkdir()
     (tmp_path / "expectations" / SUITE).write_text(json.dumps(suite))
     settings = settings.model_copy(update={"expectations_dir": tmp_path / "expectations"})
-    version = stages.train_model(settings, as_of, force=True)["trained_version"]
+    version = train.train_model(settings, as_of, force=True).trained_version
     kept = model_dir(settings.registry, version) / "drift_reference_10bins.json"
     assert kept.is_file()
-    first = stages.check_drift(settings, as_of)
+    first = drift.check_drift(settings, as_of)
     # a model saved without its reference gets the same one from the warehouse's rows
     written_at_training = kept.read_text()
     kept.unlink()
-    assert [r.preview for r in stages.check_drift(settings, as_of)] == [r.preview for r in first]
+    assert [r.preview for r in drift.check_drift(settings, as_of)] == [r.preview for r in first]
     assert kept.read_text() == written_at_training
     with duckdb.connect(str(settings.warehouse)) as con:
         con.execute("delete from marts.account_snapshots where snapshot_date <> ?", [as_of])
-    again = stages.check_drift(settings, as_of)
+    again = drift.check_drift(settings, as_of)
     assert first and [r.preview for r in again] == [r.preview for r in first]

@@ -231,7 +231,7 @@ def _has_table(db: Path, relation: str) -> bool:
 
 
 def champion(project: Project) -> str | None:
-    from models.registry import champion_version
+    from flows.registry import champion_version
 
     return champion_version(project.registry)
 
@@ -353,7 +353,7 @@ def check_serving(project: Project) -> None:
 
 
 def _specs() -> list[Any]:
-    from flows.sync import load_syncs
+    from flows.delivery.sync_config import load_syncs
 
     return load_syncs(PROJECT_DIR / "config" / "syncs.yml")
 
@@ -390,14 +390,15 @@ def destination(project: Project, spec: Any) -> dict[str, dict[str, str]]:
 
 def pending_changes(project: Project) -> dict[str, int]:
     """Per sync, the records the next sync would send (the ledger vs the serving file)."""
-    from flows.sync import run_sync
+    from flows.delivery.sync import run_sync
+    from flows.warehouse import Warehouse
 
     out = {}
     for spec in _specs():
         report = run_sync(
             spec,
             project.serving_db,
-            project.warehouse,
+            Warehouse(project.warehouse),
             project.home / "sync",
             "consistency-check",
             dry_run=True,

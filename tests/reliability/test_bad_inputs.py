@@ -468,7 +468,8 @@ def _stand_in_serving(warehouse: Path, serving: Path) -> None:
     """A serving version as an earlier run left it, written by the real publisher. Real marts
     and scores take dbt and training (a minute or more); these relations hold a few raw rows,
     which is all this test needs: published bytes that must not change."""
-    from flows.publish import PUBLISHED, publish
+    from flows.delivery.publish import PUBLISHED, publish
+    from flows.warehouse import Warehouse
 
     con = duckdb.connect(str(warehouse))
     try:
@@ -480,13 +481,13 @@ def _stand_in_serving(warehouse: Path, serving: Path) -> None:
             )
     finally:
         con.close()
-    publish(warehouse, serving, "earlier-run", "2026-10-31", "stand-in")
+    publish(Warehouse(warehouse), serving, "earlier-run", "2026-10-31", "stand-in")
 
 
 def test_a_failed_load_stops_the_run_before_publish(project: Baseline, tmp_path: Path) -> None:
-    """The stages of flows/stages.py in the order flows/pipeline.py runs them, on a bad case:
+    """The pipeline's own stage list (flows.pipeline.STAGES), outside Prefect, on a bad case:
     the load raises, no later stage runs, the serving file keeps its bytes, raw its rows."""
-    from flows import stages
+    from flows.pipeline import STAGES, RunContext, Stage, run_stages
     from flows.settings import Settings
 
     settings = Settings(
@@ -500,21 +501,12 @@ def test_a_failed_load_stops_the_run_before_publish(project: Baseline, tmp_path:
     published, before = _published(settings.serving), snapshot(settings.warehouse)
 
     ran: list[str] = []
-    as_of = date(2026, 10, 31)
-    in_order = [
-        ("load", lambda: stages.load_raw(settings, RUN)),
-        ("validate_raw", lambda: stages.validate_raw(settings, RUN)),
-        ("dbt_build", lambda: stages.run_dbt_build(settings, stages.resolve_as_of(settings))),
-        ("validate_marts", lambda: stages.validate_marts(settings, as_of, RUN)),
-        ("train", lambda: stages.train_model(settings, as_of)),
-        ("score", lambda: stages.score_accounts(settings, as_of, RUN)),
-        ("validate_scores", lambda: stages.validate_scores(settings, as_of, RUN, "stand-in")),
-        ("publish", lambda: stages.publish(settings, RUN, as_of, "stand-in")),
-    ]
+
+    def noting(stage: Stage) -> Stage:
+        return Stage(stage.name, lambda ctx: (ran.append(stage.name), stage.run(ctx)), stage.when)
+
     with pytest.raises(ExtractError) as info:
-        for name, stage in in_order:
-            ran.append(name)
-            stage()
+        run_stages(RunContext(settings, RUN, prefect=False), [noting(s) for s in STAGES])
     assert ran == ["load"]
     assert "usage_daily_2026-11.csv, row 2, column account_id: value '00999'" in str(info.value)
     assert _published(settings.serving) == published

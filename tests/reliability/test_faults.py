@@ -219,7 +219,7 @@ def crash_and_check(project: Project, case: Case, killed: list[str]) -> None:
     if case.promoted:
         assert before.champion is None  # the first promotion
         assert champion(project) in model_versions(project)
-        from models.registry import champion_history
+        from flows.registry import champion_history
 
         assert champion_history(project.registry)[-1]["version"] == champion(project)
     else:
@@ -317,7 +317,7 @@ def test_daily_run_completes_after_the_kills(first: Project, killed: list[str]) 
 KILL_BETWEEN_POINTER_AND_HISTORY = """
 import os, signal, sys
 from pathlib import Path
-import models.registry as registry
+import flows.registry as registry
 
 root = Path(sys.argv[1])
 registry.promote(root, "v0001-20260101T000000Z")
@@ -327,7 +327,7 @@ registry.promote(root, "v0002-20260102T000000Z")
 
 
 def test_a_kill_between_champion_pointer_and_history_loses_nothing(tmp_path: Path) -> None:
-    from models.registry import champion_history, champion_version, rollback
+    from flows.registry import champion_history, champion_version, rollback
 
     for version in ("v0001-20260101T000000Z", "v0002-20260102T000000Z"):
         (tmp_path / "models" / version).mkdir(parents=True)
@@ -356,8 +356,8 @@ def test_a_kill_between_champion_pointer_and_history_loses_nothing(tmp_path: Pat
 
 
 def test_rescoring_a_date_keeps_its_alert_ids(tmp_path: Path) -> None:
+    from flows.modelling.score import record_alerts
     from flows.settings import Settings
-    from flows.stages import record_alerts
 
     settings = Settings(home=tmp_path, alert_probability_threshold=0.3)
     columns = (
@@ -394,13 +394,14 @@ def test_rescoring_a_date_keeps_its_alert_ids(tmp_path: Path) -> None:
 PUBLISH = """
 import sys
 from pathlib import Path
-from flows.publish import publish
-publish(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], "2026-10-31", "v2")
+from flows.delivery.publish import publish
+from flows.warehouse import Warehouse
+publish(Warehouse(Path(sys.argv[1])), Path(sys.argv[2]), sys.argv[3], "2026-10-31", "v2")
 """
 
 
 def _warehouse(path: Path, rows: int) -> Path:
-    from flows.publish import PUBLISHED
+    from flows.delivery.publish import PUBLISHED
 
     con = duckdb.connect(str(path))
     for relation in PUBLISHED.values():
@@ -426,11 +427,12 @@ def _kill_at(point: str, *args: str, script: str) -> None:
 def test_a_publish_killed_between_its_two_swaps_is_realigned_at_the_next_start(
     tmp_path: Path,
 ) -> None:
-    from flows.publish import publish, recover
+    from flows.delivery.publish import publish, recover
+    from flows.warehouse import Warehouse
 
     wh = _warehouse(tmp_path / "wh.duckdb", 3)
     serving = tmp_path / "serving"
-    publish(wh, serving, "run-1", "2026-10-31", "v1")
+    publish(Warehouse(wh), serving, "run-1", "2026-10-31", "v1")
     first = sha(serving / "expansion.duckdb")
     _warehouse(wh, 5)
     _kill_at("publish.written", str(wh), str(serving), "run-2", script=PUBLISH)
@@ -458,15 +460,15 @@ import sys
 from pathlib import Path
 from flows.faults import crash_point
 from flows.settings import Settings
-from flows.stages import pipeline_lock
+from flows.run.lock import pipeline_lock
 with pipeline_lock(Settings(home=Path(sys.argv[1])), holder="doomed run"):
     crash_point("test.holding_the_lock")
 """
 
 
 def test_a_killed_lock_holder_does_not_block_the_next_run(tmp_path: Path) -> None:
+    from flows.run.lock import pipeline_lock
     from flows.settings import Settings
-    from flows.stages import pipeline_lock
 
     _kill_at("test.holding_the_lock", str(tmp_path), script=LOCK_AND_DIE)
     assert "doomed run" in (tmp_path / "pipeline.lock").read_text()  # the file stays ...

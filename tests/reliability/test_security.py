@@ -76,7 +76,7 @@ SYNC_INJECTIONS = {
 
 @pytest.mark.parametrize("where", list(SYNC_INJECTIONS))
 def test_sync_config_rejects_injection(where: str, tmp_path: Path) -> None:
-    from flows.sync import load_syncs
+    from flows.delivery.sync_config import load_syncs
 
     path = tmp_path / "syncs.yml"
     path.write_text(yaml.safe_dump(_sync_config(**SYNC_INJECTIONS[where])))
@@ -259,7 +259,7 @@ def secured_run(
         }
     )
     done = subprocess.run(
-        [str(Path(sys.executable).parent / "expansion"), "run", "--no-demo-if-empty"],
+        [str(Path(sys.executable).parent / "expansion"), "run"],
         cwd=root,
         env=env,
         capture_output=True,

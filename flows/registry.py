@@ -37,7 +37,7 @@ from typing import Any
 import lightgbm as lgb
 import pandas as pd
 
-from models.files import write_atomic
+from flows.files import write_atomic
 from models.offers import OfferValues
 from models.params import Params, load_params
 from models.train import PREDICTION_COLUMNS, Calibrator, TrainedModel

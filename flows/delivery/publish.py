@@ -26,6 +26,7 @@ from pathlib import Path
 import duckdb
 
 from flows.faults import crash_point
+from flows.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def _sql_path(path: Path) -> str:
 
 
 def publish(
-    warehouse: Path,
+    warehouse: Warehouse,
     serving_dir: Path,
     run_id: str,
     as_of: str,
@@ -94,8 +95,7 @@ def publish(
     report = PublishReport(
         serving_db=str(target), parquet_dir=str(serving_dir / "parquet" / "current")
     )
-    con = duckdb.connect(str(warehouse))
-    try:
+    with warehouse.connect() as con:
         con.execute(
             f"attach '{_sql_path(tmp)}' as serving (storage_version '{SERVING_STORAGE_VERSION}')"
         )
@@ -130,8 +130,6 @@ def publish(
             )
         con.execute("checkpoint serving")
         con.execute("detach serving")
-    finally:
-        con.close()
 
     _fsync(tmp)
     crash_point("publish.written")
@@ -157,14 +155,11 @@ def published_parquet_version(serving_db: Path) -> str | None:
     """The Parquet version written with the serving file in place (None: none recorded)."""
     if not serving_db.is_file():
         return None
-    con = duckdb.connect(str(serving_db), read_only=True)
-    try:
+    with Warehouse(serving_db).connect(read_only=True) as con:
         columns = {r[0] for r in con.execute("describe _publication").fetchall()}
         if "parquet_version" not in columns:
             return None  # published before the version was recorded
         row = con.execute("select parquet_version from _publication").fetchone()
-    finally:
-        con.close()
     return str(row[0]) if row and row[0] else None
 
 

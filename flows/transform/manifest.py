@@ -1,72 +1,16 @@
-"""Run the dbt project (staging -> intermediate -> marts) against the private warehouse."""
+"""The features the dbt project declares (`meta.feature` on columns of account_snapshots),
+read from dbt's manifest, and the model parameters they complete."""
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from flows.settings import Settings
-
-if TYPE_CHECKING:
-    from models.params import DeclaredFeature, Params
+from models.params import DeclaredFeature, Params, load_params
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class DbtReport:
-    success: bool
-    passed: int = 0
-    failed: int = 0
-    skipped: int = 0
-    warned: int = 0
-    failures: list[str] = field(default_factory=list)
-
-
-def dbt_args(command: str | list[str], settings: Settings, as_of: date | None = None) -> list[str]:
-    """A dbt command line against this project, profile, target and state directory."""
-    args = [command] if isinstance(command, str) else list(command)
-    args += [
-        "--project-dir",
-        str(settings.dbt_project),
-        "--profiles-dir",
-        str(settings.profiles),
-        "--target",
-        settings.target,
-        "--target-path",
-        str(settings.home / "dbt" / "target"),
-        "--log-path",
-        str(settings.home / "dbt" / "logs"),
-    ]
-    if as_of is not None:
-        variables = {"as_of": as_of.isoformat(), "label_horizon_days": settings.label_horizon_days}
-        args += ["--vars", json.dumps(variables)]
-    return args
-
-
-@contextmanager
-def dbt_env(settings: Settings) -> Iterator[None]:
-    """profiles.yml reads these; dbt runs in-process, so they go into this process's env for
-    the duration of the dbt call and are restored afterwards."""
-    wanted = settings.dbt_env()
-    saved = {k: os.environ.get(k) for k in wanted}
-    os.environ.update(wanted)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
 
 SNAPSHOT_MODEL = "account_snapshots"
 
@@ -92,7 +36,6 @@ def declared_features(manifest: Path, model: str = SNAPSHOT_MODEL) -> dict[str, 
     so an analyst adds a feature with one SQL edit and this one YAML entry. Read from the
     manifest dbt writes on every build; no manifest (dbt never ran here) means none declared.
     """
-    from models.params import DeclaredFeature
 
     if not manifest.exists():
         log.warning("no dbt manifest at %s: only the features in models/params.yaml", manifest)
@@ -126,25 +69,7 @@ def declared_features(manifest: Path, model: str = SNAPSHOT_MODEL) -> dict[str, 
 def model_params(settings: Settings) -> Params:
     """The params file (`params_path`, default models/params.yaml) plus the features declared
     in the dbt project."""
-    from models.params import load_params
 
     return load_params(settings.params_path).with_declared_features(
         declared_features(manifest_path(settings))
     )
-
-
-def summarize(result: Any) -> DbtReport:
-    """Count node statuses of a dbtRunnerResult."""
-    report = DbtReport(success=bool(result.success))
-    for node in getattr(result.result, "results", None) or []:
-        status = str(getattr(node.status, "value", node.status)).lower()
-        if status in {"success", "pass"}:
-            report.passed += 1
-        elif status in {"error", "fail", "runtime error"}:
-            report.failed += 1
-            report.failures.append(f"{node.node.unique_id}: {node.message}")
-        elif status == "warn":
-            report.warned += 1
-        else:
-            report.skipped += 1
-    return report

@@ -13,15 +13,13 @@ import os
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import pandas as pd
 
+from flows.delivery.sync_config import HttpDestination, SyncSpec
 from flows.errors import TransientHttpError
 from flows.secrets import read_secret
-
-if TYPE_CHECKING:
-    from flows.sync import SyncSpec
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +235,6 @@ class HttpWriter:
     """
 
     def __init__(self, spec: SyncSpec) -> None:
-        from flows.sync import HttpDestination
 
         assert isinstance(spec.destination, HttpDestination)
         self.spec, self.dest = spec, spec.destination

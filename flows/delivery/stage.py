@@ -1,0 +1,50 @@
+"""The delivery stages: publish the marts and scores for BI, and sync what changed to every
+destination in config/syncs.yml."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from flows.delivery.publish import PublishReport
+from flows.delivery.publish import publish as publish_serving
+from flows.delivery.sync import SyncReport, run_sync
+from flows.delivery.sync_config import load_syncs
+from flows.errors import SyncFailed
+from flows.settings import Settings
+from flows.warehouse import Warehouse
+
+
+def publish(
+    settings: Settings, run_id: str, as_of: date, model_version: str, *, history_only: bool = False
+) -> PublishReport:
+    return publish_serving(
+        Warehouse.from_settings(settings),
+        settings.serving,
+        run_id,
+        as_of.isoformat(),
+        model_version,
+        history_only=history_only,
+    )
+
+
+def sync(settings: Settings, run_id: str, *, dry_run: bool = False) -> list[SyncReport]:
+    """Every sync in config/syncs.yml; a destination that fails does not stop the others."""
+    specs = load_syncs(settings.syncs_file)
+    reports, errors = [], []
+    for spec in specs:
+        try:
+            reports.append(
+                run_sync(
+                    spec,
+                    settings.serving_db,
+                    Warehouse.from_settings(settings),
+                    settings.sync,
+                    run_id,
+                    dry_run=dry_run,
+                )
+            )
+        except SyncFailed as exc:
+            errors.append(str(exc))
+    if errors:
+        raise SyncFailed("; ".join(errors))
+    return reports

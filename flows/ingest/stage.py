@@ -1,0 +1,27 @@
+"""The ingest stage: every source's new extracts into raw, checked against the contract."""
+
+from __future__ import annotations
+
+from flows.faults import crash_point
+from flows.ingest.load import LoadReport, load_sources
+from flows.ingest.raw_checked import ensure_raw_checked
+from flows.ingest.sources import load_sources_config
+from flows.settings import Settings
+from flows.warehouse import Warehouse
+
+
+def load_raw(settings: Settings, run_id: str) -> LoadReport:
+    """Pull what is new from every source in config/sources.yml and append it to raw."""
+    config = load_sources_config(settings.sources_file, settings.landing_dir)
+    warehouse = Warehouse.from_settings(settings)
+    ensure_raw_checked(warehouse)
+    report = load_sources(
+        config,
+        settings.warehouse,
+        run_id,
+        full_refresh=settings.full_refresh,
+        memory_limit=settings.duckdb_memory_limit,
+        staging_dir=settings.home / "extracts",
+    )
+    crash_point("load.committed")
+    return report

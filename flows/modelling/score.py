@@ -1,0 +1,189 @@
+"""The score stage: the champion scores every active account at as_of; scores and their
+history are written to the warehouse, alerts on change recorded, and the model report
+rendered."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from flows import schemas
+from flows.errors import ModelQualityError
+from flows.faults import crash_point
+from flows.files import write_atomic
+from flows.modelling.distributed import score_frame
+from flows.registry import champion_version, load_model
+from flows.settings import Settings
+from flows.transform.manifest import model_params
+from flows.warehouse import Warehouse, replace_table
+from models.report import render_report
+
+log = logging.getLogger(__name__)
+
+TOP_ACCOUNTS_SHOWN = 10
+TOP_ACCOUNT_COLUMNS = [
+    "account_id",
+    "account_name",
+    "p_expansion",
+    "next_best_offer",
+    "touch_tier",
+    "reason_1",
+    "reason_2",
+    "reason_3",
+]
+
+
+@dataclass
+class ScoreResult:
+    """What the score stage wrote: how many accounts, with which model, and the top of the list."""
+
+    model_version: str
+    accounts_scored: int
+    alerts: int
+    report: str
+    top_accounts: list[dict[str, Any]] = field(default_factory=list)
+
+
+def score_accounts(
+    settings: Settings,
+    as_of: date,
+    run_id: str,
+    *,
+    model_version: str | None = None,
+    backfill: bool = False,
+) -> ScoreResult:
+    """Score every active account at as_of (with the champion unless a version is given).
+
+    scores.account_scores holds this run's scores; scores.account_score_history keeps one row
+    per account per as_of date (re-scoring a date replaces that date's rows, nothing else).
+    """
+    params = model_params(settings)
+    version = model_version or champion_version(settings.registry)
+    if version is None:
+        raise ModelQualityError(f"no champion model in {settings.registry}: train one first")
+    model = load_model(settings.registry, version)
+    snapshots = Warehouse.from_settings(settings).read_frame(
+        "select * from marts.account_snapshots where snapshot_date = ?", [as_of]
+    )
+    accounts = Warehouse.from_settings(settings).read_frame(
+        "select account_id, account_name, owner_name, segment from marts.accounts",
+    )
+    scores = score_frame(
+        settings,
+        model,
+        snapshots,
+        as_of,
+        params,
+        owners=accounts.set_index("account_id")["owner_name"],
+    )
+    scores = scores.merge(accounts, on="account_id", how="left", validate="one_to_one")
+    scores["scored_at"] = datetime.now(UTC).replace(tzinfo=None)
+    scores["run_id"] = run_id
+    with Warehouse.from_settings(settings).connect() as con:
+        con.execute("begin transaction")
+        replace_table(con, "scores.account_scores", scores)
+        con.execute(
+            "create table if not exists scores.account_score_history as "
+            "select * from scores.account_scores limit 0"
+        )
+        for column, type_ in con.execute(
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = 'scores' and table_name = 'account_scores'"
+        ).fetchall():  # columns added by a newer model version
+            con.execute(
+                f'alter table scores.account_score_history add column if not exists "{column}" {type_}'
+            )
+        con.execute("delete from scores.account_score_history where as_of = ?", [as_of])
+        con.execute(
+            "insert into scores.account_score_history by name select * from scores.account_scores"
+        )
+        con.execute("commit")
+    crash_point("score.written")
+    alerts = 0 if backfill else record_alerts(settings, run_id)
+    top = scores[scores["action_rank"].notna()].sort_values("action_rank")
+    top = top.head(TOP_ACCOUNTS_SHOWN)[TOP_ACCOUNT_COLUMNS]
+    report = write_model_report(settings, model, snapshots, scores)
+    return ScoreResult(
+        model_version=version,
+        accounts_scored=len(scores),
+        alerts=alerts,
+        report=str(report),
+        top_accounts=[
+            {str(k): v for k, v in row.items()}
+            for row in top.astype(object).where(top.notna(), None).to_dict("records")
+        ],
+    )
+
+
+def write_model_report(
+    settings: Settings,
+    model: Any,
+    snapshots: pd.DataFrame,
+    scores: pd.DataFrame,
+    oracle: pd.DataFrame | None = None,
+) -> Path:
+    """The model report (one offline HTML page) for the scored model: <home>/reports/."""
+    out = settings.home / "reports" / f"model_{model.version}.html"
+    charts = settings.home / "reports" / ".charts"
+    return write_atomic(out, render_report(model, snapshots, scores, oracle, chart_cache=charts))
+
+
+TIER_RANK = "case touch_tier when 'high_touch' then 3 when 'low_touch' then 2 else 1 end"
+
+
+def record_alerts(settings: Settings, run_id: str) -> int:
+    """Alerts on change since the previous scoring run: the touch tier moved up, or the
+    expansion probability rose past `alert_probability_threshold`. Appended to
+    scores.account_alerts (published, and synced as CRM tasks by config/syncs.yml)."""
+    threshold = settings.alert_probability_threshold
+    with Warehouse.from_settings(settings).connect() as con:
+        schemas.ensure(con, "scores.account_alerts")
+        previous = con.execute(
+            "select run_id from scores.account_score_history where run_id <> ? "
+            "order by scored_at desc limit 1",
+            [run_id],
+        ).fetchone()
+        if previous is None:
+            return 0
+        # An alert is identified by its date, account and type, and re-scoring a date
+        # replaces that date's alerts: a rerun (after a crash, say) sends no second task.
+        con.execute(
+            "delete from scores.account_alerts where as_of in "
+            "(select distinct as_of from scores.account_scores)"
+        )
+        con.execute(
+            f"""
+            insert into scores.account_alerts
+            with now_ as (select *, {TIER_RANK} as tier_rank from scores.account_scores),
+            before as (
+                select account_id, touch_tier, p_expansion, {TIER_RANK} as tier_rank
+                from scores.account_score_history where run_id = $previous
+            ),
+            changes as (
+                select n.*, 'tier_up' as alert_type, b.touch_tier as previous_value,
+                       n.touch_tier as current_value
+                from now_ n join before b using (account_id)
+                where n.tier_rank > b.tier_rank
+                union all
+                select n.*, 'probability_crossed', cast(round(b.p_expansion, 3) as varchar),
+                       cast(round(n.p_expansion, 3) as varchar)
+                from now_ n join before b using (account_id)
+                where b.p_expansion < $threshold and n.p_expansion >= $threshold
+            )
+            select md5(concat_ws('|', cast(as_of as varchar), account_id, alert_type)),
+                   $run_id, as_of,
+                   account_id, account_name, owner_name, alert_type, previous_value,
+                   current_value, p_expansion, next_best_offer, reason_1, current_timestamp
+            from changes where not is_suppressed
+            """,
+            {"previous": previous[0], "threshold": threshold, "run_id": run_id},
+        )
+        row = con.execute(
+            "select count(*) from scores.account_alerts where run_id = ?", [run_id]
+        ).fetchone()
+    return int(row[0]) if row else 0

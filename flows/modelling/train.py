@@ -1,0 +1,219 @@
+"""The train stage: fit a challenger when one is needed (or reuse the fit of the same inputs),
+and promote it when it beats the champion."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import subprocess
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Any
+
+import lightgbm
+import pandas as pd
+
+import models
+from flows.errors import ModelQualityError
+from flows.faults import crash_point
+from flows.modelling.distributed import fit_model
+from flows.quality.champion import features_gone
+from flows.quality.drift import keep_drift_references
+from flows.registry import (
+    champion_version,
+    find_trained,
+    list_models,
+    load_model,
+    promote,
+    read_metadata,
+    save_model,
+    should_promote,
+)
+from flows.settings import Settings
+from flows.transform.manifest import model_params
+from flows.warehouse import Warehouse, replace_table
+from models.params import Params
+from models.train import comparable_metrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    """What the train stage decided: the champion after it, the model it fitted (if any)."""
+
+    champion_version: str | None
+    trained_version: str | None = None
+    decision: str = ""
+    reused: bool = False
+    challenger_metrics: dict[str, Any] = field(default_factory=dict)
+    stale_champion: dict[str, Any] | None = None
+
+
+def code_version(settings: Settings) -> str:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(settings.project_dir), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return f"pkg-{package_version('expansion-pipeline')}"
+
+
+def data_fingerprint(frame: pd.DataFrame) -> str:
+    """Rows, column names and types (row hashes alone miss a renamed column)."""
+    digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    digest.update(json.dumps([[str(c), str(t)] for c, t in frame.dtypes.items()]).encode())
+    return digest.hexdigest()[:16]
+
+
+def _write_model_metrics(settings: Settings) -> None:
+    """scores.model_metrics: every registered model's backtest metrics, for BI and audits."""
+
+    champion = champion_version(settings.registry)
+    records: list[dict[str, Any]] = []
+    for version in list_models(settings.registry)["version"]:
+        meta = read_metadata(settings.registry, version)
+        for r in meta.get("metrics", []):
+            records.append(
+                {
+                    "model_version": version,
+                    "is_champion": version == champion,
+                    "trained_at": meta.get("trained_at"),
+                    **{k: v for k, v in r.items() if not isinstance(v, dict | list)},
+                }
+            )
+    frame = pd.DataFrame(records)
+    if frame.empty:
+        frame = pd.DataFrame(
+            {"model_version": pd.Series(dtype=str), "is_champion": pd.Series(dtype=bool)}
+        )
+    with Warehouse.from_settings(settings).connect() as con:
+        replace_table(con, "scores.model_metrics", frame)
+
+
+def training_key(snapshots: pd.DataFrame, params: Params) -> str:
+    """What a fit depends on: the snapshot rows, the parameters, the ML code and LightGBM."""
+
+    digest = hashlib.sha256(data_fingerprint(snapshots).encode())
+    digest.update(json.dumps(params.model_dump(mode="json"), sort_keys=True).encode())
+    for source in sorted(Path(models.__file__).parent.glob("*.py")):
+        digest.update(source.read_bytes())
+    digest.update(lightgbm.__version__.encode())
+    return digest.hexdigest()[:24]
+
+
+def _fit_or_reuse(settings: Settings, snapshots: pd.DataFrame, params: Params) -> tuple[str, bool]:
+    """Fit and save a model, or reuse the saved one fitted from the same inputs (a cache keyed
+    on `training_key`: a weekly retrain on unchanged data, or a backfill rerun, costs nothing).
+    Returns the version and whether it was reused."""
+
+    key = training_key(snapshots, params)
+    if settings.dask_address:  # refitted on Dask: close to, not equal to, a local fit
+        key += "-dask"
+    cached = find_trained(settings.registry, key)
+    if cached is not None:
+        log.info("training inputs unchanged since model %s: reused, not refitted", cached)
+        return cached, True
+    log.debug("no model fitted from training key %s yet: fitting", key)
+    model = fit_model(settings, snapshots, params)
+    version = save_model(
+        model,
+        settings.registry,
+        code_version=code_version(settings),
+        data_fingerprint=data_fingerprint(snapshots),
+        trained_at=datetime.now(UTC),
+        training_key=key,
+    )
+    return version, False
+
+
+def train_model(settings: Settings, as_of: date, *, force: bool = False) -> TrainResult:
+    """Train a challenger when there is no champion (or when asked) and promote it if it wins."""
+    params = model_params(settings)
+    champion = champion_version(settings.registry)
+    out = TrainResult(champion_version=champion)
+    # A champion that needs columns the marts no longer have (a feature renamed or dropped in
+    # dbt) cannot score: train a replacement, judged on the quality bars alone.
+    gone = features_gone(settings, champion) if champion else []
+    if gone:
+        log.warning(
+            "champion %s needs %s, no longer in marts.account_snapshots: training a replacement",
+            champion,
+            ", ".join(gone),
+        )
+        out.stale_champion = {"version": champion, "features_gone": gone}
+    if champion and not force and not gone:
+        out.decision = "champion reused (no retrain asked)"
+        _write_model_metrics(settings)
+        return out
+
+    snapshots = Warehouse.from_settings(settings).read_frame(
+        "select * from marts.account_snapshots where snapshot_date <= ?",
+        [as_of],
+    )
+    version, reused = _fit_or_reuse(settings, snapshots, params)
+    if not reused:
+        keep_drift_references(settings, version, snapshots)
+    crash_point("train.saved")
+    out.trained_version = version
+    out.reused = reused
+    if version == champion:
+        out.decision = "the champion was trained on these very inputs: kept"
+        _write_model_metrics(settings)
+        return out
+    model = load_model(settings.registry, version)
+    mine: dict[str, Any] = {}
+    if champion and not gone:
+        mine, theirs = comparable_metrics(model, load_model(settings.registry, champion), snapshots)
+        promoted, reason = should_promote(mine, theirs, params)
+    else:
+        latest = model.latest_cutoff()
+        mine = (model.metrics_at(latest) if latest else None) or {}
+        promoted, reason = should_promote(mine, None, params)
+    out.decision = reason
+    out.challenger_metrics = (
+        {k: mine.get(k) for k in ("cutoff", "roc_auc", "pr_auc", "brier", "lift_top_decile")}
+        if mine
+        else {}
+    )
+    if promoted:
+        promote(settings.registry, version)
+        crash_point("train.promoted")
+        out.champion_version = version
+    elif champion is None or gone:
+        where = settings.params_path or "models/params.yaml"
+        raise ModelQualityError(
+            (
+                f"no champion model, and the first trained model {version}"
+                if champion is None
+                else f"champion {champion} cannot score (needs {', '.join(gone)}, no longer in "
+                f"marts.account_snapshots), and its replacement {version}"
+            )
+            + f" does not pass the quality bars in {where}: {reason}"
+        )
+    log.info("model %s: %s", version, reason)
+    _write_model_metrics(settings)
+    return out
+
+
+def train_as_of(settings: Settings, as_of: date) -> str:
+    """A model that knows only what was known at as_of, for backfilling that date.
+
+    It trains on snapshots whose labels were complete by as_of, is saved in the registry like
+    any model (so its window and metrics can be inspected) and is never promoted. Rerunning
+    the backfill of a date reuses it (same inputs, same model).
+    """
+    snapshots = Warehouse.from_settings(settings).read_frame(
+        "select * from marts.account_snapshots where snapshot_date <= ?",
+        [as_of],
+    )
+    version, _ = _fit_or_reuse(settings, snapshots, model_params(settings))
+    return version

@@ -1,0 +1,62 @@
+"""Source freshness: `dbt source freshness` on the raw tables."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from flows.errors import SourceStale
+from flows.settings import Settings
+from flows.transform.dbt import dbt_args, dbt_env
+from flows.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SourceFreshness:
+    """One source table's freshness as dbt reports it."""
+
+    source: str
+    status: str  # pass | warn | error | runtime error
+    max_loaded_at: str
+    age_hours: float | None
+
+
+def check_freshness(settings: Settings) -> list[SourceFreshness]:
+    """`dbt source freshness` on the raw tables; error_after fails the run when enforced.
+
+    Run with the vars the build will get (the as_of the loaded data gives), so the build
+    reuses dbt's parse instead of parsing the project again (dbt re-parses everything
+    when --vars change between two commands)."""
+    if settings.freshness == "off":
+        return []
+    from dbt.cli.main import dbtRunner
+
+    latest = Warehouse.from_settings(settings).latest_data_date()
+    args = dbt_args(["source", "freshness"], settings, settings.as_of or latest)
+    with dbt_env(settings):
+        result = dbtRunner().invoke(args)
+    rows = []
+    for r in getattr(result.result, "results", None) or []:
+        age = getattr(r, "age", None)
+        rows.append(
+            SourceFreshness(
+                source=r.node.unique_id.removeprefix("source.expansion."),
+                status=str(getattr(r.status, "value", r.status)),
+                max_loaded_at=str(getattr(r, "max_loaded_at", "")),
+                age_hours=round(age / 3600, 1) if isinstance(age, int | float) else None,
+            )
+        )
+    stale = [r for r in rows if r.status in {"error", "runtime error"}]
+    for r in rows:
+        if r.status == "warn":
+            log.warning("source %s is getting stale: last load %s h ago", r.source, r.age_hours)
+    if stale and settings.freshness == "enforce":
+        names = ", ".join(f"{r.source} (last load {r.age_hours} h ago)" for r in stale)
+        raise SourceStale(
+            f"source(s) have not delivered within their freshness window: {names}; "
+            "see freshness in dbt_project/models/staging/*/_*__sources.yml, or set "
+            "EXPANSION_FRESHNESS=warn"
+        )
+    return rows
