@@ -3,12 +3,12 @@
     .venv/bin/python bench/gx_speed.py [--rows 1000000] [--stock]
 
 Writes a 1M-row table (30 columns) to a temporary DuckDB file and a 20-expectation suite,
-then times what a gate does: read the table and validate it with `flows.validate`. Two ways:
+then times what a gate does: read the table and validate it with `flows.quality.gx`. Two ways:
 
 * `select * ... .df()`, the whole table, as the gates used to read it;
 * `suite_query` (only the 12 columns the suite references) fetched through Arrow, as now.
 
-`--stock` turns off the two GX speed-ups in `flows.validate._speed_up_gx` to measure GX as
+`--stock` turns off the two GX speed-ups in `flows.quality.gx._speed_up_gx` to measure GX as
 shipped. GX's one-off import and context start-up is printed separately. Prints seconds.
 """
 
@@ -25,7 +25,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from flows import validate
+from flows.quality import gx
+from flows.quality.suites import suite_query
 
 
 def _suite() -> dict[str, Any]:
@@ -104,10 +105,10 @@ def main() -> None:
     parser.add_argument("--stock", action="store_true", help="GX without this project's speed-ups")
     args = parser.parse_args()
     if args.stock:
-        validate._speed_up_gx = lambda: None  # type: ignore[assignment]
+        gx._speed_up_gx = lambda: None  # type: ignore[assignment]
 
     start = time.perf_counter()
-    validate._context()
+    gx._context()
     print(f"GX import and context start-up (once per process): {time.perf_counter() - start:.2f} s")
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -130,7 +131,7 @@ def main() -> None:
         whole = con.execute("select * from bench.snapshots").df()
         read_all = time.perf_counter() - start
         start = time.perf_counter()
-        result = validate.validate_frame(whole, suite_path, parameters=params)
+        result = gx.validate_frame(whole, suite_path, parameters=params)
         check_all = time.perf_counter() - start
         assert result.passed, [o.describe() for o in result.critical]
         del whole
@@ -141,14 +142,14 @@ def main() -> None:
                 "select column_name, data_type from information_schema.columns where table_schema = 'bench'"
             ).fetchall()
         )
-        sql, _ = validate.suite_query(spec, available)
+        sql, _ = suite_query(spec, available)
         start = time.perf_counter()
         rel = con.sql(sql)
         fetch = getattr(rel, "to_arrow_table", None) or rel.fetch_arrow_table
         pruned = fetch().to_pandas(date_as_object=False)
         read_some = time.perf_counter() - start
         start = time.perf_counter()
-        result = validate.validate_frame(pruned, suite_path, parameters=params)
+        result = gx.validate_frame(pruned, suite_path, parameters=params)
         check_some = time.perf_counter() - start
         assert result.passed, [o.describe() for o in result.critical]
         print(

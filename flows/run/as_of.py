@@ -28,7 +28,6 @@ def resolve_as_of(settings: Settings) -> date:
 
 def backfill_dates(start: date, end: date, every: str) -> list[date]:
     """The as_of dates of a backfill: each day, each Sunday or each month end in [start, end]."""
-
     freq = {"day": "D", "week": "W-SUN", "month": "ME"}.get(every)
     if freq is None:
         raise ValueError(f"every={every!r}: expected day, week or month")

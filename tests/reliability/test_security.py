@@ -127,7 +127,7 @@ def test_source_config_rejects_injection(table_spec: dict[str, str], tmp_path: P
     ids=["table", "expectation column", "computed column name"],
 )
 def test_expectation_suites_reject_injection(change: dict[str, Any], tmp_path: Path) -> None:
-    from flows.validate import load_suite
+    from flows.quality.suites import load_suite
 
     suite: dict[str, Any] = {
         "name": "x",
