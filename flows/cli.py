@@ -308,7 +308,7 @@ def _manual_run_id() -> str:
 def _guarded(call: Any, run_id: str | None = None) -> Any:
     """Run a pipeline call and turn its failures into messages and exit codes. Log lines
     inside carry `run_id` (a flow run inside carries its own)."""
-    from flows.ingest.load import ExtractError
+    from flows.errors import ExtractError
     from flows.logs import run_id_scope
     from flows.stages import PipelineBusy, SourceStale
     from flows.validate import GateFailed

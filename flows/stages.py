@@ -27,9 +27,11 @@ import pandas as pd
 from flows.datadocs import update_data_docs
 from flows.drift import reference as drift_reference
 from flows.drift import stability_against
-from flows.errors import DbtBuildFailed, ModelQualityError, PipelineBusy, SourceStale
+from flows.errors import DbtBuildFailed, ExtractError, ModelQualityError, PipelineBusy, SourceStale
 from flows.faults import armed, crash_point
-from flows.ingest.load import ExtractError, LoadReport, load_sources, unload_run
+from flows.ingest.ledger import unload_run
+from flows.ingest.load import load_sources
+from flows.ingest.report import LoadReport
 from flows.ingest.sources import load_sources_config
 from flows.publish import PublishReport
 from flows.publish import publish as publish_serving

@@ -32,10 +32,12 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-import flows.ingest.load
+import flows.ingest.readers
 from flows.errors import ExtractError
 from flows.ingest.contract import TABLES, TABLES_BY_KEY
-from flows.ingest.load import LoadReport, Violation, load_landing
+from flows.ingest.load import load_landing
+from flows.ingest.readers import Violation
+from flows.ingest.report import LoadReport
 from flows.ingest.sources import BadRows
 
 CORPUS = Path(__file__).parent / "corpus"
@@ -353,7 +355,7 @@ def _append_while_reading(case: Case, monkeypatch: pytest.MonkeyPatch) -> None:
     The loader takes the file's checksum again once it has read it; the row is appended just
     then, which is the moment a writer that is still busy changes the file under the reader.
     """
-    real = flows.ingest.load.content_sha256
+    real = flows.ingest.readers.content_sha256
 
     def checksum_after_the_writer(uri: str) -> str:
         if uri.endswith("accounts_20261101.csv"):
@@ -364,7 +366,7 @@ def _append_while_reading(case: Case, monkeypatch: pytest.MonkeyPatch) -> None:
                 )
         return real(uri)
 
-    monkeypatch.setattr(flows.ingest.load, "content_sha256", checksum_after_the_writer)
+    monkeypatch.setattr(flows.ingest.readers, "content_sha256", checksum_after_the_writer)
 
 
 def _setup(case: Case, project: Baseline) -> None:
