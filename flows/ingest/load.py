@@ -13,7 +13,6 @@ is kept) or moves the bad rows to `raw._quarantine` and loads the rest.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import uuid
 from collections import Counter
@@ -552,20 +551,3 @@ def _record_quarantine(
             for v in violations
         ],
     )
-
-
-def main() -> None:  # pragma: no cover - developer convenience
-    parser = argparse.ArgumentParser(description="Load landing-zone extracts into raw.")
-    parser.add_argument("--landing", type=Path, required=True)
-    parser.add_argument("--warehouse", type=Path, required=True)
-    parser.add_argument("--full-refresh", action="store_true")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO)
-    report = load_landing(args.landing, args.warehouse, full_refresh=args.full_refresh)
-    print(
-        f"loaded {len(report.loaded)} files, skipped {report.skipped_files}: {report.rows_by_table}"
-    )
-
-
-if __name__ == "__main__":
-    main()
