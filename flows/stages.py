@@ -162,10 +162,9 @@ def load_raw(settings: Settings, run_id: str) -> LoadReport:
     _ensure_raw_checked(settings)
     report = load_sources(
         config,
-        settings.warehouse,
+        Warehouse.from_settings(settings),
         run_id,
         full_refresh=settings.full_refresh,
-        memory_limit=settings.duckdb_memory_limit,
         staging_dir=settings.home / "extracts",
     )
     crash_point("load.committed")
@@ -470,7 +469,7 @@ def validate_raw(settings: Settings, run_id: str) -> list[GateResult]:
         passed = enforce_all(results)
     except GateFailed:
         for run in runs:
-            unload_run(settings.warehouse, run)
+            unload_run(Warehouse.from_settings(settings), run)
         raise
     _mark_raw_checked(settings, runs)
     return passed

@@ -2,21 +2,19 @@
 
 Every contract table has one raw table, `raw.<source>__<table>`, append-only, each row with
 its lineage (`_source_file`, `_loaded_at`, `_run_id`) and the file's unknown columns as JSON
-(`_extra`). The ledger `raw._load_ledger` records every extract loaded: file, rows, checksum, watermark, run id. `LedgerView` is what connectors ask of it, so
-nothing is loaded twice; `unload_run` takes a run's rows and ledger entries back.
+(`_extra`). The ledger `raw._load_ledger` records every extract loaded: file, rows,
+checksum, watermark, run id. `LedgerView` is what connectors ask of it, so nothing is loaded
+twice; `unload_run` takes a run's rows and ledger entries back.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime
-from pathlib import Path
-
-import duckdb
 
 from flows.ingest.contract import TABLES, Table
 from flows.ingest.report import DuplicateFile, LoadedFile
-from flows.warehouse import Connection
+from flows.warehouse import Connection, Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -139,28 +137,26 @@ def record_loads(
         log.info("loaded %s rows of %s from %s", f.rows, f.table, f.path)
 
 
-def unload_run(warehouse: Path, run_id: str) -> int:
+def unload_run(warehouse: Warehouse, run_id: str) -> int:
     """Take back everything one run loaded (used when the raw gate rejects it).
 
     The files stay where they are and are not in the ledger any more, so the next run tries
     them again: nothing is lost, and nothing unchecked reaches the marts.
     """
-    con = duckdb.connect(str(warehouse))
     removed = 0
-    try:
-        con.execute("begin transaction")
-        for t in TABLES:
-            row = con.execute(
-                f"select count(*) from raw.{t.raw_relation} where _run_id = ?", [run_id]
-            ).fetchone()
-            removed += int(row[0]) if row else 0
-            con.execute(f"delete from raw.{t.raw_relation} where _run_id = ?", [run_id])
-        con.execute("delete from raw._load_ledger where run_id = ?", [run_id])
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
-    finally:
-        con.close()
+    with warehouse.connect() as con:
+        try:
+            con.execute("begin transaction")
+            for t in TABLES:
+                row = con.execute(
+                    f"select count(*) from raw.{t.raw_relation} where _run_id = ?", [run_id]
+                ).fetchone()
+                removed += int(row[0]) if row else 0
+                con.execute(f"delete from raw.{t.raw_relation} where _run_id = ?", [run_id])
+            con.execute("delete from raw._load_ledger where run_id = ?", [run_id])
+            con.execute("commit")
+        except BaseException:
+            con.execute("rollback")
+            raise
     log.warning("took back %s raw rows loaded by run %s", removed, run_id)
     return removed

@@ -43,7 +43,7 @@ from flows.ingest.readers import (
 from flows.ingest.report import LoadedFile, LoadReport
 from flows.ingest.rules import dup_key, fast_counts, fast_select, ident, key_lookup, staged_rules
 from flows.ingest.sources import BadRows, SourcesConfig, build_connector, files_config
-from flows.warehouse import Connection
+from flows.warehouse import Connection, Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -52,26 +52,20 @@ MAX_LISTED = 20  # violations spelled out in an error message; all are in raw._q
 
 def load_sources(
     config: SourcesConfig,
-    warehouse: Path,
+    warehouse: Warehouse,
     run_id: str | None = None,
     *,
     full_refresh: bool = False,
-    memory_limit: str = "8GB",
     staging_dir: Path | None = None,
 ) -> LoadReport:
     """Load every new extract of every source into raw: all of it, or (on failure) none."""
     run_id = run_id or uuid.uuid4().hex
     report = LoadReport(run_id=run_id)
-    warehouse.parent.mkdir(parents=True, exist_ok=True)
-    staging_dir = staging_dir or warehouse.parent / "extracts"
+    staging_dir = staging_dir or warehouse.path.parent / "extracts"
     loaded_at = datetime.now(UTC).replace(tzinfo=None)
-    con = duckdb.connect(str(warehouse))
-    try:
-        con.execute("set TimeZone = 'UTC'")
-        con.execute(f"set memory_limit = '{memory_limit}'")
-        # appends need not keep the files' row order (row numbers come from the precise path,
-        # which turns it back on): big inserts run in parallel and hold less in memory
-        con.execute("set preserve_insertion_order = false")
+    # appends need not keep the files' row order (row numbers come from the precise path,
+    # which turns it back on): big inserts run in parallel and hold less in memory
+    with warehouse.connect(preserve_insertion_order=False) as con:
         ensure_raw_schema(con)
         ledger = LedgerView(con, ignore=full_refresh)
         extracts: dict[str, list[Extract]] = {}
@@ -89,18 +83,15 @@ def load_sources(
         report.duplicates = ledger.duplicates
         _register_currencies(con)
         _load(con, config.bad_rows, extracts, report, run_id, loaded_at, full_refresh)
-    finally:
-        con.close()
     return report
 
 
 def load_landing(
     landing_dir: Path,
-    warehouse: Path,
+    warehouse: Warehouse,
     run_id: str | None = None,
     *,
     full_refresh: bool = False,
-    memory_limit: str = "8GB",
     bad_rows: BadRows | None = None,
 ) -> LoadReport:
     """Load every source from files under one landing directory (the default layout)."""
@@ -109,9 +100,7 @@ def load_landing(
     config = files_config(landing_dir)
     if bad_rows is not None:
         config = config.model_copy(update={"bad_rows": bad_rows})
-    return load_sources(
-        config, warehouse, run_id, full_refresh=full_refresh, memory_limit=memory_limit
-    )
+    return load_sources(config, warehouse, run_id, full_refresh=full_refresh)
 
 
 def _load(
