@@ -3,8 +3,9 @@
 Every contract table has one raw table, `raw.<source>__<table>`, append-only, each row with
 its lineage (`_source_file`, `_loaded_at`, `_run_id`) and the file's unknown columns as JSON
 (`_extra`). The ledger `raw._load_ledger` records every extract loaded: file, rows,
-checksum, watermark, run id. `LedgerView` is what connectors ask of it, so nothing is loaded
-twice; `unload_run` takes a run's rows and ledger entries back.
+checksum, watermark, run id; its DDL and that of `raw._quarantine` are in `flows/schemas.py`.
+`LedgerView` is what connectors ask of the ledger, so nothing is loaded twice; `unload_run`
+takes a run's rows and ledger entries back.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import datetime
 
 from flows.ingest.contract import TABLES, Table
 from flows.ingest.report import DuplicateFile, LoadedFile
+from flows.schemas import LOAD_LEDGER, ensure
 from flows.warehouse import Connection, Warehouse
 
 log = logging.getLogger(__name__)
@@ -34,29 +36,7 @@ def ensure_raw_schema(con: Connection) -> None:
         cols += [f"{name} {type_}" for name, type_ in LINEAGE.items()]
         con.execute(f"create table if not exists raw.{t.raw_relation} ({', '.join(cols)})")
         con.execute(f"alter table raw.{t.raw_relation} add column if not exists _extra JSON")
-    con.execute(
-        """
-        create table if not exists raw._load_ledger (
-            run_id varchar, table_name varchar, file_path varchar, sha256 varchar,
-            row_count bigint, loaded_at timestamp
-        )
-        """
-    )
-    for column, type_ in (
-        ("watermark", "varchar"),
-        ("status", "varchar"),
-        ("quarantined_rows", "bigint"),
-    ):
-        con.execute(f"alter table raw._load_ledger add column if not exists {column} {type_}")
-    con.execute(
-        """
-        create table if not exists raw._quarantine (
-            run_id varchar, table_name varchar, source_file varchar, row_number bigint,
-            column_name varchar, value varchar, reason varchar, disposition varchar,
-            recorded_at timestamp
-        )
-        """
-    )
+    ensure(con, *LOAD_LEDGER)
 
 
 def _name(path: str) -> str:
