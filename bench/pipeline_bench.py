@@ -293,7 +293,12 @@ def worker_pipeline(scenario: str, out: Path) -> None:
     def measured(stage: Stage) -> Stage:
         def run(ctx: Any) -> Any:
             if stage.name in skip:  # --skip-stages: not run, recorded as skipped
-                rec: dict[str, Any] = {"stage": stage.name, "wall_s": 0.0, "cpu_s": 0.0, "peak_rss_mb": 0.0}
+                rec: dict[str, Any] = {
+                    "stage": stage.name,
+                    "wall_s": 0.0,
+                    "cpu_s": 0.0,
+                    "peak_rss_mb": 0.0,
+                }
                 rec["status"] = "skipped"
                 records.append(rec)
                 state.setdefault("skipped", []).append(stage.name)

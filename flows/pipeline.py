@@ -34,7 +34,7 @@ from flows.errors import GateFailed, TransientSourceError
 from flows.faults import crash_point
 from flows.ingest import stage as ingest
 from flows.ingest.landing import check_landing_zone
-from flows.ingest.load import LoadReport
+from flows.ingest.report import LoadReport
 from flows.modelling import score, train
 from flows.modelling.score import ScoreResult
 from flows.modelling.train import TrainResult

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from flows.faults import crash_point
-from flows.ingest.load import LoadReport, load_sources
+from flows.ingest.load import load_sources
 from flows.ingest.raw_checked import ensure_raw_checked
+from flows.ingest.report import LoadReport
 from flows.ingest.sources import load_sources_config
 from flows.settings import Settings
 from flows.warehouse import Warehouse
@@ -17,10 +18,9 @@ def load_raw(settings: Settings, run_id: str) -> LoadReport:
     ensure_raw_checked(warehouse)
     report = load_sources(
         config,
-        settings.warehouse,
+        warehouse,
         run_id,
         full_refresh=settings.full_refresh,
-        memory_limit=settings.duckdb_memory_limit,
         staging_dir=settings.home / "extracts",
     )
     crash_point("load.committed")

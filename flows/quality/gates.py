@@ -21,7 +21,7 @@ import pandas as pd
 
 from flows import schemas
 from flows.errors import GateFailed
-from flows.ingest.load import unload_run
+from flows.ingest.ledger import unload_run
 from flows.ingest.raw_checked import mark_raw_checked, unchecked_runs
 from flows.quality.champion import will_train
 from flows.quality.datadocs import update_data_docs
@@ -201,7 +201,7 @@ def validate_raw(settings: Settings, run_id: str) -> list[GateResult]:
         passed = enforce_all(results)
     except GateFailed:
         for run in runs:
-            unload_run(settings.warehouse, run)
+            unload_run(warehouse, run)
         raise
     mark_raw_checked(warehouse, runs)
     return passed

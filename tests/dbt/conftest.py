@@ -150,9 +150,10 @@ def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def raw_warehouse(landing: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A warehouse with the extracts loaded into `raw` and nothing built yet. Copy before use."""
     from flows.ingest.load import load_landing
+    from flows.warehouse import Warehouse
 
     warehouse = tmp_path_factory.mktemp("dbt-raw") / "warehouse.duckdb"
-    load_landing(landing, warehouse, "dbt-tests", memory_limit="1GB")
+    load_landing(landing, Warehouse(warehouse, memory_limit="1GB"), "dbt-tests")
     return warehouse
 
 
@@ -171,9 +172,10 @@ def year_landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def year_raw_warehouse(year_landing: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`year_landing` loaded into `raw`, nothing built. Copy before use."""
     from flows.ingest.load import load_landing
+    from flows.warehouse import Warehouse
 
     warehouse = tmp_path_factory.mktemp("dbt-year-raw") / "warehouse.duckdb"
-    load_landing(year_landing, warehouse, "dbt-tests", memory_limit="1GB")
+    load_landing(year_landing, Warehouse(warehouse, memory_limit="1GB"), "dbt-tests")
     return warehouse
 
 

@@ -66,17 +66,18 @@ def _table(dbt, warehouse: Path, relation: str) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def batches(dbt, landing: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     from flows.ingest.load import load_landing
+    from flows.warehouse import Warehouse
 
     work = tmp_path_factory.mktemp("dbt-incremental")
     inbox, warehouse = work / "inbox", work / "warehouse.duckdb"
 
     _first_batch(landing, inbox)
-    load_landing(inbox, warehouse, "batch-1", memory_limit="1GB")
+    load_landing(inbox, Warehouse(warehouse, memory_limit="1GB"), "batch-1")
     dbt.run(MODELS_AND_SEEDS, work, warehouse=warehouse, as_of=FIRST_AS_OF)
     before = _table(dbt, warehouse, "staging.stg_usage__usage_daily")
 
     corrected = _second_batch(landing, inbox)
-    load_landing(inbox, warehouse, "batch-2", memory_limit="1GB")
+    load_landing(inbox, Warehouse(warehouse, memory_limit="1GB"), "batch-2")
     # data tests on the incremental state (unit tests do not depend on the data)
     dbt.run(["build", "--exclude", "test_type:unit"], work, warehouse=warehouse)
     model = Path("expansion", "models", "staging", "usage", "stg_usage__usage_daily.sql")

@@ -142,11 +142,12 @@ def _built_from(dbt, warehouse: Path, model: str) -> dict[date, set]:
 @pytest.fixture(scope="module")
 def daily_runs(dbt, landing: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     from flows.ingest.load import load_landing
+    from flows.warehouse import Warehouse
 
     work = tmp_path_factory.mktemp("dbt-incremental-snapshots")
     inbox, warehouse = work / "inbox", work / "warehouse.duckdb"
     shutil.copytree(landing, inbox)
-    load_landing(inbox, warehouse, "day-0", memory_limit="1GB")
+    load_landing(inbox, Warehouse(warehouse, memory_limit="1GB"), "day-0")
     dbt.run(["build"], work, warehouse=warehouse, as_of=dbt.as_of)
     before = {m: _built_from(dbt, warehouse, m) for m in SNAPSHOTTED}
     runs: dict = {"before": before}
@@ -171,7 +172,7 @@ def daily_runs(dbt, landing: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         },
         "20261101",
     )
-    load_landing(inbox, warehouse, "day-1", memory_limit="1GB")
+    load_landing(inbox, Warehouse(warehouse, memory_limit="1GB"), "day-1")
     dbt.run(NO_UNIT_TESTS, work, warehouse=warehouse, as_of=day1)
     runs["day1"] = {
         "as_of": day1,
@@ -197,7 +198,7 @@ def daily_runs(dbt, landing: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         lambda r: {"quantity": str(int(r["quantity"]) + 5)},
         "20261102",
     )
-    load_landing(inbox, warehouse, "day-2", memory_limit="1GB")
+    load_landing(inbox, Warehouse(warehouse, memory_limit="1GB"), "day-2")
     dbt.run(NO_UNIT_TESTS, work, warehouse=warehouse, as_of=day2)
     runs["day2"] = {
         "as_of": day2,

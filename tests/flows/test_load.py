@@ -15,6 +15,7 @@ from flows.errors import ExtractError
 from flows.ingest.contract import TABLES
 from flows.ingest.load import _overlapping, load_landing, load_sources
 from flows.ingest.sources import BadRows, SourcesConfig, SourceSpec
+from flows.warehouse import Warehouse
 
 ACCOUNTS = (
     "account_id,account_name,industry,country,employee_count,segment,owner_name,owner_email,"
@@ -87,14 +88,14 @@ def counts(warehouse: Path) -> dict[str, int]:
 def loaded(tmp_path: Path) -> tuple[Path, Path, dict[str, int]]:
     landing, wh = tmp_path / "landing", tmp_path / "wh.duckdb"
     minimal_landing(landing)
-    load_landing(landing, wh, "run-1")
+    load_landing(landing, Warehouse(wh), "run-1")
     return landing, wh, counts(wh)
 
 
 def test_loads_each_file_once_with_lineage(loaded: tuple[Path, Path, dict[str, int]]) -> None:
     landing, wh, before = loaded
     assert before["crm__accounts"] == 1 and before["crm__nps_responses"] == 0
-    again = load_landing(landing, wh, "run-2")
+    again = load_landing(landing, Warehouse(wh), "run-2")
     assert again.loaded == [] and again.skipped_files == len(MINIMAL) + 1
     assert counts(wh) == before  # the same extract twice leaves raw unchanged
     con = duckdb.connect(str(wh), read_only=True)
@@ -108,7 +109,7 @@ def test_loads_each_file_once_with_lineage(loaded: tuple[Path, Path, dict[str, i
 
 def test_full_refresh_reloads_everything_once(loaded: tuple[Path, Path, dict[str, int]]) -> None:
     landing, wh, before = loaded
-    report = load_landing(landing, wh, "run-2", full_refresh=True)
+    report = load_landing(landing, Warehouse(wh), "run-2", full_refresh=True)
     assert len(report.loaded) == len(MINIMAL) + 1
     assert counts(wh) == before
 
@@ -123,7 +124,7 @@ def test_offsets_to_utc_gzip_bom_and_extra_columns(tmp_path: Path) -> None:
     )
     with gzip.open(landing / "crm" / "accounts" / "accounts_2.csv.gz", "wb") as fh:
         fh.write(b"\xef\xbb\xbf" + body.encode())
-    load_landing(landing, wh, "run-1")
+    load_landing(landing, Warehouse(wh), "run-1")
     con = duckdb.connect(str(wh), read_only=True)
     created, extra = con.execute(
         "select created_at, _extra from raw.crm__accounts where account_id = 'A2'"
@@ -160,7 +161,7 @@ def test_a_second_independent_export_layout_loads(tmp_path: Path) -> None:
         "nps.jsonl",
         '{"response_id": "N1", "account_id": "A2", "score": 10, "responded_at": "2024-03-01T00:00:00Z"}\n',
     )
-    report = load_landing(landing, wh, "run-1")
+    report = load_landing(landing, Warehouse(wh), "run-1")
     assert report.rows_by_table["crm.accounts"] == 2
     assert report.rows_by_table["crm.nps_responses"] == 1
     assert counts(wh)["crm__support_tickets"] == 0
@@ -306,7 +307,7 @@ def test_bad_input_is_named_and_loads_nothing(
     )
     make_bad(landing)
     with pytest.raises(ExtractError) as info:
-        load_landing(landing, wh, "run-2")
+        load_landing(landing, Warehouse(wh), "run-2")
     message = str(info.value)
     for part in expected:
         assert part in message, f"{part!r} not in:\n{message}"
@@ -332,7 +333,7 @@ def test_quarantine_policy_keeps_good_rows_and_records_bad_ones(
     )
     report = load_landing(
         landing,
-        wh,
+        Warehouse(wh),
         "run-2",
         bad_rows=BadRows(tables={"billing.subscription_changes": "quarantine"}),
     )
@@ -361,7 +362,7 @@ def test_required_table_without_any_extract_is_named(tmp_path: Path) -> None:
     for f in (landing / "billing" / "plans").iterdir():
         f.unlink()
     with pytest.raises(ExtractError, match=r"required table billing\.plans has no rows"):
-        load_landing(landing, wh, "run-1")
+        load_landing(landing, Warehouse(wh), "run-1")
 
 
 def test_any_fsspec_filesystem_works(tmp_path: Path) -> None:
@@ -377,10 +378,10 @@ def test_any_fsspec_filesystem_works(tmp_path: Path) -> None:
             for s in ("crm", "billing", "usage")
         }
     )
-    report = load_sources(config, tmp_path / "wh.duckdb", "run-1")
+    report = load_sources(config, Warehouse(tmp_path / "wh.duckdb"), "run-1")
     assert report.rows_by_table["crm.accounts"] == 1
     assert report.loaded[0].path.startswith("memory://")
-    assert load_sources(config, tmp_path / "wh.duckdb", "run-2").loaded == []
+    assert load_sources(config, Warehouse(tmp_path / "wh.duckdb"), "run-2").loaded == []
 
 
 def _usage_file(landing: Path, name: str, rows: list[tuple[str, str, str, float]]) -> Path:
@@ -429,7 +430,7 @@ def test_a_key_repeated_across_typed_files_is_named_and_nothing_loads(
         [("A1", "2024-03-03", "api_calls", 7.0), ("A1", "2024-03-02", "api_calls", 2.0)],
     )
     with pytest.raises(ExtractError) as info:
-        load_landing(landing, wh, "run-2")
+        load_landing(landing, Warehouse(wh), "run-2")
     message = str(info.value)
     assert "usage_daily_late.parquet, row 2, column account_id, usage_date, metric" in message
     assert "repeats a primary key already in row 2 of" in message
@@ -449,7 +450,7 @@ def test_typed_parquet_values_load_as_they_are_and_are_checked(
         "usage_daily_2024-02.parquet",
         [(" A1 ", "2024-02-01", "api_calls", 0.1 + 0.2), ("A1", "2024-02-02", "api_calls", 1e-300)],
     )
-    report = load_landing(landing, wh, "run-2")
+    report = load_landing(landing, Warehouse(wh), "run-2")
     assert report.rows_by_table == {"usage.usage_daily": 2}
     con = duckdb.connect(str(wh), read_only=True)
     got = con.execute(
@@ -467,7 +468,7 @@ def test_typed_parquet_values_load_as_they_are_and_are_checked(
         [("A1", "2024-03-01", " ", 1.0), ("A1", "2024-03-02", "api_calls", -4.0)],
     )
     with pytest.raises(ExtractError) as info:
-        load_landing(landing, wh, "run-3")
+        load_landing(landing, Warehouse(wh), "run-3")
     found = sorted((v.row, v.column, v.reason) for v in info.value.violations)
     assert found == [
         (1, "metric", "is empty; a value is required"),
@@ -487,7 +488,7 @@ def test_a_failed_full_refresh_keeps_what_was_loaded(
         "product_id,product_name,product_family\n,Nameless,addon\n",
     )
     with pytest.raises(ExtractError, match="is empty; a value is required"):
-        load_landing(landing, wh, "run-2", full_refresh=True)
+        load_landing(landing, Warehouse(wh), "run-2", full_refresh=True)
     assert counts(wh) == before
     con = duckdb.connect(str(wh), read_only=True)
     ledger = con.execute("select count(*) from raw._load_ledger").fetchone()[0]

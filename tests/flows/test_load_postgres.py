@@ -11,6 +11,7 @@ import pytest
 
 from flows.ingest.load import load_sources
 from flows.ingest.sources import SourcesConfig, SourceSpec
+from flows.warehouse import Warehouse
 
 pytestmark = pytest.mark.postgres
 
@@ -96,7 +97,7 @@ def test_billing_from_postgres_loads_incrementally(billing_dsn: str, tmp_path: P
         }
     )
     wh = tmp_path / "wh.duckdb"
-    first = load_sources(config, wh, "run-1", staging_dir=tmp_path / "extracts")
+    first = load_sources(config, Warehouse(wh), "run-1", staging_dir=tmp_path / "extracts")
     assert first.rows_by_table["billing.subscriptions"] == 1
     assert first.rows_by_table["billing.subscription_changes"] == 1
     con = duckdb.connect(str(wh), read_only=True)
@@ -111,14 +112,16 @@ def test_billing_from_postgres_loads_incrementally(billing_dsn: str, tmp_path: P
     assert source.startswith("postgresql://") and "password" not in source
     assert watermark.startswith("2024-01-01")
 
-    assert load_sources(config, wh, "run-2", staging_dir=tmp_path / "extracts").loaded == []
+    assert (
+        load_sources(config, Warehouse(wh), "run-2", staging_dir=tmp_path / "extracts").loaded == []
+    )
     assert _count(wh, "billing__subscriptions") == 1
 
     with psycopg.connect(billing_dsn, autocommit=True) as conn:
         conn.execute(
             "update billing.subscriptions set canceled_at = '2024-06-01', updated_at = '2024-06-01'"
         )
-    third = load_sources(config, wh, "run-3", staging_dir=tmp_path / "extracts")
+    third = load_sources(config, Warehouse(wh), "run-3", staging_dir=tmp_path / "extracts")
     # only the changed row comes; unchanged tables without a watermark dedupe by fingerprint
     assert third.rows_by_table == {"billing.subscriptions": 1}
     assert _count(wh, "billing__subscriptions") == 2  # a new version, appended to raw history

@@ -32,11 +32,14 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-import flows.ingest.load
+import flows.ingest.readers
 from flows.errors import ExtractError
 from flows.ingest.contract import TABLES, TABLES_BY_KEY
-from flows.ingest.load import LoadReport, Violation, load_landing
+from flows.ingest.load import load_landing
+from flows.ingest.readers import Violation
+from flows.ingest.report import LoadReport
 from flows.ingest.sources import BadRows
+from flows.warehouse import Warehouse
 
 CORPUS = Path(__file__).parent / "corpus"
 BASELINE = CORPUS / "baseline"
@@ -277,7 +280,7 @@ def baseline(tmp_path_factory: pytest.TempPathFactory) -> Baseline:
     root = tmp_path_factory.mktemp("baseline")
     landing, warehouse = root / "landing", root / "warehouse.duckdb"
     shutil.copytree(BASELINE, landing)
-    load_landing(landing, warehouse, "baseline")
+    load_landing(landing, Warehouse(warehouse), "baseline")
     return Baseline(landing, warehouse)
 
 
@@ -353,7 +356,7 @@ def _append_while_reading(case: Case, monkeypatch: pytest.MonkeyPatch) -> None:
     The loader takes the file's checksum again once it has read it; the row is appended just
     then, which is the moment a writer that is still busy changes the file under the reader.
     """
-    real = flows.ingest.load.content_sha256
+    real = flows.ingest.readers.content_sha256
 
     def checksum_after_the_writer(uri: str) -> str:
         if uri.endswith("accounts_20261101.csv"):
@@ -364,7 +367,7 @@ def _append_while_reading(case: Case, monkeypatch: pytest.MonkeyPatch) -> None:
                 )
         return real(uri)
 
-    monkeypatch.setattr(flows.ingest.load, "content_sha256", checksum_after_the_writer)
+    monkeypatch.setattr(flows.ingest.readers, "content_sha256", checksum_after_the_writer)
 
 
 def _setup(case: Case, project: Baseline) -> None:
@@ -401,7 +404,7 @@ def test_bad_input(case: Case, project: Baseline, monkeypatch: pytest.MonkeyPatc
 
     if case.policy == "fail":
         with pytest.raises(ExtractError) as info:
-            load_landing(project.landing, project.warehouse, RUN, bad_rows=policy)
+            load_landing(project.landing, Warehouse(project.warehouse), RUN, bad_rows=policy)
         assert snapshot(project.warehouse) == before  # nothing of the failed load was kept
         _named(case, _violations(info.value.violations))
         recorded = _quarantine(project.warehouse, "rejected")
@@ -418,12 +421,14 @@ def test_bad_input(case: Case, project: Baseline, monkeypatch: pytest.MonkeyPatc
             assert part in message, f"{case.name}: {part!r} not in:\n{message}"
         if case.hook == "append_while_reading":
             monkeypatch.undo()  # the file is complete now: the next run loads all of it
-            report = load_landing(project.landing, project.warehouse, "next-run")
+            report = load_landing(project.landing, Warehouse(project.warehouse), "next-run")
             assert report.rows_by_table == {case.table: 2}
             assert {"00120", "00121"} <= keys(project.warehouse, [case.table])[case.table]
         return
 
-    report: LoadReport = load_landing(project.landing, project.warehouse, RUN, bad_rows=policy)
+    report: LoadReport = load_landing(
+        project.landing, Warehouse(project.warehouse), RUN, bad_rows=policy
+    )
     after = snapshot(project.warehouse)
     if case.policy == "quarantine":
         _named(case, _violations(report.quarantined))

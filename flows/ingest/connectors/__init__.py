@@ -2,8 +2,9 @@
 
 A connector turns "what is new for this contract table" into `Extract`s: files DuckDB can read
 (a local path or a URL of a filesystem registered with DuckDB) with a fingerprint and, for
-database sources, the watermark they reach. The loader (`flows/ingest/load.py`) checks every extract
-against the contract and appends it to raw, whatever connector produced it.
+database sources, the watermark they reach. The loader (`flows/ingest/load.py`) checks every
+extract against the contract and appends it to raw, whatever connector produced it. What was
+loaded before, a connector asks of the `Ledger` (`LedgerView` in `flows/ingest/ledger.py`).
 
 Sources and their connectors are declared in `config/sources.yml` (`flows/ingest/sources.py`).
 """

@@ -1,0 +1,372 @@
+"""The SQL of the extract contract's checks: pure functions from a contract table to SQL text.
+
+Nothing here opens or takes a connection; `flows/ingest/load.py` runs what these return. Two
+ways to check the rows of one table:
+
+- fast: `fast_select` reads a file with its types and `fast_counts` counts, in one aggregate,
+  the rows that break any rule of `row_checks` or reference a parent missing from raw;
+- precise: `staged_select` stages every file with its original text and row numbers and
+  `staged_rules` selects every problem (file, row, value, reason, column) for the message.
+
+Types are the contract's DuckDB types; `typed` reads a value written as text the way the
+contract says (ISO 8601 timestamps and dates only, offsets converted to UTC).
+"""
+
+from __future__ import annotations
+
+from flows.ingest.contract import (
+    DATE_PATTERN,
+    MAX_TEXT_LENGTH,
+    TABLES_BY_KEY,
+    TIMESTAMP_PATTERN,
+    Column,
+    Table,
+)
+
+TEXT_TYPES = {"VARCHAR", "JSON"}  # file types whose values are read as written text
+
+
+def sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def ident(name: str) -> str:
+    """A column name as a quoted SQL identifier, whatever characters the file gave it."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+_EXPECTED = {
+    "TIMESTAMP": "expected ISO 8601 such as 2024-03-01T12:00:00Z or 2024-03-01T14:00:00+02:00",
+    "DATE": "expected a date YYYY-MM-DD",
+    "INTEGER": "expected a whole number from -2147483648 to 2147483647",
+    "BIGINT": "expected a whole number of at most 18 digits",
+    "DOUBLE": "expected a number",
+    "BOOLEAN": "expected true or false",
+    "VARCHAR": "expected text",
+}
+
+
+def _expected(type_: str) -> str:
+    if type_.startswith("DECIMAL("):
+        precision, scale = (int(x) for x in type_[8:-1].split(","))
+        return (
+            f"expected a number with at most {precision - scale} digits before the decimal "
+            f"point and {scale} after it"
+        )
+    return _EXPECTED.get(type_, f"expected a {type_}")
+
+
+def _scale(type_: str) -> int | None:
+    if type_.startswith("DECIMAL("):
+        return int(type_[8:-1].split(",")[1])
+    return None
+
+
+def typed(raw: str, type_: str, text: bool = True) -> str:
+    """`raw` (the value as trimmed text) as `type_`; NULL when it does not read as one.
+
+    `text`: the file holds the value as text (CSV, JSON strings). A value a typed file (Parquet)
+    already holds as a date or timestamp needs no check of how it was written.
+    """
+    if not text:
+        return f"try_cast({raw} as {type_})"
+    if type_ == "TIMESTAMP":
+        # Offsets are honoured and converted to UTC; naive values are taken as UTC. Only ISO
+        # 8601 is read: DuckDB alone would also take "PST", "epoch" or an offset of +25:00.
+        return (
+            f"case when regexp_full_match({raw}, {sql_str(TIMESTAMP_PATTERN)}) "
+            f"then (try_cast({raw} as timestamptz) at time zone 'UTC') end"
+        )
+    if type_ == "DATE":
+        # a timestamp with a time of day is not a date: cutting it would shift days
+        return (
+            f"case when regexp_full_match({raw}, {sql_str(DATE_PATTERN)}) "
+            f"then try_cast({raw} as date) end"
+        )
+    return f"try_cast({raw} as {type_})"
+
+
+def _extra(table: Table, types: dict[str, str]) -> str:
+    """SQL of a file's columns the contract does not know, as one JSON object (NULL if none)."""
+    known = {c.name for c in table.columns}
+    extras = [c for c in types if c not in known]
+    if not extras:
+        return "cast(null as json)"
+    return "to_json(struct_pack(" + ", ".join(f"{ident(e)} := {ident(e)}" for e in extras) + "))"
+
+
+def staged_select(table: Table, types: dict[str, str], origin: str, row_col: str) -> str:
+    """The select staging one file for the precise checks, from the view `_src` over it.
+
+    Each contract column typed and as written (`_orig_<column>`: trimmed text, NULL when
+    empty; typed NULLs for a column the file lacks), the unknown columns as `_extra`, the
+    file's name as `_file` and its row number (the view's column `row_col`) as `_row`.
+    """
+    selects = []
+    for c in table.columns:
+        if c.name in types:
+            raw = f"nullif(trim(cast({ident(c.name)} as varchar)), '')"
+            text = types[c.name] in TEXT_TYPES
+            selects.append(f"{typed(raw, c.type, text)} as {ident(c.name)}")
+            selects.append(f"{raw} as {ident('_orig_' + c.name)}")
+        else:
+            selects.append(f"cast(null as {c.type}) as {ident(c.name)}")
+            selects.append(f"cast(null as varchar) as {ident('_orig_' + c.name)}")
+    return (
+        f"select {', '.join(selects)}, {_extra(table, types)} as _extra, "
+        f"{sql_str(origin)} as _file, {row_col} as _row from _src"
+    )
+
+
+def _lit(value: float) -> str:
+    return repr(float(value))
+
+
+def row_checks(
+    table: Table, orig: dict[str, str], derived: frozenset[str] = frozenset()
+) -> list[tuple[str, str, str]]:
+    """(column, condition, reason SQL) of every check of one row's own values.
+
+    `orig`: column -> SQL of the value as the file wrote it (trimmed text, NULL when empty).
+    `derived`: columns whose file type is the contract's type (a Parquet DATE or DOUBLE) or
+    that the file lacks: their text is the typed value cast back, so they cannot fail to
+    parse, are empty exactly when NULL and cannot hold more decimals than their type.
+    """
+    checks: list[tuple[str, str, str]] = []
+
+    def add(column: Column, where: str, reason: str) -> None:
+        checks.append((column.name, where, reason))
+
+    for c in table.columns:
+        q, o = ident(c.name), orig[c.name]
+        if c.name not in derived:
+            add(
+                c,
+                f"{o} is not null and {q} is null",
+                sql_str(f"is not a valid {c.type} ({_expected(c.type)})"),
+            )
+        if c.required:
+            add(
+                c,
+                f"{q} is null" if c.name in derived else f"{o} is null",
+                sql_str("is empty; a value is required"),
+            )
+        finite = ""
+        if c.type == "DOUBLE":
+            add(
+                c,
+                f"{q} is not null and not isfinite({q})",
+                sql_str("is not a finite number (NaN and infinity are not allowed)"),
+            )
+            finite = f" and isfinite({q})"
+        if c.min_value is not None:
+            add(
+                c,
+                f"{q} < {_lit(c.min_value)}{finite}",
+                sql_str(f"is below the minimum {c.min_value:g}"),
+            )
+        if c.max_value is not None:
+            add(
+                c,
+                f"{q} > {_lit(c.max_value)}{finite}",
+                sql_str(f"is above the maximum {c.max_value:g}"),
+            )
+        if c.type == "VARCHAR":
+            add(
+                c,
+                f"length({o}) > {MAX_TEXT_LENGTH}",
+                f"'is ' || length({o}) || ' characters long; a text value may have at most "
+                f"{MAX_TEXT_LENGTH} characters'",
+            )
+        decimals = f"length(regexp_extract({o}, '\\.(\\d*[1-9])0*$', 1))"
+        scale = _scale(c.type)
+        if scale is not None and c.name not in derived:
+            add(
+                c,
+                f"{q} is not null and {decimals} > {scale}",
+                sql_str(f"has more than {scale} decimals, which {c.type} cannot hold"),
+            )
+        if c.is_currency:
+            add(
+                c,
+                f"{q} is not null and {q} not in (select code from _currencies)",
+                sql_str("is not an ISO 4217 currency code"),
+            )
+        if c.currency_column:
+            cur = ident(c.currency_column)
+            add(
+                c,
+                f"{q} is not null and {decimals} > "
+                f"(select minor_units from _currencies where code = {cur})",
+                f"'has more decimals than its currency ' || {cur} || ' allows ('"
+                f" || (select minor_units from _currencies where code = {cur}) || ')'",
+            )
+        if c.not_before:
+            other, other_orig = ident(c.not_before), orig[c.not_before]
+            add(
+                c,
+                f"{q} < {other}",
+                f"'is before {c.not_before} (' || {other_orig} || ') of the same row'",
+            )
+    return checks
+
+
+def staged_rules(
+    table: Table, staging: str, staged: set[str], earlier: bool = True
+) -> list[tuple[str | None, str]]:
+    """(column, SQL selecting _file, _row, value, reason[, column]) for the row-level checks.
+
+    The checks of one row's own values run in one scan of the staging table (a few million
+    usage rows are read once, not once per check); the SQL of that one returns the column as a
+    fifth field. Keys and references are queries of their own.
+
+    `earlier`: rows loaded by earlier runs count (references resolve to them, uniqueness holds
+    against them); not so in a full refresh, which replaces them.
+    """
+    rules: list[tuple[str | None, str]] = []
+    checks = row_checks(table, {c.name: ident("_orig_" + c.name) for c in table.columns})
+    for c in table.columns:
+        q, orig = ident(c.name), ident("_orig_" + c.name)
+        if c.references:
+            src, tbl, col = c.references.split(".")
+            parent = TABLES_BY_KEY[f"{src}.{tbl}"]
+            sources = [f"select {ident(col)} as k from raw.{parent.raw_relation}"][: int(earlier)]
+            if parent.raw_relation in staged:
+                sources.append(f"select {ident(col)} as k from _stage_{parent.raw_relation}")
+            sources = sources or ["select null as k where false"]
+            rules.append(
+                (
+                    c.name,
+                    f"select _file, _row, {orig} as value, "
+                    f"{sql_str(f'has no matching {c.references} (loaded now or earlier)')} "
+                    f"as reason from {staging} where {q} is not null and not exists "
+                    f"(select 1 from ({' union all '.join(sources)}) p where p.k = {q})",
+                )
+            )
+    if checks:
+        hits = ", ".join(
+            f"case when {where} then struct_pack(c := {sql_str(column)}, "
+            f"v := {ident('_orig_' + column)}, r := {reason}) end"
+            for column, where, reason in checks
+        )
+        rules.insert(
+            0,
+            (
+                None,
+                f"select _file, _row, h.v, h.r, h.c from (select _file, _row, "
+                f"unnest([{hits}]) as h from {staging} "
+                f"where {' or '.join(f'({where})' for _, where, _ in checks)}) "
+                "where h is not null order by _file, _row",
+            ),
+        )
+    key = [ident(k) for k in table.primary_key]
+    if table.updated_at:
+        key.append(ident(table.updated_at))
+    rules.append(
+        (
+            ", ".join(table.primary_key),
+            # only the keys that repeat go through the window (it is the slow part)
+            f"select _file, _row, concat_ws(', ', {', '.join(key)}) as value, "
+            f"'repeats a primary key already in row ' || first_row || ' of ' || first_file "
+            f"|| ' in this load' as reason "
+            f"from (select s.*, row_number() over w as n, first(_row) over w as first_row, "
+            f"first(_file) over w as first_file from {staging} s semi join "
+            f"(select {', '.join(key)} from {staging} group by all having count(*) > 1) "
+            f"using ({', '.join(key)}) "
+            f"window w as (partition by {', '.join(key)} order by _file, _row)) where n > 1",
+        )
+    )
+    for u in table.unique:
+        cols = [ident(x) for x in u.columns]
+        pk = [ident(k) for k in table.primary_key]
+        pk_text = ", ".join(table.primary_key)
+        same = " and ".join(f"s.{x} = o.{x}" for x in cols)
+        other_key = " and ".join(f"s.{k} = o.{k}" for k in pk)
+        rules.append(
+            (
+                ", ".join(u.columns),
+                f"select s._file, s._row, concat_ws(', ', {', '.join('s.' + x for x in cols)}) "
+                f"as value, {sql_str(u.reason + ': ' + pk_text + ' ')} || "
+                f"concat_ws(', ', {', '.join('o.' + k for k in pk)}) || ' has the same "
+                f"{', '.join(u.columns)} (' || o._f || coalesce(', row ' || o._r, ', loaded "
+                f"earlier') || ')' as reason "
+                f"from {staging} s join ("
+                f"select {', '.join(pk + cols)}, _file as _f, _row as _r from {staging} "
+                f"union all select {', '.join(pk + cols)}, _source_file, null "
+                f"from raw.{table.raw_relation} where {str(earlier).lower()}"
+                f") o on {same} and not ({other_key})",
+            )
+        )
+    return rules
+
+
+def fast_select(table: Table, types: dict[str, str]) -> tuple[str, dict[str, str], frozenset[str]]:
+    """The typed columns of one file (plus the text of those read from text), its `_extra`.
+
+    Returns the select list, column -> SQL of the value as written (for `row_checks`) and the
+    columns whose text is derived from the typed value (`row_checks`' `derived`). A column the
+    file holds in the contract's own type (Parquet usage: DATE, DOUBLE) is taken as it is, with
+    no round trip through text; the values are the same as `staged_select`'s.
+    """
+    selects: list[str] = []
+    orig: dict[str, str] = {}
+    derived: set[str] = set()
+    for c in table.columns:
+        q = ident(c.name)
+        if c.name not in types:
+            selects.append(f"cast(null as {c.type}) as {q}")
+            orig[c.name] = "cast(null as varchar)"
+            derived.add(c.name)
+        elif c.type == "VARCHAR":  # the typed value is the trimmed text itself
+            text = q if types[c.name] == "VARCHAR" else f"cast({q} as varchar)"
+            selects.append(f"nullif(trim({text}), '') as {q}")
+            orig[c.name] = q
+        elif types[c.name] == c.type:
+            selects.append(q)
+            orig[c.name] = f"cast({q} as varchar)"
+            derived.add(c.name)
+        else:
+            raw = f"nullif(trim(cast({q} as varchar)), '')"
+            text_file = types[c.name] in TEXT_TYPES
+            selects.append(f"{typed(raw, c.type, text_file)} as {q}")
+            selects.append(f"{raw} as {ident('_orig_' + c.name)}")
+            orig[c.name] = ident("_orig_" + c.name)
+    selects.append(f"{_extra(table, types)} as _extra")
+    return ", ".join(selects), orig, frozenset(derived)
+
+
+def dup_key(table: Table) -> list[str]:
+    """The columns no two rows of one load may share (a key and its version)."""
+    return [*table.primary_key, *([table.updated_at] if table.updated_at else [])]
+
+
+def fast_counts(table: Table, orig: dict[str, str], derived: frozenset[str]) -> list[str]:
+    """Aggregates over one file as `fast_select` reads it (aliased `s`): the rows that break
+    any of `row_checks`, then for each reference column the rows whose parent is not in raw."""
+    checks = row_checks(table, orig, derived)
+    counts = [f"count(*) filter (where {' or '.join(f'({w})' for _, w, _ in checks)})"]
+    for c in table.columns:
+        if c.references:
+            src, tbl, col = c.references.split(".")
+            parent = f"raw.{TABLES_BY_KEY[f'{src}.{tbl}'].raw_relation}"
+            q = ident(c.name)
+            counts.append(
+                f"count(*) filter (where s.{q} is not null and not exists "
+                f"(select 1 from {parent} p where p.{ident(col)} = s.{q}))"
+            )
+    return counts
+
+
+def key_lookup(table: Table, staged: set[str]) -> str | None:
+    """Which of the values passed as its one parameter are keys of `table` (in raw, or staged
+    in this load): for the hints on unmatched references. None for a composite key."""
+    if len(table.primary_key) != 1:
+        return None
+    k = ident(table.primary_key[0])
+    parts = [f"select {k} as k from raw.{table.raw_relation}"]
+    if table.raw_relation in staged:
+        parts.append(f"select {k} from _stage_{table.raw_relation}")
+    return (
+        f"select distinct k from ({' union all '.join(parts)}) where k in "
+        "(select unnest(?::varchar[]))"
+    )
