@@ -87,6 +87,13 @@
     {%- if not execute -%}
         {{ return(plan) }}
     {%- endif -%}
+    {#- inputs not built yet: a compile on an empty warehouse (sqlfluff's dbt templater, `dbt
+        compile`); a build always builds them first -#}
+    {%- for input in [usage, crm_versions, billing_versions] -%}
+        {%- if load_relation(input) is none -%}
+            {{ return(plan) }}
+        {%- endif -%}
+    {%- endfor -%}
 
     {%- set newest_sql -%}
         select max(_loaded_at) from (
