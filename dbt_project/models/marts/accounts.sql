@@ -69,9 +69,7 @@ last_churn as (
 
 reporting_rate as (
 
-    select rate_to_usd as reporting_rate_to_usd
-    from fx_rates
-    where currency = '{{ var("reporting_currency") }}'
+    {{ reporting_rate() }}
 
 ),
 

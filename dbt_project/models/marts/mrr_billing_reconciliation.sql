@@ -63,9 +63,7 @@ pipeline_dates as (
 
 reporting_rate as (
 
-    select rate_to_usd as reporting_rate_to_usd
-    from fx_rates
-    where currency = '{{ var("reporting_currency") }}'
+    {{ reporting_rate() }}
 
 ),
 
