@@ -10,17 +10,13 @@
                                    holding only the core product (lift ~1 with everything)
                                    still gets the add-on most core holders buy.
 -#}
-{#- Incremental by snapshot_date (folder config in dbt_project.yml): `plan` holds the snapshot
-    dates this build recomputes, those whose inputs changed since the last build (all of
-    them on a first build or --full-refresh); see macros/snapshot_incremental.sql. -#}
+{#- the snapshot dates this build recomputes: macros/snapshot_incremental.sql -#}
 {%- set plan = snapshot_rebuild_plan() %}
 with
 
 spine as (
 
-    -- only the snapshot dates this build recomputes (all of them on a full build)
-    select * from {{ ref('int_account_snapshots_spined') }}
-    where {{ snapshot_dates_filter(plan) }}
+    {{ snapshot_spine(plan) }}
 
 ),
 

@@ -4,17 +4,13 @@
     tier, then the earliest start) with its plan, seats, limits and next renewal.
     One row per account per snapshot date (spine), nulls/zeros when nothing is held.
 -#}
-{#- Incremental by snapshot_date (folder config in dbt_project.yml): `plan` holds the snapshot
-    dates this build recomputes, those whose inputs changed since the last build (all of
-    them on a first build or --full-refresh); see macros/snapshot_incremental.sql. -#}
+{#- the snapshot dates this build recomputes: macros/snapshot_incremental.sql -#}
 {%- set plan = snapshot_rebuild_plan() %}
 with
 
 spine as (
 
-    -- only the snapshot dates this build recomputes (all of them on a full build)
-    select * from {{ ref('int_account_snapshots_spined') }}
-    where {{ snapshot_dates_filter(plan) }}
+    {{ snapshot_spine(plan) }}
 
 ),
 

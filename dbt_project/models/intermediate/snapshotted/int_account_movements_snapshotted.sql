@@ -5,17 +5,13 @@
     ASOF joins (latest row before an instant per account; the `asof_join` macro) keep this
     linear in the data on DuckDB.
 -#}
-{#- Incremental by snapshot_date (folder config in dbt_project.yml): `plan` holds the snapshot
-    dates this build recomputes, those whose inputs changed since the last build (all of
-    them on a first build or --full-refresh); see macros/snapshot_incremental.sql. -#}
+{#- the snapshot dates this build recomputes: macros/snapshot_incremental.sql -#}
 {%- set plan = snapshot_rebuild_plan() %}
 with
 
 spine as (
 
-    -- only the snapshot dates this build recomputes (all of them on a full build)
-    select * from {{ ref('int_account_snapshots_spined') }}
-    where {{ snapshot_dates_filter(plan) }}
+    {{ snapshot_spine(plan) }}
 
 ),
 

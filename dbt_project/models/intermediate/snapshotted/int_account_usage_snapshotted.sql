@@ -12,18 +12,14 @@
     28-day windows (last 4 weeks against the 4 before): whole weeks, so it does not move with
     the weekday a snapshot falls on (30-day windows hold 2 extra weekdays that differ).
 -#}
-{#- Incremental by snapshot_date (folder config in dbt_project.yml): `plan` holds the snapshot
-    dates this build recomputes, those whose inputs changed since the last build (all of
-    them on a first build or --full-refresh); see macros/snapshot_incremental.sql. -#}
+{#- the snapshot dates this build recomputes: macros/snapshot_incremental.sql -#}
 {%- set plan = snapshot_rebuild_plan() %}
 {%- set lookback_days = 90 %}
 with
 
 spine as (
 
-    -- only the snapshot dates this build recomputes (all of them on a full build)
-    select * from {{ ref('int_account_snapshots_spined') }}
-    where {{ snapshot_dates_filter(plan) }}
+    {{ snapshot_spine(plan) }}
 
 ),
 
