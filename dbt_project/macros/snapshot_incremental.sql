@@ -18,15 +18,16 @@
       - every date, on the first build, with `--full-refresh`, when the table predates these
         columns, and when the build fingerprint changed (any model or seed file of the
         project, or a var other than as_of; see `snapshot_build_fingerprint`);
-      - otherwise the dates of int_snapshot_dates that the table does not hold yet (the new
-        as_of), plus every date on or after the earliest date touched by rows loaded since
-        the table's last build (`_inputs_loaded_at`, the newest raw `_loaded_at` it was built
-        from): a usage day (stg_usage__usage_daily._loaded_at), or a CRM or billing record with
-        a new version (stg_crm__record_versions, stg_billing__record_versions, which give the
-        first date each version of a record can change, old and new).
+      - otherwise the dates of int_snapshot_dates_selected that the table does not hold yet
+        (the new as_of), plus every date on or after the earliest date touched by rows loaded
+        since the table's last build (`_inputs_loaded_at`, the newest raw `_loaded_at` it was
+        built from): a usage day (stg_usage__usage_daily._loaded_at), or a CRM or billing
+        record with a new version (stg_crm__record_versions, stg_billing__record_versions,
+        which give the first date each version of a record can change, old and new).
     `delete+insert` on snapshot_date replaces those dates whole; the pre-hook deletes the
     dates that left the spine (int_account_snapshots_spined: older than
-    snapshot_history_months, the previous as_of). The result equals a `--full-refresh` build (tests/dbt/test_incremental_snapshots.py).
+    snapshot_history_months, the previous as_of). The result equals a `--full-refresh` build
+    (tests/dbt/test_incremental_snapshots.py).
 
     Not detected: rows deleted from raw other than by the loader's full refresh (which makes
     every row new), and edits of macros (they are not in dbt's graph). After either, run
@@ -84,7 +85,7 @@
     {%- set usage = ref('stg_usage__usage_daily') -%}
     {%- set crm_versions = ref('stg_crm__record_versions') -%}
     {%- set billing_versions = ref('stg_billing__record_versions') -%}
-    {%- set snapshot_dates = ref('int_snapshot_dates') -%}
+    {%- set snapshot_dates = ref('int_snapshot_dates_selected') -%}
     {%- set fingerprint = snapshot_build_fingerprint() -%}
     {%- do plan.update({'fingerprint': fingerprint}) -%}
     {%- if not execute -%}

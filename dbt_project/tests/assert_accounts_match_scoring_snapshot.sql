@@ -10,7 +10,7 @@ accounts as (
 snapshots as (
 
     select * from {{ ref('account_snapshots') }}
-    where snapshot_date = (select as_of_date from {{ ref('int_pipeline_dates') }})
+    where snapshot_date = (select as_of_date from {{ ref('int_pipeline_dates_resolved') }})
 
 )
 

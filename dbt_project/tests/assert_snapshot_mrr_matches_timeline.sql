@@ -21,7 +21,7 @@ timeline as (
         changed_at,
         mrr_usd as timeline_mrr_usd,
         is_active as timeline_is_active
-    from {{ ref('int_account_mrr_timeline') }}
+    from {{ ref('int_account_mrr_rolled_up') }}
 
 ),
 

@@ -8,7 +8,7 @@ with
 
 snapshot_dates as (
 
-    select * from {{ ref('int_snapshot_dates') }}
+    select * from {{ ref('int_snapshot_dates_selected') }}
 
 ),
 

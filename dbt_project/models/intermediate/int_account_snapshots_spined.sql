@@ -18,13 +18,13 @@ accounts as (
 
 snapshot_dates as (
 
-    select * from {{ ref('int_snapshot_dates') }}
+    select * from {{ ref('int_snapshot_dates_selected') }}
 
 ),
 
 pipeline_dates as (
 
-    select * from {{ ref('int_pipeline_dates') }}
+    select * from {{ ref('int_pipeline_dates_resolved') }}
 
 ),
 

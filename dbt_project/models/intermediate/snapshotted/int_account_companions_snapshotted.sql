@@ -1,6 +1,6 @@
 {#-
     Cross-sell candidates of each account at each snapshot date, from the product pairs
-    measured on the same date (int_product_companions):
+    measured on the same date (int_product_companions_measured):
       companion_products_not_held  usual companions (is_companion: lift above chance) of the
                                    held products that the account does not hold
       top_companion_product_*      the most likely next product: among products not held
@@ -29,7 +29,7 @@ holdings as (
 
 companions as (
 
-    select * from {{ ref('int_product_companions') }}
+    select * from {{ ref('int_product_companions_measured') }}
     where {{ snapshot_dates_filter(plan) }}
 
 ),

@@ -17,7 +17,7 @@ spine as (
 
 timeline as (
 
-    select * from {{ ref('int_account_mrr_timeline') }}
+    select * from {{ ref('int_account_mrr_rolled_up') }}
 
 ),
 
