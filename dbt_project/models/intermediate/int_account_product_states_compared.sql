@@ -70,12 +70,6 @@ with_account_state as (
         on first_starts.account_id = product_states.account_id
     window account_instant as (partition by product_states.account_id, product_states.changed_at)
 
-),
-
-final as (
-
-    select * from with_account_state
-
 )
 
-select * from final
+select * from with_account_state

@@ -156,12 +156,6 @@ priced as (
     where closed.valid_to is null
         or closed.valid_to > closed.valid_from
 
-),
-
-final as (
-
-    select * from priced
-
 )
 
-select * from final
+select * from priced

@@ -34,12 +34,6 @@ renamed as (
     from deduped
     where account_id is not null
 
-),
-
-final as (
-
-    select * from renamed
-
 )
 
-select * from final
+select * from renamed

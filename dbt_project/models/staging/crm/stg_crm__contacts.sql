@@ -31,12 +31,6 @@ renamed as (
     from deduped
     where contact_id is not null
 
-),
-
-final as (
-
-    select * from renamed
-
 )
 
-select * from final
+select * from renamed
