@@ -27,7 +27,10 @@ timeline as (
 
 looked_up as (
 
-    {{ asof_join('snapshots', 'timeline', ['account_id'], 'snapshot_end_at', 'changed_at', ['timeline_mrr_usd', 'timeline_is_active']) }}
+    {{ asof_join(
+        'snapshots', 'timeline', ['account_id'], 'snapshot_end_at', 'changed_at',
+        ['timeline_mrr_usd', 'timeline_is_active']
+    ) }}
 
 )
 

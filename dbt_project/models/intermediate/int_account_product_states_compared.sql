@@ -7,6 +7,9 @@
     A version is held right before t when valid_from < t <= valid_to (or valid_to is null)
     and right after t when valid_from <= t < valid_to (or valid_to is null).
 -#}
+{#- of the versions touching the instant (valid_from <= t <= valid_to), those held on each side -#}
+{%- set held_before = 'versions.valid_from < instants.changed_at' %}
+{%- set held_after = 'versions.valid_to is null or versions.valid_to > instants.changed_at' %}
 with
 
 versions as (
@@ -17,9 +20,16 @@ versions as (
 
 instants as (
 
-    select account_id, valid_from as changed_at from versions
+    select
+        account_id,
+        valid_from as changed_at
+    from versions
     union
-    select account_id, valid_to as changed_at from versions where valid_to is not null
+    select
+        account_id,
+        valid_to as changed_at
+    from versions
+    where valid_to is not null
 
 ),
 
@@ -39,14 +49,18 @@ product_states as (
         instants.account_id,
         instants.changed_at,
         versions.product_id,
-        count(*) filter (where versions.valid_from < instants.changed_at) as versions_before,
-        count(*) filter (where versions.valid_to is null or versions.valid_to > instants.changed_at) as versions_after,
-        cast(coalesce(sum(versions.mrr_usd) filter (where versions.valid_from < instants.changed_at), 0) as decimal(38, 6)) as mrr_usd_before,
-        cast(coalesce(sum(versions.mrr_usd) filter (where versions.valid_to is null or versions.valid_to > instants.changed_at), 0) as decimal(38, 6)) as mrr_usd_after,
-        coalesce(sum(versions.quantity) filter (where versions.valid_from < instants.changed_at), 0) as quantity_before,
-        coalesce(sum(versions.quantity) filter (where versions.valid_to is null or versions.valid_to > instants.changed_at), 0) as quantity_after,
-        max(versions.tier_rank) filter (where versions.valid_from < instants.changed_at) as tier_rank_before,
-        max(versions.tier_rank) filter (where versions.valid_to is null or versions.valid_to > instants.changed_at) as tier_rank_after
+        count(*) filter (where {{ held_before }}) as versions_before,
+        count(*) filter (where {{ held_after }}) as versions_after,
+        cast(
+            coalesce(sum(versions.mrr_usd) filter (where {{ held_before }}), 0) as decimal(38, 6)
+        ) as mrr_usd_before,
+        cast(
+            coalesce(sum(versions.mrr_usd) filter (where {{ held_after }}), 0) as decimal(38, 6)
+        ) as mrr_usd_after,
+        coalesce(sum(versions.quantity) filter (where {{ held_before }}), 0) as quantity_before,
+        coalesce(sum(versions.quantity) filter (where {{ held_after }}), 0) as quantity_after,
+        max(versions.tier_rank) filter (where {{ held_before }}) as tier_rank_before,
+        max(versions.tier_rank) filter (where {{ held_after }}) as tier_rank_after
     from instants
     inner join versions
         on versions.account_id = instants.account_id
@@ -60,10 +74,14 @@ with_account_state as (
 
     select
         product_states.*,
-        cast(sum(product_states.mrr_usd_before) over account_instant as decimal(38, 6)) as account_mrr_usd_before,
-        cast(sum(product_states.mrr_usd_after) over account_instant as decimal(38, 6)) as account_mrr_usd_after,
-        count(*) filter (where product_states.versions_before > 0) over account_instant as account_products_before,
-        count(*) filter (where product_states.versions_after > 0) over account_instant as account_products_after,
+        cast(sum(product_states.mrr_usd_before) over account_instant as decimal(38, 6))
+            as account_mrr_usd_before,
+        cast(sum(product_states.mrr_usd_after) over account_instant as decimal(38, 6))
+            as account_mrr_usd_after,
+        count(*) filter (where product_states.versions_before > 0) over account_instant
+            as account_products_before,
+        count(*) filter (where product_states.versions_after > 0) over account_instant
+            as account_products_after,
         first_starts.first_started_at < product_states.changed_at as was_ever_active_before
     from product_states
     inner join first_starts

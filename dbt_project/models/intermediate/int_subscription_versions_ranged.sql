@@ -106,7 +106,10 @@ closed as (
         *,
         nullif(
             least(
-                coalesce(lead(valid_from) over (partition by subscription_id order by version_number), {{ end_of_time() }}),
+                coalesce(
+                    lead(valid_from) over (partition by subscription_id order by version_number),
+                    {{ end_of_time() }}
+                ),
                 coalesce(canceled_at, {{ end_of_time() }})
             ),
             {{ end_of_time() }}
@@ -139,7 +142,9 @@ priced as (
         closed.effective_at,
         closed.valid_from,
         closed.valid_to,
-        cast(closed.unit_amount * closed.quantity / closed.billing_period_months as decimal(38, 6)) as mrr,
+        cast(
+            closed.unit_amount * closed.quantity / closed.billing_period_months as decimal(38, 6)
+        ) as mrr,
         cast(
             closed.unit_amount * closed.quantity / closed.billing_period_months
             * fx_rates.rate_to_usd / reporting_rate.reporting_rate_to_usd

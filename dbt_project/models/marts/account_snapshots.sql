@@ -94,7 +94,9 @@ billing_currency as (
     select
         account_id,
         currency as billing_currency
-    from ({{ deduplicate('customers', ['account_id'], ['created_at', 'customer_id']) }}) as oldest_customer
+    from (
+        {{ deduplicate('customers', ['account_id'], ['created_at', 'customer_id']) }}
+    ) as oldest_customer
 
 ),
 
@@ -115,7 +117,8 @@ final as (
         ) }} as integer) as tenure_days,
         cast(contracts.mrr_usd as {{ type_double() }}) as mrr_usd,
         cast(movements.mrr_usd_90d_ago as {{ type_double() }}) as mrr_usd_90d_ago,
-        cast(contracts.mrr_usd - movements.mrr_usd_90d_ago as {{ type_double() }}) as mrr_change_90d_usd,
+        cast(contracts.mrr_usd - movements.mrr_usd_90d_ago as {{ type_double() }})
+            as mrr_change_90d_usd,
         contracts.products_held,
         companions.companion_products_not_held,
         companions.top_companion_product_id,
@@ -127,12 +130,16 @@ final as (
         usage.active_users_30d_avg,
         usage.active_users_90d_avg,
         usage.active_users_trend_28d,
-        {{ safe_divide('usage.active_users_7d_avg', 'contracts.seats_purchased') }} as seat_utilization_7d,
-        {{ safe_divide('usage.active_users_30d_avg', 'contracts.seats_purchased') }} as seat_utilization_30d,
+        {{ safe_divide('usage.active_users_7d_avg', 'contracts.seats_purchased') }}
+            as seat_utilization_7d,
+        {{ safe_divide('usage.active_users_30d_avg', 'contracts.seats_purchased') }}
+            as seat_utilization_30d,
         usage.api_calls_30d,
-        {{ safe_divide('usage.api_calls_30d', 'contracts.api_calls_limit') }} as api_calls_utilization,
+        {{ safe_divide('usage.api_calls_30d', 'contracts.api_calls_limit') }}
+            as api_calls_utilization,
         usage.storage_gb_latest,
-        {{ safe_divide('usage.storage_gb_latest', 'contracts.storage_limit_gb') }} as storage_utilization,
+        {{ safe_divide('usage.storage_gb_latest', 'contracts.storage_limit_gb') }}
+            as storage_utilization,
         usage.features_used_30d_avg,
         contracts.days_to_renewal,
         tickets.tickets_open,

@@ -26,7 +26,9 @@ activities as (
 
 snapshots as (
 
-    select distinct snapshot_date, snapshot_end_at
+    select distinct
+        snapshot_date,
+        snapshot_end_at
     from spine
 
 ),
@@ -36,7 +38,10 @@ activities_recent as (
     select
         activities.account_id,
         snapshots.snapshot_date,
-        count(*) filter (where activities.occurred_at >= {{ dbt.dateadd('day', -30, 'snapshots.snapshot_end_at') }}) as activities_30d,
+        count(*) filter (
+            where activities.occurred_at
+            >= {{ dbt.dateadd('day', -30, 'snapshots.snapshot_end_at') }}
+        ) as activities_30d,
         count(*) filter (where activities.activity_type in ('meeting', 'qbr')) as meetings_90d
     from activities
     inner join snapshots
@@ -47,7 +52,9 @@ activities_recent as (
 
 activity_as_of as (
 
-    {{ asof_join('spine', 'activities', ['account_id'], 'snapshot_end_at', 'occurred_at', ['occurred_at']) }}
+    {{ asof_join(
+        'spine', 'activities', ['account_id'], 'snapshot_end_at', 'occurred_at', ['occurred_at']
+    ) }}
 
 ),
 
@@ -56,7 +63,9 @@ last_activity as (
     select
         account_id,
         snapshot_date,
-        cast({{ dbt.datediff('cast(occurred_at as date)', 'snapshot_date', 'day') }} as integer) as days_since_last_activity
+        cast({{ dbt.datediff(
+            'cast(occurred_at as date)', 'snapshot_date', 'day'
+        ) }} as integer) as days_since_last_activity
     from activity_as_of
 
 ),

@@ -36,7 +36,10 @@ companions as (
 
 held_products as (
 
-    select distinct snapshot_date, account_id, product_id
+    select distinct
+        snapshot_date,
+        account_id,
+        product_id
     from holdings
 
 ),
@@ -56,13 +59,14 @@ candidates as (
         on companions.snapshot_date = held_products.snapshot_date
         and companions.product_id = held_products.product_id
         and companions.is_frequent
-    where not exists (
-        select 1
-        from held_products as already_held
-        where already_held.snapshot_date = held_products.snapshot_date
-            and already_held.account_id = held_products.account_id
-            and already_held.product_id = companions.companion_product_id
-    )
+    where
+        not exists (
+            select 1
+            from held_products as already_held
+            where already_held.snapshot_date = held_products.snapshot_date
+                and already_held.account_id = held_products.account_id
+                and already_held.product_id = companions.companion_product_id
+        )
     group by
         held_products.snapshot_date,
         held_products.account_id,
@@ -76,12 +80,13 @@ ordered as (
     select
         snapshot_date,
         account_id,
-        count(*) filter (where is_companion) over (partition by snapshot_date, account_id) as companion_products_not_held,
+        count(*) filter (where is_companion) over (partition by snapshot_date, account_id)
+            as companion_products_not_held,
         companion_product_id as top_companion_product_id,
         companion_product_name as top_companion_product_name,
         row_number() over (
             partition by snapshot_date, account_id
-            order by is_companion desc, confidence desc, lift desc, companion_product_id
+            order by is_companion desc, confidence desc, lift desc, companion_product_id asc
         ) as candidate_rank
     from candidates
 
@@ -105,7 +110,8 @@ final as (
     select
         spine.account_id,
         spine.snapshot_date,
-        cast(coalesce(ranked.companion_products_not_held, 0) as integer) as companion_products_not_held,
+        cast(coalesce(ranked.companion_products_not_held, 0) as integer)
+            as companion_products_not_held,
         ranked.top_companion_product_id,
         ranked.top_companion_product_name,
         {{ snapshot_build_columns(plan) }}

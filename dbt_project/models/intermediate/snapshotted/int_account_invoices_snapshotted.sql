@@ -32,7 +32,9 @@ customers as (
 
 snapshots as (
 
-    select distinct snapshot_date, snapshot_end_at
+    select distinct
+        snapshot_date,
+        snapshot_end_at
     from spine
 
 ),
@@ -74,7 +76,9 @@ invoices_overdue as (
         count(*) as invoices_overdue_open
     from account_invoices
     inner join snapshots
-        on {{ snapshot_range_join('account_invoices.due_at', ended_at=['account_invoices.paid_at', 'account_invoices.voided_at']) }}
+        on {{ snapshot_range_join(
+            'account_invoices.due_at', ended_at=['account_invoices.paid_at', 'account_invoices.voided_at']
+        ) }}
         and account_invoices.issued_at < snapshots.snapshot_end_at
     group by account_invoices.account_id, snapshots.snapshot_date
 
@@ -85,8 +89,10 @@ final as (
     select
         spine.account_id,
         spine.snapshot_date,
-        cast(coalesce(invoices_paid_late.invoices_paid_late_365d, 0) as integer) as invoices_paid_late_365d,
-        cast(coalesce(invoices_overdue.invoices_overdue_open, 0) as integer) as invoices_overdue_open,
+        cast(coalesce(invoices_paid_late.invoices_paid_late_365d, 0) as integer)
+            as invoices_paid_late_365d,
+        cast(coalesce(invoices_overdue.invoices_overdue_open, 0) as integer)
+            as invoices_overdue_open,
         {{ snapshot_build_columns(plan) }}
     from spine
     left join invoices_paid_late

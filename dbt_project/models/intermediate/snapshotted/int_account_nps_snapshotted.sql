@@ -29,14 +29,18 @@ nps_ordered as (
         account_id,
         responded_at,
         score,
-        lag(score) over (partition by account_id order by responded_at, response_id) as previous_score
+        lag(score) over (partition by account_id order by responded_at, response_id)
+            as previous_score
     from nps_responses
 
 ),
 
 nps_as_of as (
 
-    {{ asof_join('spine', 'nps_ordered', ['account_id'], 'snapshot_end_at', 'responded_at', ['responded_at', 'score', 'previous_score']) }}
+    {{ asof_join(
+        'spine', 'nps_ordered', ['account_id'], 'snapshot_end_at', 'responded_at',
+        ['responded_at', 'score', 'previous_score']
+    ) }}
 
 ),
 
@@ -47,7 +51,9 @@ nps_latest as (
         snapshot_date,
         score as nps_latest,
         previous_score as nps_previous,
-        cast({{ dbt.datediff('cast(responded_at as date)', 'snapshot_date', 'day') }} as integer) as days_since_nps
+        cast({{ dbt.datediff(
+            'cast(responded_at as date)', 'snapshot_date', 'day'
+        ) }} as integer) as days_since_nps
     from nps_as_of
 
 ),

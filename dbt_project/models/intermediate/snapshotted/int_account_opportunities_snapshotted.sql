@@ -26,7 +26,9 @@ opportunities as (
 
 snapshots as (
 
-    select distinct snapshot_date, snapshot_end_at
+    select distinct
+        snapshot_date,
+        snapshot_end_at
     from spine
 
 ),
@@ -51,7 +53,9 @@ opportunities_open as (
         count(*) as opportunities_open
     from opportunity_dates
     inner join snapshots
-        on {{ snapshot_range_join('opportunity_dates.created_at', ended_at='opportunity_dates.closed_at') }}
+        on {{ snapshot_range_join(
+            'opportunity_dates.created_at', ended_at='opportunity_dates.closed_at'
+        ) }}
     group by opportunity_dates.account_id, snapshots.snapshot_date
 
 ),
@@ -75,8 +79,10 @@ final as (
     select
         spine.account_id,
         spine.snapshot_date,
-        cast(coalesce(opportunities_open.opportunities_open, 0) as integer) as opportunities_open,
-        cast(coalesce(opportunities_won.opportunities_won_365d, 0) as integer) as opportunities_won_365d,
+        cast(coalesce(opportunities_open.opportunities_open, 0) as integer)
+            as opportunities_open,
+        cast(coalesce(opportunities_won.opportunities_won_365d, 0) as integer)
+            as opportunities_won_365d,
         {{ snapshot_build_columns(plan) }}
     from spine
     left join opportunities_open

@@ -26,7 +26,9 @@ support_tickets as (
 
 snapshots as (
 
-    select distinct snapshot_date, snapshot_end_at
+    select distinct
+        snapshot_date,
+        snapshot_end_at
     from spine
 
 ),
@@ -40,7 +42,9 @@ tickets_open as (
         count(*) filter (where support_tickets.priority = 'urgent') as urgent_tickets_open
     from support_tickets
     inner join snapshots
-        on {{ snapshot_range_join('support_tickets.opened_at', ended_at='support_tickets.closed_at') }}
+        on {{ snapshot_range_join(
+            'support_tickets.opened_at', ended_at='support_tickets.closed_at'
+        ) }}
     group by support_tickets.account_id, snapshots.snapshot_date
 
 ),
