@@ -1,29 +1,33 @@
 {#-
-    Incremental snapshot models: an `int_*_snapshotted` model keyed on snapshot_date keeps the
-    rows of the snapshot dates whose inputs did not change since its last build and recomputes
-    only the others. A daily run then computes the new scoring date (as_of), not the 24
-    month-ends again. Usage in a model (see int_account_usage_snapshotted.sql):
+    Incremental snapshot models: a model of models/intermediate/snapshotted/, keyed on
+    snapshot_date, keeps the rows of the snapshot dates whose inputs did not change since its
+    last build and recomputes only the others. A daily run then computes the new scoring date
+    (as_of), not every month-end again. The folder's config in dbt_project.yml makes each
+    model incremental (delete+insert on snapshot_date, sync_all_columns) with
+    snapshot_dates_pre_hook() as pre-hook; a model then reads (see
+    int_account_usage_snapshotted.sql):
 
-        {{ config(materialized='incremental', incremental_strategy='delete+insert',
-                  unique_key='snapshot_date', on_schema_change='sync_all_columns',
-                  pre_hook="{{ snapshot_dates_pre_hook() }}") }}
         {%- set plan = snapshot_rebuild_plan() %}
-        ... from {{ ref('int_account_snapshots_spined') }} where {{ snapshot_dates_filter(plan) }}
-        ... final: {{ snapshot_build_columns(plan) }}
+        with
+        spine as ({{ snapshot_spine(plan) }}),
+        ... another snapshotted input: where {{ snapshot_dates_filter(plan) }}
+        ... a daily input: where {{ snapshot_lookback_filter(plan, 'usage_date', 90) }}
+        ... the last CTE, one row per spine row: ..., {{ snapshot_build_columns(plan) }}
 
     Which snapshot dates a build recomputes (`snapshot_rebuild_plan`):
       - every date, on the first build, with `--full-refresh`, when the table predates these
         columns, and when the build fingerprint changed (any model or seed file of the
         project, or a var other than as_of; see `snapshot_build_fingerprint`);
-      - otherwise the dates of int_snapshot_dates that the table does not hold yet (the new
-        as_of), plus every date on or after the earliest date touched by rows loaded since
-        the table's last build (`_inputs_loaded_at`, the newest raw `_loaded_at` it was built
-        from): a usage day (stg_usage__usage_daily._loaded_at), or a CRM or billing record with
-        a new version (stg_crm__record_versions, stg_billing__record_versions, which give the
-        first date each version of a record can change, old and new).
+      - otherwise the dates of int_snapshot_dates_selected that the table does not hold yet
+        (the new as_of), plus every date on or after the earliest date touched by rows loaded
+        since the table's last build (`_inputs_loaded_at`, the newest raw `_loaded_at` it was
+        built from): a usage day (stg_usage__usage_daily._loaded_at), or a CRM or billing
+        record with a new version (stg_crm__record_versions, stg_billing__record_versions,
+        which give the first date each version of a record can change, old and new).
     `delete+insert` on snapshot_date replaces those dates whole; the pre-hook deletes the
-    dates that left int_snapshot_dates (older than snapshot_history_months, the previous
-    as_of). The result equals a `--full-refresh` build (tests/dbt/test_incremental_snapshots.py).
+    dates that left the spine (int_account_snapshots_spined: older than
+    snapshot_history_months, the previous as_of). The result equals a `--full-refresh` build
+    (tests/dbt/test_incremental_snapshots.py).
 
     Not detected: rows deleted from raw other than by the loader's full refresh (which makes
     every row new), and edits of macros (they are not in dbt's graph). After either, run
@@ -81,12 +85,19 @@
     {%- set usage = ref('stg_usage__usage_daily') -%}
     {%- set crm_versions = ref('stg_crm__record_versions') -%}
     {%- set billing_versions = ref('stg_billing__record_versions') -%}
-    {%- set snapshot_dates = ref('int_snapshot_dates') -%}
+    {%- set snapshot_dates = ref('int_snapshot_dates_selected') -%}
     {%- set fingerprint = snapshot_build_fingerprint() -%}
     {%- do plan.update({'fingerprint': fingerprint}) -%}
     {%- if not execute -%}
         {{ return(plan) }}
     {%- endif -%}
+    {#- inputs not built yet: a compile on an empty warehouse (sqlfluff's dbt templater, `dbt
+        compile`); a build always builds them first -#}
+    {%- for input in [usage, crm_versions, billing_versions] -%}
+        {%- if load_relation(input) is none -%}
+            {{ return(plan) }}
+        {%- endif -%}
+    {%- endfor -%}
 
     {%- set newest_sql -%}
         select max(_loaded_at) from (
@@ -184,6 +195,17 @@
     {{ log(this ~ ': recomputing ' ~ (dates | length) ~ ' snapshot date(s) ' ~ (dates | join(', ')) ~ ' (inputs loaded after ' ~ state[0] ~ ')', info=true) }}
     {%- do plan.update({'dates': dates}) -%}
     {{ return(plan) }}
+{%- endmacro %}
+
+
+{#-
+    The opening CTE (`spine`) of every snapshotted model: the rows of
+    int_account_snapshots_spined, one per account and snapshot date, at the snapshot dates
+    `plan` recomputes (every date on a full build).
+-#}
+{% macro snapshot_spine(plan) -%}
+    select * from {{ ref('int_account_snapshots_spined') }}
+    where {{ snapshot_dates_filter(plan) }}
 {%- endmacro %}
 
 

@@ -10,7 +10,11 @@ accounts as (
 snapshots as (
 
     select * from {{ ref('account_snapshots') }}
-    where snapshot_date = (select as_of_date from {{ ref('int_pipeline_dates') }})
+    where
+        snapshot_date = (
+            select pipeline_dates.as_of_date
+            from {{ ref('int_pipeline_dates_resolved') }} as pipeline_dates
+        )
 
 )
 

@@ -4,7 +4,7 @@ with
 
 pipeline_dates as (
 
-    select * from {{ ref('int_pipeline_dates') }}
+    select * from {{ ref('int_pipeline_dates_resolved') }}
 
 ),
 
@@ -20,15 +20,26 @@ snapshots as (
 
 )
 
-select spine.account_id, spine.snapshot_date, 'label window passes the cutoff' as problem
+select
+    spine.account_id,
+    spine.snapshot_date,
+    'label window passes the cutoff' as problem
 from spine
 cross join pipeline_dates
 where spine.label_end_at > pipeline_dates.label_cutoff_end_at
-    or (spine.is_label_complete and cast({{ dbt.dateadd('day', 'pipeline_dates.label_horizon_days', 'spine.snapshot_date') }} as date) > pipeline_dates.label_cutoff_date)
+    or (
+        spine.is_label_complete
+        and cast({{ dbt.dateadd(
+            'day', 'pipeline_dates.label_horizon_days', 'spine.snapshot_date'
+        ) }} as date) > pipeline_dates.label_cutoff_date
+    )
 
 union all
 
-select snapshots.account_id, snapshots.snapshot_date, 'snapshot after as_of or complete label at as_of' as problem
+select
+    snapshots.account_id,
+    snapshots.snapshot_date,
+    'snapshot after as_of or complete label at as_of' as problem
 from snapshots
 cross join pipeline_dates
 where snapshots.snapshot_date > pipeline_dates.as_of_date

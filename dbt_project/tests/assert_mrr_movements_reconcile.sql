@@ -24,7 +24,7 @@ versions as (
 
 pipeline_dates as (
 
-    select * from {{ ref('int_pipeline_dates') }}
+    select * from {{ ref('int_pipeline_dates_resolved') }}
 
 ),
 
@@ -35,10 +35,11 @@ arithmetic as (
         month_start,
         'closing != opening + movements' as problem
     from movements
-    where abs(
-        opening_mrr_usd + new_mrr_usd + expansion_mrr_usd + reactivation_mrr_usd + price_change_mrr_usd
-        - contraction_mrr_usd - churn_mrr_usd - closing_mrr_usd
-    ) >= 0.01
+    where
+        abs(
+            opening_mrr_usd + new_mrr_usd + expansion_mrr_usd + reactivation_mrr_usd
+            + price_change_mrr_usd - contraction_mrr_usd - churn_mrr_usd - closing_mrr_usd
+        ) >= 0.01
         or abs(expansion_mrr_usd - upsell_mrr_usd - cross_sell_mrr_usd) >= 0.01
 
 ),
@@ -54,17 +55,23 @@ continuity as (
             account_id,
             month_start,
             opening_mrr_usd,
-            lag(closing_mrr_usd) over (partition by account_id order by month_start) as previous_closing,
-            lag(month_start) over (partition by account_id order by month_start) as previous_month_start
+            lag(closing_mrr_usd) over (partition by account_id order by month_start)
+                as previous_closing,
+            lag(month_start) over (partition by account_id order by month_start)
+                as previous_month_start
         from movements
     ) as lagged
-    where abs(
-        opening_mrr_usd
-        - case
-            when previous_month_start = cast({{ dbt.dateadd('month', -1, 'month_start') }} as date) then previous_closing
-            else 0
-        end
-    ) >= 0.01
+    where
+        abs(
+            opening_mrr_usd
+            - case
+                when
+                    previous_month_start
+                    = cast({{ dbt.dateadd('month', -1, 'month_start') }} as date)
+                then previous_closing
+                else 0
+            end
+        ) >= 0.01
 
 ),
 

@@ -1,4 +1,5 @@
--- int_pipeline_dates must hold exactly one row with an as_of date: every model cross-joins it.
+-- int_pipeline_dates_resolved must hold exactly one row with an as_of date: every model
+-- cross-joins it.
 select count(*) as n_rows
-from {{ ref('int_pipeline_dates') }}
+from {{ ref('int_pipeline_dates_resolved') }}
 having count(*) != 1 or count(as_of_date) != 1

@@ -1,5 +1,7 @@
--- The reporting_currency var must have a rate in seeds/fx_rates.csv, or every *_usd amount is empty.
+-- The reporting_currency var must have a rate in seeds/fx_rates.csv, or every *_usd amount
+-- is empty.
 select '{{ var("reporting_currency") }}' as reporting_currency
-where not exists (
-    select 1 from {{ ref('fx_rates') }} where currency = '{{ var("reporting_currency") }}'
-)
+where
+    not exists (
+        {{ reporting_rate(ref('fx_rates')) }}
+    )

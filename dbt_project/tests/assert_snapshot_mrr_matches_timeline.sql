@@ -21,13 +21,16 @@ timeline as (
         changed_at,
         mrr_usd as timeline_mrr_usd,
         is_active as timeline_is_active
-    from {{ ref('int_account_mrr_timeline') }}
+    from {{ ref('int_account_mrr_rolled_up') }}
 
 ),
 
 looked_up as (
 
-    {{ asof_join('snapshots', 'timeline', ['account_id'], 'snapshot_end_at', 'changed_at', ['timeline_mrr_usd', 'timeline_is_active']) }}
+    {{ asof_join(
+        'snapshots', 'timeline', ['account_id'], 'snapshot_end_at', 'changed_at',
+        ['timeline_mrr_usd', 'timeline_is_active']
+    ) }}
 
 )
 

@@ -30,7 +30,11 @@ import pytest
 LINEAGE = {"_built_at", "_inputs_loaded_at", "_build_fingerprint"}
 SNAPSHOTTED = (
     "int_account_usage_snapshotted",
-    "int_account_engagement_snapshotted",
+    "int_account_tickets_snapshotted",
+    "int_account_nps_snapshotted",
+    "int_account_activities_snapshotted",
+    "int_account_invoices_snapshotted",
+    "int_account_opportunities_snapshotted",
     "int_account_contracts_snapshotted",
     "int_account_companions_snapshotted",
     "int_account_movements_snapshotted",

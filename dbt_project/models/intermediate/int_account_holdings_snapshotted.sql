@@ -8,7 +8,7 @@ with
 
 snapshot_dates as (
 
-    select * from {{ ref('int_snapshot_dates') }}
+    select * from {{ ref('int_snapshot_dates_selected') }}
 
 ),
 
@@ -18,10 +18,19 @@ versions as (
 
 ),
 
+snapshot_ends as (
+
+    select
+        snapshot_date,
+        cast({{ dbt.dateadd('day', 1, 'snapshot_date') }} as timestamp) as snapshot_end_at
+    from snapshot_dates
+
+),
+
 final as (
 
     select
-        snapshot_dates.snapshot_date,
+        snapshot_ends.snapshot_date,
         versions.account_id,
         versions.subscription_id,
         versions.change_id,
@@ -33,10 +42,10 @@ final as (
         versions.mrr_usd,
         versions.started_at,
         versions.term_months
-    from snapshot_dates
+    from snapshot_ends
     inner join versions
-        on versions.valid_from < cast({{ dbt.dateadd('day', 1, 'snapshot_dates.snapshot_date') }} as timestamp)
-        and (versions.valid_to is null or versions.valid_to >= cast({{ dbt.dateadd('day', 1, 'snapshot_dates.snapshot_date') }} as timestamp))
+        on versions.valid_from < snapshot_ends.snapshot_end_at
+        and (versions.valid_to is null or versions.valid_to >= snapshot_ends.snapshot_end_at)
 
 )
 

@@ -23,7 +23,11 @@ events as (
 
 expansions as (
 
-    select account_id, event_at, movement_type, mrr_change_usd
+    select
+        account_id,
+        event_at,
+        movement_type,
+        mrr_change_usd
     from events
     where is_expansion
 

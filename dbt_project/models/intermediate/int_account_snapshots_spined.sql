@@ -18,13 +18,13 @@ accounts as (
 
 snapshot_dates as (
 
-    select * from {{ ref('int_snapshot_dates') }}
+    select * from {{ ref('int_snapshot_dates_selected') }}
 
 ),
 
 pipeline_dates as (
 
-    select * from {{ ref('int_pipeline_dates') }}
+    select * from {{ ref('int_pipeline_dates_resolved') }}
 
 ),
 
@@ -34,14 +34,22 @@ final as (
         accounts.account_id,
         snapshot_dates.snapshot_date,
         snapshot_dates.is_scoring_snapshot,
-        cast({{ dbt.dateadd('day', 1, 'snapshot_dates.snapshot_date') }} as timestamp) as snapshot_end_at,
-        cast({{ dbt.dateadd('day', 1, 'snapshot_dates.snapshot_date') }} as timestamp) as label_start_at,
+        cast({{ dbt.dateadd('day', 1, 'snapshot_dates.snapshot_date') }} as timestamp)
+            as snapshot_end_at,
+        cast({{ dbt.dateadd('day', 1, 'snapshot_dates.snapshot_date') }} as timestamp)
+            as label_start_at,
         least(
-            cast({{ dbt.dateadd('day', 'pipeline_dates.label_horizon_days + 1', 'snapshot_dates.snapshot_date') }} as timestamp),
+            cast({{ dbt.dateadd(
+                'day', 'pipeline_dates.label_horizon_days + 1', 'snapshot_dates.snapshot_date'
+            ) }} as timestamp),
             pipeline_dates.label_cutoff_end_at
         ) as label_end_at,
-        cast({{ dbt.dateadd('day', 'pipeline_dates.label_horizon_days', 'snapshot_dates.snapshot_date') }} as date)
-            <= pipeline_dates.label_cutoff_date as is_label_complete
+        (
+            cast({{ dbt.dateadd(
+                'day', 'pipeline_dates.label_horizon_days', 'snapshot_dates.snapshot_date'
+            ) }} as date)
+            <= pipeline_dates.label_cutoff_date
+        ) as is_label_complete
     from accounts
     inner join snapshot_dates
         on cast(accounts.created_at as date) <= snapshot_dates.snapshot_date

@@ -20,7 +20,7 @@ with
 
 product_changes as (
 
-    select * from {{ ref('int_account_product_changes') }}
+    select * from {{ ref('int_account_product_states_compared') }}
 
 ),
 
@@ -48,12 +48,14 @@ classified as (
                 end
             when mrr_usd_after > mrr_usd_before then
                 case
-                    when tier_rank_after > tier_rank_before or quantity_after > quantity_before then 'upsell'
+                    when tier_rank_after > tier_rank_before or quantity_after > quantity_before
+                    then 'upsell'
                     else 'price_change'
                 end
             when mrr_usd_after < mrr_usd_before then
                 case
-                    when tier_rank_after < tier_rank_before or quantity_after < quantity_before then 'contraction'
+                    when tier_rank_after < tier_rank_before or quantity_after < quantity_before
+                    then 'contraction'
                     else 'price_change'
                 end
         end as movement_type
@@ -64,17 +66,24 @@ classified as (
 final as (
 
     select
-        {{ dbt.hash(dbt.concat(['classified.account_id', "'|'", 'classified.product_id', "'|'", 'cast(classified.changed_at as ' ~ dbt.type_string() ~ ')'])) }} as event_id,
+        {{ dbt.hash(dbt.concat([
+            'classified.account_id', "'|'", 'classified.product_id', "'|'",
+            'cast(classified.changed_at as ' ~ dbt.type_string() ~ ')'
+        ])) }} as event_id,
         classified.account_id,
         classified.product_id,
         products.product_name,
         classified.changed_at as event_at,
         cast(classified.changed_at as date) as event_date,
         classified.movement_type,
-        classified.movement_type in ('upsell', 'cross_sell') and classified.mrr_usd_after > classified.mrr_usd_before as is_expansion,
+        (
+            classified.movement_type in ('upsell', 'cross_sell')
+            and classified.mrr_usd_after > classified.mrr_usd_before
+        ) as is_expansion,
         classified.mrr_usd_before,
         classified.mrr_usd_after,
-        cast(classified.mrr_usd_after - classified.mrr_usd_before as decimal(38, 6)) as mrr_change_usd,
+        cast(classified.mrr_usd_after - classified.mrr_usd_before as decimal(38, 6))
+            as mrr_change_usd,
         classified.quantity_before,
         classified.quantity_after,
         classified.tier_rank_before,

@@ -55,9 +55,7 @@ fx_rates as (
 
 reporting_rate as (
 
-    select rate_to_usd as reporting_rate_to_usd
-    from fx_rates
-    where currency = '{{ var("reporting_currency") }}'
+    {{ reporting_rate() }}
 
 ),
 
@@ -108,7 +106,10 @@ closed as (
         *,
         nullif(
             least(
-                coalesce(lead(valid_from) over (partition by subscription_id order by version_number), {{ end_of_time() }}),
+                coalesce(
+                    lead(valid_from) over (partition by subscription_id order by version_number),
+                    {{ end_of_time() }}
+                ),
                 coalesce(canceled_at, {{ end_of_time() }})
             ),
             {{ end_of_time() }}
@@ -141,7 +142,9 @@ priced as (
         closed.effective_at,
         closed.valid_from,
         closed.valid_to,
-        cast(closed.unit_amount * closed.quantity / closed.billing_period_months as decimal(38, 6)) as mrr,
+        cast(
+            closed.unit_amount * closed.quantity / closed.billing_period_months as decimal(38, 6)
+        ) as mrr,
         cast(
             closed.unit_amount * closed.quantity / closed.billing_period_months
             * fx_rates.rate_to_usd / reporting_rate.reporting_rate_to_usd
@@ -158,12 +161,6 @@ priced as (
     where closed.valid_to is null
         or closed.valid_to > closed.valid_from
 
-),
-
-final as (
-
-    select * from priced
-
 )
 
-select * from final
+select * from priced

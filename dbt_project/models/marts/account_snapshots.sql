@@ -52,9 +52,33 @@ usage as (
 
 ),
 
-engagement as (
+tickets as (
 
-    select * from {{ ref('int_account_engagement_snapshotted') }}
+    select * from {{ ref('int_account_tickets_snapshotted') }}
+
+),
+
+nps as (
+
+    select * from {{ ref('int_account_nps_snapshotted') }}
+
+),
+
+activities as (
+
+    select * from {{ ref('int_account_activities_snapshotted') }}
+
+),
+
+invoices as (
+
+    select * from {{ ref('int_account_invoices_snapshotted') }}
+
+),
+
+opportunities as (
+
+    select * from {{ ref('int_account_opportunities_snapshotted') }}
 
 ),
 
@@ -70,7 +94,9 @@ billing_currency as (
     select
         account_id,
         currency as billing_currency
-    from ({{ deduplicate('customers', ['account_id'], ['created_at', 'customer_id']) }}) as oldest_customer
+    from (
+        {{ deduplicate('customers', ['account_id'], ['created_at', 'customer_id']) }}
+    ) as oldest_customer
 
 ),
 
@@ -91,7 +117,8 @@ final as (
         ) }} as integer) as tenure_days,
         cast(contracts.mrr_usd as {{ type_double() }}) as mrr_usd,
         cast(movements.mrr_usd_90d_ago as {{ type_double() }}) as mrr_usd_90d_ago,
-        cast(contracts.mrr_usd - movements.mrr_usd_90d_ago as {{ type_double() }}) as mrr_change_90d_usd,
+        cast(contracts.mrr_usd - movements.mrr_usd_90d_ago as {{ type_double() }})
+            as mrr_change_90d_usd,
         contracts.products_held,
         companions.companion_products_not_held,
         companions.top_companion_product_id,
@@ -103,29 +130,33 @@ final as (
         usage.active_users_30d_avg,
         usage.active_users_90d_avg,
         usage.active_users_trend_28d,
-        {{ safe_divide('usage.active_users_7d_avg', 'contracts.seats_purchased') }} as seat_utilization_7d,
-        {{ safe_divide('usage.active_users_30d_avg', 'contracts.seats_purchased') }} as seat_utilization_30d,
+        {{ safe_divide('usage.active_users_7d_avg', 'contracts.seats_purchased') }}
+            as seat_utilization_7d,
+        {{ safe_divide('usage.active_users_30d_avg', 'contracts.seats_purchased') }}
+            as seat_utilization_30d,
         usage.api_calls_30d,
-        {{ safe_divide('usage.api_calls_30d', 'contracts.api_calls_limit') }} as api_calls_utilization,
+        {{ safe_divide('usage.api_calls_30d', 'contracts.api_calls_limit') }}
+            as api_calls_utilization,
         usage.storage_gb_latest,
-        {{ safe_divide('usage.storage_gb_latest', 'contracts.storage_limit_gb') }} as storage_utilization,
+        {{ safe_divide('usage.storage_gb_latest', 'contracts.storage_limit_gb') }}
+            as storage_utilization,
         usage.features_used_30d_avg,
         contracts.days_to_renewal,
-        engagement.tickets_open,
-        engagement.urgent_tickets_open,
-        engagement.tickets_90d,
-        engagement.nps_latest,
-        engagement.nps_previous,
-        engagement.days_since_nps,
-        engagement.is_promoter_90d,
-        engagement.is_detractor_90d,
-        engagement.activities_30d,
-        engagement.meetings_90d,
-        engagement.days_since_last_activity,
-        engagement.invoices_paid_late_365d,
-        engagement.invoices_overdue_open,
-        engagement.opportunities_open,
-        engagement.opportunities_won_365d,
+        tickets.tickets_open,
+        tickets.urgent_tickets_open,
+        tickets.tickets_90d,
+        nps.nps_latest,
+        nps.nps_previous,
+        nps.days_since_nps,
+        nps.is_promoter_90d,
+        nps.is_detractor_90d,
+        activities.activities_30d,
+        activities.meetings_90d,
+        activities.days_since_last_activity,
+        invoices.invoices_paid_late_365d,
+        invoices.invoices_overdue_open,
+        opportunities.opportunities_open,
+        opportunities.opportunities_won_365d,
         movements.days_since_last_expansion,
         movements.days_since_last_contraction,
         contracts.next_tier_plan_name,
@@ -151,9 +182,21 @@ final as (
     left join usage
         on usage.account_id = spine.account_id
         and usage.snapshot_date = spine.snapshot_date
-    left join engagement
-        on engagement.account_id = spine.account_id
-        and engagement.snapshot_date = spine.snapshot_date
+    left join tickets
+        on tickets.account_id = spine.account_id
+        and tickets.snapshot_date = spine.snapshot_date
+    left join nps
+        on nps.account_id = spine.account_id
+        and nps.snapshot_date = spine.snapshot_date
+    left join activities
+        on activities.account_id = spine.account_id
+        and activities.snapshot_date = spine.snapshot_date
+    left join invoices
+        on invoices.account_id = spine.account_id
+        and invoices.snapshot_date = spine.snapshot_date
+    left join opportunities
+        on opportunities.account_id = spine.account_id
+        and opportunities.snapshot_date = spine.snapshot_date
     left join labels
         on labels.account_id = spine.account_id
         and labels.snapshot_date = spine.snapshot_date

@@ -25,7 +25,7 @@ fx_rates as (
 
 pipeline_dates as (
 
-    select * from {{ ref('int_pipeline_dates') }}
+    select * from {{ ref('int_pipeline_dates_resolved') }}
 
 ),
 
@@ -34,7 +34,7 @@ contracts_at_as_of as (
     select contracts.*
     from {{ ref('int_account_contracts_snapshotted') }} as contracts
     inner join pipeline_dates
-        on contracts.snapshot_date = pipeline_dates.as_of_date
+        on pipeline_dates.as_of_date = contracts.snapshot_date
 
 ),
 
@@ -50,7 +50,9 @@ billing_currency as (
     select
         account_id,
         currency as billing_currency
-    from ({{ deduplicate('customers', ['account_id'], ['created_at', 'customer_id']) }}) as oldest_customer
+    from (
+        {{ deduplicate('customers', ['account_id'], ['created_at', 'customer_id']) }}
+    ) as oldest_customer
 
 ),
 
@@ -69,9 +71,7 @@ last_churn as (
 
 reporting_rate as (
 
-    select rate_to_usd as reporting_rate_to_usd
-    from fx_rates
-    where currency = '{{ var("reporting_currency") }}'
+    {{ reporting_rate() }}
 
 ),
 
@@ -93,10 +93,12 @@ final as (
         ) }} as integer) as tenure_days,
         case
             when contracts_at_as_of.mrr_usd = 0 then 0
-            else cast(
-                contracts_at_as_of.mrr_usd * reporting_rate.reporting_rate_to_usd / fx_rates.rate_to_usd
-                as {{ type_double() }}
-            )
+            else
+                cast(
+                    contracts_at_as_of.mrr_usd * reporting_rate.reporting_rate_to_usd
+                    / fx_rates.rate_to_usd
+                    as {{ type_double() }}
+                )
         end as current_mrr,
         cast(contracts_at_as_of.mrr_usd as {{ type_double() }}) as current_mrr_usd,
         contracts_at_as_of.products_held,

@@ -38,7 +38,7 @@ accounts as (
 
 pipeline_dates as (
 
-    select * from {{ ref('int_pipeline_dates') }}
+    select * from {{ ref('int_pipeline_dates_resolved') }}
 
 ),
 
@@ -48,7 +48,8 @@ known_subscriptions as (
         subscriptions.*,
         customers.account_id,
         case
-            when subscriptions.canceled_at < pipeline_dates.as_of_end_at then subscriptions.canceled_at
+            when subscriptions.canceled_at < pipeline_dates.as_of_end_at
+            then subscriptions.canceled_at
         end as known_canceled_at,
         pipeline_dates.as_of_date,
         pipeline_dates.as_of_end_at
@@ -93,15 +94,23 @@ final as (
         known_subscriptions.known_canceled_at as canceled_at,
         case
             when known_subscriptions.known_canceled_at is null then
-                {{ next_renewal_date('known_subscriptions.started_at', 'known_subscriptions.term_months', 'known_subscriptions.as_of_date') }}
+                {{ next_renewal_date(
+                    'known_subscriptions.started_at',
+                    'known_subscriptions.term_months',
+                    'known_subscriptions.as_of_date'
+                ) }}
         end as renewal_date,
-        case when known_subscriptions.known_canceled_at is null then 'active' else 'canceled' end as status,
         case
-            when known_subscriptions.known_canceled_at is null then cast(coalesce(version_at_as_of.mrr, 0) as {{ type_double() }})
+            when known_subscriptions.known_canceled_at is null then 'active' else 'canceled'
+        end as status,
+        case
+            when known_subscriptions.known_canceled_at is null
+            then cast(coalesce(version_at_as_of.mrr, 0) as {{ type_double() }})
             else 0
         end as current_mrr,
         case
-            when known_subscriptions.known_canceled_at is null then cast(coalesce(version_at_as_of.mrr_usd, 0) as {{ type_double() }})
+            when known_subscriptions.known_canceled_at is null
+            then cast(coalesce(version_at_as_of.mrr_usd, 0) as {{ type_double() }})
             else 0
         end as current_mrr_usd
     from known_subscriptions

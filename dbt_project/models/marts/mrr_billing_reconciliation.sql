@@ -57,15 +57,13 @@ fx_rates as (
 
 pipeline_dates as (
 
-    select * from {{ ref('int_pipeline_dates') }}
+    select * from {{ ref('int_pipeline_dates_resolved') }}
 
 ),
 
 reporting_rate as (
 
-    select rate_to_usd as reporting_rate_to_usd
-    from fx_rates
-    where currency = '{{ var("reporting_currency") }}'
+    {{ reporting_rate() }}
 
 ),
 
@@ -113,7 +111,8 @@ billed_periods as (
         invoices.subscription_id,
         invoices.issued_at,
         invoices.status,
-        {{ dbt.dateadd('month', 'subscriptions.billing_period_months', 'invoices.issued_at') }} as period_end_at,
+        {{ dbt.dateadd('month', 'subscriptions.billing_period_months', 'invoices.issued_at') }}
+            as period_end_at,
         cast(
             invoices.amount_due / subscriptions.billing_period_months
             * fx_rates.rate_to_usd / reporting_rate.reporting_rate_to_usd
@@ -125,7 +124,7 @@ billed_periods as (
     left join fx_rates
         on fx_rates.currency = invoices.currency
     cross join reporting_rate
-    where invoices.issued_at < (select as_of_end_at from pipeline_dates)
+    where invoices.issued_at < (select pipeline_dates.as_of_end_at from pipeline_dates)
 
 ),
 
@@ -147,8 +146,18 @@ covering as (
     select
         month_ends.month_start,
         billed_versions.subscription_id,
-        sum(case when billed_versions.status = 'void' then 0 else billed_versions.invoice_mrr_usd end) as invoiced_mrr_usd,
-        sum(case when billed_versions.status = 'void' then billed_versions.invoice_mrr_usd else 0 end) as voided_mrr_usd,
+        sum(
+            case
+                when billed_versions.status = 'void' then 0
+                else billed_versions.invoice_mrr_usd
+            end
+        ) as invoiced_mrr_usd,
+        sum(
+            case
+                when billed_versions.status = 'void' then billed_versions.invoice_mrr_usd
+                else 0
+            end
+        ) as voided_mrr_usd,
         sum(billed_versions.contract_mrr_usd_at_issue) as contract_mrr_usd_at_issue
     from month_ends
     inner join billed_versions
@@ -167,12 +176,15 @@ per_subscription as (
         coalesce(covering.voided_mrr_usd, 0) as voided_mrr_usd,
         case
             when covering.subscription_id is not null
-                then covering.contract_mrr_usd_at_issue - covering.invoiced_mrr_usd - covering.voided_mrr_usd
+            then
+                covering.contract_mrr_usd_at_issue
+                - covering.invoiced_mrr_usd
+                - covering.voided_mrr_usd
             else 0
         end as billing_variance_mrr_usd,
         case
             when contracted.subscription_id is not null and covering.subscription_id is not null
-                then contracted.mrr_usd - covering.contract_mrr_usd_at_issue
+            then contracted.mrr_usd - covering.contract_mrr_usd_at_issue
             else 0
         end as changed_since_invoiced_mrr_usd,
         case
@@ -200,8 +212,10 @@ monthly as (
         coalesce(sum(per_subscription.invoiced_mrr_usd), 0) as invoiced_mrr_usd,
         coalesce(sum(per_subscription.voided_mrr_usd), 0) as voided_mrr_usd,
         coalesce(sum(per_subscription.billing_variance_mrr_usd), 0) as billing_variance_mrr_usd,
-        coalesce(sum(per_subscription.changed_since_invoiced_mrr_usd), 0) as changed_since_invoiced_mrr_usd,
-        coalesce(sum(per_subscription.canceled_in_billed_period_mrr_usd), 0) as canceled_in_billed_period_mrr_usd,
+        coalesce(sum(per_subscription.changed_since_invoiced_mrr_usd), 0)
+            as changed_since_invoiced_mrr_usd,
+        coalesce(sum(per_subscription.canceled_in_billed_period_mrr_usd), 0)
+            as canceled_in_billed_period_mrr_usd,
         coalesce(sum(per_subscription.not_invoiced_mrr_usd), 0) as not_invoiced_mrr_usd
     from month_ends
     left join per_subscription
@@ -220,8 +234,10 @@ final as (
         cast(invoiced_mrr_usd as {{ type_double() }}) as invoiced_mrr_usd,
         cast(voided_mrr_usd as {{ type_double() }}) as voided_mrr_usd,
         cast(billing_variance_mrr_usd as {{ type_double() }}) as billing_variance_mrr_usd,
-        cast(changed_since_invoiced_mrr_usd as {{ type_double() }}) as changed_since_invoiced_mrr_usd,
-        cast(canceled_in_billed_period_mrr_usd as {{ type_double() }}) as canceled_in_billed_period_mrr_usd,
+        cast(changed_since_invoiced_mrr_usd as {{ type_double() }})
+            as changed_since_invoiced_mrr_usd,
+        cast(canceled_in_billed_period_mrr_usd as {{ type_double() }})
+            as canceled_in_billed_period_mrr_usd,
         cast(not_invoiced_mrr_usd as {{ type_double() }}) as not_invoiced_mrr_usd,
         cast(
             contracted_mrr_usd

@@ -25,7 +25,7 @@ accounts as (
 
 pipeline_dates as (
 
-    select * from {{ ref('int_pipeline_dates') }}
+    select * from {{ ref('int_pipeline_dates_resolved') }}
 
 ),
 
@@ -60,9 +60,12 @@ account_months as (
 
     select
         first_months.account_id,
-        cast({{ dbt.dateadd('month', 'months_after.n', 'first_months.first_month_start') }} as date) as month_start
+        cast({{ dbt.dateadd('month', 'months_after.n', 'first_months.first_month_start') }} as date)
+            as month_start
     from (
-        select account_id, min(month_start) as first_month_start
+        select
+            account_id,
+            min(month_start) as first_month_start
         from monthly
         group by account_id
     ) as first_months
@@ -114,11 +117,13 @@ final as (
     select
         balanced.account_id,
         balanced.month_start,
-        cast(balanced.closing_mrr_usd - balanced.net_change_mrr_usd as {{ type_double() }}) as opening_mrr_usd,
+        cast(balanced.closing_mrr_usd - balanced.net_change_mrr_usd as {{ type_double() }})
+            as opening_mrr_usd,
         cast(balanced.new_mrr_usd as {{ type_double() }}) as new_mrr_usd,
         cast(balanced.upsell_mrr_usd as {{ type_double() }}) as upsell_mrr_usd,
         cast(balanced.cross_sell_mrr_usd as {{ type_double() }}) as cross_sell_mrr_usd,
-        cast(balanced.upsell_mrr_usd + balanced.cross_sell_mrr_usd as {{ type_double() }}) as expansion_mrr_usd,
+        cast(balanced.upsell_mrr_usd + balanced.cross_sell_mrr_usd as {{ type_double() }})
+            as expansion_mrr_usd,
         cast(balanced.contraction_mrr_usd as {{ type_double() }}) as contraction_mrr_usd,
         cast(balanced.churn_mrr_usd as {{ type_double() }}) as churn_mrr_usd,
         cast(balanced.reactivation_mrr_usd as {{ type_double() }}) as reactivation_mrr_usd,

@@ -50,7 +50,8 @@ aggregated as (
         sum(reactivation_mrr_usd) as reactivation_mrr_usd,
         sum(price_change_mrr_usd) as price_change_mrr_usd,
         sum(
-            opening_mrr_usd + expansion_mrr_usd + price_change_mrr_usd - contraction_mrr_usd - churn_mrr_usd
+            opening_mrr_usd + expansion_mrr_usd + price_change_mrr_usd
+            - contraction_mrr_usd - churn_mrr_usd
         ) filter (where opening_mrr_usd > 0) as retained_mrr_usd,
         sum(
             opening_mrr_usd + least(price_change_mrr_usd, 0) - contraction_mrr_usd - churn_mrr_usd

@@ -1,6 +1,6 @@
 {#-
     Cross-sell candidates of each account at each snapshot date, from the product pairs
-    measured on the same date (int_product_companions):
+    measured on the same date (int_product_companions_measured):
       companion_products_not_held  usual companions (is_companion: lift above chance) of the
                                    held products that the account does not hold
       top_companion_product_*      the most likely next product: among products not held
@@ -10,17 +10,13 @@
                                    holding only the core product (lift ~1 with everything)
                                    still gets the add-on most core holders buy.
 -#}
-{#- Incremental by snapshot_date (folder config in dbt_project.yml): `plan` holds the snapshot
-    dates this build recomputes, those whose inputs changed since the last build (all of
-    them on a first build or --full-refresh); see macros/snapshot_incremental.sql. -#}
+{#- the snapshot dates this build recomputes: macros/snapshot_incremental.sql -#}
 {%- set plan = snapshot_rebuild_plan() %}
 with
 
 spine as (
 
-    -- only the snapshot dates this build recomputes (all of them on a full build)
-    select * from {{ ref('int_account_snapshots_spined') }}
-    where {{ snapshot_dates_filter(plan) }}
+    {{ snapshot_spine(plan) }}
 
 ),
 
@@ -33,14 +29,17 @@ holdings as (
 
 companions as (
 
-    select * from {{ ref('int_product_companions') }}
+    select * from {{ ref('int_product_companions_measured') }}
     where {{ snapshot_dates_filter(plan) }}
 
 ),
 
 held_products as (
 
-    select distinct snapshot_date, account_id, product_id
+    select distinct
+        snapshot_date,
+        account_id,
+        product_id
     from holdings
 
 ),
@@ -60,13 +59,14 @@ candidates as (
         on companions.snapshot_date = held_products.snapshot_date
         and companions.product_id = held_products.product_id
         and companions.is_frequent
-    where not exists (
-        select 1
-        from held_products as already_held
-        where already_held.snapshot_date = held_products.snapshot_date
-            and already_held.account_id = held_products.account_id
-            and already_held.product_id = companions.companion_product_id
-    )
+    where
+        not exists (
+            select 1
+            from held_products as already_held
+            where already_held.snapshot_date = held_products.snapshot_date
+                and already_held.account_id = held_products.account_id
+                and already_held.product_id = companions.companion_product_id
+        )
     group by
         held_products.snapshot_date,
         held_products.account_id,
@@ -80,12 +80,13 @@ ordered as (
     select
         snapshot_date,
         account_id,
-        count(*) filter (where is_companion) over (partition by snapshot_date, account_id) as companion_products_not_held,
+        count(*) filter (where is_companion) over (partition by snapshot_date, account_id)
+            as companion_products_not_held,
         companion_product_id as top_companion_product_id,
         companion_product_name as top_companion_product_name,
         row_number() over (
             partition by snapshot_date, account_id
-            order by is_companion desc, confidence desc, lift desc, companion_product_id
+            order by is_companion desc, confidence desc, lift desc, companion_product_id asc
         ) as candidate_rank
     from candidates
 
@@ -109,7 +110,8 @@ final as (
     select
         spine.account_id,
         spine.snapshot_date,
-        cast(coalesce(ranked.companion_products_not_held, 0) as integer) as companion_products_not_held,
+        cast(coalesce(ranked.companion_products_not_held, 0) as integer)
+            as companion_products_not_held,
         ranked.top_companion_product_id,
         ranked.top_companion_product_name,
         {{ snapshot_build_columns(plan) }}

@@ -4,17 +4,16 @@
     tier, then the earliest start) with its plan, seats, limits and next renewal.
     One row per account per snapshot date (spine), nulls/zeros when nothing is held.
 -#}
-{#- Incremental by snapshot_date (folder config in dbt_project.yml): `plan` holds the snapshot
-    dates this build recomputes, those whose inputs changed since the last build (all of
-    them on a first build or --full-refresh); see macros/snapshot_incremental.sql. -#}
+{#- the snapshot dates this build recomputes: macros/snapshot_incremental.sql -#}
 {%- set plan = snapshot_rebuild_plan() %}
+{%- set core_renewal_date = next_renewal_date(
+    'core_subscription.core_started_at', 'core_subscription.core_term_months', 'spine.snapshot_date'
+) %}
 with
 
 spine as (
 
-    -- only the snapshot dates this build recomputes (all of them on a full build)
-    select * from {{ ref('int_account_snapshots_spined') }}
-    where {{ snapshot_dates_filter(plan) }}
+    {{ snapshot_spine(plan) }}
 
 ),
 
@@ -112,7 +111,7 @@ final as (
         cast(coalesce(account_totals.products_held, 0) as integer) as products_held,
         case
             when first_starts.first_subscription_at < spine.snapshot_end_at
-                then first_starts.first_subscription_at
+            then first_starts.first_subscription_at
         end as first_subscription_at,
         core_subscription.core_subscription_id,
         core_subscription.core_product_id,
@@ -124,11 +123,9 @@ final as (
         cast(core_product_seats.seats_purchased as integer) as seats_purchased,
         plans.storage_limit_gb,
         plans.api_calls_limit,
-        {{ next_renewal_date('core_subscription.core_started_at', 'core_subscription.core_term_months', 'spine.snapshot_date') }} as core_renewal_date,
+        {{ core_renewal_date }} as core_renewal_date,
         cast({{ dbt.datediff(
-            'spine.snapshot_date',
-            next_renewal_date('core_subscription.core_started_at', 'core_subscription.core_term_months', 'spine.snapshot_date'),
-            'day'
+            'spine.snapshot_date', core_renewal_date, 'day'
         ) }} as integer) as days_to_renewal,
         {{ snapshot_build_columns(plan) }}
     from spine

@@ -5,23 +5,19 @@
     ASOF joins (latest row before an instant per account; the `asof_join` macro) keep this
     linear in the data on DuckDB.
 -#}
-{#- Incremental by snapshot_date (folder config in dbt_project.yml): `plan` holds the snapshot
-    dates this build recomputes, those whose inputs changed since the last build (all of
-    them on a first build or --full-refresh); see macros/snapshot_incremental.sql. -#}
+{#- the snapshot dates this build recomputes: macros/snapshot_incremental.sql -#}
 {%- set plan = snapshot_rebuild_plan() %}
 with
 
 spine as (
 
-    -- only the snapshot dates this build recomputes (all of them on a full build)
-    select * from {{ ref('int_account_snapshots_spined') }}
-    where {{ snapshot_dates_filter(plan) }}
+    {{ snapshot_spine(plan) }}
 
 ),
 
 timeline as (
 
-    select * from {{ ref('int_account_mrr_timeline') }}
+    select * from {{ ref('int_account_mrr_rolled_up') }}
 
 ),
 
@@ -33,7 +29,9 @@ events as (
 
 expansions as (
 
-    select account_id, event_at
+    select
+        account_id,
+        event_at
     from events
     where is_expansion
 
@@ -41,7 +39,9 @@ expansions as (
 
 contractions as (
 
-    select account_id, event_at
+    select
+        account_id,
+        event_at
     from events
     where movement_type = 'contraction'
 
@@ -54,26 +54,33 @@ lookups as (
         spine.snapshot_date,
         spine.snapshot_end_at,
         -- the end of the day 90 days before the snapshot date
-        cast({{ dbt.dateadd('day', -89, 'spine.snapshot_date') }} as timestamp) as ninety_days_ago_end_at
+        cast({{ dbt.dateadd('day', -89, 'spine.snapshot_date') }} as timestamp)
+            as ninety_days_ago_end_at
     from spine
 
 ),
 
 mrr_90d_ago as (
 
-    {{ asof_join('lookups', 'timeline', ['account_id'], 'ninety_days_ago_end_at', 'changed_at', ['mrr_usd']) }}
+    {{ asof_join(
+        'lookups', 'timeline', ['account_id'], 'ninety_days_ago_end_at', 'changed_at', ['mrr_usd']
+    ) }}
 
 ),
 
 last_expansion as (
 
-    {{ asof_join('lookups', 'expansions', ['account_id'], 'snapshot_end_at', 'event_at', ['event_at']) }}
+    {{ asof_join(
+        'lookups', 'expansions', ['account_id'], 'snapshot_end_at', 'event_at', ['event_at']
+    ) }}
 
 ),
 
 last_contraction as (
 
-    {{ asof_join('lookups', 'contractions', ['account_id'], 'snapshot_end_at', 'event_at', ['event_at']) }}
+    {{ asof_join(
+        'lookups', 'contractions', ['account_id'], 'snapshot_end_at', 'event_at', ['event_at']
+    ) }}
 
 ),
 
@@ -83,8 +90,12 @@ final as (
         lookups.account_id,
         lookups.snapshot_date,
         cast(coalesce(mrr_90d_ago.mrr_usd, 0) as decimal(38, 6)) as mrr_usd_90d_ago,
-        cast({{ dbt.datediff('cast(last_expansion.event_at as date)', 'lookups.snapshot_date', 'day') }} as integer) as days_since_last_expansion,
-        cast({{ dbt.datediff('cast(last_contraction.event_at as date)', 'lookups.snapshot_date', 'day') }} as integer) as days_since_last_contraction,
+        cast({{ dbt.datediff(
+            'cast(last_expansion.event_at as date)', 'lookups.snapshot_date', 'day'
+        ) }} as integer) as days_since_last_expansion,
+        cast({{ dbt.datediff(
+            'cast(last_contraction.event_at as date)', 'lookups.snapshot_date', 'day'
+        ) }} as integer) as days_since_last_contraction,
         {{ snapshot_build_columns(plan) }}
     from lookups
     left join mrr_90d_ago

@@ -12,18 +12,14 @@
     28-day windows (last 4 weeks against the 4 before): whole weeks, so it does not move with
     the weekday a snapshot falls on (30-day windows hold 2 extra weekdays that differ).
 -#}
-{#- Incremental by snapshot_date (folder config in dbt_project.yml): `plan` holds the snapshot
-    dates this build recomputes, those whose inputs changed since the last build (all of
-    them on a first build or --full-refresh); see macros/snapshot_incremental.sql. -#}
+{#- the snapshot dates this build recomputes: macros/snapshot_incremental.sql -#}
 {%- set plan = snapshot_rebuild_plan() %}
 {%- set lookback_days = 90 %}
 with
 
 spine as (
 
-    -- only the snapshot dates this build recomputes (all of them on a full build)
-    select * from {{ ref('int_account_snapshots_spined') }}
-    where {{ snapshot_dates_filter(plan) }}
+    {{ snapshot_spine(plan) }}
 
 ),
 
@@ -39,7 +35,8 @@ snapshot_days as (
 
     select
         snapshots.snapshot_date,
-        cast({{ dbt.dateadd('day', '-days_back.n', 'snapshots.snapshot_date') }} as date) as usage_date,
+        cast({{ dbt.dateadd('day', '-days_back.n', 'snapshots.snapshot_date') }} as date)
+            as usage_date,
         cast(days_back.n as integer) as days_back
     from (select distinct snapshot_date from spine) as snapshots
     cross join {{ integer_series(0, lookback_days - 1, 'days_back', 'n') }}
@@ -51,20 +48,35 @@ windowed as (
     select
         usage_daily.account_id,
         snapshot_days.snapshot_date,
-        sum(usage_daily.active_users) filter (where snapshot_days.days_back < 7) as active_users_sum_7d,
-        count(usage_daily.active_users) filter (where snapshot_days.days_back < 7) as active_users_days_7d,
-        sum(usage_daily.active_users) filter (where snapshot_days.days_back < 30) as active_users_sum_30d,
-        count(usage_daily.active_users) filter (where snapshot_days.days_back < 30) as active_users_days_30d,
-        sum(usage_daily.active_users) filter (where snapshot_days.days_back < 28) as active_users_sum_28d,
-        count(usage_daily.active_users) filter (where snapshot_days.days_back < 28) as active_users_days_28d,
-        sum(usage_daily.active_users) filter (where snapshot_days.days_back >= 28 and snapshot_days.days_back < 56) as active_users_sum_prior_28d,
-        count(usage_daily.active_users) filter (where snapshot_days.days_back >= 28 and snapshot_days.days_back < 56) as active_users_days_prior_28d,
+        sum(usage_daily.active_users) filter (where snapshot_days.days_back < 7)
+            as active_users_sum_7d,
+        count(usage_daily.active_users) filter (where snapshot_days.days_back < 7)
+            as active_users_days_7d,
+        sum(usage_daily.active_users) filter (where snapshot_days.days_back < 30)
+            as active_users_sum_30d,
+        count(usage_daily.active_users) filter (where snapshot_days.days_back < 30)
+            as active_users_days_30d,
+        sum(usage_daily.active_users) filter (where snapshot_days.days_back < 28)
+            as active_users_sum_28d,
+        count(usage_daily.active_users) filter (where snapshot_days.days_back < 28)
+            as active_users_days_28d,
+        sum(usage_daily.active_users) filter (
+            where snapshot_days.days_back >= 28 and snapshot_days.days_back < 56
+        ) as active_users_sum_prior_28d,
+        count(usage_daily.active_users) filter (
+            where snapshot_days.days_back >= 28 and snapshot_days.days_back < 56
+        ) as active_users_days_prior_28d,
         sum(usage_daily.active_users) as active_users_sum_90d,
         count(usage_daily.active_users) as active_users_days_90d,
-        coalesce(sum(usage_daily.api_calls) filter (where snapshot_days.days_back < 30), 0) as api_calls_30d,
-        sum(usage_daily.features_used) filter (where snapshot_days.days_back < 30) as features_used_sum_30d,
-        count(usage_daily.features_used) filter (where snapshot_days.days_back < 30) as features_used_days_30d,
-        {{ latest_value('usage_daily.storage_gb', ['usage_daily.usage_date'], 'usage_daily.storage_gb is not null') }} as storage_gb_latest
+        coalesce(sum(usage_daily.api_calls) filter (where snapshot_days.days_back < 30), 0)
+            as api_calls_30d,
+        sum(usage_daily.features_used) filter (where snapshot_days.days_back < 30)
+            as features_used_sum_30d,
+        count(usage_daily.features_used) filter (where snapshot_days.days_back < 30)
+            as features_used_days_30d,
+        {{ latest_value(
+            'usage_daily.storage_gb', ['usage_daily.usage_date'], 'usage_daily.storage_gb is not null'
+        ) }} as storage_gb_latest
     from usage_daily
     inner join snapshot_days
         on snapshot_days.usage_date = usage_daily.usage_date
@@ -81,10 +93,12 @@ averaged as (
         {{ safe_divide('active_users_sum_30d', 'active_users_days_30d') }} as active_users_30d_avg,
         {{ safe_divide('active_users_sum_90d', 'active_users_days_90d') }} as active_users_90d_avg,
         {{ safe_divide('active_users_sum_28d', 'active_users_days_28d') }} as active_users_28d_avg,
-        {{ safe_divide('active_users_sum_prior_28d', 'active_users_days_prior_28d') }} as active_users_prior_28d_avg,
+        {{ safe_divide('active_users_sum_prior_28d', 'active_users_days_prior_28d') }}
+            as active_users_prior_28d_avg,
         api_calls_30d,
         storage_gb_latest,
-        {{ safe_divide('features_used_sum_30d', 'features_used_days_30d') }} as features_used_30d_avg
+        {{ safe_divide('features_used_sum_30d', 'features_used_days_30d') }}
+            as features_used_30d_avg
     from windowed
 
 ),
@@ -97,7 +111,9 @@ final as (
         averaged.active_users_7d_avg,
         averaged.active_users_30d_avg,
         averaged.active_users_90d_avg,
-        {{ safe_divide('averaged.active_users_28d_avg', 'averaged.active_users_prior_28d_avg') }} - 1 as active_users_trend_28d,
+        {{ safe_divide(
+            'averaged.active_users_28d_avg', 'averaged.active_users_prior_28d_avg'
+        ) }} - 1 as active_users_trend_28d,
         cast(averaged.api_calls_30d as {{ type_double() }}) as api_calls_30d,
         averaged.storage_gb_latest,
         averaged.features_used_30d_avg,

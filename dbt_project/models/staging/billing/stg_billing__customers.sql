@@ -25,12 +25,6 @@ renamed as (
     from deduped
     where customer_id is not null
 
-),
-
-final as (
-
-    select * from renamed
-
 )
 
-select * from final
+select * from renamed

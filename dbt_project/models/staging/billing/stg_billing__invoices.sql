@@ -30,12 +30,6 @@ renamed as (
     from deduped
     where invoice_id is not null
 
-),
-
-final as (
-
-    select * from renamed
-
 )
 
-select * from final
+select * from renamed

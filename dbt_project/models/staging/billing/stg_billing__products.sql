@@ -23,12 +23,6 @@ renamed as (
     from deduped
     where product_id is not null
 
-),
-
-final as (
-
-    select * from renamed
-
 )
 
-select * from final
+select * from renamed

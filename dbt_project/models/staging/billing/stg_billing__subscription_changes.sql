@@ -27,12 +27,6 @@ renamed as (
     from deduped
     where change_id is not null
 
-),
-
-final as (
-
-    select * from renamed
-
 )
 
-select * from final
+select * from renamed

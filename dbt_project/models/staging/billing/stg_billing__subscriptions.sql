@@ -28,12 +28,6 @@ renamed as (
     from deduped
     where subscription_id is not null
 
-),
-
-final as (
-
-    select * from renamed
-
 )
 
-select * from final
+select * from renamed

@@ -25,7 +25,7 @@ renamed as (
         -- personal data: the owner's e-mail is kept only as a hash (joins, no address)
         case
             when nullif(trim(owner_email), '') is not null
-                then {{ hash_sha256('lower(trim(owner_email))') }}
+            then {{ hash_sha256('lower(trim(owner_email))') }}
         end as owner_email_hash,
         created_at,
         updated_at,
@@ -34,12 +34,6 @@ renamed as (
     from deduped
     where account_id is not null
 
-),
-
-final as (
-
-    select * from renamed
-
 )
 
-select * from final
+select * from renamed

@@ -24,12 +24,6 @@ renamed as (
     from deduped
     where activity_id is not null
 
-),
-
-final as (
-
-    select * from renamed
-
 )
 
-select * from final
+select * from renamed

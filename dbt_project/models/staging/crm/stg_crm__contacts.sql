@@ -20,7 +20,7 @@ renamed as (
         -- personal data: names dropped, e-mail kept only as a sha256 hash
         case
             when nullif(trim(email), '') is not null
-                then {{ hash_sha256('lower(trim(email))') }}
+            then {{ hash_sha256('lower(trim(email))') }}
         end as email_hash,
         nullif(trim(title), '') as title,
         coalesce(is_primary, false) as is_primary,
@@ -31,12 +31,6 @@ renamed as (
     from deduped
     where contact_id is not null
 
-),
-
-final as (
-
-    select * from renamed
-
 )
 
-select * from final
+select * from renamed

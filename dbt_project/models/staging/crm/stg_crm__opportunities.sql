@@ -29,12 +29,6 @@ renamed as (
     from deduped
     where opportunity_id is not null
 
-),
-
-final as (
-
-    select * from renamed
-
 )
 
-select * from final
+select * from renamed

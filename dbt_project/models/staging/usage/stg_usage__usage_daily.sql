@@ -113,12 +113,6 @@ deduped_pivoted as (
         and value is not null
     group by trim(account_id), usage_date
 
-),
-
-final as (
-
-    select * from deduped_pivoted
-
 )
 
-select * from final
+select * from deduped_pivoted

@@ -9,14 +9,16 @@ with
 
 pipeline_dates as (
 
-    select * from {{ ref('int_pipeline_dates') }}
+    select * from {{ ref('int_pipeline_dates_resolved') }}
 
 ),
 
 month_ends as (
 
     select
-        cast({{ dbt.last_day(dbt.dateadd('month', '-months_back.n', 'pipeline_dates.as_of_date'), 'month') }} as date) as snapshot_date
+        cast({{ dbt.last_day(
+            dbt.dateadd('month', '-months_back.n', 'pipeline_dates.as_of_date'), 'month'
+        ) }} as date) as snapshot_date
     from pipeline_dates
     cross join {{ integer_series(0, var('snapshot_history_months'), 'months_back', 'n') }}
 
@@ -30,7 +32,9 @@ in_data_window as (
     from month_ends
     cross join pipeline_dates
     where month_ends.snapshot_date <= pipeline_dates.as_of_date
-        and month_ends.snapshot_date >= coalesce(pipeline_dates.data_start_date, pipeline_dates.as_of_date)
+        and month_ends.snapshot_date >= coalesce(
+            pipeline_dates.data_start_date, pipeline_dates.as_of_date
+        )
 
 ),
 
@@ -46,7 +50,8 @@ with_scoring_date as (
 
     select snapshot_date from recent_month_ends
     union
-    select as_of_date as snapshot_date from pipeline_dates where as_of_date is not null
+    select as_of_date as snapshot_date from pipeline_dates
+    where as_of_date is not null
 
 ),
 
@@ -54,7 +59,10 @@ final as (
 
     select
         with_scoring_date.snapshot_date,
-        with_scoring_date.snapshot_date = cast({{ dbt.last_day('with_scoring_date.snapshot_date', 'month') }} as date) as is_month_end,
+        (
+            with_scoring_date.snapshot_date
+            = cast({{ dbt.last_day('with_scoring_date.snapshot_date', 'month') }} as date)
+        ) as is_month_end,
         with_scoring_date.snapshot_date = pipeline_dates.as_of_date as is_scoring_snapshot
     from with_scoring_date
     cross join pipeline_dates

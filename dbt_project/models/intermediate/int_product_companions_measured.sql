@@ -27,7 +27,10 @@ products as (
 
 account_products as (
 
-    select distinct snapshot_date, account_id, product_id
+    select distinct
+        snapshot_date,
+        account_id,
+        product_id
     from holdings
 
 ),
@@ -80,8 +83,10 @@ measured as (
         product_counts.accounts_holding as accounts_holding_product,
         companion_counts.accounts_holding as accounts_holding_companion,
         active_accounts.accounts_active,
-        {{ safe_divide('pair_counts.accounts_holding_both', 'active_accounts.accounts_active') }} as support,
-        {{ safe_divide('pair_counts.accounts_holding_both', 'product_counts.accounts_holding') }} as confidence,
+        {{ safe_divide('pair_counts.accounts_holding_both', 'active_accounts.accounts_active') }}
+            as support,
+        {{ safe_divide('pair_counts.accounts_holding_both', 'product_counts.accounts_holding') }}
+            as confidence,
         {{ safe_divide(
             safe_divide('pair_counts.accounts_holding_both', 'product_counts.accounts_holding'),
             safe_divide('companion_counts.accounts_holding', 'active_accounts.accounts_active')
@@ -104,11 +109,15 @@ final as (
 
     select
         *,
-        support >= {{ var('companion_min_support') }}
-            and accounts_holding_both >= {{ var('companion_min_pair_accounts') }} as is_frequent,
-        support >= {{ var('companion_min_support') }}
+        (
+            support >= {{ var('companion_min_support') }}
             and accounts_holding_both >= {{ var('companion_min_pair_accounts') }}
-            and lift > {{ var('companion_min_lift') }} as is_companion
+        ) as is_frequent,
+        (
+            support >= {{ var('companion_min_support') }}
+            and accounts_holding_both >= {{ var('companion_min_pair_accounts') }}
+            and lift > {{ var('companion_min_lift') }}
+        ) as is_companion
     from measured
 
 )

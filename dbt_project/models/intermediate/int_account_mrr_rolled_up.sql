@@ -8,7 +8,7 @@ with
 
 product_changes as (
 
-    select * from {{ ref('int_account_product_changes') }}
+    select * from {{ ref('int_account_product_states_compared') }}
 
 ),
 

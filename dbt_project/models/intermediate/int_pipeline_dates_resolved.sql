@@ -42,7 +42,9 @@ final as (
         data_start_date,
         data_end_date,
         least(as_of_date, coalesce(data_end_date, as_of_date)) as label_cutoff_date,
-        cast({{ dbt.dateadd('day', 1, 'least(as_of_date, coalesce(data_end_date, as_of_date))') }} as timestamp) as label_cutoff_end_at,
+        cast({{ dbt.dateadd(
+            'day', 1, 'least(as_of_date, coalesce(data_end_date, as_of_date))'
+        ) }} as timestamp) as label_cutoff_end_at,
         cast({{ var('label_horizon_days') }} as integer) as label_horizon_days
     from resolved
 
