@@ -44,13 +44,14 @@ bench-gx: $(STAMP) ## GX validation speed: 1M rows x 20 expectations
 evaluate: $(STAMP) ## champion vs bars: ROC AUC >= 0.95 x oracle, beats logistic, ECE <= 0.03
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python scripts/evaluate.py
 
-lint: $(STAMP) ## ruff, ruff format, mypy, import contracts, dbt parse (CI runs it first)
+lint: $(STAMP) ## ruff, ruff format, mypy, import contracts, dbt parse, sqlfluff (CI runs it first)
 	$(BIN)/ruff check flows models demo tests scripts bench
 	$(BIN)/ruff format --check flows models demo tests scripts bench
 	$(BIN)/python scripts/render_contract_doc.py --check
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	cd dbt_project && EXPANSION_WAREHOUSE_PATH=/tmp/expansion-parse.duckdb ../$(BIN)/dbt parse --profiles-dir ../profiles --quiet
+	cd dbt_project && EXPANSION_WAREHOUSE_PATH=/tmp/expansion-sqlfluff.duckdb ../$(BIN)/sqlfluff lint models tests
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix flows models demo tests scripts bench

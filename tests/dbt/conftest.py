@@ -3,7 +3,7 @@
 Session fixtures give a landing zone (80 accounts x 8 months of demo extracts), a warehouse
 with only `raw` loaded, and a copy of it built with `dbt build`. Tests copy these files
 before changing anything, so they stay independent of each other and of test order.
-The `dbt` fixture runs dbt the way flows/transform.py does and reads tables back.
+The `dbt` fixture runs dbt the way flows/transform/dbt.py does and reads tables back.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def run_dbt(
     env: dict[str, str] | None = None,
     project: Path = DBT_PROJECT,
 ) -> Any:
-    """`dbt <command>` in this process, as flows/transform.py runs it; fails the test on error.
+    """`dbt <command>` in this process, as flows/transform/dbt.py runs it; fails the test on error.
 
     `work` holds dbt's target and log folders (partial parsing is reused between calls that
     share it).
