@@ -892,8 +892,8 @@ def will_train(settings: Settings, force: bool) -> bool:
 
 def train_model(settings: Settings, as_of: date, *, force: bool = False) -> dict[str, Any]:
     """Train a challenger when there is no champion (or when asked) and promote it if it wins."""
-    from models.registry import champion_version, load_model, promote, should_promote
-    from models.train import comparable_metrics
+    from models.promotion import comparable_metrics, should_promote
+    from models.registry import champion_version, load_model, promote
 
     params = model_params(settings)
     champion = champion_version(settings.registry)

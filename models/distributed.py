@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from models.arrays import IntArray
 from models.features import prepare_features
-from models.train import IntArray, TrainedModel
+from models.train import TrainedModel
 
 # lightgbm.train parameter -> the name LGBMClassifier takes it under (an alias LightGBM knows).
 _SKLEARN_NAMES = {

@@ -178,3 +178,7 @@ def scoring_frame(snapshots: pd.DataFrame, as_of: DateLike) -> pd.DataFrame:
 def label_array(frame: pd.DataFrame, column: str) -> np.ndarray[Any, np.dtype[np.int64]]:
     """Label column as a 0/1 integer array."""
     return as_bool(frame[column], column).to_numpy(dtype=np.int64)
+
+
+class InsufficientLabelsError(ValueError):
+    """A training set has only one class for a target."""

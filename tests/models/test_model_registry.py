@@ -12,6 +12,7 @@ import pytest
 
 from models.features import prepare_features, scoring_frame
 from models.params import Params
+from models.promotion import comparable_metrics, should_promote
 from models.registry import (
     champion_version,
     frame_fingerprint,
@@ -21,10 +22,9 @@ from models.registry import (
     read_metadata,
     rollback,
     save_model,
-    should_promote,
 )
 from models.score import score_accounts
-from models.train import TrainedModel, comparable_metrics, train_model
+from models.train import TrainedModel, train_model
 
 AT = datetime(2026, 11, 23, 4, 15, tzinfo=UTC)
 

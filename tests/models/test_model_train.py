@@ -10,24 +10,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from models.backtest import run_backtest
+from models.booster import fit_booster
+from models.calibration import Calibrator, fit_calibrator
 from models.evaluate import expected_calibration_error
-from models.features import prepare_features, training_frame
+from models.features import InsufficientLabelsError, prepare_features, training_frame
 from models.params import Params, load_params
+from models.promotion import comparable_metrics, evaluate_on_date
 from models.score import score_accounts
-from models.train import (
-    Calibrator,
-    InsufficientLabelsError,
-    TrainedModel,
-    backtest_splits,
-    comparable_metrics,
-    evaluate_on_date,
-    expansion_mrr_ratio,
-    final_split,
-    fit_booster,
-    fit_calibrator,
-    run_backtest,
-    train_model,
-)
+from models.splits import backtest_splits, final_split
+from models.train import TrainedModel, expansion_mrr_ratio, train_model
 
 H = pd.Timedelta(days=90)
 
