@@ -54,6 +54,7 @@ from flows.validate import (
 )
 from flows.warehouse import connect, latest_data_date, read_frame, replace_table
 from models.files import write_atomic
+from models.fingerprint import data_fingerprint
 
 __all__ = [
     "DbtReport",
@@ -790,13 +791,6 @@ def code_version(settings: Settings) -> str:
         from importlib.metadata import version
 
         return f"pkg-{version('expansion-pipeline')}"
-
-
-def data_fingerprint(frame: pd.DataFrame) -> str:
-    """Rows, column names and types (row hashes alone miss a renamed column)."""
-    digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-    digest.update(json.dumps([[str(c), str(t)] for c, t in frame.dtypes.items()]).encode())
-    return digest.hexdigest()[:16]
 
 
 class ModelQualityError(RuntimeError):

@@ -28,6 +28,7 @@ from models.params import Params
 
 
 def categorical_columns(X: pd.DataFrame, params: Params) -> list[str]:
+    """The categorical features among X's columns, in params order."""
     return [c for c in params.features.categorical if c in X.columns]
 
 

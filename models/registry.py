@@ -23,7 +23,6 @@ shows it. `clean_staging` removes what an interrupted save left.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -77,15 +76,6 @@ def _utc(ts: datetime) -> datetime:
     if ts.tzinfo is None:
         raise ValueError(f"trained_at must be timezone-aware (UTC), got naive {ts.isoformat()}")
     return ts.astimezone(UTC)
-
-
-def frame_fingerprint(frame: pd.DataFrame) -> str:
-    """sha256 of a DataFrame's content (columns sorted, row order kept), for data lineage."""
-    ordered = frame.reindex(columns=sorted(frame.columns))
-    hashed = pd.util.hash_pandas_object(ordered, index=False).to_numpy()
-    digest = hashlib.sha256(hashed.tobytes())
-    digest.update(",".join(ordered.columns).encode())
-    return digest.hexdigest()
 
 
 def _versions(registry_dir: Path) -> list[str]:

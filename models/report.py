@@ -37,7 +37,7 @@ from models.evaluate import (
     roc_points,
 )
 from models.files import write_atomic
-from models.registry import frame_fingerprint
+from models.fingerprint import frame_fingerprint
 from models.train import TrainedModel
 
 TEMPLATE_PATH = Path(__file__).with_name("report_template.html")

@@ -86,6 +86,7 @@ def final_split(dates: Any, params: Params) -> Split:
 
 
 def rows_at(frame: pd.DataFrame, dates: tuple[pd.Timestamp, ...]) -> pd.DataFrame:
+    """The rows of `frame` on these snapshot dates."""
     return frame.loc[frame["snapshot_date"].isin(list(dates))]
 
 

@@ -15,7 +15,6 @@ from models.params import Params
 from models.promotion import comparable_metrics, should_promote
 from models.registry import (
     champion_version,
-    frame_fingerprint,
     list_models,
     load_model,
     promote,
@@ -115,13 +114,6 @@ def test_should_promote(params: Params) -> None:
     assert not ok and "0.7820 < champion 0.7800 + 0.005" in why
     ok, why = should_promote(_m("2025-10-31", 0.90), _m("2025-09-30", 0.70), params)
     assert not ok and "different windows" in why
-
-
-def test_frame_fingerprint() -> None:
-    a = pd.DataFrame({"x": [1, 2], "y": ["a", "b"]})
-    assert frame_fingerprint(a) == frame_fingerprint(a[["y", "x"]].copy())
-    assert frame_fingerprint(a) != frame_fingerprint(a.assign(x=[1, 3]))
-    assert len(frame_fingerprint(a)) == 64
 
 
 def test_model_saved_under_an_older_params_schema_still_loads(
