@@ -25,8 +25,6 @@ import numpy as np
 import pandas as pd
 
 from flows.datadocs import update_data_docs
-from flows.drift import reference as drift_reference
-from flows.drift import stability_against
 from flows.faults import armed, crash_point
 from flows.load import ExtractError, LoadReport, load_sources, unload_run
 from flows.publish import PublishReport
@@ -55,6 +53,8 @@ from flows.validate import (
 from flows.warehouse import connect, latest_data_date, read_frame, replace_table
 from models.files import write_atomic
 from models.fingerprint import data_fingerprint
+from models.psi import reference as drift_reference
+from models.psi import stability_against
 
 __all__ = [
     "DbtReport",

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flows.drift import (
+from models.psi import (
     MISSING,
     UNSEEN,
     categorical_bins,
@@ -84,7 +84,7 @@ def test_a_reference_kept_as_json_gives_the_same_psi_as_the_training_rows() -> N
     """check_drift keeps the training side per champion as JSON and reuses it."""
     import json
 
-    from flows.drift import reference, stability_against
+    from models.psi import reference, stability_against
 
     rng = np.random.default_rng(3)
     train = pd.DataFrame(
