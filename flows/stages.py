@@ -51,7 +51,7 @@ from flows.validate import (
     write_results,
 )
 from flows.warehouse import connect, latest_data_date, read_frame, replace_table
-from models.files import write_atomic
+from models.files import JsonFileCache, write_atomic
 from models.fingerprint import data_fingerprint
 from models.psi import reference as drift_reference
 from models.psi import stability_against
@@ -1068,7 +1068,7 @@ def write_model_report(
     from models.report import render_report
 
     out = settings.home / "reports" / f"model_{model.version}.html"
-    charts = settings.home / "reports" / ".charts"
+    charts = JsonFileCache(settings.home / "reports" / ".charts")
     return write_atomic(out, render_report(model, snapshots, scores, oracle, chart_cache=charts))
 
 
