@@ -1,8 +1,7 @@
-"""File registry: save / load / promote / rollback round trip and the promotion rule."""
+"""File registry: save / load / promote / rollback round trip, and a promotion decision on saved models."""
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -96,24 +95,6 @@ def test_promote_and_rollback(trained: TrainedModel, tmp_path: Path) -> None:
         promote(tmp_path, "v0009-20261123T041500Z")
     with pytest.raises(ValueError, match="timezone-aware"):
         save_model(model, tmp_path, "abc", "x", datetime(2026, 1, 1))
-
-
-def _m(cutoff: str, auc: float, brier: float = 0.1) -> dict[str, object]:
-    return {"cutoff": cutoff, "roc_auc": auc, "brier": brier}
-
-
-def test_should_promote(params: Params) -> None:
-    ok, why = should_promote(_m("2025-10-31", 0.80), None, params)
-    assert ok and "no champion" in why
-    assert not should_promote(_m("2025-10-31", 0.55), None, params)[0]  # below min_roc_auc
-    assert not should_promote(_m("2025-10-31", 0.80, brier=0.4), None, params)[0]
-    assert not should_promote(_m("2025-10-31", math.nan), None, params)[0]
-    champion = _m("2025-10-31", 0.78)
-    assert should_promote(_m("2025-10-31", 0.79), champion, params)[0]
-    ok, why = should_promote(_m("2025-10-31", 0.782), champion, params)
-    assert not ok and "0.7820 < champion 0.7800 + 0.005" in why
-    ok, why = should_promote(_m("2025-10-31", 0.90), _m("2025-09-30", 0.70), params)
-    assert not ok and "different windows" in why
 
 
 def test_model_saved_under_an_older_params_schema_still_loads(
