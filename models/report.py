@@ -9,7 +9,7 @@ file can be mailed or opened from a file share.
 
 The charts are drawn by `models.charts`. Pure: the caller reads the inputs, writes the file
 (e.g. `<home>/reports/model_<version>.html`) and, to draw the model's charts once per version,
-passes a `chart_cache` mapping it keeps between runs (`models.files.JsonFileCache` on disk).
+passes a `chart_cache` mapping it keeps between runs (on disk: `JsonFileCache`, in files.py).
 """
 
 from __future__ import annotations
@@ -393,14 +393,14 @@ def render_report(
 ) -> str:
     """The model report as one self-contained HTML page (no network access needed to view it).
 
-    `model`: a TrainedModel (from `models.registry.load_model` for version, code version and
+    `model`: a TrainedModel (as the registry loads it, for version, code version and
     fingerprint). `snapshots`: marts.account_snapshots rows at least for the scored date
     (context for the top accounts and the scored-data fingerprint). `scores`: the output of
     `models.score.score_accounts` (optionally with account_name / owner_name merged in).
     `oracle`: the demo generator's expansion_oracle.parquet, to compare with the best
     achievable. Backtest charts need the model's backtest predictions (kept since they were
     introduced; older models show the table only). `chart_cache`: a mapping the caller keeps
-    between runs (a dict, or `models.files.JsonFileCache` on disk) where the charts that depend
+    between runs (a dict, or on disk `JsonFileCache` from files.py) where the charts that depend
     on the model alone are kept, so they are rendered once per version.
     """
     target = model.params.primary_target
