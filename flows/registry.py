@@ -23,7 +23,6 @@ shows it. `clean_staging` removes what an interrupted save left.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -38,9 +37,11 @@ import lightgbm as lgb
 import pandas as pd
 
 from flows.files import write_atomic
+from models.backtest import PREDICTION_COLUMNS
+from models.calibration import Calibrator
 from models.offers import OfferValues
 from models.params import Params, load_params
-from models.train import PREDICTION_COLUMNS, Calibrator, TrainedModel
+from models.train import TrainedModel
 
 MODELS_DIR = "models"
 CHAMPION_FILE = "champion.json"
@@ -75,15 +76,6 @@ def _utc(ts: datetime) -> datetime:
     if ts.tzinfo is None:
         raise ValueError(f"trained_at must be timezone-aware (UTC), got naive {ts.isoformat()}")
     return ts.astimezone(UTC)
-
-
-def frame_fingerprint(frame: pd.DataFrame) -> str:
-    """sha256 of a DataFrame's content (columns sorted, row order kept), for data lineage."""
-    ordered = frame.reindex(columns=sorted(frame.columns))
-    hashed = pd.util.hash_pandas_object(ordered, index=False).to_numpy()
-    digest = hashlib.sha256(hashed.tobytes())
-    digest.update(",".join(ordered.columns).encode())
-    return digest.hexdigest()
 
 
 def _versions(registry_dir: Path) -> list[str]:
@@ -429,40 +421,3 @@ def list_models(registry_dir: Path) -> pd.DataFrame:
         "is_champion",
     ]
     return pd.DataFrame(rows, columns=columns)
-
-
-def _metric(metrics: dict[str, Any], name: str) -> float:
-    value = metrics.get(name)
-    return math.nan if value is None else float(value)
-
-
-def should_promote(
-    challenger_metrics: dict[str, Any],
-    champion_metrics: dict[str, Any] | None,
-    params: Params,
-) -> tuple[bool, str]:
-    """Promote when the challenger passes the quality bars and beats the champion by the margin.
-
-    Metrics are backtest records (primary target, calibrated LightGBM) on the same cut-off,
-    e.g. from `models.train.comparable_metrics`; `champion_metrics=None` means no champion yet.
-    """
-    q = params.quality
-    auc, brier = _metric(challenger_metrics, "roc_auc"), _metric(challenger_metrics, "brier")
-    if not auc >= q.min_roc_auc:
-        return False, f"challenger roc_auc {auc:.4f} below the bar {q.min_roc_auc}"
-    if not brier <= q.max_brier:
-        return False, f"challenger brier {brier:.4f} above the bar {q.max_brier}"
-    if champion_metrics is None:
-        return True, f"no champion yet; challenger passes the bars (roc_auc {auc:.4f})"
-    if challenger_metrics.get("cutoff") != champion_metrics.get("cutoff"):
-        return False, (
-            f"metrics are on different windows (challenger {challenger_metrics.get('cutoff')}, "
-            f"champion {champion_metrics.get('cutoff')}); compare on the same cut-off"
-        )
-    name = q.promotion_metric
-    mine, theirs = _metric(challenger_metrics, name), _metric(champion_metrics, name)
-    if math.isnan(theirs):
-        return True, f"champion {name} undefined on {challenger_metrics.get('cutoff')}"
-    if mine >= theirs + q.promotion_margin:
-        return True, f"challenger {name} {mine:.4f} >= champion {theirs:.4f} + {q.promotion_margin}"
-    return False, f"challenger {name} {mine:.4f} < champion {theirs:.4f} + {q.promotion_margin}"

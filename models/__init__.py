@@ -1,18 +1,28 @@
 """The expansion model: pure functions on `marts.account_snapshots` DataFrames.
 
-- `models.params.load_params()` -> `Params` (from `models/params.yaml`)
-- `models.features`: `prepare_features`, `training_frame`, `scoring_frame`
-- `models.train.train_model(snapshots, params)` -> `TrainedModel` (backtest + final models)
-- `models.score.score_accounts(model, snapshots, as_of, params, owners=...)` -> one row per
-  account: probabilities, offer and its MRR, action rank, touch tier (with capacity),
-  suppression, reasons
-- `models.offers`: next-best offer and the MRR it adds (values learned at training time)
-- `models.reasons.top_reasons(model, X, snapshots)` -> phrases for the top contributions
-- `models.evaluate`: `binary_metrics`, `calibration_table`, `backtest_table` (vs the oracle)
-- `models.report.render_report(model, snapshots, scores, oracle=None)` -> one offline HTML page
-- `flows.registry`: `save_model`, `load_model`, `champion_version`, `should_promote`,
-  `promote`, `rollback`, `list_models` (the only module that writes files; report.py only
-  reads its HTML template)
+- `params.load_params()` -> `Params` (from `models/params.yaml`); `derived`: the derived
+  features' formulas
+- `features`: `prepare_features`, `training_frame`, `scoring_frame`, `label_array`
+- `train.train_model(snapshots, params)` -> `TrainedModel` (backtest + final models), built from
+  `splits` (time-ordered splits, never random), `booster` (LightGBM with early stopping and
+  refit), `calibration` (Platt or isotonic), `baselines` (logistic regression, best single
+  rule) and `backtest` (`run_backtest`: metrics and test-row predictions per cut-off)
+- `score.score_accounts(model, snapshots, as_of, params, owners=...)` -> one row per account:
+  probabilities, offer and its MRR, action rank, touch tier (with capacity), suppression,
+  reasons
+- `offers`: next-best offer and the MRR it adds (values learned at training time)
+- `reasons.top_reasons(model, X, snapshots)` -> phrases for the top contributions
+- `evaluate`: `binary_metrics`, `calibration_table`, `backtest_table` (vs the oracle)
+- `promotion`: `comparable_metrics` (champion and challenger on one window), `should_promote`
+- `alerts.alerts_on_change(current, previous, threshold, touch_tiers=...)`: alerts between two
+  scoring runs (tier up, probability crossing the threshold)
+- `psi`: population stability index of the rows to score against the training rows (drift)
+- `fingerprint`: `frame_fingerprint`, `data_fingerprint` (data lineage, training-cache key)
+- `report.render_report(model, snapshots, scores, oracle=None, chart_cache=None)` -> one offline
+  HTML page (`charts` draws its figures; report.py reads its HTML template)
+- `distributed`: the pure parts of scoring and training on a Dask cluster
 
-No Prefect and no database here: the flows read the mart and write the scores.
+No Prefect, no database and no file writes here (`make lint` holds it with an import
+contract): the flows read the mart, write the scores, the report and its chart cache
+(`flows/files.py`), and keep the models on disk (`flows/registry.py`).
 """

@@ -1,4 +1,4 @@
-"""The pure parts of running the model past one machine (`flows/distributed.py` does the I/O).
+"""The pure parts of running the model past one machine (`flows/modelling/distributed.py` does the I/O).
 
 * Scoring: accounts go to partitions by a stable hash of account_id (`partition_of`); a
   partition's rows are scored by `predict_rows` / `contribution_rows`, the same computation
@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from models.arrays import IntArray
 from models.features import prepare_features
-from models.train import IntArray, TrainedModel
+from models.train import TrainedModel
 
 # lightgbm.train parameter -> the name LGBMClassifier takes it under (an alias LightGBM knows).
 _SKLEARN_NAMES = {

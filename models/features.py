@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from models.derived import DERIVED_FEATURES
 from models.params import Params
 
 TABLE = "marts.account_snapshots"
@@ -68,51 +68,6 @@ def as_bool(series: pd.Series, column: str) -> pd.Series:
     """Boolean (possibly nullable/object) column as plain bool; nulls count as False."""
     floats = as_float(series, column)
     return floats.fillna(0.0).ne(0.0)
-
-
-def _ratio(num: pd.Series, den: pd.Series) -> pd.Series:
-    """num / den with NaN where den is 0 or null."""
-    return num / den.where(den != 0.0)
-
-
-@dataclass(frozen=True)
-class DerivedFeature:
-    """A feature computed row by row from columns of the same snapshot row (no other rows, so
-    nothing from other dates or accounts can leak in)."""
-
-    sources: tuple[str, ...]
-    compute: Callable[[dict[str, pd.Series]], pd.Series]
-    description: str
-
-
-# Opt in per feature under `features.derived` in params.yaml (each needs a `reasons:` phrase).
-DERIVED_FEATURES: dict[str, DerivedFeature] = {
-    "limit_pressure": DerivedFeature(
-        ("storage_utilization", "api_calls_utilization"),
-        lambda c: c["storage_utilization"].combine(c["api_calls_utilization"], np.fmax),
-        "the closer plan limit: max(storage_utilization, api_calls_utilization)",
-    ),
-    "seat_utilization_max": DerivedFeature(
-        ("seat_utilization_7d", "seat_utilization_30d"),
-        lambda c: c["seat_utilization_7d"].combine(c["seat_utilization_30d"], np.fmax),
-        "max(seat_utilization_7d, seat_utilization_30d)",
-    ),
-    "users_growth_90d": DerivedFeature(
-        ("active_users_30d_avg", "active_users_90d_avg"),
-        lambda c: _ratio(c["active_users_30d_avg"], c["active_users_90d_avg"]) - 1.0,
-        "active_users_30d_avg / active_users_90d_avg - 1 (recent month against the quarter)",
-    ),
-    "mrr_per_seat": DerivedFeature(
-        ("mrr_usd", "seats_purchased"),
-        lambda c: _ratio(c["mrr_usd"], c["seats_purchased"]),
-        "mrr_usd / seats_purchased (price level of the account)",
-    ),
-    "mrr_change_90d_pct": DerivedFeature(
-        ("mrr_change_90d_usd", "mrr_usd_90d_ago"),
-        lambda c: _ratio(c["mrr_change_90d_usd"], c["mrr_usd_90d_ago"]),
-        "mrr_change_90d_usd / mrr_usd_90d_ago",
-    ),
-}
 
 
 def derived_feature(snapshots: pd.DataFrame, name: str) -> pd.Series:
@@ -223,3 +178,7 @@ def scoring_frame(snapshots: pd.DataFrame, as_of: DateLike) -> pd.DataFrame:
 def label_array(frame: pd.DataFrame, column: str) -> np.ndarray[Any, np.dtype[np.int64]]:
     """Label column as a 0/1 integer array."""
     return as_bool(frame[column], column).to_numpy(dtype=np.int64)
+
+
+class InsufficientLabelsError(ValueError):
+    """A training set has only one class for a target."""

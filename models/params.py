@@ -9,6 +9,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from models.derived import DERIVED_FEATURES
+
 DEFAULT_PARAMS_PATH = Path(__file__).with_name("params.yaml")
 
 # Columns that carry the future (labels) or describe label completeness: never features.
@@ -30,7 +32,7 @@ class _Strict(BaseModel):
 class Features(_Strict):
     numeric: list[str]
     categorical: list[str]
-    derived: list[str] = Field(default_factory=list)  # names in models.features.DERIVED_FEATURES
+    derived: list[str] = Field(default_factory=list)  # names in models.derived.DERIVED_FEATURES
 
     @property
     def all(self) -> list[str]:
@@ -249,12 +251,10 @@ class Params(_Strict):
         missing = [f for f in features if f not in self.reasons]
         if missing:
             raise ValueError(f"features without a reason phrase under `reasons:`: {missing}")
-        from models.features import DERIVED_FEATURES  # here: features.py imports this module
-
         unknown = [f for f in self.features.derived if f not in DERIVED_FEATURES]
         if unknown:
             raise ValueError(
-                f"features.derived {unknown} are not defined in models/features.py "
+                f"features.derived {unknown} are not defined in models/derived.py "
                 f"(known: {sorted(DERIVED_FEATURES)})"
             )
         numeric = set(self.features.numeric_all)

@@ -13,9 +13,10 @@ instead of infinity. The usual reading: below 0.1 stable, 0.1-0.25 moderate shif
 a different population. The thresholds the gate applies live in
 `expectations/drift_account_snapshots.json`.
 
-Pure functions on DataFrames; `flows.stages.check_drift` reads the rows and runs the suite.
-The training side reduces to a small `reference` (bins and training counts per feature),
-which `check_drift` keeps per champion version, so a daily run reads only the rows to score.
+Pure functions on DataFrames; the pipeline's drift gate (`flows/quality/drift.py`) reads the
+rows and runs the suite. The training side reduces to a small `reference` (bins and training
+counts per feature), which the drift check keeps per champion version, so a daily run reads
+only the rows to score.
 """
 
 from __future__ import annotations

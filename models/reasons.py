@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from models.arrays import FloatArray
 from models.params import ReasonTemplate
-from models.train import FloatArray, TrainedModel
+from models.train import TrainedModel
 
 _FORMATTER = string.Formatter()
 

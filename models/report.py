@@ -7,55 +7,31 @@ their offers and reasons. Charts are PNG images embedded as base64 data URIs, th
 (`report_template.html`, next to this module), and nothing is fetched from the network, so the
 file can be mailed or opened from a file share.
 
-Pure: the caller reads the inputs and writes the file (e.g. `<home>/reports/model_<version>.html`).
+The charts are drawn by `models.charts`. Pure: the caller reads the inputs, writes the file
+(e.g. `<home>/reports/model_<version>.html`) and, to draw the model's charts once per version,
+passes a `chart_cache` mapping it keeps between runs (on disk: `JsonFileCache`, in files.py).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import html
-import io
 import json
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from pathlib import Path
 from string import Template
 from typing import Any
 
-import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
-from flows.files import write_atomic
-from flows.registry import frame_fingerprint
-from models.evaluate import (
-    ECE_BINS,
-    backtest_table,
-    calibration_table,
-    expected_calibration_error,
-    gain_table,
-    oracle_on_rows,
-    roc_points,
-)
+from models.charts import code_version as charts_code_version
+from models.charts import distribution_chart, figure, model_charts
+from models.evaluate import acceptance_failures, backtest_table
+from models.fingerprint import frame_fingerprint
 from models.train import TrainedModel
 
 TEMPLATE_PATH = Path(__file__).with_name("report_template.html")
 TOP_N = 25
-COLORS = {
-    "lightgbm": "#1f6feb",
-    "lightgbm_uncalibrated": "#8fb8f7",
-    "logistic": "#e8590c",
-    "single_rule": "#868e96",
-    "oracle": "#2f9e44",
-}
-LABELS = {
-    "lightgbm": "LightGBM (calibrated)",
-    "lightgbm_uncalibrated": "LightGBM (uncalibrated)",
-    "logistic": "Logistic regression (baseline)",
-    "single_rule": "Best single rule (baseline)",
-    "oracle": "Oracle (true probability)",
-}
 
 
 # --- small HTML helpers ---------------------------------------------------------------------
@@ -103,208 +79,6 @@ def _table(
     )
     cls = f' class="{css}"' if css else ""
     return f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-# --- charts -----------------------------------------------------------------------------------
-
-
-def _png(fig: Figure) -> str:
-    """The figure as a base64 PNG data URI (no metadata, so no software URL inside)."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _figure(uri: str, title: str, caption: str, chart_id: str) -> str:
-    return (
-        f'<figure id="chart-{chart_id}" data-chart="{chart_id}">'
-        f'<img src="{uri}" alt="{_esc(title)}">'
-        f"<figcaption><strong>{_esc(title)}.</strong> {_esc(caption)}</figcaption></figure>"
-    )
-
-
-def _new_figure(width: float = 6.4, height: float = 4.4) -> tuple[Figure, Any]:
-    fig = Figure(figsize=(width, height))
-    ax = fig.add_subplot()
-    ax.grid(True, color="#e9ecef", linewidth=0.8)
-    ax.set_axisbelow(True)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-    return fig, ax
-
-
-def _series(preds: pd.DataFrame, model: str) -> pd.DataFrame:
-    return preds.loc[preds["model"] == model].sort_values("account_id", kind="mergesort")
-
-
-def _curves(
-    latest: pd.DataFrame, oracle: pd.DataFrame | None
-) -> list[tuple[str, np.ndarray[Any, Any], np.ndarray[Any, Any]]]:
-    """(name, y, score) per model present at the latest cut-off, oracle last."""
-    out = []
-    for model in ("lightgbm", "logistic", "single_rule"):
-        rows = _series(latest, model)
-        if not rows.empty:
-            out.append((model, rows["y"].to_numpy(), rows["p"].to_numpy(dtype=float)))
-    if oracle is not None:
-        rows = _series(latest, "lightgbm")
-        if not rows.empty:
-            p = oracle_on_rows(rows, oracle, "p_expansion_90d").to_numpy(dtype=float)
-            out.append(("oracle", rows["y"].to_numpy(), p))
-    return out
-
-
-def _roc_chart(curves: Sequence[tuple[str, Any, Any]], cutoff: str) -> str:
-    fig, ax = _new_figure(5.6, 5.0)
-    ax.plot([0, 1], [0, 1], color="#adb5bd", linestyle="--", linewidth=1, label="Random (0.500)")
-    for name, y, p in curves:
-        pts = roc_points(y, p)
-        if pts.empty:
-            continue
-        auc = float(np.trapezoid(pts["tpr"], pts["fpr"]))
-        width = 2.2 if name == "lightgbm" else 1.4
-        ax.plot(
-            pts["fpr"],
-            pts["tpr"],
-            color=COLORS[name],
-            linewidth=width,
-            label=f"{LABELS[name]} ({auc:.3f})",
-        )
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.01)
-    ax.set_xlabel("False positive rate (share of non-expanding accounts flagged)")
-    ax.set_ylabel("True positive rate (share of expanding accounts found)")
-    ax.set_title(f"ROC curve, expansion, cut-off {cutoff} (AUC in brackets)", fontsize=11)
-    ax.legend(loc="lower right", fontsize=8.5, frameon=False)
-    return _png(fig)
-
-
-def _gain_chart(curves: Sequence[tuple[str, Any, Any]], cutoff: str) -> str:
-    fig = Figure(figsize=(10.5, 4.3))
-    left, right = fig.subplots(1, 2)
-    for ax in (left, right):
-        ax.grid(True, color="#e9ecef", linewidth=0.8)
-        ax.set_axisbelow(True)
-        for side in ("top", "right"):
-            ax.spines[side].set_visible(False)
-    left.plot([0, 100], [0, 100], color="#adb5bd", linestyle="--", linewidth=1, label="Random")
-    width = 0.8 / max(len(curves), 1)
-    for k, (name, y, p) in enumerate(curves):
-        table = gain_table(y, p, bins=10)
-        share = np.concatenate([[0.0], table["cum_share"].to_numpy() * 100])
-        capture = np.concatenate([[0.0], table["cum_capture"].to_numpy() * 100])
-        left.plot(share, capture, color=COLORS[name], marker="o", markersize=3, label=LABELS[name])
-        right.bar(
-            table["bin"] + (k - (len(curves) - 1) / 2) * width,
-            table["lift"],
-            width=width,
-            color=COLORS[name],
-            label=LABELS[name],
-        )
-    left.set_xlabel("Accounts contacted, best scores first (%)")
-    left.set_ylabel("Expanding accounts captured (%)")
-    left.set_title(f"Cumulative gain, cut-off {cutoff}", fontsize=11)
-    left.set_xlim(0, 100)
-    left.set_ylim(0, 101)
-    left.legend(loc="lower right", fontsize=8, frameon=False)
-    right.axhline(1.0, color="#adb5bd", linestyle="--", linewidth=1)
-    right.set_xticks(range(1, 11))
-    right.set_xlabel("Score decile (1 = highest scores)")
-    right.set_ylabel("Lift (expansion rate / base rate)")
-    right.set_title(f"Lift by decile, cut-off {cutoff}", fontsize=11)
-    right.legend(loc="upper right", fontsize=8, frameon=False)
-    fig.tight_layout()
-    return _png(fig)
-
-
-def _calibration_chart(latest: pd.DataFrame, cutoff: str) -> str:
-    fig, ax = _new_figure(5.6, 5.0)
-    top = 0.0
-    for model in ("lightgbm", "lightgbm_uncalibrated"):
-        rows = _series(latest, model)
-        if rows.empty:
-            continue
-        y, p = rows["y"].to_numpy(), rows["p"].to_numpy(dtype=float)
-        table = calibration_table(y, p, ECE_BINS)
-        ece = expected_calibration_error(y, p, ECE_BINS)
-        sizes = 12 + 180 * table["n"] / max(len(rows), 1)
-        ax.plot(
-            table["mean_predicted"],
-            table["observed_rate"],
-            color=COLORS[model],
-            linewidth=1.6,
-            label=f"{LABELS[model]} (ECE {ece:.3f})",
-        )
-        ax.scatter(table["mean_predicted"], table["observed_rate"], s=sizes, color=COLORS[model])
-        top = max(top, float(table["mean_predicted"].max()), float(table["observed_rate"].max()))
-    top = min(1.0, max(0.2, top * 1.1))
-    ax.plot([0, top], [0, top], color="#adb5bd", linestyle="--", linewidth=1, label="Perfect")
-    ax.set_xlim(0, top)
-    ax.set_ylim(0, top)
-    ax.set_xlabel("Mean predicted probability (10 equal-width bins)")
-    ax.set_ylabel("Observed expansion rate")
-    ax.set_title(f"Calibration, expansion, cut-off {cutoff} (dot size = rows)", fontsize=11)
-    ax.legend(loc="upper left", fontsize=8.5, frameon=False)
-    return _png(fig)
-
-
-def _importance_chart(model: TrainedModel, target: str, top: int = 20) -> str:
-    booster = model.boosters[target]
-    gain = pd.Series(booster.feature_importance("gain"), index=booster.feature_name())
-    gain = (gain / max(gain.sum(), 1e-12)).sort_values(ascending=False).head(top)[::-1]
-    fig, ax = _new_figure(6.4, 0.28 * len(gain) + 1.2)
-    ax.barh(gain.index, gain.to_numpy() * 100, color=COLORS["lightgbm"])
-    for i, value in enumerate(gain.to_numpy() * 100):
-        ax.text(value + 0.2, i, f"{value:.1f}%", va="center", fontsize=8)
-    ax.set_xlabel("Share of total split gain (%)")
-    ax.set_title(f"Feature importance (gain), {target} model, top {len(gain)}", fontsize=11)
-    ax.tick_params(axis="y", labelsize=8.5)
-    return _png(fig)
-
-
-def _distribution_chart(scores: pd.DataFrame) -> str:
-    fig, ax = _new_figure(6.4, 4.2)
-    p = scores["p_expansion"].astype(float)
-    suppressed = scores["is_suppressed"].astype(bool) if "is_suppressed" in scores else p < -1
-    upper = max(0.05, float(p.max()))
-    bins = np.linspace(0.0, upper, 31)
-    ax.hist(
-        [p[~suppressed], p[suppressed]],
-        bins=bins,
-        stacked=True,
-        color=[COLORS["lightgbm"], "#ced4da"],
-        label=[
-            f"In the action list ({int((~suppressed).sum())})",
-            f"Suppressed ({int(suppressed.sum())})",
-        ],
-    )
-    mean = float(p.mean()) if len(p) else math.nan
-    ax.axvline(mean, color="#e8590c", linestyle="--", linewidth=1.2, label=f"Mean {mean:.3f}")
-    ax.set_xlabel("p_expansion (calibrated probability of expansion in 90 days)")
-    ax.set_ylabel("Accounts")
-    ax.set_title("Score distribution of the active accounts", fontsize=11)
-    ax.legend(loc="upper right", fontsize=8.5, frameon=False)
-    return _png(fig)
-
-
-def _auc_by_cutoff_chart(table: pd.DataFrame, metrics: pd.DataFrame, target: str) -> str:
-    fig, ax = _new_figure(5.6, 4.2)
-    x = list(table["cutoff"])
-    series: dict[str, Any] = {"lightgbm": table["auc"], "logistic": table["baseline_auc"]}
-    if not metrics.empty:
-        rule = metrics[(metrics["target"] == target) & (metrics["model"] == "single_rule")]
-        series["single_rule"] = rule.set_index("cutoff").reindex(x)["roc_auc"].to_numpy()
-    if table["oracle_auc"].notna().any():
-        series["oracle"] = table["oracle_auc"]
-    for name, values in series.items():
-        ax.plot(
-            x, np.asarray(values, dtype=float), marker="o", color=COLORS[name], label=LABELS[name]
-        )
-    ax.set_ylabel("ROC AUC")
-    ax.set_xlabel("Backtest cut-off (test snapshot date)")
-    ax.set_title(f"ROC AUC per cut-off, {target}", fontsize=11)
-    ax.legend(loc="lower left", fontsize=8, frameon=False)
-    return _png(fig)
 
 
 # --- sections ---------------------------------------------------------------------------------
@@ -461,8 +235,6 @@ def _backtest_section(
 
 
 def _bars(model: TrainedModel, table: pd.DataFrame, has_oracle: bool) -> str:
-    from models.evaluate import acceptance_failures
-
     if table.empty or not has_oracle:
         return ""
     bars = model.params.acceptance
@@ -589,88 +361,25 @@ def _top_accounts(scores: pd.DataFrame, snapshots: pd.DataFrame, top_n: int) -> 
     )
 
 
-def _model_charts(
-    model: TrainedModel,
-    preds: pd.DataFrame | None,
-    table: pd.DataFrame,
-    oracle: pd.DataFrame | None,
-) -> list[str]:
-    """The charts that depend on the model alone (backtest curves, importance)."""
-    target = model.params.primary_target
-    has_preds = preds is not None and not preds.empty
-    charts: list[str] = []
-    if has_preds:
-        assert preds is not None
-        latest_cutoff = str(table["cutoff"].iloc[-1])
-        latest = preds[(preds["target"] == target) & (preds["cutoff"] == latest_cutoff)]
-        curves = _curves(latest, oracle)
-        charts.append(
-            _figure(
-                _roc_chart(curves, latest_cutoff),
-                "ROC curve",
-                "How well each model ranks expanding accounts above the others on the latest "
-                "backtest cut-off; the oracle is the generator's true probability (the best "
-                "achievable ranking).",
-                "roc",
-            )
-        )
-        charts.append(
-            _figure(
-                _calibration_chart(latest, latest_cutoff),
-                "Calibration",
-                "Observed expansion rate against the predicted probability; on the dashed "
-                "line a predicted 30% means 30% of those accounts expanded.",
-                "calibration",
-            )
-        )
-        charts.append(
-            _figure(
-                _gain_chart(curves, latest_cutoff),
-                "Cumulative gain and lift",
-                "Left: share of the expanding accounts found when contacting the best-scored "
-                "x% first. Right: expansion rate per score decile relative to the base rate.",
-                "gain",
-            )
-        )
-        charts.append(
-            _figure(
-                _auc_by_cutoff_chart(table, model.metrics_frame(), target),
-                "ROC AUC per backtest cut-off",
-                "Stability over time of the model, its baselines and the oracle.",
-                "auc-by-cutoff",
-            )
-        )
-    charts.append(
-        _figure(
-            _importance_chart(model, target),
-            "Feature importance",
-            "Share of the expansion model's total split gain per feature (what the trees rely "
-            "on; direction and size per account are in the reasons).",
-            "importance",
-        )
-    )
-    return charts
-
-
 def _cached_charts(
-    cache_dir: Path | None, model: TrainedModel, build: Callable[[], list[str]]
+    cache: MutableMapping[str, str] | None, model: TrainedModel, build: Callable[[], list[str]]
 ) -> list[str]:
     """The model's charts, rendered once per model version (matplotlib takes seconds and the
-    backtest does not change between scoring runs) and kept in `cache_dir`, keyed by the
-    version and this module's source (a new chart style re-renders)."""
-    if cache_dir is None or not model.version:
+    backtest does not change between scoring runs) and kept in `cache` as a JSON list under
+    '<version>-<chart code version>' (a new chart style re-renders)."""
+    if cache is None or not model.version:
         return list(build())
-    code = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
-    path = cache_dir / f"{model.version}-{code}.json"
-    if path.is_file():
+    key = f"{model.version}-{charts_code_version()}"
+    kept = cache.get(key)
+    if kept is not None:
         try:
-            cached = json.loads(path.read_text(encoding="utf-8"))
+            cached = json.loads(kept)
             if isinstance(cached, list) and all(isinstance(c, str) for c in cached):
                 return cached
-        except (OSError, ValueError):
+        except ValueError:
             pass  # unreadable: render again
     charts = list(build())
-    write_atomic(path, json.dumps(charts))
+    cache[key] = json.dumps(charts)
     return charts
 
 
@@ -680,18 +389,19 @@ def render_report(
     scores: pd.DataFrame,
     oracle: pd.DataFrame | None = None,
     top_n: int = TOP_N,
-    chart_cache: Path | None = None,
+    chart_cache: MutableMapping[str, str] | None = None,
 ) -> str:
     """The model report as one self-contained HTML page (no network access needed to view it).
 
-    `model`: a TrainedModel (from `flows.registry.load_model` for version, code version and
+    `model`: a TrainedModel (as the registry loads it, for version, code version and
     fingerprint). `snapshots`: marts.account_snapshots rows at least for the scored date
     (context for the top accounts and the scored-data fingerprint). `scores`: the output of
     `models.score.score_accounts` (optionally with account_name / owner_name merged in).
     `oracle`: the demo generator's expansion_oracle.parquet, to compare with the best
     achievable. Backtest charts need the model's backtest predictions (kept since they were
-    introduced; older models show the table only). `chart_cache`: a directory where the
-    charts that depend on the model alone are kept between runs (rendered once per version).
+    introduced; older models show the table only). `chart_cache`: a mapping the caller keeps
+    between runs (a dict, or on disk `JsonFileCache` from files.py) where the charts that depend
+    on the model alone are kept, so they are rendered once per version.
     """
     target = model.params.primary_target
     preds = model.backtest_predictions
@@ -710,11 +420,11 @@ def render_report(
     charts = _cached_charts(
         chart_cache if oracle is None else None,  # oracle charts depend on the oracle's rows
         model,
-        build=lambda: _model_charts(model, preds, table, oracle),
+        build=lambda: model_charts(model, preds, table, oracle),
     )
     charts.append(
-        _figure(
-            _distribution_chart(scores),
+        figure(
+            distribution_chart(scores),
             "Score distribution",
             "Calibrated expansion probabilities of the scored accounts; suppressed accounts "
             "keep their score but are not approached.",

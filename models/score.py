@@ -17,7 +17,7 @@ Per account, in this order:
    value condition) and expected_expansion_mrr_usd >= min_expected_mrr_usd (when set);
 6. reasons for the first `reasons_for_top_n` accounts of the action list.
 
-Steps 1 and 6 have a per-row part that can run elsewhere (`flows/distributed.py` runs it on a
+Steps 1 and 6 have a per-row part that can run elsewhere (`flows/modelling/distributed.py` runs it on a
 Dask cluster, one partition of accounts per task): `predict` gives the probabilities of rows
 of the scoring frame, `contribute` the primary target's per-feature contributions of the
 accounts that get reasons. Both default to the model in this process; everything global

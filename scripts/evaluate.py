@@ -30,10 +30,11 @@ import pandas as pd
 from flows.registry import champion_version, load_model
 from flows.settings import get_settings
 from flows.warehouse import Warehouse
+from models.backtest import run_backtest
 from models.evaluate import acceptance_failures, backtest_table
 from models.features import training_frame
 from models.params import load_params
-from models.train import TrainedModel, run_backtest
+from models.train import TrainedModel
 
 ORACLE_FILE = "expansion_oracle.parquet"
 TABLE_COLUMNS = (

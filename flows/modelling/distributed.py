@@ -47,6 +47,8 @@ from prefect import flow, task, unmapped
 from prefect.cache_policies import NO_CACHE
 
 from flows.settings import Settings
+from models.arrays import IntArray
+from models.booster import RefitBooster
 from models.distributed import (
     classifier_params,
     contribution_rows,
@@ -57,7 +59,7 @@ from models.distributed import (
 )
 from models.params import Params
 from models.score import Contribute, Predict, score_accounts
-from models.train import IntArray, RefitBooster, TrainedModel, train_model
+from models.train import TrainedModel, train_model
 
 log = logging.getLogger(__name__)
 

@@ -15,12 +15,13 @@ import pandas as pd
 from flows import schemas
 from flows.errors import ModelQualityError
 from flows.faults import crash_point
-from flows.files import write_atomic
+from flows.files import JsonFileCache, write_atomic
 from flows.modelling.distributed import score_frame
 from flows.registry import champion_version, load_model
 from flows.settings import Settings
 from flows.transform.manifest import model_params
 from flows.warehouse import Warehouse, replace_table
+from models.alerts import CURRENT_COLUMNS, PREVIOUS_COLUMNS, alerts_on_change
 from models.report import render_report
 
 log = logging.getLogger(__name__)
@@ -129,18 +130,16 @@ def write_model_report(
 ) -> Path:
     """The model report (one offline HTML page) for the scored model: <home>/reports/."""
     out = settings.home / "reports" / f"model_{model.version}.html"
-    charts = settings.home / "reports" / ".charts"
+    charts = JsonFileCache(settings.home / "reports" / ".charts")
     return write_atomic(out, render_report(model, snapshots, scores, oracle, chart_cache=charts))
 
 
-TIER_RANK = "case touch_tier when 'high_touch' then 3 when 'low_touch' then 2 else 1 end"
-
-
 def record_alerts(settings: Settings, run_id: str) -> int:
-    """Alerts on change since the previous scoring run: the touch tier moved up, or the
-    expansion probability rose past `alert_probability_threshold`. Appended to
-    scores.account_alerts (published, and synced as CRM tasks by config/syncs.yml)."""
-    threshold = settings.alert_probability_threshold
+    """Alerts on change since the previous scoring run (the rule: `models.alerts`): the touch
+    tier moved up, or the expansion probability rose past `alert_probability_threshold`.
+    Appended to scores.account_alerts (published, and synced as CRM tasks by
+    config/syncs.yml). Returns how many this run raised."""
+    touch_tiers = model_params(settings).touch_tiers
     with Warehouse.from_settings(settings).connect() as con:
         schemas.ensure(con, "scores.account_alerts")
         previous = con.execute(
@@ -150,39 +149,30 @@ def record_alerts(settings: Settings, run_id: str) -> int:
         ).fetchone()
         if previous is None:
             return 0
+        current = con.execute(
+            f"select {', '.join(CURRENT_COLUMNS)} from scores.account_scores"
+        ).df()
+        before = con.execute(
+            f"select {', '.join(PREVIOUS_COLUMNS)} from scores.account_score_history "
+            "where run_id = ?",
+            [previous[0]],
+        ).df()
+        alerts = alerts_on_change(
+            current, before, settings.alert_probability_threshold, touch_tiers=touch_tiers
+        )
+        alerts["run_id"] = run_id
+        alerts["created_at"] = datetime.now(UTC).replace(tzinfo=None)
         # An alert is identified by its date, account and type, and re-scoring a date
         # replaces that date's alerts: a rerun (after a crash, say) sends no second task.
+        con.execute("begin transaction")
         con.execute(
             "delete from scores.account_alerts where as_of in "
             "(select distinct as_of from scores.account_scores)"
         )
-        con.execute(
-            f"""
-            insert into scores.account_alerts
-            with now_ as (select *, {TIER_RANK} as tier_rank from scores.account_scores),
-            before as (
-                select account_id, touch_tier, p_expansion, {TIER_RANK} as tier_rank
-                from scores.account_score_history where run_id = $previous
-            ),
-            changes as (
-                select n.*, 'tier_up' as alert_type, b.touch_tier as previous_value,
-                       n.touch_tier as current_value
-                from now_ n join before b using (account_id)
-                where n.tier_rank > b.tier_rank
-                union all
-                select n.*, 'probability_crossed', cast(round(b.p_expansion, 3) as varchar),
-                       cast(round(n.p_expansion, 3) as varchar)
-                from now_ n join before b using (account_id)
-                where b.p_expansion < $threshold and n.p_expansion >= $threshold
-            )
-            select md5(concat_ws('|', cast(as_of as varchar), account_id, alert_type)),
-                   $run_id, as_of,
-                   account_id, account_name, owner_name, alert_type, previous_value,
-                   current_value, p_expansion, next_best_offer, reason_1, current_timestamp
-            from changes where not is_suppressed
-            """,
-            {"previous": previous[0], "threshold": threshold, "run_id": run_id},
-        )
+        con.register("_alerts", alerts)
+        con.execute("insert into scores.account_alerts by name select * from _alerts")
+        con.unregister("_alerts")
+        con.execute("commit")
         row = con.execute(
             "select count(*) from scores.account_alerts where run_id = ?", [run_id]
         ).fetchone()

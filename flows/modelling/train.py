@@ -30,13 +30,13 @@ from flows.registry import (
     promote,
     read_metadata,
     save_model,
-    should_promote,
 )
 from flows.settings import Settings
 from flows.transform.manifest import model_params
 from flows.warehouse import Warehouse, replace_table
+from models.fingerprint import data_fingerprint
 from models.params import Params
-from models.train import comparable_metrics
+from models.promotion import comparable_metrics, should_promote
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +65,6 @@ def code_version(settings: Settings) -> str:
         return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return f"pkg-{package_version('expansion-pipeline')}"
-
-
-def data_fingerprint(frame: pd.DataFrame) -> str:
-    """Rows, column names and types (row hashes alone miss a renamed column)."""
-    digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-    digest.update(json.dumps([[str(c), str(t)] for c, t in frame.dtypes.items()]).encode())
-    return digest.hexdigest()[:16]
 
 
 def _write_model_metrics(settings: Settings) -> None:

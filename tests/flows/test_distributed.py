@@ -25,11 +25,12 @@ import pandas as pd
 import pytest
 
 from flows.settings import Settings, get_settings
+from models.booster import refit_local
 from models.distributed import classifier_params, partition_of, training_partitions
 from models.evaluate import binary_metrics
 from models.features import label_array, prepare_features, training_frame
 from models.params import Params, load_params
-from models.train import TrainedModel, refit_local, train_model
+from models.train import TrainedModel, train_model
 from tests.models.conftest import AS_OF, fast_params, synthetic_snapshots
 
 PROBABILITIES = ["p_expansion", "p_upsell", "p_cross_sell"]

@@ -137,7 +137,8 @@ def test_scoring_frame_rejects_two_rows_per_account() -> None:
 def test_derived_features_are_row_wise_and_documented(
     snapshots: pd.DataFrame, params: Params
 ) -> None:
-    from models.features import DERIVED_FEATURES, derived_feature
+    from models.derived import DERIVED_FEATURES
+    from models.features import derived_feature
     from models.params import LEAKY_COLUMNS
 
     frame = _rows(snapshots, 6)

@@ -145,7 +145,7 @@ def test_min_data_in_leaf_is_capped_by_the_share_of_training_rows() -> None:
 
 def test_small_project_trees_split() -> None:
     """With the shipped settings a 300-row fit learns something (200 rows a leaf: no split)."""
-    from models.train import fit_booster
+    from models.booster import fit_booster
 
     params = load_params()
     rng = np.random.default_rng(0)

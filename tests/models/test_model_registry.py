@@ -1,8 +1,7 @@
-"""File registry: save / load / promote / rollback round trip and the promotion rule."""
+"""File registry: save / load / promote / rollback round trip, and a promotion decision on saved models."""
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -12,19 +11,18 @@ import pytest
 
 from flows.registry import (
     champion_version,
-    frame_fingerprint,
     list_models,
     load_model,
     promote,
     read_metadata,
     rollback,
     save_model,
-    should_promote,
 )
 from models.features import prepare_features, scoring_frame
 from models.params import Params
+from models.promotion import comparable_metrics, should_promote
 from models.score import score_accounts
-from models.train import TrainedModel, comparable_metrics, train_model
+from models.train import TrainedModel, train_model
 
 AT = datetime(2026, 11, 23, 4, 15, tzinfo=UTC)
 
@@ -99,31 +97,6 @@ def test_promote_and_rollback(trained: TrainedModel, tmp_path: Path) -> None:
         save_model(model, tmp_path, "abc", "x", datetime(2026, 1, 1))
 
 
-def _m(cutoff: str, auc: float, brier: float = 0.1) -> dict[str, object]:
-    return {"cutoff": cutoff, "roc_auc": auc, "brier": brier}
-
-
-def test_should_promote(params: Params) -> None:
-    ok, why = should_promote(_m("2025-10-31", 0.80), None, params)
-    assert ok and "no champion" in why
-    assert not should_promote(_m("2025-10-31", 0.55), None, params)[0]  # below min_roc_auc
-    assert not should_promote(_m("2025-10-31", 0.80, brier=0.4), None, params)[0]
-    assert not should_promote(_m("2025-10-31", math.nan), None, params)[0]
-    champion = _m("2025-10-31", 0.78)
-    assert should_promote(_m("2025-10-31", 0.79), champion, params)[0]
-    ok, why = should_promote(_m("2025-10-31", 0.782), champion, params)
-    assert not ok and "0.7820 < champion 0.7800 + 0.005" in why
-    ok, why = should_promote(_m("2025-10-31", 0.90), _m("2025-09-30", 0.70), params)
-    assert not ok and "different windows" in why
-
-
-def test_frame_fingerprint() -> None:
-    a = pd.DataFrame({"x": [1, 2], "y": ["a", "b"]})
-    assert frame_fingerprint(a) == frame_fingerprint(a[["y", "x"]].copy())
-    assert frame_fingerprint(a) != frame_fingerprint(a.assign(x=[1, 3]))
-    assert len(frame_fingerprint(a)) == 64
-
-
 def test_model_saved_under_an_older_params_schema_still_loads(
     trained: TrainedModel, snapshots: pd.DataFrame, as_of: date, tmp_path: Path
 ) -> None:
@@ -168,7 +141,7 @@ def test_model_without_backtest_predictions_or_offer_values_still_loads(
 def test_promotion_keeps_the_champion_when_the_challenger_is_worse(
     trained: TrainedModel, snapshots: pd.DataFrame, params: Params, tmp_path: Path
 ) -> None:
-    """The decision flows/stages.train_model takes: compare on the same window, promote only
+    """The decision flows/modelling/train.py (train_model) takes: compare on the same window, promote only
     a challenger that beats the champion by the margin."""
     champion = TrainedModel(**{**trained.__dict__, "version": None})
     promote(tmp_path, _save(champion, tmp_path, 1), at=AT)

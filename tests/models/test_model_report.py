@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 from datetime import date
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from flows.files import JsonFileCache
 from models.params import Params
 from models.report import render_report
 from models.score import score_accounts
@@ -125,14 +127,28 @@ def test_model_charts_are_rendered_once_per_version(
     import models.report as report
 
     model = TrainedModel(**{**trained.__dict__, "version": "v9"})
-    first = render_report(model, snapshots, scores, chart_cache=tmp_path)
+    cache = JsonFileCache(tmp_path)
+    first = render_report(model, snapshots, scores, chart_cache=cache)
     assert len(list(tmp_path.glob(f"{model.version}-*.json"))) == 1
 
     def fail(*args: object) -> list[str]:
         raise AssertionError("the model's charts were rendered again")
 
-    monkeypatch.setattr(report, "_model_charts", fail)
-    assert render_report(model, snapshots, scores, chart_cache=tmp_path) == first
+    monkeypatch.setattr(report, "model_charts", fail)
+    assert render_report(model, snapshots, scores, chart_cache=cache) == first
     with pytest.raises(AssertionError, match="rendered again"):  # another version: rendered
         other = TrainedModel(**{**trained.__dict__, "version": "v10"})
-        render_report(other, snapshots, scores, chart_cache=tmp_path)
+        render_report(other, snapshots, scores, chart_cache=cache)
+
+
+def test_the_chart_cache_is_any_mapping_and_a_bad_entry_is_rendered_again(
+    trained: TrainedModel, snapshots: pd.DataFrame, scores: pd.DataFrame
+) -> None:
+    model = TrainedModel(**{**trained.__dict__, "version": "v9"})
+    cache: dict[str, str] = {}
+    first = render_report(model, snapshots, scores, chart_cache=cache)
+    [key] = cache
+    assert key.startswith("v9-") and json.loads(cache[key])[0].startswith("<figure")
+    cache[key] = "not json"
+    assert render_report(model, snapshots, scores, chart_cache=cache) == first
+    assert json.loads(cache[key])[0].startswith("<figure")

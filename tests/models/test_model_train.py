@@ -10,24 +10,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from models.backtest import run_backtest
+from models.booster import fit_booster
+from models.calibration import Calibrator, fit_calibrator
 from models.evaluate import expected_calibration_error
-from models.features import prepare_features, training_frame
+from models.features import InsufficientLabelsError, prepare_features, training_frame
 from models.params import Params, load_params
 from models.score import score_accounts
-from models.train import (
-    Calibrator,
-    InsufficientLabelsError,
-    TrainedModel,
-    backtest_splits,
-    comparable_metrics,
-    evaluate_on_date,
-    expansion_mrr_ratio,
-    final_split,
-    fit_booster,
-    fit_calibrator,
-    run_backtest,
-    train_model,
-)
+from models.splits import backtest_splits, final_split
+from models.train import TrainedModel, expansion_mrr_ratio, train_model
 
 H = pd.Timedelta(days=90)
 
@@ -182,33 +173,6 @@ def test_expansion_mrr_ratio(params: Params) -> None:
     # 0.2, 0.5, (mrr 0 skipped), (negative row skipped), 9.0 clipped to max_ratio 3.0
     assert expansion_mrr_ratio(frame, params) == pytest.approx((0.2 + 0.5 + 3.0) / 3)
     assert math.isnan(expansion_mrr_ratio(frame.assign(label_expansion=False), params))
-
-
-def test_evaluate_on_date_refuses_leaky_dates(
-    trained: TrainedModel, snapshots: pd.DataFrame
-) -> None:
-    with pytest.raises(ValueError, match="leak"):
-        evaluate_on_date(trained, snapshots, trained.training_window_end)
-
-
-def test_evaluate_on_date_out_of_time(
-    trained: TrainedModel, snapshots: pd.DataFrame, params: Params
-) -> None:
-    older = snapshots[pd.to_datetime(snapshots["snapshot_date"]) <= "2025-06-30"]
-    old = train_model(older, params, backtest=False)
-    records = evaluate_on_date(old, snapshots, "2025-10-31")
-    assert {r["target"] for r in records} == {"expansion", "upsell", "cross_sell"}
-    assert all(r["n"] == 30 for r in records)
-    challenger, champion = comparable_metrics(trained, old, snapshots)
-    assert challenger["cutoff"] == champion["cutoff"] == "2025-10-31"
-
-
-def test_comparable_metrics_same_data_uses_stored_backtest(
-    trained: TrainedModel, snapshots: pd.DataFrame
-) -> None:
-    challenger, champion = comparable_metrics(trained, trained, snapshots)
-    assert challenger == champion
-    assert challenger["model"] == "lightgbm" and challenger["target"] == "expansion"
 
 
 def test_training_frame_is_what_training_sees(snapshots: pd.DataFrame, params: Params) -> None:

@@ -8,19 +8,13 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
+from models.backtest import run_backtest
+from models.baselines import Baselines, _logistic_input, best_single_rule, fit_logistic_baseline
+from models.booster import LocalRefit, refit_local
 from models.features import label_array, prepare_features, training_frame
 from models.params import Params
-from models.train import (
-    _Baselines,
-    _LocalRefit,
-    _logistic_input,
-    best_single_rule,
-    fit_logistic_baseline,
-    fit_sample,
-    refit_local,
-    run_backtest,
-    train_model,
-)
+from models.splits import fit_sample
+from models.train import train_model
 
 
 def _with_lightgbm(params: Params, **update: object) -> Params:
@@ -38,7 +32,7 @@ def test_binning_once_per_split_gives_refit_locals_boosters(
     X, _ = prepare_features(frame, params)
     booster_params = params.lightgbm.booster_params()
     categorical = list(params.features.categorical)
-    shared = _LocalRefit()
+    shared = LocalRefit()
     for label in params.label_columns:  # one Dataset, three labels
         y = label_array(frame, label)
         mine = shared(booster_params, X, y, categorical, 30)
@@ -59,7 +53,7 @@ def test_shared_baselines_fit_what_the_per_target_ones_fit(
     fit, test = frame[frame["snapshot_date"] < last], frame[frame["snapshot_date"] == last]
     X_fit, categories = prepare_features(fit, params)
     X_test, _ = prepare_features(test, params, categories)
-    shared = _Baselines(X_fit, X_test, params)
+    shared = Baselines(X_fit, X_test, params)
     for label in params.label_columns:
         y = label_array(fit, label)
         alone = fit_logistic_baseline(X_fit, y, params)
