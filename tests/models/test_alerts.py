@@ -157,7 +157,7 @@ def test_tier_order_comes_from_the_params() -> None:
     shipped = tier_ranks(pd.Series(["high_touch", "low_touch", "tech_touch", "other", None]), [
         t.name for t in TIERS.tiers
     ])  # fmt: skip
-    assert list(shipped) == [3, 2, 1, 1, 1]  # what the SQL rule of record_alerts ranked before models.alerts
+    assert list(shipped) == [3, 2, 1, 1, 1]  # as the SQL rule of record_alerts ranked them
     renamed = TouchTiers(tiers=[TouchTier(name="gold"), TouchTier(name="silver")], default="bronze")
     alerts = alerts_on_change(
         _current([("A", "gold", 0.1, False), ("B", "silver", 0.1, False)]),
