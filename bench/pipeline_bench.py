@@ -272,8 +272,9 @@ def _stage_before(settings: Any) -> dict[str, Callable[[Any], Any]]:
 
 
 def worker_pipeline(scenario: str, out: Path) -> None:
-    """The pipeline's own stage list (flows.pipeline.STAGES), each stage measured, outside
-    Prefect (its stages' plain functions, the pipeline lock held); results JSON to `out`."""
+    """The pipeline's own run (flows.pipeline.run_pipeline: lock, recovery, run record) of its
+    own stage list (STAGES), each stage measured, outside Prefect (the stages' plain
+    functions); results JSON to `out`."""
     from flows import prefect_env
     from flows.settings import get_settings
 
@@ -281,8 +282,7 @@ def worker_pipeline(scenario: str, out: Path) -> None:
     prefect_env.configure(settings.home)
     from bench.measure import measure
     from flows.errors import GateFailed
-    from flows.pipeline import STAGES, RunContext, Stage, run_stages
-    from flows.run.lock import pipeline_lock
+    from flows.pipeline import STAGES, RunContext, Stage, run_pipeline
 
     run_id = f"bench-{scenario}-{uuid.uuid4().hex[:8]}"
     records: list[dict[str, Any]] = []
@@ -354,8 +354,7 @@ def worker_pipeline(scenario: str, out: Path) -> None:
         ctx = RunContext(settings, run_id, prefect=False)
         stages = [measured(s) for s in STAGES]
     try:
-        with pipeline_lock(settings, holder=f"bench {run_id}"):
-            run_stages(ctx, stages)
+        run_pipeline(ctx, stages)  # the flow's own run: lock, recovery, run record, stages
         failed_gates = state.get("gates_failed")
         state["status"] = (
             f"completed; the pipeline would have stopped at the failed gate(s) {failed_gates}"

@@ -347,6 +347,31 @@ def run_stages(ctx: RunContext, stages: Iterable[Stage] = STAGES) -> RunContext:
     return ctx
 
 
+def run_pipeline(ctx: RunContext, stages: Iterable[Stage] = STAGES) -> RunSummary:
+    """One run: the pipeline lock, recovery from a killed run, the run record ("running"
+    until it ends, then its outcome), and the stages. The flow and the benchmark both run
+    this; a failure is recorded and raised."""
+    settings, summary = ctx.settings, ctx.summary
+    started = datetime.now(UTC)
+    try:
+        with pipeline_lock(settings, holder=f"pipeline run {ctx.run_id}"):
+            recover(settings)  # what a killed run left: temp files, half swaps
+            write_run_record(settings, summary.__dict__)  # "running" until it ends
+            run_stages(ctx, stages)
+        partial = [s.name for s in ctx.synced if s.status != "success"]
+        summary.status = "completed_with_sync_failures" if partial else "completed"
+        if partial:
+            log.warning("records failed to sync (see sync.failed_records): %s", partial)
+    except Exception as exc:
+        summary.status = "failed"
+        summary.error = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        summary.stages["total"] = round((datetime.now(UTC) - started).total_seconds(), 2)
+        write_run_record(settings, summary.__dict__)
+    return summary
+
+
 # --- the flows ------------------------------------------------------------------------------
 
 
@@ -365,35 +390,20 @@ def expansion_pipeline(
     """
     if backfill and as_of is None:
         raise ValueError("a backfill needs an as_of date")
-    logger = get_run_logger()
     settings = get_settings(as_of=as_of, full_refresh=full_refresh or None)
     check_landing_zone(settings)  # before anything is written: a missing zone is a typo
     run_id = str(flow_run.get_id() or uuid.uuid4())
     ctx = RunContext(settings, run_id, retrain=retrain, backfill=backfill)
     summary = ctx.summary
-    started = datetime.now(UTC)
     try:
-        with pipeline_lock(settings, holder=f"pipeline run {run_id}"):
-            recover(settings)  # what a killed run left: temp files, half swaps
-            write_run_record(settings, summary.__dict__)  # "running" until it ends
-            run_stages(ctx)
-        partial = [s.name for s in ctx.synced if s.status != "success"]
-        summary.status = "completed_with_sync_failures" if partial else "completed"
-        if partial:
-            logger.warning("records failed to sync (see sync.failed_records): %s", partial)
-    except Exception as exc:
-        summary.status = "failed"
-        summary.error = f"{type(exc).__name__}: {exc}"
-        raise
+        run_pipeline(ctx)
     finally:
-        summary.stages["total"] = round((datetime.now(UTC) - started).total_seconds(), 2)
-        write_run_record(settings, summary.__dict__)
         try:
             create_markdown_artifact(
                 key="expansion-run-summary", markdown=summary.markdown(), description="Run summary"
             )
         except Exception as exc:  # an artifact must never hide the run's own outcome
-            logger.warning("could not write the run summary artifact: %s", exc)
+            get_run_logger().warning("could not write the run summary artifact: %s", exc)
     return dict(summary.__dict__)
 
 
