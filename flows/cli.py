@@ -105,11 +105,7 @@ def run(
     from flows.ingest.landing import check_landing_zone
 
     settings = get_settings()
-    try:  # before anything is written, Prefect's database included
-        check_landing_zone(settings)
-    except ExtractError as exc:
-        err.print(f"[red]bad input[/]: {exc}")
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+    _guarded(lambda: check_landing_zone(settings))  # before anything is written, Prefect's too
     _configure(settings)
     from flows.pipeline import expansion_pipeline
 
