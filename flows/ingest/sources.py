@@ -73,7 +73,7 @@ def load_sources_config(path: Path, landing_dir: Path) -> SourcesConfig:
     text = text.replace("{landing_dir}", str(landing_dir))
     try:
         return SourcesConfig.model_validate(yaml.safe_load(text) or {})
-    except ValueError as exc:
+    except (ValueError, yaml.YAMLError) as exc:
         raise ValueError(f"{path}: {exc}") from exc
 
 
