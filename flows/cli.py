@@ -268,7 +268,8 @@ def backfill(
     start: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="First as_of date.")],
     end: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="Last as_of date.")],
     every: Annotated[
-        str, typer.Option(help="day, week (Sundays) or month (month ends).")
+        str,
+        typer.Option(help="day, week (Sundays), month (month ends) or month_start (the 1st)."),
     ] = "month",
     json_out: Annotated[bool, typer.Option("--json", help="Print the runs as JSON.")] = False,
 ) -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import duckdb
 
+from flows import schemas
 from flows.faults import crash_point
 from flows.warehouse import Warehouse
 
@@ -64,6 +65,17 @@ def _fsync(path: Path) -> None:
 HISTORY_TABLES = ("account_score_history",)
 
 
+def _exists(con: duckdb.DuckDBPyConnection, relation: str) -> bool:
+    """Whether `[database.]schema.table` exists (the warehouse's, or an attached file's)."""
+    *database, schema, table = relation.split(".")
+    row = con.execute(
+        "select count(*) from duckdb_tables() where database_name = coalesce(?, "
+        "current_database()) and schema_name = ? and table_name = ?",
+        [database[0] if database else None, schema, table],
+    ).fetchone()
+    return bool(row and row[0])
+
+
 def _sql_path(path: Path) -> str:
     """A path as the body of a SQL string literal (a quote in a folder name stays a quote)."""
     return path.as_posix().replace("'", "''")
@@ -81,7 +93,8 @@ def publish(
     """Copy the published relations into a fresh serving file + Parquet set and swap them in.
 
     `history_only` (backfills): every table comes from the current serving version except the
-    score history, so BI's current scores and marts stay as they are.
+    score history, so BI's current scores and marts stay as they are; with no version
+    published yet, the other tables go out empty and `_publication.as_of` is null.
     """
     serving_dir.mkdir(parents=True, exist_ok=True)
     target = serving_dir / "expansion.duckdb"
@@ -100,19 +113,36 @@ def publish(
             f"attach '{_sql_path(tmp)}' as serving (storage_version '{SERVING_STORAGE_VERSION}')"
         )
         sources = dict(PUBLISHED)
-        if history_only:
+        # A backfill before anything was published has no current version to keep: its
+        # history goes out with the other tables empty (their columns, no rows), so BI sees
+        # the history and no current scores, never a past date's marts presented as current.
+        first = history_only and not target.exists()
+        if history_only and not first:
             con.execute(f"attach '{_sql_path(target)}' as previous (read_only)")
             sources = {
                 name: relation if name in HISTORY_TABLES else f"previous.main.{name}"
                 for name, relation in PUBLISHED.items()
             }
+        if first:
+            schemas.ensure(con, "scores.account_alerts")  # written by daily runs only
         for name, relation in sources.items():
-            con.execute(f"create table serving.main.{name} as select * from {relation}")
+            if history_only and not _exists(con, relation):  # e.g. no model promoted yet
+                log.warning("%s does not exist yet: %s is not published", relation, name)
+                continue
+            empty = " limit 0" if first and name not in HISTORY_TABLES else ""
+            con.execute(f"create table serving.main.{name} as select * from {relation}{empty}")
             count = con.execute(f"select count(*) from serving.main.{name}").fetchone()
             report.rows[name] = int(count[0]) if count else 0
             out = (version_dir / f"{name}.parquet").as_posix().replace("'", "''")
             con.execute(f"copy serving.main.{name} to '{out}' (format parquet)")
-        if history_only:
+        if first:
+            con.execute(
+                "create table serving.main._publication as select ? as run_id, "
+                "cast(? as timestamp) as published_at, cast(null as date) as as_of, "
+                "cast(null as varchar) as model_version, ? as parquet_version",
+                [run_id, datetime.now(UTC).replace(tzinfo=None), run_id],
+            )
+        elif history_only:
             con.execute(
                 "create table serving.main._publication as select * from previous.main._publication"
             )

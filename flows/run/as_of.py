@@ -26,11 +26,15 @@ def resolve_as_of(settings: Settings) -> date:
     return settings.as_of
 
 
+BACKFILL_EVERY = {"day": "D", "week": "W-SUN", "month": "ME", "month_start": "MS"}
+
+
 def backfill_dates(start: date, end: date, every: str) -> list[date]:
-    """The as_of dates of a backfill: each day, each Sunday or each month end in [start, end]."""
-    freq = {"day": "D", "week": "W-SUN", "month": "ME"}.get(every)
+    """The as_of dates of a backfill in [start, end]: each day, each Sunday, each month end
+    (`month`) or each first of a month (`month_start`)."""
+    freq = BACKFILL_EVERY.get(every.replace("-", "_"))
     if freq is None:
-        raise ValueError(f"every={every!r}: expected day, week or month")
+        raise ValueError(f"every={every!r}: expected one of {', '.join(BACKFILL_EVERY)}")
     if end < start:
         raise ValueError(f"backfill end {end} is before its start {start}")
     return [d.date() for d in pd.date_range(start, end, freq=freq)]

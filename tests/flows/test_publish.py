@@ -61,3 +61,30 @@ def test_a_quote_in_the_serving_folder_is_a_quote_not_sql(tmp_path: Path) -> Non
         assert con.execute("select count(*) from account_scores").fetchone() == (3,)
     finally:
         con.close()
+
+
+def test_a_backfill_before_anything_was_published_publishes_its_history(
+    tmp_path: Path,
+) -> None:
+    """A new customer's first command may be a backfill: no serving file to keep yet."""
+    wh = _warehouse(tmp_path / "wh.duckdb", 4)
+    with duckdb.connect(str(wh)) as con:
+        con.execute("drop table scores.account_alerts")  # only daily runs write alerts
+        con.execute("drop table scores.model_metrics")  # a backfill model is never promoted
+    serving = tmp_path / "serving"
+    report = publish(Warehouse(wh), serving, "backfill-1", "2026-06-30", "v1", history_only=True)
+    assert report.rows["account_score_history"] == 4
+    assert report.rows["account_scores"] == 0 and report.rows["accounts"] == 0
+    assert "model_metrics" not in report.rows
+    con = duckdb.connect(report.serving_db, read_only=True)
+    try:
+        assert con.execute("select as_of, model_version from _publication").fetchall() == [
+            (None, None)
+        ]
+        assert con.execute("select count(*) from account_alerts").fetchone() == (0,)
+    finally:
+        con.close()
+    # the next backfill keeps what the first one published, and adds its own history
+    _warehouse(wh, 6)
+    again = publish(Warehouse(wh), serving, "backfill-2", "2026-07-31", "v2", history_only=True)
+    assert again.rows["account_score_history"] == 6 and again.rows["account_scores"] == 0
