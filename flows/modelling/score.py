@@ -20,7 +20,7 @@ from flows.modelling.distributed import score_frame
 from flows.registry import champion_version, load_model
 from flows.settings import Settings
 from flows.transform.manifest import model_params
-from flows.warehouse import Warehouse, replace_table
+from flows.warehouse import Connection, Warehouse, replace_table, table_columns
 from models.alerts import CURRENT_COLUMNS, PREVIOUS_COLUMNS, alerts_on_change
 from models.report import render_report
 
@@ -86,24 +86,7 @@ def score_accounts(
     scores["scored_at"] = datetime.now(UTC).replace(tzinfo=None)
     scores["run_id"] = run_id
     with Warehouse.from_settings(settings).connect() as con:
-        con.execute("begin transaction")
-        replace_table(con, "scores.account_scores", scores)
-        con.execute(
-            "create table if not exists scores.account_score_history as "
-            "select * from scores.account_scores limit 0"
-        )
-        for column, type_ in con.execute(
-            "select column_name, data_type from information_schema.columns "
-            "where table_schema = 'scores' and table_name = 'account_scores'"
-        ).fetchall():  # columns added by a newer model version
-            con.execute(
-                f'alter table scores.account_score_history add column if not exists "{column}" {type_}'
-            )
-        con.execute("delete from scores.account_score_history where as_of = ?", [as_of])
-        con.execute(
-            "insert into scores.account_score_history by name select * from scores.account_scores"
-        )
-        con.execute("commit")
+        write_scores(con, scores, as_of)
     crash_point("score.written")
     alerts = 0 if backfill else record_alerts(settings, run_id)
     top = scores[scores["action_rank"].notna()].sort_values("action_rank")
@@ -119,6 +102,39 @@ def score_accounts(
             for row in top.astype(object).where(top.notna(), None).to_dict("records")
         ],
     )
+
+
+def write_scores(con: Connection, scores: pd.DataFrame, as_of: date) -> None:
+    """scores.account_scores holds this run's scores; scores.account_score_history keeps one
+    row per account per as_of (re-scoring a date replaces that date's rows). One transaction.
+
+    A text column with no value on this date (no account suppressed, no owner) would get
+    DuckDB's type NULL, and a later date with a value could not be added to the history: such
+    columns are written as VARCHAR, and a history column left NULL-typed by an earlier run
+    takes the type of the scores."""
+    scores = scores.copy()
+    for column in scores.columns:
+        if pd.api.types.is_object_dtype(scores[column].dtype) and scores[column].isna().all():
+            scores[column] = scores[column].astype("string")
+    con.execute("begin transaction")
+    replace_table(con, "scores.account_scores", scores)
+    con.execute(
+        "create table if not exists scores.account_score_history as "
+        "select * from scores.account_scores limit 0"
+    )
+    history = table_columns(con, "scores.account_score_history")
+    for column, type_ in table_columns(con, "scores.account_scores").items():
+        if column not in history:  # a column added by a newer model version
+            con.execute(f'alter table scores.account_score_history add column "{column}" {type_}')
+        elif history[column] == '"NULL"':
+            con.execute(
+                f'alter table scores.account_score_history alter column "{column}" type {type_}'
+            )
+    con.execute("delete from scores.account_score_history where as_of = ?", [as_of])
+    con.execute(
+        "insert into scores.account_score_history by name select * from scores.account_scores"
+    )
+    con.execute("commit")
 
 
 def write_model_report(
