@@ -72,9 +72,11 @@ def demo_data(
     """Write realistic CRM, billing and usage extracts (and the oracle) for a demo.
 
     The only command that makes data up: `expansion run` never does."""
+    from flows.ingest.landing import has_file
+
     settings = get_settings(landing_dir=out)
     landing = settings.landing_dir
-    if skip_if_present and landing.is_dir() and any(p.is_file() for p in landing.rglob("*")):
+    if skip_if_present and has_file(landing):
         console.print(f"landing zone {landing} already holds extracts: no demo data written")
         return
     from demo.generator import generate

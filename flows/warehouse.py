@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 Connection = duckdb.DuckDBPyConnection
 
 
-def _sql_str(value: str) -> str:
+def sql_str(value: str) -> str:
+    """A SQL string literal (a quote in the value stays a quote)."""
     return "'" + value.replace("'", "''") + "'"
 
 
@@ -82,26 +83,28 @@ class Warehouse:
 
 def configure(con: Connection, warehouse: Warehouse, **options: Any) -> None:
     """Apply a warehouse's session settings to an open connection."""
-    con.execute(f"set TimeZone = {_sql_str(warehouse.timezone)}")
-    con.execute(f"set memory_limit = {_sql_str(warehouse.memory_limit)}")
+    con.execute(f"set TimeZone = {sql_str(warehouse.timezone)}")
+    con.execute(f"set memory_limit = {sql_str(warehouse.memory_limit)}")
     if warehouse.threads:
         con.execute(f"set threads = {int(warehouse.threads)}")
     if warehouse.temp_directory is not None:
-        con.execute(f"set temp_directory = {_sql_str(str(warehouse.temp_directory))}")
+        con.execute(f"set temp_directory = {sql_str(str(warehouse.temp_directory))}")
     for name, value in options.items():
         if not name.isidentifier():
             raise ValueError(f"not a DuckDB setting name: {name!r}")
-        literal = str(value).lower() if isinstance(value, bool) else _sql_str(str(value))
+        literal = str(value).lower() if isinstance(value, bool) else sql_str(str(value))
         con.execute(f"set {name} = {literal}")
 
 
 def table_columns(con: Connection, relation: str) -> dict[str, str]:
-    """Column name -> DuckDB type of `schema.table` (empty when it does not exist)."""
-    schema, name = relation.split(".", 1)
+    """Column name -> DuckDB type of `schema.table`, or of `database.schema.table` in an
+    attached file (empty when it does not exist)."""
+    *database, schema, name = relation.split(".")
     rows = con.execute(
         "select column_name, data_type from information_schema.columns "
-        "where table_schema = ? and table_name = ? order by ordinal_position",
-        [schema, name],
+        "where table_catalog = coalesce(?, current_database()) and table_schema = ? "
+        "and table_name = ? order by ordinal_position",
+        [database[0] if database else None, schema, name],
     ).fetchall()
     return {str(r[0]): str(r[1]) for r in rows}
 

@@ -27,7 +27,7 @@ import duckdb
 
 from flows import schemas
 from flows.faults import crash_point
-from flows.warehouse import Warehouse
+from flows.warehouse import Warehouse, sql_str, table_columns
 
 log = logging.getLogger(__name__)
 
@@ -65,22 +65,6 @@ def _fsync(path: Path) -> None:
 HISTORY_TABLES = ("account_score_history",)
 
 
-def _exists(con: duckdb.DuckDBPyConnection, relation: str) -> bool:
-    """Whether `[database.]schema.table` exists (the warehouse's, or an attached file's)."""
-    *database, schema, table = relation.split(".")
-    row = con.execute(
-        "select count(*) from duckdb_tables() where database_name = coalesce(?, "
-        "current_database()) and schema_name = ? and table_name = ?",
-        [database[0] if database else None, schema, table],
-    ).fetchone()
-    return bool(row and row[0])
-
-
-def _sql_path(path: Path) -> str:
-    """A path as the body of a SQL string literal (a quote in a folder name stays a quote)."""
-    return path.as_posix().replace("'", "''")
-
-
 def publish(
     warehouse: Warehouse,
     serving_dir: Path,
@@ -110,7 +94,8 @@ def publish(
     )
     with warehouse.connect() as con:
         con.execute(
-            f"attach '{_sql_path(tmp)}' as serving (storage_version '{SERVING_STORAGE_VERSION}')"
+            f"attach {sql_str(tmp.as_posix())} as serving "
+            f"(storage_version {sql_str(SERVING_STORAGE_VERSION)})"
         )
         sources = dict(PUBLISHED)
         # A backfill before anything was published has no current version to keep: its
@@ -118,7 +103,7 @@ def publish(
         # the history and no current scores, never a past date's marts presented as current.
         first = history_only and not target.exists()
         if history_only and not first:
-            con.execute(f"attach '{_sql_path(target)}' as previous (read_only)")
+            con.execute(f"attach {sql_str(target.as_posix())} as previous (read_only)")
             sources = {
                 name: relation if name in HISTORY_TABLES else f"previous.main.{name}"
                 for name, relation in PUBLISHED.items()
@@ -126,15 +111,15 @@ def publish(
         if first:
             schemas.ensure(con, "scores.account_alerts")  # written by daily runs only
         for name, relation in sources.items():
-            if history_only and not _exists(con, relation):  # e.g. no model promoted yet
+            if history_only and not table_columns(con, relation):  # e.g. no model promoted
                 log.warning("%s does not exist yet: %s is not published", relation, name)
                 continue
             empty = " limit 0" if first and name not in HISTORY_TABLES else ""
             con.execute(f"create table serving.main.{name} as select * from {relation}{empty}")
             count = con.execute(f"select count(*) from serving.main.{name}").fetchone()
             report.rows[name] = int(count[0]) if count else 0
-            out = (version_dir / f"{name}.parquet").as_posix().replace("'", "''")
-            con.execute(f"copy serving.main.{name} to '{out}' (format parquet)")
+            out = sql_str((version_dir / f"{name}.parquet").as_posix())
+            con.execute(f"copy serving.main.{name} to {out} (format parquet)")
         if first:
             con.execute(
                 "create table serving.main._publication as select ? as run_id, "

@@ -29,7 +29,7 @@ from flows.delivery.destinations import DestinationResult, build_destination
 from flows.delivery.sync_config import SyncSpec
 from flows.errors import SyncFailed
 from flows.faults import crash_point
-from flows.warehouse import Warehouse
+from flows.warehouse import Warehouse, sql_str
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +119,7 @@ def run_sync(
     started = datetime.now(UTC).replace(tzinfo=None)
     with warehouse.connect() as con:
         schemas.ensure(con, *schemas.SYNC_LEDGER)
-        serving = serving_db.as_posix().replace("'", "''")
-        con.execute(f"attach '{serving}' as serving (read_only)")
+        con.execute(f"attach {sql_str(serving_db.as_posix())} as serving (read_only)")
         changes = diff(con, spec)
         rows_in = con.execute("select count(*) from _src").fetchone()
         report.rows_in = int(rows_in[0]) if rows_in else 0

@@ -17,7 +17,7 @@ import duckdb
 from flows.errors import LandingZoneEmpty
 from flows.ingest.sources import load_sources_config
 from flows.settings import Settings
-from flows.warehouse import Warehouse
+from flows.warehouse import Warehouse, table_columns
 
 HINT = (
     "set EXPANSION_LANDING_DIR (or the source urls in {sources}) to where your extracts are, "
@@ -32,7 +32,8 @@ def _local_folder(url: str) -> Path | None:
     return Path(url) if parsed.scheme == "" else None
 
 
-def _has_file(folder: Path) -> bool:
+def has_file(folder: Path) -> bool:
+    """Whether `folder` holds at least one file (at any depth)."""
     return folder.is_dir() and any(p.is_file() for p in folder.rglob("*"))
 
 
@@ -42,9 +43,9 @@ def _loaded_before(warehouse: Warehouse) -> bool:
         return False
     try:
         with warehouse.connect(read_only=True) as con:
+            if not table_columns(con, "raw._load_ledger"):
+                return False  # a warehouse without a ledger has loaded nothing
             row = con.execute("select count(*) from raw._load_ledger").fetchone()
-    except duckdb.CatalogException:
-        return False  # a warehouse without a ledger has loaded nothing
     except duckdb.Error:
         return True  # busy or unreadable: not this check's business, the load will say
     return bool(row and row[0])
@@ -64,7 +65,7 @@ def check_landing_zone(settings: Settings) -> None:
     root, hint = settings.landing_dir, HINT.format(sources=settings.sources_file)
     if not root.is_dir() and any(f.is_relative_to(root) for f in folders):
         raise LandingZoneEmpty(f"landing zone {root} is missing: no such folder; {hint}")
-    if not any(_has_file(f) for f in folders) and not _loaded_before(
+    if not any(has_file(f) for f in folders) and not _loaded_before(
         Warehouse.from_settings(settings)
     ):
         looked = ", ".join(str(f) for f in folders)

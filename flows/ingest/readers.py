@@ -27,8 +27,8 @@ import fsspec
 
 from flows.ingest.connectors import Extract
 from flows.ingest.contract import Table
-from flows.ingest.rules import TEXT_TYPES, sql_str, staged_select
-from flows.warehouse import Connection
+from flows.ingest.rules import TEXT_TYPES, staged_select
+from flows.warehouse import Connection, sql_str
 
 log = logging.getLogger(__name__)
 

@@ -22,12 +22,9 @@ from flows.ingest.contract import (
     Column,
     Table,
 )
+from flows.warehouse import sql_str
 
 TEXT_TYPES = {"VARCHAR", "JSON"}  # file types whose values are read as written text
-
-
-def sql_str(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def ident(name: str) -> str:

@@ -30,7 +30,7 @@ from flows.quality.results import GateResult, enforce_all, write_results
 from flows.quality.suites import load_suite, suite_query
 from flows.registry import champion_version, read_metadata
 from flows.settings import Settings
-from flows.warehouse import Warehouse, table_columns
+from flows.warehouse import Warehouse, sql_str, table_columns
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +194,7 @@ def validate_raw(settings: Settings, run_id: str) -> list[GateResult]:
             ", ".join(pending),
         )
     runs = [run_id, *pending]
-    where = "_run_id in (" + ", ".join("'" + r.replace("'", "''") + "'" for r in runs) + ")"
+    where = "_run_id in (" + ", ".join(sql_str(r) for r in runs) + ")"
     results = run_suites(settings, "raw", params, extra_where=where)
     report_gate(settings, run_id, results)
     try:
