@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     sources_config: Path | None = Field(
         None, description="connectors and bad-row policy; default config/sources.yml"
     )
+    business_config: Path | None = Field(
+        None,
+        description="the business's usage metrics (config/business.yml format); default "
+        "config/business.yml",
+    )
     params_path: Path | None = Field(
         None,
         description="model parameters YAML (models, quality bars, tiers); default models/params.yaml",
@@ -157,6 +162,10 @@ class Settings(BaseSettings):
     @property
     def sources_file(self) -> Path:
         return (self.sources_config or self.project_dir / "config" / "sources.yml").resolve()
+
+    @property
+    def business_file(self) -> Path:
+        return (self.business_config or self.project_dir / "config" / "business.yml").resolve()
 
     @property
     def syncs_file(self) -> Path:

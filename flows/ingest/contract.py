@@ -39,6 +39,9 @@ class Column:
     currency_column: str | None = None  # amount column: the column naming its currency
     is_currency: bool = False  # an ISO 4217 code (flows/ingest/currencies.py)
     not_before: str | None = None  # another column of the row this value may not precede
+    values: tuple[str, ...] = ()  # the only values allowed (exact), when not empty
+    # the only values allowed are the names a business declares (VOCABULARIES), e.g. its metrics
+    vocabulary: str | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,7 @@ def _c(
 
 
 ACCOUNT = "crm.accounts.account_id"
+PRICING_MODELS = ("per_seat", "flat", "usage")
 CUSTOMER = "billing.customers.customer_id"
 
 
@@ -102,7 +106,13 @@ TABLES: tuple[Table, ...] = (
             _c("industry", "VARCHAR", False),
             _c("country", "VARCHAR", False, "ISO 3166-1 alpha-2"),
             _c("employee_count", "INTEGER", False, min_value=0),
-            _c("segment", "VARCHAR", description="smb | mid_market | enterprise"),
+            _c(
+                "segment",
+                "VARCHAR",
+                False,
+                "the business's own segments (e.g. smb | mid_market | enterprise); empty: "
+                "unknown (touch tiers then go by MRR; the model treats it as missing)",
+            ),
             _c("owner_name", "VARCHAR", False, "account owner (sales or CSM)"),
             _c("owner_email", "VARCHAR", False),
             _c("created_at", "TIMESTAMP"),
@@ -226,19 +236,71 @@ TABLES: tuple[Table, ...] = (
                 min_value=1,
             ),
             _c(
-                "list_price_usd",
+                "list_price",
                 "DECIMAL(18,2)",
-                description="monthly list price per seat, USD",
+                description="monthly list price in `currency`: per unit (seat) for per_seat "
+                "plans, for the whole plan for flat ones, the committed base for usage ones",
                 min_value=0,
+                currency_column="currency",
             ),
-            _c("storage_limit_gb", "DOUBLE", False, "per account; empty = unlimited", min_value=0),
             _c(
-                "api_calls_limit",
-                "DOUBLE",
+                "currency",
+                "VARCHAR",
+                description="ISO 4217 currency of list_price",
+                is_currency=True,
+            ),
+            _c(
+                "pricing_model",
+                "VARCHAR",
                 False,
-                "per account per month; empty = unlimited",
+                "per_seat (price x quantity) | flat (one price, limits bundled) | usage (a base "
+                "plus overage); empty: per_seat",
+                values=PRICING_MODELS,
+            ),
+            _c(
+                "billing_period_months",
+                "INTEGER",
+                False,
+                "the billing period the plan is sold on (1 monthly, 12 annual) when plans differ "
+                "by period; empty: any period",
+                min_value=1,
+                max_value=60,
+            ),
+        ),
+        description="The price list. Plan limits are in billing.plan_limits.",
+    ),
+    Table(
+        "billing",
+        "plan_limits",
+        ("plan_id", "metric"),
+        (
+            _c("plan_id", "VARCHAR", references="billing.plans.plan_id"),
+            _c(
+                "metric",
+                "VARCHAR",
+                description="a usage metric declared with a limit_period in config/business.yml",
+                vocabulary="limited_usage_metrics",
+            ),
+            _c(
+                "limit_value",
+                "DOUBLE",
+                description="the limit: 0 is a limit (nothing included), not a missing value",
                 min_value=0,
             ),
+            _c(
+                "per_unit",
+                "BOOLEAN",
+                False,
+                "true: the limit is per unit bought (seats on a per-seat plan: limit_value x "
+                "quantity); empty: false, the limit is per subscription",
+            ),
+        ),
+        optional=True,
+        description=(
+            "How far each plan lets a usage metric go. An account's effective limit on a metric "
+            "is its core plan's limit plus the limits of the add-ons it holds (each x quantity "
+            "when per_unit); a metric its core plan does not limit is unlimited. Absent: no "
+            "limits, so no utilisation features."
         ),
     ),
     Table(
@@ -359,7 +421,8 @@ TABLES: tuple[Table, ...] = (
             _c(
                 "metric",
                 "VARCHAR",
-                description="active_users | api_calls | storage_gb | features_used",
+                description="one of the usage metrics declared in config/business.yml",
+                vocabulary="usage_metrics",
             ),
             _c("value", "DOUBLE", min_value=0, max_value=1e12),
         ),
@@ -370,7 +433,11 @@ TABLES: tuple[Table, ...] = (
 
 TABLES_BY_KEY: dict[str, Table] = {f"{t.source}.{t.name}": t for t in TABLES}
 SOURCES: tuple[str, ...] = ("crm", "billing", "usage")
-USAGE_METRICS: tuple[str, ...] = ("active_users", "api_calls", "storage_gb", "features_used")
+# Names a business declares, by vocabulary (models/business.py): the loader allows exactly these
+VOCABULARIES: dict[str, str] = {
+    "usage_metrics": "the usage metrics declared in the business declaration",
+    "limited_usage_metrics": "the usage metrics declared with a limit_period",
+}
 
 
 def table(source: str, name: str) -> Table:

@@ -27,6 +27,7 @@ from flows.faults import crash_point
 from flows.ingest.connectors import Extract
 from flows.ingest.contract import TABLES, Table
 from flows.ingest.currencies import MINOR_UNITS
+from flows.ingest.declarations import register_vocabularies, write_declarations
 from flows.ingest.ledger import LedgerView, ensure_raw_schema, record_loads
 from flows.ingest.readers import (
     FileProblem,
@@ -43,7 +44,9 @@ from flows.ingest.readers import (
 from flows.ingest.report import LoadedFile, LoadReport
 from flows.ingest.rules import dup_key, fast_counts, fast_select, ident, key_lookup, staged_rules
 from flows.ingest.sources import BadRows, SourcesConfig, build_connector, files_config
+from flows.settings import Settings
 from flows.warehouse import Connection, Warehouse
+from models.business import Business, load_business
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +60,12 @@ def load_sources(
     *,
     full_refresh: bool = False,
     staging_dir: Path | None = None,
+    business: Business | None = None,
 ) -> LoadReport:
-    """Load every new extract of every source into raw: all of it, or (on failure) none."""
+    """Load every new extract of every source into raw: all of it, or (on failure) none.
+
+    `business`: the declaration whose names the contract's vocabulary columns accept (usage
+    metrics); default: the project's config/business.yml."""
     run_id = run_id or uuid.uuid4().hex
     report = LoadReport(run_id=run_id)
     staging_dir = staging_dir or warehouse.path.parent / "extracts"
@@ -82,7 +89,9 @@ def load_sources(
         report.skipped_files = ledger.skipped
         report.duplicates = ledger.duplicates
         _register_currencies(con)
-        _load(con, config.bad_rows, extracts, report, run_id, loaded_at, full_refresh)
+        business = business or load_business(Settings().business_file)
+        register_vocabularies(con, business)
+        _load(con, config.bad_rows, extracts, report, run_id, loaded_at, full_refresh, business)
     return report
 
 
@@ -93,6 +102,7 @@ def load_landing(
     *,
     full_refresh: bool = False,
     bad_rows: BadRows | None = None,
+    business: Business | None = None,
 ) -> LoadReport:
     """Load every source from files under one landing directory (the default layout)."""
     if not landing_dir.is_dir():
@@ -100,7 +110,7 @@ def load_landing(
     config = files_config(landing_dir)
     if bad_rows is not None:
         config = config.model_copy(update={"bad_rows": bad_rows})
-    return load_sources(config, warehouse, run_id, full_refresh=full_refresh)
+    return load_sources(config, warehouse, run_id, full_refresh=full_refresh, business=business)
 
 
 def _load(
@@ -111,6 +121,7 @@ def _load(
     run_id: str,
     loaded_at: datetime,
     full_refresh: bool,
+    business: Business,
 ) -> None:
     """Check every extract and write raw, the ledger and quarantine: all or nothing.
 
@@ -177,6 +188,7 @@ def _load(
                     f"required table {t.source}.{t.name} has no rows: expected extracts for it "
                     "from its source (see config/sources.yml and docs/extract-contract.md)"
                 )
+        write_declarations(con, business)
         con.execute("commit")
     except BaseException:
         con.execute("rollback")

@@ -19,6 +19,7 @@ from flows.ingest.contract import (
     MAX_TEXT_LENGTH,
     TABLES_BY_KEY,
     TIMESTAMP_PATTERN,
+    VOCABULARIES,
     Column,
     Table,
 )
@@ -182,6 +183,23 @@ def row_checks(
                 c,
                 f"{q} is not null and {decimals} > {scale}",
                 sql_str(f"has more than {scale} decimals, which {c.type} cannot hold"),
+            )
+        if c.values:
+            listed = ", ".join(c.values)
+            add(
+                c,
+                f"{q} is not null and {q} not in ({', '.join(sql_str(v) for v in c.values)})",
+                sql_str(f"is not one of the allowed values: {listed}"),
+            )
+        if c.vocabulary:
+            vocab = sql_str(c.vocabulary)
+            add(
+                c,
+                f"{q} is not null and {q} not in "
+                f"(select value from _vocabulary where vocabulary = {vocab})",
+                sql_str(f"is not one of {VOCABULARIES[c.vocabulary]} (config/business.yml): ")
+                + " || coalesce((select string_agg(value, ', ' order by value) from _vocabulary "
+                f"where vocabulary = {vocab}), 'none declared')",
             )
         if c.is_currency:
             add(

@@ -9,6 +9,7 @@ from flows.ingest.report import LoadReport
 from flows.ingest.sources import load_sources_config
 from flows.settings import Settings
 from flows.warehouse import Warehouse
+from models.business import load_business
 
 
 def load_raw(settings: Settings, run_id: str) -> LoadReport:
@@ -22,6 +23,7 @@ def load_raw(settings: Settings, run_id: str) -> LoadReport:
         run_id,
         full_refresh=settings.full_refresh,
         staging_dir=settings.home / "extracts",
+        business=load_business(settings.business_file),
     )
     crash_point("load.committed")
     return report
