@@ -170,3 +170,7 @@ FEATURE_REQUEST = 3
 OPPORTUNITY_TYPES: tuple[str, ...] = ("new_business", "upsell", "cross_sell", "renewal")
 OPPORTUNITY_STAGES: tuple[str, ...] = ("open", "closed_won", "closed_lost")
 INVOICE_STATUSES: tuple[str, ...] = ("paid", "open", "void", "uncollectible")
+
+# The usage metrics this business measures, in the order the generator writes them (declared
+# for the pipeline in config/business.yml).
+USAGE_METRICS: tuple[str, ...] = ("active_users", "api_calls", "storage_gb", "features_used")

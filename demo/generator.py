@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
 from demo import catalog as cat
-from flows.ingest.contract import TABLES_BY_KEY, USAGE_METRICS
+from flows.ingest.contract import TABLES_BY_KEY
 from flows.ingest.contract import table as contract_table
 
 F64 = NDArray[np.float64]
@@ -803,14 +803,14 @@ class _World:
         feats = np.where(au > 0, np.clip(feats, 1, 30), 0.0)
         values = np.stack([au, api, storage, feats], axis=-1)[mask].ravel()
         row_acc, row_day = np.nonzero(mask)
-        n_metrics = len(USAGE_METRICS)
+        n_metrics = len(cat.USAGE_METRICS)
         return pa.table(
             {
                 "account_id": self.account_ids.take(pa.array(np.repeat(acc[row_acc], n_metrics))),
                 "usage_date": pa.array(
                     np.repeat(ms + row_day, n_metrics).astype(np.int32), pa.date32()
                 ),
-                "metric": pa.array(list(USAGE_METRICS)).take(
+                "metric": pa.array(list(cat.USAGE_METRICS)).take(
                     pa.array(np.tile(np.arange(n_metrics), len(row_acc)))
                 ),
                 "value": pa.array(values, pa.float64()),
@@ -1319,9 +1319,35 @@ def _build_tables(world: _World) -> Iterator[tuple[str, str, pa.Table]]:
                 "product_id": [cat.PRODUCTS[x.product].product_id for x in cat.PLANS],
                 "plan_name": [x.plan_name for x in cat.PLANS],
                 "tier_rank": [x.tier_rank for x in cat.PLANS],
-                "list_price_usd": [x.list_price_usd for x in cat.PLANS],
-                "storage_limit_gb": [x.storage_limit_gb for x in cat.PLANS],
-                "api_calls_limit": [x.api_calls_limit for x in cat.PLANS],
+                "list_price": [x.list_price_usd for x in cat.PLANS],
+                "currency": ["USD" for _ in cat.PLANS],
+                "pricing_model": ["per_seat" for _ in cat.PLANS],
+                "billing_period_months": [None for _ in cat.PLANS],  # sold on every period
+            },
+        ),
+    )
+    # Core plans cap seats (one active user a day per seat bought), storage held and API calls
+    # a month; add-ons limit nothing.
+    limits: list[tuple[str, str, float, bool]] = []
+    for p in cat.PLANS:
+        if cat.PRODUCTS[p.product].family != "core":
+            continue
+        limits.append((p.plan_id, "active_users", 1.0, True))
+        if p.storage_limit_gb is not None:
+            limits.append((p.plan_id, "storage_gb", p.storage_limit_gb, False))
+        if p.api_calls_limit is not None:
+            limits.append((p.plan_id, "api_calls", p.api_calls_limit, False))
+    yield (
+        "billing",
+        "plan_limits",
+        _table(
+            "billing",
+            "plan_limits",
+            {
+                "plan_id": [x[0] for x in limits],
+                "metric": [x[1] for x in limits],
+                "limit_value": [x[2] for x in limits],
+                "per_unit": [x[3] for x in limits],
             },
         ),
     )
