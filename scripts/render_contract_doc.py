@@ -14,7 +14,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from flows.ingest.contract import SOURCES, TABLES, Column, Table
+from flows.ingest.contract import SOURCES, TABLES, VOCABULARIES, Column, Table
 from flows.ingest.currencies import MINOR_UNITS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,6 +67,64 @@ warehouse's `raw` schema; a source that follows it needs no code change in the p
 - **Bad rows** are listed with file, row, column, value and reason. What happens next is the
   `bad_rows` policy in `config/sources.yml`, per table: `fail` (the default) stops the load and
   keeps nothing of it; `quarantine` moves the bad rows to `raw._quarantine` and loads the rest.
+
+## Your business: usage metrics, plan limits, pricing and terms
+
+Nothing in the pipeline names a metric, a plan or a product: a business declares what it
+measures, and its billing extracts say what it sells.
+
+**Usage metrics** are declared in `config/business.yml` (or the file `EXPANSION_BUSINESS_CONFIG`
+names; `config/examples/` holds the demo businesses' declarations to copy):
+
+```yaml
+usage_metrics:
+  - name: contacts_created        # the value of usage.usage_daily.metric
+    label: {{en: contacts created, ja: 作成した連絡先}}   # one text, or one per locale
+    unit: {{en: contacts, ja: 件}}                      # shown after numbers; may be ""
+    aggregation: sum              # sum | level | distinct: how a metric's days combine
+    limit_period: month           # day | month | held: how a plan limit on it is measured
+  - name: records_stored
+    label: records stored
+    aggregation: level
+    limit_period: held
+```
+
+- `aggregation`: `sum` for counts or amounts of events (windows add days up; a day without a
+  row counts as 0); `level` for something held, such as storage (windows average the reported
+  days; the latest reported value is the current level); `distinct` for a distinct count per day,
+  such as active users (windows average the reported days).
+- `limit_period` (omit it when no plan limits the metric): `day` compares the mean daily value
+  over 30 days with the limit (seats: users active on a day), `month` the 30-day total (a
+  monthly quota), `held` the latest level (storage).
+- The loader accepts exactly the declared names in `usage.usage_daily.metric` and
+  `billing.plan_limits.metric` (an undeclared one is a bad row, named with file, row and the
+  declared names). Each metric gets a feature family at every snapshot, in
+  `marts.account_metric_snapshots` (one row per account, date and metric) and as model features
+  `<metric>__<stat>` in `marts.account_features`: trailing 7/30/90-day sums (`sum`) or averages,
+  the latest level (`level`), the trend over whole weeks, active days, days since last use, and
+  the share of the effective limit where one exists. Reasons are phrased from `label` and `unit`.
+  A metric needs no Python or SQL.
+
+**Plan limits** are data: `billing.plan_limits` has one row per plan and metric. An account's
+effective limit on a metric is its core plan's limit plus the limits of the add-ons it holds
+(each times the quantity bought when `per_unit`); a metric its core plan does not limit is
+unlimited. A limit of 0 is a limit (nothing included): utilisation is 100% while nothing is
+used and capped at 10x (var `utilization_cap`) beyond.
+
+**Pricing** is `billing.plans.pricing_model`: `per_seat` (price x quantity; seats are usually
+also a `per_unit` limit of 1 on the seats metric), `flat` (one price per tier with bundled
+limits; quantity 1) or `usage` (a committed base; overage is billed through invoices).
+`list_price` is a monthly price in the plan's `currency`; a plan sold only on one billing
+period says so in `billing_period_months`. What an account pays is always its own
+`subscription_changes` (`unit_amount` x `quantity` per billing period).
+
+**Terms**: every subscription has `billing_period_months` and `term_months`; the core
+subscription's term, billing period, days and months to renewal and whether it is on a monthly
+term are columns of `marts.account_snapshots` and model features.
+
+**Firmographics are optional**: `crm.accounts.segment`, `industry`, `country` and
+`employee_count` may be absent or empty. Nothing is invented for them: an empty segment is
+missing to the model (no segment, no effect) and touch tiers then go by MRR alone.
 
 ## Database sources (PostgreSQL)
 
@@ -135,6 +193,10 @@ def _rules(column: Column) -> str:
         rules.append("ISO 4217 code")
     if column.references:
         rules.append(f"references `{column.references}`")
+    if column.values:
+        rules.append("one of " + ", ".join(f"`{v}`" for v in column.values))
+    if column.vocabulary:
+        rules.append(f"one of {VOCABULARIES[column.vocabulary]} (`config/business.yml`)")
     return "; ".join(rules)
 
 

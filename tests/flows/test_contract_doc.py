@@ -10,6 +10,7 @@ import yaml
 
 from flows.ingest.connectors.postgres import PostgresSourceSpec
 from flows.ingest.contract import TABLES
+from models.business import Business
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,9 +43,19 @@ def test_document_covers_every_table_and_column() -> None:
     assert "dsn_env" in text and "watermark" in text
 
 
+def _yaml_examples() -> list[dict]:
+    blocks = _renderer().render().split("```yaml\n")[1:]
+    return [yaml.safe_load(block.split("```", 1)[0]) for block in blocks]
+
+
+def test_business_example_is_a_valid_declaration() -> None:
+    example = next(e for e in _yaml_examples() if "usage_metrics" in e)
+    business = Business.model_validate(example)
+    assert business.limited_metric_names == ["contacts_created", "records_stored"]
+
+
 def test_database_config_example_is_valid_and_lists_every_required_table() -> None:
-    text = _renderer().render()
-    example = yaml.safe_load(text.split("```yaml\n", 1)[1].split("```", 1)[0])
+    example = next(e for e in _yaml_examples() if "sources" in e)
     billing = PostgresSourceSpec.model_validate(example["sources"]["billing"])
     required = {t.name for t in TABLES if t.source == "billing" and not t.optional}
     assert required <= set(billing.tables)

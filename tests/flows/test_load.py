@@ -16,6 +16,7 @@ from flows.ingest.contract import TABLES
 from flows.ingest.load import _overlapping, load_landing, load_sources
 from flows.ingest.sources import BadRows, SourcesConfig, SourceSpec
 from flows.warehouse import Warehouse
+from models.business import Business
 
 ACCOUNTS = (
     "account_id,account_name,industry,country,employee_count,segment,owner_name,owner_email,"
@@ -36,8 +37,7 @@ MINIMAL = {
         "products_1.csv",
     ): "product_id,product_name,product_family\nP1,Core,core\n",
     ("billing", "plans", "plans_1.csv"): (
-        "plan_id,product_id,plan_name,tier_rank,list_price_usd,storage_limit_gb,api_calls_limit\n"
-        "PL1,P1,Starter,1,10.00,100,\n"
+        "plan_id,product_id,plan_name,tier_rank,list_price,currency\nPL1,P1,Starter,1,10.00,USD\n"
     ),
     ("billing", "customers", "customers_1.csv"): CUSTOMERS + "C1,A1,USD,2024-01-01,2024-01-01\n",
     ("billing", "subscriptions", "subscriptions_1.csv"): SUBSCRIPTIONS
@@ -494,3 +494,68 @@ def test_a_failed_full_refresh_keeps_what_was_loaded(
     ledger = con.execute("select count(*) from raw._load_ledger").fetchone()[0]
     con.close()
     assert ledger == len(MINIMAL) + 1
+
+
+def _business(*metrics: tuple[str, str | None]) -> Business:
+    return Business.model_validate(
+        {
+            "usage_metrics": [
+                {"name": n, "label": n, "aggregation": "sum", "limit_period": period}
+                for n, period in metrics
+            ]
+        }
+    )
+
+
+def test_usage_metrics_are_the_declared_ones(tmp_path: Path) -> None:
+    """A business with its own metric names loads them; a name it did not declare is a bad row
+    naming the declared ones; the declaration reaches raw.config__usage_metrics only with a
+    successful load."""
+    landing, wh = tmp_path / "landing", tmp_path / "wh.duckdb"
+    minimal_landing(landing)
+    own = _business(("active_users", "day"), ("contacts_created", "month"), ("logins", None))
+    write(
+        landing,
+        "billing",
+        "plan_limits",
+        "limits_1.csv",
+        "plan_id,metric,limit_value,per_unit\nPL1,contacts_created,0,\nPL1,active_users,1,true\n",
+    )
+    report = load_landing(landing, Warehouse(wh), "run-1", business=own)
+    assert report.raw_rows["billing.plan_limits"] == 2
+    con = duckdb.connect(str(wh), read_only=True)
+    declared = con.execute(
+        "select metric, aggregation, limit_period from raw.config__usage_metrics order by metric"
+    ).fetchall()
+    limit = con.execute(
+        "select limit_value from raw.billing__plan_limits where metric = 'contacts_created'"
+    ).fetchone()
+    con.close()
+    assert declared == [
+        ("active_users", "sum", "day"),
+        ("contacts_created", "sum", "month"),
+        ("logins", "sum", None),
+    ]
+    assert limit == (0.0,)  # a limit of 0 is a value, not a missing one
+
+    usage = landing / "usage" / "usage_daily" / "usage_daily_2024-02.csv"
+    usage.write_text(
+        "account_id,usage_date,metric,value\nA1,2024-02-01,logins,4\nA1,2024-02-01,api_calls,9\n"
+    )
+    write(
+        landing,
+        "billing",
+        "plan_limits",
+        "limits_2.csv",
+        "plan_id,metric,limit_value,per_unit\nPL1,logins,5,\n",
+    )
+    with pytest.raises(ExtractError) as err:
+        load_landing(landing, Warehouse(wh), "run-2", business=_business(("logins", None)))
+    message = str(err.value)
+    assert "usage_daily_2024-02.csv" in message and "row 2" in message and "metric" in message
+    assert "is not one of the usage metrics declared in the business declaration" in message
+    assert "limits_2.csv" in message and "declared with a limit_period" in message
+    con = duckdb.connect(str(wh), read_only=True)
+    kept = con.execute("select count(*) from raw.config__usage_metrics").fetchone()
+    con.close()
+    assert kept == (3,)  # the failed load did not replace the declaration either

@@ -19,7 +19,7 @@ BILLING = """
 create schema billing;
 create table billing.products (product_id text primary key, product_name text, product_family text);
 create table billing.plans (plan_id text primary key, product_id text, plan_name text,
-    tier_rank int, list_price_usd numeric(18,2), storage_limit_gb float8, api_calls_limit float8);
+    tier_rank int, list_price numeric(18,2), currency text);
 create table billing.customers (customer_id text primary key, crm_account_id text, currency text,
     created_at timestamptz, updated_at timestamptz);
 create table billing.subscriptions (subscription_id text primary key, customer_id text,
@@ -28,7 +28,7 @@ create table billing.subscriptions (subscription_id text primary key, customer_i
 create table billing.subscription_changes (change_id text primary key, subscription_id text,
     effective_at timestamptz, plan_id text, quantity int, unit_amount numeric(18,2), currency text);
 insert into billing.products values ('P1', 'Core', 'core');
-insert into billing.plans values ('PL1', 'P1', 'Starter', 1, 10, 100, null);
+insert into billing.plans values ('PL1', 'P1', 'Starter', 1, 1500, 'JPY');
 insert into billing.customers values ('C1', 'A1', 'JPY', '2024-01-01 09:00+09', '2024-01-01 09:00+09');
 insert into billing.subscriptions values ('S1', 'C1', 'P1', 12, 12, '2024-01-01', null, '2024-01-01');
 insert into billing.subscription_changes values ('X1', 'S1', '2024-01-01', 'PL1', 5, 1200, 'JPY');
