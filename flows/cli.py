@@ -429,6 +429,7 @@ def report(
 
     from flows.modelling.score import write_model_report
     from flows.registry import champion_version, load_model
+    from flows.transform.manifest import FEATURES_TABLE
     from flows.warehouse import Warehouse
 
     settings = _settings()
@@ -441,7 +442,7 @@ def report(
         scores = Warehouse.from_settings(settings).read_frame("select * from scores.account_scores")
         as_of = scores["as_of"].iloc[0] if not scores.empty else _latest_snapshot(settings)
         snapshots = Warehouse.from_settings(settings).read_frame(
-            "select * from marts.account_snapshots where snapshot_date <= ?",
+            f"select * from {FEATURES_TABLE} where snapshot_date <= ?",
             [as_of],
         )
         truth = pd.read_parquet(oracle) if oracle is not None else None

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
         None,
         description="model parameters YAML (models, quality bars, tiers); default models/params.yaml",
     )
+    locale: Literal["en", "ja"] = Field(
+        "en", description="language of reasons, offers and the model report (models/phrases/)"
+    )
     full_refresh: bool = Field(False, description="reload every extract from scratch")
     freshness: Literal["enforce", "warn", "off"] = Field(
         "enforce", description="dbt source freshness: fail on error_after, or only warn, or skip"

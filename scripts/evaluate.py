@@ -83,7 +83,7 @@ def _predictions(model: TrainedModel, warehouse: Path) -> pd.DataFrame:
         raise NothingToEvaluate(f"no warehouse at {warehouse} to re-run the backtest")
     print(f"model {model.version} kept no backtest predictions: re-running its backtest")
     snapshots = Warehouse(warehouse).read_frame(
-        "select * from marts.account_snapshots where snapshot_date <= ?", [latest]
+        "select * from marts.account_features where snapshot_date <= ?", [latest]
     )
     _, predictions = run_backtest(training_frame(snapshots, model.params), model.params)
     return predictions
