@@ -63,8 +63,8 @@ class UsageMetric(_Strict):
         if not re.fullmatch(r"[a-z][a-z0-9]*(_[a-z0-9]+)*", value):
             raise ValueError(
                 f"usage metric name {value!r}: expected lowercase words joined by single "
-                "underscores (e.g. api_calls); a double underscore separates a metric from its "
-                "statistic in feature columns (api_calls__30d)"
+                "underscores (e.g. emails_sent); a double underscore separates a metric from its "
+                "statistic in feature columns (emails_sent__30d)"
             )
         return value
 

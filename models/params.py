@@ -157,12 +157,13 @@ class ExpectedMrr(_Strict):
 
 
 class Offers(_Strict):
-    seat_utilization_threshold: float = Field(default=0.85, ge=0)
+    # per_unit_limit_utilization at or above: more units of the core plan before a higher tier
+    unit_utilization_threshold: float = Field(default=0.85, ge=0)
     choose_by: Literal["expected_mrr", "probability"] = "expected_mrr"
     cross_sell: str = "cross-sell: {product}"
     upsell_tier: str = "upsell: {plan}"
     upsell_seats: str = "upsell: +{seats} seats"
-    upsell_seats_unknown: str = "upsell: more seats"  # when no seat count can be estimated
+    upsell_seats_unknown: str = "upsell: more seats"  # when no unit count can be estimated
 
 
 class TouchTier(_Strict):
