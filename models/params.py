@@ -11,10 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from models.business import Business
 from models.derived import DERIVED_FEATURES
-from models.phrasebook import ReasonTemplate, load_phrasebook
+from models.phrasebook import DEFAULT_LOCALE, ReasonTemplate, load_phrasebook
 from models.usage_features import usage_reasons
-
-__all__ = ["DEFAULT_PARAMS_PATH", "LEAKY_COLUMNS", "Params", "ReasonTemplate", "load_params"]
 
 DEFAULT_PARAMS_PATH = Path(__file__).with_name("params.yaml")
 
@@ -278,7 +276,7 @@ class Params(_Strict):
         return Params.model_validate(data)
 
     def with_usage_features(
-        self, business: Business, columns: Iterable[str], locale: str = "en"
+        self, business: Business, columns: Iterable[str], locale: str = DEFAULT_LOCALE
     ) -> Params:
         """These params plus the usage features among `columns` (`<declared metric>__<stat>`,
         models/usage_features.py) as numeric features, appended in the order given, with their
