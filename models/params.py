@@ -22,7 +22,7 @@ LEAKY_COLUMNS: frozenset[str] = frozenset(
         "label_expansion",
         "label_upsell",
         "label_cross_sell",
-        "expansion_mrr_usd_next",
+        "expansion_mrr_next",
         "is_label_complete",
     }
 )
@@ -164,13 +164,32 @@ class Offers(_Strict):
     upsell_seats_unknown: str = "upsell: more seats"  # when no unit count can be estimated
 
 
+# Touch-tier keys before the money columns lost their `_usd` (issue #16): the params saved with
+# an older model still hold them, so they are read as the new keys and the model still loads.
+_RENAMED_TIER_KEYS = {"min_mrr_usd": "min_mrr", "min_expected_mrr_usd": "min_expected_mrr"}
+
+
 class TouchTier(_Strict):
     name: str
-    min_mrr_usd: float | None = None
+    min_mrr: float | None = None  # in the reporting currency, like the mrr column
     segments: list[str] = Field(default_factory=list)
-    min_expected_mrr_usd: float | None = None
+    min_expected_mrr: float | None = None
     capacity: int | None = Field(default=None, ge=0)
     capacity_scope: Literal["owner", "overall"] = "owner"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_keys(cls, raw: Any) -> Any:
+        """The old `*_usd` keys (`_RENAMED_TIER_KEYS`) as aliases of the new ones."""
+        if not isinstance(raw, dict) or not set(raw) & set(_RENAMED_TIER_KEYS):
+            return raw
+        out = dict(raw)
+        for old, new in _RENAMED_TIER_KEYS.items():
+            if old in out:
+                if new in out:
+                    raise ValueError(f"touch tier: {old} is the old name of {new}; give one")
+                out[new] = out.pop(old)
+        return out
 
 
 class TouchTiers(_Strict):

@@ -261,7 +261,7 @@ def _score_summary(scores: pd.DataFrame) -> str:
         f"<p>{n:,} active accounts scored; mean p_expansion {scores['p_expansion'].mean():.3f}; "
         f"{int((~suppressed).sum()):,} in the action list, {int(suppressed.sum()):,} suppressed; "
         f"expected expansion MRR of the action list "
-        f"${scores.loc[~suppressed, 'expected_expansion_mrr_usd'].sum():,.0f}.</p>"
+        f"${scores.loc[~suppressed, 'expected_expansion_mrr'].sum():,.0f}.</p>"
     ]
     if "touch_tier" in scores:
         tiers = (
@@ -270,7 +270,7 @@ def _score_summary(scores: pd.DataFrame) -> str:
             .agg(
                 accounts=("account_id", "size"),
                 listed=("listed", "sum"),
-                expected=("expected_expansion_mrr_usd", "sum"),
+                expected=("expected_expansion_mrr", "sum"),
             )
             .sort_values("expected", ascending=False)
         )
@@ -325,7 +325,7 @@ def _top_accounts(scores: pd.DataFrame, snapshots: pd.DataFrame, top_n: int) -> 
         owner = r.get("owner_name")
         if not _missing(owner):
             who += f'<br><span class="pill">{_esc(owner)}</span>'
-        mrr = context["mrr_usd"].get(r["account_id"]) if "mrr_usd" in context else None
+        mrr = context["mrr"].get(r["account_id"]) if "mrr" in context else None
         reasons = "<br>".join(
             _esc(r[c]) for c in ("reason_1", "reason_2", "reason_3") if not _missing(r.get(c))
         )
@@ -336,10 +336,8 @@ def _top_accounts(scores: pd.DataFrame, snapshots: pd.DataFrame, top_n: int) -> 
                 f"${mrr:,.0f}" if not _missing(mrr) else "&ndash;",
                 _fmt(r["p_expansion"], ".1%"),
                 _esc(r.get("next_best_offer")),
-                f"${r['offer_mrr_usd']:,.0f}"
-                if not _missing(r.get("offer_mrr_usd"))
-                else "&ndash;",
-                f"${r['expected_expansion_mrr_usd']:,.0f}",
+                f"${r['offer_mrr']:,.0f}" if not _missing(r.get("offer_mrr")) else "&ndash;",
+                f"${r['expected_expansion_mrr']:,.0f}",
                 _esc(r.get("touch_tier")),
                 reasons or "&ndash;",
             ]

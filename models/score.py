@@ -13,8 +13,8 @@ Per account, in this order:
 5. the touch tier: each account, in action order (then the suppressed accounts, in the same
    order), takes the first tier in `touch_tiers.tiers` whose conditions it meets and that
    still has room (`capacity` accounts per owner or overall), else `touch_tiers.default`.
-   Conditions: account value (mrr_usd >= min_mrr_usd or segment listed; either unset means no
-   value condition) and expected_expansion_mrr_usd >= min_expected_mrr_usd (when set);
+   Conditions: account value (mrr >= min_mrr or segment listed; either unset means no
+   value condition) and expected_expansion_mrr >= min_expected_mrr (when set);
 6. reasons for the first `reasons_for_top_n` accounts of the action list.
 
 Steps 1 and 6 have a per-row part that can run elsewhere (`flows/modelling/distributed.py` runs it on a
@@ -76,8 +76,8 @@ SCORE_COLUMNS: tuple[str, ...] = (
     "decile",
     "offer_type",
     "next_best_offer",
-    "offer_mrr_usd",
-    "expected_expansion_mrr_usd",
+    "offer_mrr",
+    "expected_expansion_mrr",
     "action_rank",
     "touch_tier",
     "is_suppressed",
@@ -161,26 +161,26 @@ def touch_tiers(
 ) -> pd.Series:
     """Touch tier per account: the first tier whose conditions hold and that has room.
 
-    `frame` needs mrr_usd and segment (and account_id for per-owner capacity); accounts claim
+    `frame` needs mrr and segment (and account_id for per-owner capacity); accounts claim
     capacity in `priority` order (ascending; default: row order). `expected_mrr=None` skips
-    the min_expected_mrr_usd conditions. `owners` maps account_id -> owner; without it a
+    the min_expected_mrr conditions. `owners` maps account_id -> owner; without it a
     per-owner capacity counts every account under one owner (never more than the capacity
     overall, with a warning).
     """
-    require_columns(frame, ["mrr_usd", "segment"], "touch tiers")
+    require_columns(frame, ["mrr", "segment"], "touch tiers")
     tiers = params.touch_tiers.tiers
-    mrr = as_float(frame["mrr_usd"], "mrr_usd")
+    mrr = as_float(frame["mrr"], "mrr")
     segment = _text(frame["segment"])
     qualifies: list[np.ndarray[Any, np.dtype[np.bool_]]] = []
     for rule in tiers:
-        has_value_rule = rule.min_mrr_usd is not None or bool(rule.segments)
+        has_value_rule = rule.min_mrr is not None or bool(rule.segments)
         value = segment.isin(rule.segments).to_numpy(dtype=bool, copy=True)
-        if rule.min_mrr_usd is not None:
-            value = value | mrr.ge(rule.min_mrr_usd).fillna(False).to_numpy(dtype=bool)
+        if rule.min_mrr is not None:
+            value = value | mrr.ge(rule.min_mrr).fillna(False).to_numpy(dtype=bool)
         if not has_value_rule:
             value = np.ones(len(frame), dtype=bool)
-        if rule.min_expected_mrr_usd is not None and expected_mrr is not None:
-            enough = expected_mrr.ge(rule.min_expected_mrr_usd).fillna(False)
+        if rule.min_expected_mrr is not None and expected_mrr is not None:
+            enough = expected_mrr.ge(rule.min_expected_mrr).fillna(False)
             value = value & enough.to_numpy(dtype=bool)
         qualifies.append(value)
     per_owner = any(r.capacity is not None and r.capacity_scope == "owner" for r in tiers)
@@ -278,7 +278,7 @@ def score_accounts(
     rank = action_ranks(
         suppressed,
         probs["p_expansion"],
-        offers["expected_expansion_mrr_usd"],
+        offers["expected_expansion_mrr"],
         frame["account_id"],
         params,
     )
@@ -286,13 +286,13 @@ def score_accounts(
     after_list = len(frame) + action_ranks(
         ~suppressed,
         probs["p_expansion"],
-        offers["expected_expansion_mrr_usd"],
+        offers["expected_expansion_mrr"],
         frame["account_id"],
         params,
     )
     priority = rank.astype("Float64").fillna(after_list.astype("Float64")).astype(float)
     tiers = touch_tiers(
-        frame, params, offers["expected_expansion_mrr_usd"], owners=owners, priority=priority
+        frame, params, offers["expected_expansion_mrr"], owners=owners, priority=priority
     )
     out = pd.DataFrame(
         {

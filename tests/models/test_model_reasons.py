@@ -40,7 +40,7 @@ def test_phrases_show_the_value(params: Params) -> None:
         params, "companion_products_not_held", 2.0, top_companion_product_name="Analytics"
     ) == ("does not yet hold Analytics, usually bought with its products")
     assert _phrase(params, "segment", "enterprise") == "enterprise segment"
-    assert _phrase(params, "mrr_change_90d_usd", -1234.4) == "MRR down $1,234 in 90 days"
+    assert _phrase(params, "mrr_change_90d", -1234.4) == "MRR down $1,234 in 90 days"
     assert _phrase(params, "meetings_90d", 1.0) == "1 meeting in 90 days"
     assert _phrase(params, "meetings_90d", 3.0) == "3 meetings in 90 days"
 
