@@ -41,6 +41,7 @@ from models.features import (
     scoring_frame,
     to_timestamp,
 )
+from models.money import DEFAULT_CURRENCY, currency_code
 from models.offers import OFFER_COLUMNS, next_best_offers
 from models.params import Condition, Params
 from models.reasons import reasons_from_contributions, top_reasons
@@ -78,6 +79,7 @@ SCORE_COLUMNS: tuple[str, ...] = (
     "next_best_offer",
     "offer_mrr",
     "expected_expansion_mrr",
+    "reporting_currency",  # of offer_mrr and expected_expansion_mrr (ISO 4217)
     "action_rank",
     "touch_tier",
     "is_suppressed",
@@ -243,6 +245,8 @@ def score_accounts(
     owners: Mapping[Any, Any] | pd.Series | None = None,
     predict: Predict | None = None,
     contribute: Contribute | None = None,
+    *,
+    currency: str = DEFAULT_CURRENCY,
 ) -> pd.DataFrame:
     """One row per active account at `as_of`, best p_expansion first (ties: account_id).
 
@@ -254,8 +258,11 @@ def score_accounts(
     `predict` and `contribute` replace the per-row model calls made in this process
     (`model.predict_proba`, LightGBM's `pred_contrib` of the primary target) by the same
     computation elsewhere; they get rows of the scoring frame and must return the same values.
+    `currency`: the reporting currency, that of the money columns of `snapshots` (mrr, ...);
+    the amounts of the scores are in it, reasons print it and `reporting_currency` names it.
     Columns: SCORE_COLUMNS (see the module docstring).
     """
+    currency = currency_code(currency)
     day = to_timestamp(as_of)
     frame = scoring_frame(snapshots, day)
     X, _ = prepare_features(frame, model.params, model.categories)
@@ -303,6 +310,7 @@ def score_accounts(
             "p_cross_sell": probs["p_cross_sell"],
             "decile": deciles(len(frame)),
             **{c: offers[c] for c in offers.columns},
+            "reporting_currency": currency,
             "action_rank": rank,
             "touch_tier": tiers,
             "is_suppressed": suppressed,
@@ -316,7 +324,12 @@ def score_accounts(
     candidates = listed.index
     if contribute is None or candidates.empty:
         reasons = top_reasons(
-            model, X.loc[candidates], frame.loc[candidates], n=N_REASONS, templates=params.reasons
+            model,
+            X.loc[candidates],
+            frame.loc[candidates],
+            n=N_REASONS,
+            templates=params.reasons,
+            currency=currency,
         )
     else:
         contrib = _aligned(contribute(frame.loc[candidates]), candidates, "contribute")
@@ -326,6 +339,7 @@ def score_accounts(
             frame.loc[candidates],
             params.reasons,
             N_REASONS,
+            currency=currency,
         )
     out = out.join(reasons)
     out["model_version"] = model.version or "unregistered"

@@ -47,6 +47,7 @@ def test_schema_ranges_and_order(
     assert set(scores["decile"]) == set(range(1, 11))
     assert (scores["as_of"] == as_of).all()
     assert (scores["model_version"] == "unregistered").all()
+    assert (scores["reporting_currency"] == "USD").all()  # the default
     # expected expansion MRR = the offer's own probability x the MRR the offer adds
     cross = scores["offer_type"] == "cross_sell"
     p_offer = scores["p_cross_sell"].where(cross, scores["p_upsell"])

@@ -183,7 +183,7 @@ def test_an_unknown_locale_names_the_missing_table() -> None:
 
 def test_value_fields_are_the_documented_ones() -> None:
     for locale in shipped_locales():
-        assert tuple(_value_fields(locale)) == VALUE_FIELDS
+        assert tuple(_value_fields(locale, "USD")) == VALUE_FIELDS
 
 
 def test_with_usage_features_appends_numeric_features_with_reasons() -> None:
