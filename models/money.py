@@ -77,11 +77,13 @@ def format_money(
     if places < 0:
         raise ValueError(f"format_money: decimals must be 0 or more, got {places}")
     table = load_phrasebook(locale).money
-    digits = f"{abs(value):,.{places}f}".translate(
-        str.maketrans({",": table.group, ".": table.decimal})
-    )
+    rounded = f"{abs(value):.{places}f}"
+    whole, _, fraction = rounded.partition(".")
+    digits = f"{int(whole):,}".replace(",", table.group)
+    if fraction:
+        digits += table.decimal + fraction
     pattern = table.formats.get(code, table.other)
     money = pattern.format(amount=digits, code=code)
-    if value < 0 and float(f"{abs(value):.{places}f}") != 0.0:  # never "-$0"
+    if value < 0 and float(rounded) != 0.0:  # never "-$0"
         return table.negative.format(money=money)
     return money
