@@ -41,6 +41,7 @@ import pandas as pd
 
 from models.features import as_float, require_columns
 from models.params import Params
+from models.phrasebook import DEFAULT_LOCALE
 
 OFFER_TYPES = ("cross_sell", "upsell_tier", "upsell_seats")
 OFFER_COLUMNS = (
@@ -199,6 +200,8 @@ def next_best_offers(
     params: Params,
     values: OfferValues | None = None,
     legacy_ratio: float = math.nan,
+    *,
+    locale: str = DEFAULT_LOCALE,
 ) -> pd.DataFrame:
     """Per account: offer_type, next_best_offer (text), offer_mrr, expected_expansion_mrr.
 
@@ -208,10 +211,11 @@ def next_best_offers(
     candidate without a value loses to one with a value; neither: by probability), with
     `probability` the one with the larger p_cross_sell / p_upsell. `values=None` (models saved
     before offer values existed): offer MRR = mrr x `legacy_ratio`, expected = p_expansion x
-    that.
+    that. The offer labels are in `locale` (`Params.localized`); amounts in the currency of
+    the mrr column.
     """
     require_columns(frame, list(OFFER_COLUMNS), "the next best offer")
-    offers = params.offers
+    offers = params.localized(locale).offers
     has_cross, more_seats = _candidates(frame, params)
     companion = _text(frame["top_companion_product_name"])
     plan = _text(frame["next_tier_plan_name"])

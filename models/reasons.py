@@ -273,18 +273,20 @@ def top_reasons(
     target: str | None = None,
     templates: Mapping[str, ReasonTemplate] | None = None,
     *,
+    locale: str = DEFAULT_LOCALE,
     currency: str = DEFAULT_CURRENCY,
 ) -> pd.DataFrame:
     """Top-`n` reasons for `target` (default: primary) per row; see `reasons_from_contributions`.
 
     `X` comes from `prepare_features(..., model.categories)`; `snapshots` holds the same rows
     (index of X must be in its index) and supplies the phrase context (e.g.
-    top_companion_product_name). `templates` default to the model's own params; pass the
-    current `params.reasons` to change phrases without retraining. Amounts are in the
-    reporting `currency`. Uses `pred_contrib`, which is slow: pass only the rows you need.
+    top_companion_product_name). `templates` default to the model's own params in `locale`
+    (`Params.localized`); pass the current `params.localized(locale).reasons` to change
+    phrases without retraining. Amounts are in the reporting `currency`. Uses `pred_contrib`,
+    which is slow: pass only the rows you need.
     """
     target = target or model.params.primary_target
-    templates = model.params.reasons if templates is None else templates
+    templates = model.params.localized(locale).reasons if templates is None else templates
     features = X[model.features]
     _check_inputs(X.index, snapshots, model.features, templates)
     if features.empty:

@@ -22,6 +22,10 @@ Dask cluster, one partition of accounts per task): `predict` gives the probabili
 of the scoring frame, `contribute` the primary target's per-feature contributions of the
 accounts that get reasons. Both default to the model in this process; everything global
 (ranks, deciles, offers, tiers, suppression, phrasing) stays here.
+
+What a person reads (reasons, offer labels, suppression reasons) is in the run's `locale`
+(`Params.localized`, models/phrases/<locale>.yaml); amounts are in the reporting currency of
+the money columns (`reporting_currency`), and reasons print them in it (models/money.py).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from models.features import (
 from models.money import DEFAULT_CURRENCY, currency_code
 from models.offers import OFFER_COLUMNS, next_best_offers
 from models.params import Condition, Params
+from models.phrasebook import DEFAULT_LOCALE
 from models.reasons import reasons_from_contributions, top_reasons
 from models.train import TrainedModel
 
@@ -111,8 +116,12 @@ def _holds(frame: pd.DataFrame, condition: Condition) -> pd.Series:
     return pd.Series(result, index=frame.index)
 
 
-def suppression_reasons(frame: pd.DataFrame, params: Params) -> pd.Series:
-    """Reason(s) not to approach each account now ("; "-joined), None when none apply."""
+def suppression_reasons(
+    frame: pd.DataFrame, params: Params, *, locale: str = DEFAULT_LOCALE
+) -> pd.Series:
+    """Reason(s) not to approach each account now ("; "-joined, in `locale`), None when none
+    apply."""
+    params = params.localized(locale)
     columns = sorted({c.column for rule in params.suppression for c in rule.when})
     require_columns(frame, columns, "suppression rules")
     joined = pd.Series("", index=frame.index, dtype=object)
@@ -246,6 +255,7 @@ def score_accounts(
     predict: Predict | None = None,
     contribute: Contribute | None = None,
     *,
+    locale: str = DEFAULT_LOCALE,
     currency: str = DEFAULT_CURRENCY,
 ) -> pd.DataFrame:
     """One row per active account at `as_of`, best p_expansion first (ties: account_id).
@@ -258,10 +268,12 @@ def score_accounts(
     `predict` and `contribute` replace the per-row model calls made in this process
     (`model.predict_proba`, LightGBM's `pred_contrib` of the primary target) by the same
     computation elsewhere; they get rows of the scoring frame and must return the same values.
-    `currency`: the reporting currency, that of the money columns of `snapshots` (mrr, ...);
-    the amounts of the scores are in it, reasons print it and `reporting_currency` names it.
-    Columns: SCORE_COLUMNS (see the module docstring).
+    `locale`: the language of what a person reads (reasons, offers, suppression reasons;
+    `Params.localized`). `currency`: the reporting currency, that of the money columns of
+    `snapshots` (mrr, ...); the amounts of the scores are in it, reasons print it and
+    `reporting_currency` names it. Columns: SCORE_COLUMNS (see the module docstring).
     """
+    params = params.localized(locale)
     currency = currency_code(currency)
     day = to_timestamp(as_of)
     frame = scoring_frame(snapshots, day)
@@ -277,10 +289,15 @@ def score_accounts(
         (frame["account_id"].astype(str).to_numpy(), -probs["p_expansion"].to_numpy())
     )
     frame, X, probs = frame.iloc[order], X.iloc[order], probs.iloc[order]
-    suppression = suppression_reasons(frame, params)
+    suppression = suppression_reasons(frame, params, locale=locale)
     suppressed = suppression.notna()
     offers = next_best_offers(
-        frame, probs, params, model.offer_values, legacy_ratio=model.expansion_mrr_ratio
+        frame,
+        probs,
+        params,
+        model.offer_values,
+        legacy_ratio=model.expansion_mrr_ratio,
+        locale=locale,
     )
     rank = action_ranks(
         suppressed,

@@ -93,6 +93,15 @@ def test_offer_mrr_per_offer_type(params: Params) -> None:
     ]
     expected = [0.4 * 75.0, 0.3 * 600.0, 0.6 * 1500.0]
     assert out["expected_expansion_mrr"].tolist() == pytest.approx(expected)
+    ja = next_best_offers(frame, probs, params, values, locale="ja")
+    assert ja["next_best_offer"].tolist() == [
+        "アップセル: 3ユニット追加",
+        "アップセル: Scale",
+        "クロスセル: CPQ",
+    ]
+    pd.testing.assert_frame_equal(
+        ja.drop(columns="next_best_offer"), out.drop(columns="next_best_offer")
+    )
 
 
 def test_offer_chosen_by_expected_mrr(params: Params) -> None:
