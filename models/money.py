@@ -67,8 +67,9 @@ def format_money(
     decimals: int | None = None,
 ) -> str:
     """`amount` of `currency` as written in `locale`, with `decimals` decimals (default: the
-    currency's own): 1234.5 USD en -> "$1,234.50"; JPY en -> "¥1,235", ja -> "1,235円";
-    an unlisted currency -> "1,234.50 XYZ". Negative amounts use the table's `negative`."""
+    currency's own): 1234.5 USD en -> "$1,234.50"; 1234 JPY en -> "¥1,234", ja -> "1,234円";
+    1234.5 of an unlisted currency -> "1,234.50 XYZ". Negative amounts use the table's
+    `negative`."""
     value = float(amount)
     if not math.isfinite(value):
         raise ValueError(f"format_money: {amount!r} is not an amount")

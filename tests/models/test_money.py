@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import math
+import re
+from pathlib import Path
 
 import pytest
 
@@ -59,3 +62,44 @@ def test_every_shipped_locale_writes_the_main_currencies() -> None:
         for currency in ("USD", "EUR", "GBP", "JPY"):
             assert "1,234" in format_money(1234, currency, locale, decimals=0)
             assert currency not in format_money(1234, currency, locale, decimals=0)
+
+
+def _literals(source: str) -> list[str]:
+    """The string literals of a module (f-strings as written), docstrings left out."""
+    tree = ast.parse(source)
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.JoinedStr):
+            found.append(ast.get_source_segment(source, node) or "")
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and id(node) not in docstrings
+        ):
+            found.append(node.value)
+    return found
+
+
+def test_no_currency_is_written_in_the_model_code() -> None:
+    """Amounts print through models/money.py: no module of models/ spells a currency sign,
+    and the report template has none."""
+    signs = re.compile(r"\$\s*\{|\$\d|[€£¥円]|^USD$")
+    models = Path(__file__).resolve().parents[2] / "models"
+    found = {
+        path.name: hits
+        for path in sorted(models.glob("*.py"))
+        if path.name != "money.py"  # DEFAULT_CURRENCY and the ISO minor units
+        for hits in [[s for s in _literals(path.read_text()) if signs.search(s)]]
+        if hits
+    }
+    assert found == {}
+    template = (models / "report_template.html").read_text(encoding="utf-8")
+    assert not re.search(r"\$\d|[€£¥円]", template)
