@@ -28,8 +28,9 @@
   scoring runs (tier up, probability crossing the threshold)
 - `psi`: population stability index of the rows to score against the training rows (drift)
 - `fingerprint`: `frame_fingerprint`, `data_fingerprint` (data lineage, training-cache key)
-- `report.render_report(model, snapshots, scores, oracle=None, chart_cache=None)` -> one offline
-  HTML page (`charts` draws its figures; report.py reads its HTML template)
+- `report.render_report(model, snapshots, scores, oracle=None, chart_cache=None, locale=,
+  currency=)` -> one offline HTML page, its texts in `locale` (`charts` draws its figures;
+  report.py reads its HTML template)
 - `distributed`: the pure parts of scoring and training on a Dask cluster
 
 No Prefect, no database and no file writes here (`make lint` holds it with an import
