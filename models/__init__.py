@@ -5,16 +5,21 @@
   features' formulas; `Params.with_usage_features(business, columns, locale)` adds the usage
   features (`usage_features`: found by name, phrased from `business`: the declaration in
   config/business.yml, loaded by `business.load_business`)
-- `phrasebook`: the phrase table of a locale (`models/phrases/<locale>.yaml`) and
-  `ReasonTemplate`
+- `phrasebook`: the phrase table of a locale (`models/phrases/<locale>.yaml`: words, usage
+  phrases, money, and that language's reason phrases, offer labels, suppression reasons and
+  report texts) and `ReasonTemplate`; `Params.localized(locale)` puts the table's phrases in
+  place of params.yaml's English ones
+- `money.format_money(amount, currency, locale)`: an amount in an ISO 4217 currency as written
+  in a locale ($1,234; 1,234円)
 - `features`: `prepare_features`, `training_frame`, `scoring_frame`, `label_array`
 - `train.train_model(snapshots, params)` -> `TrainedModel` (backtest + final models), built from
   `splits` (time-ordered splits, never random), `booster` (LightGBM with early stopping and
   refit), `calibration` (Platt or isotonic), `baselines` (logistic regression, best single
   rule) and `backtest` (`run_backtest`: metrics and test-row predictions per cut-off)
-- `score.score_accounts(model, snapshots, as_of, params, owners=...)` -> one row per account:
-  probabilities, offer and its MRR, action rank, touch tier (with capacity), suppression,
-  reasons
+- `score.score_accounts(model, snapshots, as_of, params, owners=..., locale=, currency=)` ->
+  one row per account: probabilities, offer and its MRR (in the reporting currency, named in
+  `reporting_currency`), action rank, touch tier (with capacity), suppression, reasons (texts
+  in `locale`)
 - `offers`: next-best offer and the MRR it adds (values learned at training time)
 - `reasons.top_reasons(model, X, snapshots)` -> phrases for the top contributions
 - `evaluate`: `binary_metrics`, `calibration_table`, `backtest_table` (vs the oracle)
@@ -23,8 +28,9 @@
   scoring runs (tier up, probability crossing the threshold)
 - `psi`: population stability index of the rows to score against the training rows (drift)
 - `fingerprint`: `frame_fingerprint`, `data_fingerprint` (data lineage, training-cache key)
-- `report.render_report(model, snapshots, scores, oracle=None, chart_cache=None)` -> one offline
-  HTML page (`charts` draws its figures; report.py reads its HTML template)
+- `report.render_report(model, snapshots, scores, oracle=None, chart_cache=None, locale=,
+  currency=)` -> one offline HTML page, its texts in `locale` (`charts` draws its figures;
+  report.py reads its HTML template)
 - `distributed`: the pure parts of scoring and training on a Dask cluster
 
 No Prefect, no database and no file writes here (`make lint` holds it with an import

@@ -67,11 +67,13 @@ def _png(fig: Figure) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def figure(uri: str, title: str, caption: str, chart_id: str) -> str:
+def figure(uri: str, title: str, caption: str, chart_id: str, title_end: str = ".") -> str:
+    """The chart as a <figure>: the image, then its title (ended by `title_end`) and caption."""
     return (
         f'<figure id="chart-{chart_id}" data-chart="{chart_id}">'
         f'<img src="{uri}" alt="{_esc(title)}">'
-        f"<figcaption><strong>{_esc(title)}.</strong> {_esc(caption)}</figcaption></figure>"
+        f"<figcaption><strong>{_esc(title)}{_esc(title_end)}</strong> {_esc(caption)}"
+        "</figcaption></figure>"
     )
 
 
@@ -264,59 +266,21 @@ def model_charts(
     preds: pd.DataFrame | None,
     table: pd.DataFrame,
     oracle: pd.DataFrame | None,
-) -> list[str]:
-    """The charts that depend on the model alone (backtest curves, importance)."""
+) -> dict[str, str]:
+    """The charts that depend on the model alone (backtest curves, importance): chart id ->
+    PNG data URI, in the order the report shows them (its titles and captions are the report's
+    texts `chart_<id>_title` / `chart_<id>_caption`, models/phrases/<locale>.yaml)."""
     target = model.params.primary_target
     has_preds = preds is not None and not preds.empty
-    charts: list[str] = []
+    charts: dict[str, str] = {}
     if has_preds:
         assert preds is not None
         latest_cutoff = str(table["cutoff"].iloc[-1])
         latest = preds[(preds["target"] == target) & (preds["cutoff"] == latest_cutoff)]
         curves = _curves(latest, oracle)
-        charts.append(
-            figure(
-                _roc_chart(curves, latest_cutoff),
-                "ROC curve",
-                "How well each model ranks expanding accounts above the others on the latest "
-                "backtest cut-off; the oracle is the generator's true probability (the best "
-                "achievable ranking).",
-                "roc",
-            )
-        )
-        charts.append(
-            figure(
-                _calibration_chart(latest, latest_cutoff),
-                "Calibration",
-                "Observed expansion rate against the predicted probability; on the dashed "
-                "line a predicted 30% means 30% of those accounts expanded.",
-                "calibration",
-            )
-        )
-        charts.append(
-            figure(
-                _gain_chart(curves, latest_cutoff),
-                "Cumulative gain and lift",
-                "Left: share of the expanding accounts found when contacting the best-scored "
-                "x% first. Right: expansion rate per score decile relative to the base rate.",
-                "gain",
-            )
-        )
-        charts.append(
-            figure(
-                _auc_by_cutoff_chart(table, model.metrics_frame(), target),
-                "ROC AUC per backtest cut-off",
-                "Stability over time of the model, its baselines and the oracle.",
-                "auc-by-cutoff",
-            )
-        )
-    charts.append(
-        figure(
-            _importance_chart(model, target),
-            "Feature importance",
-            "Share of the expansion model's total split gain per feature (what the trees rely "
-            "on; direction and size per account are in the reasons).",
-            "importance",
-        )
-    )
+        charts["roc"] = _roc_chart(curves, latest_cutoff)
+        charts["calibration"] = _calibration_chart(latest, latest_cutoff)
+        charts["gain"] = _gain_chart(curves, latest_cutoff)
+        charts["auc-by-cutoff"] = _auc_by_cutoff_chart(table, model.metrics_frame(), target)
+    charts["importance"] = _importance_chart(model, target)
     return charts

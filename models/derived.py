@@ -33,13 +33,13 @@ class DerivedFeature:
 # Opt in per feature under `features.derived` in params.yaml (each needs a `reasons:` phrase).
 DERIVED_FEATURES: dict[str, DerivedFeature] = {
     "mrr_per_unit": DerivedFeature(
-        ("mrr_usd", "core_quantity"),
-        lambda c: _ratio(c["mrr_usd"], c["core_quantity"]),
-        "mrr_usd / core_quantity (price level of the account per unit of its core plan)",
+        ("mrr", "core_quantity"),
+        lambda c: _ratio(c["mrr"], c["core_quantity"]),
+        "mrr / core_quantity (price level of the account per unit of its core plan)",
     ),
     "mrr_change_90d_pct": DerivedFeature(
-        ("mrr_change_90d_usd", "mrr_usd_90d_ago"),
-        lambda c: _ratio(c["mrr_change_90d_usd"], c["mrr_usd_90d_ago"]),
-        "mrr_change_90d_usd / mrr_usd_90d_ago",
+        ("mrr_change_90d", "mrr_90d_ago"),
+        lambda c: _ratio(c["mrr_change_90d"], c["mrr_90d_ago"]),
+        "mrr_change_90d / mrr_90d_ago",
     ),
 }

@@ -19,10 +19,10 @@ flat tier). Three kinds of offer (`offer_type`):
   `expected_mrr.min_extra_seats`.
 * `upsell_tier`: the next core tier (`next_tier_plan_name`). Value: the price difference per
   unit between the tiers x core_quantity. Tier prices per unit are medians of
-  mrr_usd / core_quantity over training rows of accounts holding only the core product
+  mrr / core_quantity over training rows of accounts holding only the core product
   (so add-ons do not inflate them), scaled to the account's own price level.
 
-An account's price per unit is its own mrr_usd / core_quantity when it holds only the core
+An account's price per unit is its own mrr / core_quantity when it holds only the core
 product, else the tier median. Expected expansion MRR = probability of that kind of offer
 (p_cross_sell or p_upsell) x the offer's MRR. Values come from training rows only (labels
 known at training time), are stored with the model (under their earlier per-seat names), and
@@ -41,6 +41,7 @@ import pandas as pd
 
 from models.features import as_float, require_columns
 from models.params import Params
+from models.phrasebook import DEFAULT_LOCALE
 
 OFFER_TYPES = ("cross_sell", "upsell_tier", "upsell_seats")
 OFFER_COLUMNS = (
@@ -50,7 +51,7 @@ OFFER_COLUMNS = (
     "next_tier_plan_name",
     "per_unit_limit_utilization",
     "core_quantity",
-    "mrr_usd",
+    "mrr",
     "products_held",
     "core_tier_rank",
     "segment",
@@ -131,7 +132,7 @@ def _candidates(frame: pd.DataFrame, params: Params) -> tuple[pd.Series, pd.Seri
 
 def _tier_prices(frame: pd.DataFrame) -> dict[int, float]:
     seats = as_float(frame["core_quantity"], "core_quantity")
-    mrr = as_float(frame["mrr_usd"], "mrr_usd")
+    mrr = as_float(frame["mrr"], "mrr")
     core_only = as_float(frame["products_held"], "products_held").eq(1.0)
     tier = as_float(frame["core_tier_rank"], "core_tier_rank")
     ok = core_only & (seats > 0) & (mrr > 0) & tier.notna()
@@ -144,7 +145,7 @@ def seat_price(frame: pd.DataFrame, values: OfferValues) -> pd.Series:
     """Each account's MRR per unit of its core plan (own price if core only, else its tier's
     median)."""
     seats = as_float(frame["core_quantity"], "core_quantity")
-    mrr = as_float(frame["mrr_usd"], "mrr_usd")
+    mrr = as_float(frame["mrr"], "mrr")
     own = mrr / seats.where(seats > 0)
     core_only = as_float(frame["products_held"], "products_held").eq(1.0)
     tier = as_float(frame["core_tier_rank"], "core_tier_rank")
@@ -155,10 +156,10 @@ def seat_price(frame: pd.DataFrame, values: OfferValues) -> pd.Series:
 
 def fit_offer_values(frame: pd.DataFrame, params: Params) -> OfferValues:
     """Offer values from training rows (active, complete labels; see the module docstring)."""
-    require_columns(frame, [*OFFER_COLUMNS, "expansion_mrr_usd_next"], "offer values")
+    require_columns(frame, [*OFFER_COLUMNS, "expansion_mrr_next"], "offer values")
     upsell = frame[params.targets["upsell"]].astype(bool)
     cross = frame[params.targets["cross_sell"]].astype(bool)
-    gain = as_float(frame["expansion_mrr_usd_next"], "expansion_mrr_usd_next")
+    gain = as_float(frame["expansion_mrr_next"], "expansion_mrr_next")
     has_cross, more_seats = _candidates(frame, params)
     prices = _tier_prices(frame)
     values = OfferValues(seat_price_by_tier=prices)
@@ -199,24 +200,27 @@ def next_best_offers(
     params: Params,
     values: OfferValues | None = None,
     legacy_ratio: float = math.nan,
+    *,
+    locale: str = DEFAULT_LOCALE,
 ) -> pd.DataFrame:
-    """Per account: offer_type, next_best_offer (text), offer_mrr_usd, expected_expansion_mrr_usd.
+    """Per account: offer_type, next_best_offer (text), offer_mrr, expected_expansion_mrr.
 
     The upsell candidate is more units of the core plan or the next tier (rule in the module docstring); the
     cross-sell candidate exists when a usual companion is not held. With
     `offers.choose_by: expected_mrr` the candidate with the larger expected MRR wins (a
     candidate without a value loses to one with a value; neither: by probability), with
     `probability` the one with the larger p_cross_sell / p_upsell. `values=None` (models saved
-    before offer values existed): offer MRR = mrr_usd x `legacy_ratio`, expected = p_expansion x
-    that.
+    before offer values existed): offer MRR = mrr x `legacy_ratio`, expected = p_expansion x
+    that. The offer labels are in `locale` (`Params.localized`); amounts in the currency of
+    the mrr column.
     """
     require_columns(frame, list(OFFER_COLUMNS), "the next best offer")
-    offers = params.offers
+    offers = params.localized(locale).offers
     has_cross, more_seats = _candidates(frame, params)
     companion = _text(frame["top_companion_product_name"])
     plan = _text(frame["next_tier_plan_name"])
     seats = as_float(frame["core_quantity"], "core_quantity")
-    mrr = as_float(frame["mrr_usd"], "mrr_usd")
+    mrr = as_float(frame["mrr"], "mrr")
     p_up = probs["p_upsell"].astype("float64")
     p_cross = probs["p_cross_sell"].astype("float64")
 
@@ -282,8 +286,8 @@ def next_best_offers(
         {
             "offer_type": pd.Series(offer_type, index=frame.index, dtype=object),
             "next_best_offer": pd.Series(text, index=frame.index, dtype=object),
-            "offer_mrr_usd": offer_mrr.clip(lower=0.0),
-            "expected_expansion_mrr_usd": expected.clip(lower=0.0),
+            "offer_mrr": offer_mrr.clip(lower=0.0),
+            "expected_expansion_mrr": expected.clip(lower=0.0),
         },
         index=frame.index,
     )

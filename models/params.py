@@ -11,7 +11,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from models.business import Business
 from models.derived import DERIVED_FEATURES
-from models.phrasebook import DEFAULT_LOCALE, ReasonTemplate, load_phrasebook
+from models.phrasebook import (
+    DEFAULT_LOCALE,
+    VALUE_FIELDS,
+    ReasonTemplate,
+    fields,
+    load_phrasebook,
+    phrase_file,
+)
 from models.usage_features import usage_reasons
 
 DEFAULT_PARAMS_PATH = Path(__file__).with_name("params.yaml")
@@ -22,7 +29,7 @@ LEAKY_COLUMNS: frozenset[str] = frozenset(
         "label_expansion",
         "label_upsell",
         "label_cross_sell",
-        "expansion_mrr_usd_next",
+        "expansion_mrr_next",
         "is_label_complete",
     }
 )
@@ -164,13 +171,32 @@ class Offers(_Strict):
     upsell_seats_unknown: str = "upsell: more seats"  # when no unit count can be estimated
 
 
+# Touch-tier keys before the money columns lost their `_usd` (issue #16): the params saved with
+# an older model still hold them, so they are read as the new keys and the model still loads.
+_RENAMED_TIER_KEYS = {"min_mrr_usd": "min_mrr", "min_expected_mrr_usd": "min_expected_mrr"}
+
+
 class TouchTier(_Strict):
     name: str
-    min_mrr_usd: float | None = None
+    min_mrr: float | None = None  # in the reporting currency, like the mrr column
     segments: list[str] = Field(default_factory=list)
-    min_expected_mrr_usd: float | None = None
+    min_expected_mrr: float | None = None
     capacity: int | None = Field(default=None, ge=0)
     capacity_scope: Literal["owner", "overall"] = "owner"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_keys(cls, raw: Any) -> Any:
+        """The old `*_usd` keys (`_RENAMED_TIER_KEYS`) as aliases of the new ones."""
+        if not isinstance(raw, dict) or not set(raw) & set(_RENAMED_TIER_KEYS):
+            return raw
+        out = dict(raw)
+        for old, new in _RENAMED_TIER_KEYS.items():
+            if old in out:
+                if new in out:
+                    raise ValueError(f"touch tier: {old} is the old name of {new}; give one")
+                out[new] = out.pop(old)
+        return out
 
 
 class TouchTiers(_Strict):
@@ -292,6 +318,58 @@ class Params(_Strict):
                 data["features"]["numeric"].append(name)
             data["reasons"].setdefault(name, reason.model_dump(mode="json"))
         return Params.model_validate(data)
+
+    def localized(self, locale: str = DEFAULT_LOCALE) -> Params:
+        """These params with the texts a person reads in `locale`, from its phrase table
+        (models/phrases/<locale>.yaml): the reason phrase of every feature its `reasons:`
+        phrases, the offer labels (`offers:`) and the suppression reasons (`suppression:`,
+        keyed by the reason as written here). A text the table does not phrase stays as it is
+        (in English, or for usage features in the locale `with_usage_features` phrased them
+        in); a feature's group and actionability never change. The English table phrases
+        nothing, so `localized("en")` is these params; localizing params twice to the same
+        locale changes nothing, to another one is an error (localize the params as loaded)."""
+        book = load_phrasebook(locale)
+        foreign = sorted({t.locale for t in self.reasons.values()} - {locale, DEFAULT_LOCALE})
+        if foreign:
+            raise ValueError(
+                f"params with reasons in {foreign} cannot be localized to {locale!r}: localize "
+                "the params as loaded (English), and phrase usage features in the same locale"
+            )
+        reasons = dict(self.reasons)
+        for feature, template in self.reasons.items():
+            translated = book.reasons.get(feature)
+            if translated is None:
+                continue
+            given = {k: v for k, v in translated.model_dump().items() if v is not None}
+            expected = {
+                k for k in ("text", "when_zero", "when_missing") if getattr(template, k) is not None
+            }
+            if set(given) != expected:
+                raise ValueError(
+                    f"{phrase_file(locale)}: reasons.{feature} gives {sorted(given)}, but "
+                    f"models/params.yaml phrases it with {sorted(expected)}; give the same"
+                )
+            allowed = {*VALUE_FIELDS, *(f for k in expected for f in fields(getattr(template, k)))}
+            for text in given.values():
+                unknown = sorted(fields(text) - allowed)
+                if unknown:
+                    raise ValueError(
+                        f"{phrase_file(locale)}: reasons.{feature} {text!r} formats {unknown}, "
+                        f"which the English phrase does not use (allowed: {sorted(allowed)})"
+                    )
+            reasons[feature] = template.model_copy(update={**given, "locale": locale})
+        offers = (
+            self.offers
+            if book.offers is None
+            else self.offers.model_copy(update=book.offers.model_dump())
+        )
+        suppression = [
+            rule.model_copy(update={"reason": book.suppression.get(rule.reason, rule.reason)})
+            for rule in self.suppression
+        ]
+        return self.model_copy(
+            update={"reasons": reasons, "offers": offers, "suppression": suppression}
+        )
 
     @property
     def label_columns(self) -> list[str]:

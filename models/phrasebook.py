@@ -5,7 +5,14 @@ A phrase table holds, for one locale:
 * `values`: the words the reason fields print (`{up_down}`, `{s}`, a missing value), so a
   template in that language reads naturally (models/reasons.py formats them);
 * `usage`: the reason phrases of usage features, by statistic (models/usage_features.py
-  fills in each metric's label and unit).
+  fills in each metric's label and unit);
+* `money`: how an amount prints in each currency (models/money.py);
+* `reasons`, `offers`, `suppression`: this language's phrases for the texts of
+  models/params.yaml (reason phrases by feature, offer labels, suppression reasons by their
+  English text), which `Params.localized` puts in place of the English ones; the English
+  table has none (params.yaml is in English) and a text without a phrase here stays English;
+* `report`: the model report's texts by name (models/report.py); a name missing here is
+  taken from the English table.
 
 Adding a language is adding a file; nothing in code names a phrase.
 """
@@ -63,17 +70,26 @@ class ValueWords(_Strict):
     unknown: str
 
 
-class UsagePhrase(_Strict):
+class Phrase(_Strict):
+    """A reason phrase: text, and optionally when_zero / when_missing (as under `reasons:` in
+    params.yaml)."""
+
     text: str
     when_zero: str | None = None
     when_missing: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_text(cls, raw: Any) -> Any:
+        return {"text": raw} if isinstance(raw, str) else raw
 
     @property
     def texts(self) -> list[str]:
         return [t for t in (self.text, self.when_zero, self.when_missing) if t is not None]
 
 
-def _fields(text: str) -> set[str]:
+def fields(text: str) -> set[str]:
+    """The names a text formats ({name} or {name:spec}), e.g. {"int", "s"}."""
     return {name for _, name, _, _ in _FORMATTER.parse(text) if name is not None}
 
 
@@ -81,7 +97,7 @@ class UsagePhrases(_Strict):
     """Usage feature phrases: stat -> aggregation -> phrase (see models/phrases/en.yaml)."""
 
     unit_separator: str = " "  # printed between a number and the unit (none without a unit)
-    stats: dict[str, dict[Aggregation, UsagePhrase]]
+    stats: dict[str, dict[Aggregation, Phrase]]
 
     @field_validator("stats", mode="before")
     @classmethod
@@ -93,12 +109,9 @@ class UsagePhrases(_Strict):
         out: dict[str, Any] = {}
         for stat, entry in raw.items():
             if isinstance(entry, dict) and entry and set(entry) <= set(AGGREGATIONS):
-                out[stat] = {
-                    agg: {"text": p} if isinstance(p, str) else p for agg, p in entry.items()
-                }
+                out[stat] = dict(entry)
             else:
-                phrase = {"text": entry} if isinstance(entry, str) else entry
-                out[stat] = dict.fromkeys(AGGREGATIONS, phrase)
+                out[stat] = dict.fromkeys(AGGREGATIONS, entry)
         return out
 
     @model_validator(mode="after")
@@ -109,7 +122,7 @@ class UsagePhrases(_Strict):
                 raise ValueError(f"usage stat {stat!r}: expected lowercase words (e.g. trend_28d)")
             for aggregation, phrase in by_aggregation.items():
                 for text in phrase.texts:
-                    unknown = sorted(_fields(text) - allowed)
+                    unknown = sorted(fields(text) - allowed)
                     if unknown:
                         raise ValueError(
                             f"usage phrase {stat}/{aggregation} {text!r}: unknown field(s) "
@@ -117,7 +130,7 @@ class UsagePhrases(_Strict):
                         )
         return self
 
-    def phrase(self, stat: str, aggregation: str) -> UsagePhrase | None:
+    def phrase(self, stat: str, aggregation: str) -> Phrase | None:
         return self.stats.get(stat, {}).get(aggregation)  # type: ignore[call-overload]
 
     def stats_of(self, aggregation: str) -> list[str]:
@@ -125,10 +138,66 @@ class UsagePhrases(_Strict):
         return [s for s, by_agg in self.stats.items() if aggregation in by_agg]
 
 
+class MoneyFormat(_Strict):
+    """How amounts print in this language (models/money.py)."""
+
+    group: str = ","  # between groups of three digits
+    decimal: str = "."  # before the decimals
+    negative: str = "-{money}"  # a negative amount; {money}: the amount without its sign
+    # ISO 4217 code -> pattern: {amount} the digits (e.g. "${amount}", "{amount}円")
+    formats: dict[str, str] = Field(default_factory=dict)
+    other: str = "{amount} {code}"  # a currency not in `formats`; {code}: its ISO code
+
+    @model_validator(mode="after")
+    def _check(self) -> MoneyFormat:
+        for code, pattern in {**self.formats, "other": self.other}.items():
+            if code != "other" and not re.fullmatch(r"[A-Z]{3}", code):
+                raise ValueError(f"money.formats: {code!r} is not an ISO 4217 code such as JPY")
+            if "amount" not in fields(pattern) or not fields(pattern) <= {"amount", "code"}:
+                raise ValueError(
+                    f"money pattern {code} {pattern!r}: expected {{amount}} (and at most {{code}})"
+                )
+        if fields(self.negative) != {"money"}:
+            raise ValueError(f"money.negative {self.negative!r}: expected exactly {{money}}")
+        return self
+
+
+# The offer labels of params.yaml (`offers:`) and the field each one formats.
+OFFER_LABEL_FIELDS: dict[str, set[str]] = {
+    "cross_sell": {"product"},
+    "upsell_tier": {"plan"},
+    "upsell_seats": {"seats"},
+    "upsell_seats_unknown": set(),
+}
+
+
+class OfferLabels(_Strict):
+    """This language's offer labels (`offers:` in params.yaml has the English ones)."""
+
+    cross_sell: str
+    upsell_tier: str
+    upsell_seats: str
+    upsell_seats_unknown: str
+
+    @model_validator(mode="after")
+    def _check(self) -> OfferLabels:
+        for name, allowed in OFFER_LABEL_FIELDS.items():
+            text = getattr(self, name)
+            if fields(text) != allowed:
+                expected = ", ".join(f"{{{f}}}" for f in sorted(allowed)) or "no field"
+                raise ValueError(f"offers.{name} {text!r}: expected {expected}")
+        return self
+
+
 class Phrasebook(_Strict):
     locale: str
     values: ValueWords
     usage: UsagePhrases
+    money: MoneyFormat
+    reasons: dict[str, Phrase] = Field(default_factory=dict)  # feature -> phrase
+    offers: OfferLabels | None = None
+    suppression: dict[str, str] = Field(default_factory=dict)  # English reason -> this one
+    report: dict[str, str] = Field(default_factory=dict)  # text name -> text
 
 
 def phrase_file(locale: str) -> Path:

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from models.arrays import FloatArray
+from models.money import DEFAULT_CURRENCY, format_money
 from models.phrasebook import DEFAULT_LOCALE, ReasonTemplate, load_phrasebook
 from models.train import TrainedModel
 
@@ -55,9 +56,10 @@ def _num(v: float) -> str:
 
 
 @functools.cache
-def _value_fields(locale: str) -> dict[str, Callable[[float], Any]]:
-    """The value fields (models.phrasebook.VALUE_FIELDS) of templates in `locale`: numbers are formatted alike
-    in every locale, words ({up_down}, {s}) come from its phrase table."""
+def _value_fields(locale: str, currency: str) -> dict[str, Callable[[float], Any]]:
+    """The value fields (models.phrasebook.VALUE_FIELDS) of templates in `locale`: numbers are
+    formatted alike in every locale, words ({up_down}, {s}) come from its phrase table, and
+    amounts ({money}, {abs_money}) are whole units of `currency` written as in `locale`."""
     words = load_phrasebook(locale).values
     fields: dict[str, Callable[[float], Any]] = {
         "value": lambda v: v,
@@ -66,8 +68,8 @@ def _value_fields(locale: str) -> dict[str, Callable[[float], Any]]:
         "up_down": lambda v: words.up if v > 0 else words.down if v < 0 else words.flat,
         "int": lambda v: f"{v:,.0f}",
         "num": _num,
-        "money": lambda v: f"-${-v:,.0f}" if v < 0 else f"${v:,.0f}",
-        "abs_money": lambda v: f"${abs(v):,.0f}",
+        "money": lambda v: format_money(v, currency, locale, decimals=0),
+        "abs_money": lambda v: format_money(abs(v), currency, locale, decimals=0),
         "s": lambda v: "" if abs(v) == 1 else words.plural,
     }
     return fields
@@ -79,14 +81,18 @@ def _unknown(locale: str) -> _Unknown:
 
 
 def value_context(
-    value: Any, names: Iterable[str] | None = None, locale: str = DEFAULT_LOCALE
+    value: Any,
+    names: Iterable[str] | None = None,
+    locale: str = DEFAULT_LOCALE,
+    currency: str = DEFAULT_CURRENCY,
 ) -> dict[str, Any]:
     """Formatting fields for one feature value (see the `reasons:` comment in params.yaml),
-    with the words of `locale`. `names` limits the result to those fields (default: all)."""
+    with the words of `locale` and amounts in `currency`. `names` limits the result to those
+    fields (default: all)."""
     if isinstance(value, str):
         return {"value": value}
     v = float(value)
-    fields = _value_fields(locale)
+    fields = _value_fields(locale, currency)
     wanted = fields if names is None else [n for n in names if n in fields]
     return {name: fields[name](v) for name in wanted}
 
@@ -98,21 +104,30 @@ def field_names(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(re.split(r"[.\[]", name, maxsplit=1)[0] for name in names))
 
 
-def phrase(template: ReasonTemplate, value: Any, row: Mapping[Any, Any]) -> str | None:
+def phrase(
+    template: ReasonTemplate,
+    value: Any,
+    row: Mapping[Any, Any],
+    *,
+    currency: str = DEFAULT_CURRENCY,
+) -> str | None:
     """The phrase for a feature value, or None when the template has none for it.
 
     `row` holds the account's snapshot columns (usable as {column} in the template). Words
-    such as {up_down} are in the template's `locale`.
+    such as {up_down} are in the template's `locale`; {money} and {abs_money} are amounts in
+    the reporting `currency` (that of the money columns), written as in that locale.
     """
     locale = template.locale
     if _is_missing(value):
         text, value_fields = template.when_missing, {}
     elif not isinstance(value, str) and float(value) == 0.0:
         text = template.when_zero
-        value_fields = value_context(value, field_names(text), locale) if text is not None else {}
+        value_fields = (
+            value_context(value, field_names(text), locale, currency) if text is not None else {}
+        )
     else:
         text = template.text
-        value_fields = value_context(value, field_names(text), locale)
+        value_fields = value_context(value, field_names(text), locale, currency)
     if text is None:
         return None
     unknown = _unknown(locale)
@@ -190,6 +205,8 @@ def reasons_from_contributions(
     snapshots: pd.DataFrame,
     templates: Mapping[str, ReasonTemplate],
     n: int = 3,
+    *,
+    currency: str = DEFAULT_CURRENCY,
 ) -> pd.DataFrame:
     """Top-`n` reasons per row from per-feature contributions (rows x X.columns).
 
@@ -198,7 +215,8 @@ def reasons_from_contributions(
     and has a phrase for its value, and it reads as the strongest of those. Non-actionable
     features never show; slots without a reason stay None. `snapshots` supplies the phrase
     context for the rows of X. Returns reason_1..reason_n and reason_codes (comma-separated
-    features shown), indexed like X.
+    features shown), indexed like X. Each phrase is in its template's locale (see
+    `Params.localized`), with amounts in the reporting `currency`.
     """
     features = [str(c) for c in X.columns]
     _check_inputs(X.index, snapshots, features, templates)
@@ -239,7 +257,7 @@ def reasons_from_contributions(
         for j in chosen[i]:
             if j < 0:
                 break
-            text = phrase(templates[features[j]], values[j][i], context_rows[i])
+            text = phrase(templates[features[j]], values[j][i], context_rows[i], currency=currency)
             if text is not None:
                 texts.append(text)
                 codes.append(features[j])
@@ -254,17 +272,21 @@ def top_reasons(
     n: int = 3,
     target: str | None = None,
     templates: Mapping[str, ReasonTemplate] | None = None,
+    *,
+    locale: str = DEFAULT_LOCALE,
+    currency: str = DEFAULT_CURRENCY,
 ) -> pd.DataFrame:
     """Top-`n` reasons for `target` (default: primary) per row; see `reasons_from_contributions`.
 
     `X` comes from `prepare_features(..., model.categories)`; `snapshots` holds the same rows
     (index of X must be in its index) and supplies the phrase context (e.g.
-    top_companion_product_name). `templates` default to the model's own params; pass the
-    current `params.reasons` to change phrases without retraining. Uses `pred_contrib`, which
-    is slow: pass only the rows you need.
+    top_companion_product_name). `templates` default to the model's own params in `locale`
+    (`Params.localized`); pass the current `params.localized(locale).reasons` to change
+    phrases without retraining. Amounts are in the reporting `currency`. Uses `pred_contrib`,
+    which is slow: pass only the rows you need.
     """
     target = target or model.params.primary_target
-    templates = model.params.reasons if templates is None else templates
+    templates = model.params.localized(locale).reasons if templates is None else templates
     features = X[model.features]
     _check_inputs(X.index, snapshots, model.features, templates)
     if features.empty:
@@ -272,4 +294,4 @@ def top_reasons(
     else:
         raw = model.boosters[target].predict(features, pred_contrib=True)
         contrib = np.asarray(raw, dtype=float)[:, : len(model.features)]
-    return reasons_from_contributions(contrib, features, snapshots, templates, n)
+    return reasons_from_contributions(contrib, features, snapshots, templates, n, currency=currency)

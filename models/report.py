@@ -1,11 +1,17 @@
 """Model report: one self-contained, offline HTML page per model.
 
-`render_report(model, snapshots, scores, oracle=None)` returns the page as a string: model card,
-backtest against the baselines (and the demo oracle when given), ROC curve, cumulative gain and
-lift, calibration, feature importance (gain), score distribution, and the top accounts with
-their offers and reasons. Charts are PNG images embedded as base64 data URIs, the CSS is inline
-(`report_template.html`, next to this module), and nothing is fetched from the network, so the
-file can be mailed or opened from a file share.
+`render_report(model, snapshots, scores, oracle=None, locale=..., currency=...)` returns the
+page as a string: model card, backtest against the baselines (and the demo oracle when given),
+ROC curve, cumulative gain and lift, calibration, feature importance (gain), score
+distribution, and the top accounts with their offers and reasons. Charts are PNG images
+embedded as base64 data URIs, the CSS is inline (`report_template.html`, next to this module),
+and nothing is fetched from the network, so the file can be mailed or opened from a file share.
+
+What a person reads is in `locale`: the `report:` section of models/phrases/<locale>.yaml (a
+text that table leaves out is taken from en.yaml). The charts' own axis and legend texts stay
+in English (drawing Japanese would need a CJK font on the machine); their titles and captions
+follow the locale. Amounts are whole units of the reporting `currency` (that of the scores and
+the mrr column), written as in the locale (models/money.py).
 
 The charts are drawn by `models.charts`. Pure: the caller reads the inputs, writes the file
 (e.g. `<home>/reports/model_<version>.html`) and, to draw the model's charts once per version,
@@ -17,6 +23,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import string
 from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from pathlib import Path
 from string import Template
@@ -28,10 +35,13 @@ from models.charts import code_version as charts_code_version
 from models.charts import distribution_chart, figure, model_charts
 from models.evaluate import acceptance_failures, backtest_table
 from models.fingerprint import frame_fingerprint
+from models.money import DEFAULT_CURRENCY, currency_code, format_money
+from models.phrasebook import DEFAULT_LOCALE, load_phrasebook, phrase_file
 from models.train import TrainedModel
 
 TEMPLATE_PATH = Path(__file__).with_name("report_template.html")
 TOP_N = 25
+_FORMATTER = string.Formatter()
 
 
 # --- small HTML helpers ---------------------------------------------------------------------
@@ -56,16 +66,59 @@ def _fmt(value: Any, spec: str = "") -> str:
         return _esc(value)
 
 
+def _codes(names: Iterable[Any]) -> str:
+    return ", ".join(f"<code>{_esc(n)}</code>" for n in names)
+
+
+class _Texts:
+    """The report's texts in one locale (the English table's for any it leaves out) and its
+    amounts in one currency."""
+
+    def __init__(self, locale: str, currency: str) -> None:
+        self.locale, self.currency = locale, currency_code(currency)
+        self._own = load_phrasebook(locale).report
+        self._english = load_phrasebook(DEFAULT_LOCALE).report
+
+    def plain(self, key: str, **fields: Any) -> str:
+        """The text `key` with its {fields} filled in, as plain text."""
+        text = self._own.get(key, self._english.get(key))
+        if text is None:
+            raise KeyError(f"no report text {key!r} in {phrase_file(DEFAULT_LOCALE)} (`report:`)")
+        return text.format(**fields)
+
+    def __call__(self, key: str, **fields: str) -> str:
+        """The text `key` as HTML, its {fields} filled in with the HTML given."""
+        text = self._own.get(key, self._english.get(key))
+        if text is None:
+            raise KeyError(f"no report text {key!r} in {phrase_file(DEFAULT_LOCALE)} (`report:`)")
+        out: list[str] = []
+        for literal, name, _, _ in _FORMATTER.parse(text):
+            out.append(html.escape(literal, quote=False))
+            if name is not None:
+                out.append(fields[name])
+        return "".join(out)
+
+    def money(self, value: Any, decimals: int | None = 0) -> str:
+        """An amount as HTML (whole units unless `decimals` says otherwise; None: the
+        currency's own decimals), "&ndash;" when missing."""
+        if _missing(value):
+            return "&ndash;"
+        return _esc(format_money(float(value), self.currency, self.locale, decimals))
+
+    def join(self, items: Iterable[str]) -> str:
+        return _esc(self.plain("list_separator")).join(items)
+
+
 def _table(
     header: Sequence[str],
     rows: Iterable[Sequence[str]],
     numeric: Sequence[bool] | None = None,
     css: str = "",
 ) -> str:
-    """HTML table; cells are already escaped/formatted HTML."""
+    """HTML table; header and cells are already escaped/formatted HTML."""
     numeric = numeric or [False] * len(header)
     head = "".join(
-        f'<th class="num">{_esc(h)}</th>' if n else f"<th>{_esc(h)}</th>"
+        f'<th class="num">{h}</th>' if n else f"<th>{h}</th>"
         for h, n in zip(header, numeric, strict=True)
     )
     body = "".join(
@@ -84,7 +137,27 @@ def _table(
 # --- sections ---------------------------------------------------------------------------------
 
 
-def _model_card(model: TrainedModel, snapshots: pd.DataFrame) -> str:
+def _offer_values(model: TrainedModel, t: _Texts) -> str:
+    offer = model.offer_values
+    if offer is None:
+        return t("card_offer_values_legacy")
+    prices = t.join(
+        f"{_esc(tier)}: {t.money(v, None)}" for tier, v in sorted(offer.seat_price_by_tier.items())
+    )
+    cross_sell = t.join(
+        f"{_esc(p)}: {t.money(v.get('*', math.nan), None)}"
+        for p, v in sorted(offer.cross_sell_mrr_per_seat.items())
+        if p != "*"
+    )
+    return t(
+        "card_offer_values_value",
+        prices=prices,
+        fraction=_fmt(offer.extra_seat_fraction, ".0%"),
+        cross_sell=cross_sell,
+    )
+
+
+def _model_card(model: TrainedModel, snapshots: pd.DataFrame, t: _Texts) -> str:
     params = model.params
     lgbm = params.lightgbm
     feats = params.features
@@ -105,81 +178,85 @@ def _model_card(model: TrainedModel, snapshots: pd.DataFrame) -> str:
     }
     if lgbm.monotone_constraints:
         key_params["monotone_constraints"] = lgbm.monotone_constraints
-    offer = model.offer_values
-    offer_text = (
-        "legacy: MRR x mean expansion ratio"
-        if offer is None
-        else (
-            "seat price by tier "
-            + ", ".join(f"{t}: ${v:,.2f}" for t, v in sorted(offer.seat_price_by_tier.items()))
-            + f"; extra seats {offer.extra_seat_fraction:.0%} of seats; cross-sell MRR per seat "
-            + ", ".join(
-                f"{p}: ${v.get('*', math.nan):,.2f}"
-                for p, v in sorted(offer.cross_sell_mrr_per_seat.items())
-                if p != "*"
-            )
-        )
-    )
+    features = t("card_features_numeric", features=_codes(feats.numeric))
+    if feats.derived:
+        features += "<br>" + t("card_features_derived", features=_codes(feats.derived))
+    features += "<br>" + t("card_features_categorical", features=_codes(feats.categorical))
+
+    def code(value: str | None) -> str:
+        return f"<code>{_esc(value) if value else t('unknown')}</code>"
+
     rows = [
-        ("Version", f"<code>{_esc(model.version or 'unregistered')}</code>"),
-        ("Trained at (UTC)", _esc(model.trained_at or "not saved")),
-        ("Code version", f"<code>{_esc(model.code_version or 'unknown')}</code>"),
-        ("Training data fingerprint", f"<code>{_esc(model.data_fingerprint or 'unknown')}</code>"),
-        ("Scored data fingerprint", f"<code>{_esc(frame_fingerprint(snapshots)[:16])}</code>"),
+        (t("card_version"), code(model.version or "unregistered")),
+        (t("card_trained_at"), _esc(model.trained_at) if model.trained_at else t("not_saved")),
+        (t("card_code_version"), code(model.code_version)),
+        (t("card_training_fingerprint"), code(model.data_fingerprint)),
+        (t("card_scored_fingerprint"), code(frame_fingerprint(snapshots)[:16])),
         (
-            "Training window",
-            f"{_esc(model.training_window_start)} to {_esc(model.training_window_end)} "
-            f"(snapshot dates; validation from {_esc(model.validation_start)})",
-        ),
-        (
-            "Rows",
-            f"{model.n_rows:,} learned from; early stopping fit on {model.n_train_rows:,}, "
-            f"{model.n_validation_rows:,} held out for early stopping and calibration",
-        ),
-        (
-            "Targets",
-            ", ".join(
-                f"{_esc(t)} (<code>{_esc(params.targets[t])}</code>, "
-                f"{model.best_iterations.get(t, '?')} trees, "
-                f"{_esc(model.calibrators[t].method)} calibration)"
-                for t in model.targets
+            t("card_training_window"),
+            t(
+                "card_training_window_value",
+                start=_esc(model.training_window_start),
+                end=_esc(model.training_window_end),
+                validation_start=_esc(model.validation_start),
             ),
         ),
-        ("Label", f"expansion within {params.label_horizon_days} days after the snapshot date"),
         (
-            f"Features ({len(model.features)})",
-            "numeric: "
-            + ", ".join(f"<code>{_esc(f)}</code>" for f in feats.numeric)
-            + (
-                "<br>derived: " + ", ".join(f"<code>{_esc(f)}</code>" for f in feats.derived)
-                if feats.derived
-                else ""
-            )
-            + "<br>categorical: "
-            + ", ".join(f"<code>{_esc(f)}</code>" for f in feats.categorical),
+            t("card_rows"),
+            t(
+                "card_rows_value",
+                rows=f"{model.n_rows:,}",
+                train_rows=f"{model.n_train_rows:,}",
+                validation_rows=f"{model.n_validation_rows:,}",
+            ),
         ),
-        ("LightGBM", ", ".join(f"{_esc(k)}={_esc(v)}" for k, v in key_params.items())),
         (
-            "Backtest",
-            f"{params.backtest.n_cutoffs} cut-offs, {params.backtest.validation_dates} "
-            "validation date(s) each, time-ordered",
+            t("card_targets"),
+            t.join(
+                t(
+                    "card_target_value",
+                    target=_esc(target),
+                    label=f"<code>{_esc(params.targets[target])}</code>",
+                    trees=_esc(model.best_iterations.get(target, "?")),
+                    method=_esc(model.calibrators[target].method),
+                )
+                for target in model.targets
+            ),
         ),
-        ("Offer values", _esc(offer_text)),
+        (t("card_label"), t("card_label_value", days=str(params.label_horizon_days))),
+        (t("card_features", n=str(len(model.features))), features),
+        (t("card_lightgbm"), ", ".join(f"{_esc(k)}={_esc(v)}" for k, v in key_params.items())),
+        (
+            t("card_backtest"),
+            t(
+                "card_backtest_value",
+                cutoffs=str(params.backtest.n_cutoffs),
+                validation_dates=str(params.backtest.validation_dates),
+            ),
+        ),
+        (t("card_offer_values"), _offer_values(model, t)),
     ]
-    return _table(["", ""], [(_esc(k), v) for k, v in rows], css="card").replace(
+    return _table(["", ""], rows, css="card").replace(
         "<thead><tr><th></th><th></th></tr></thead>", ""
     )
 
 
 def _backtest_section(
-    model: TrainedModel, table: pd.DataFrame, has_oracle: bool
+    model: TrainedModel, table: pd.DataFrame, has_oracle: bool, t: _Texts
 ) -> tuple[str, str]:
     metrics = model.metrics_frame()
     target = model.params.primary_target
-    header = ["Cut-off", "Rows", "Positives", "LightGBM AUC", "Logistic AUC", "Single rule AUC"]
+    header = [
+        "col_cutoff",
+        "col_rows",
+        "col_positives",
+        "col_lightgbm_auc",
+        "col_logistic_auc",
+        "col_single_rule_auc",
+    ]
     if has_oracle:
-        header += ["Oracle AUC", "AUC / oracle"]
-    header += ["PR AUC", "Brier", "ECE", "Top-decile lift", "Capture"]
+        header += ["col_oracle_auc", "col_auc_ratio"]
+    header += ["col_pr_auc", "col_brier", "col_ece", "col_top_decile_lift", "col_capture"]
     rows = []
     for _, r in table.iterrows():
         rule = metrics[
@@ -207,7 +284,7 @@ def _backtest_section(
         ]
         rows.append(cells)
     numeric = [False] + [True] * (len(header) - 1)
-    main = _table(header, rows, numeric)
+    main = _table([t(h) for h in header], rows, numeric)
 
     lgbm = metrics[metrics["model"] == "lightgbm"] if not metrics.empty else metrics
     t_rows = []
@@ -226,15 +303,25 @@ def _backtest_section(
                     _fmt(rec.get("lift_top_decile"), ".2f"),
                 ]
             )
+    target_header = [
+        "col_cutoff",
+        "col_target",
+        "col_positives",
+        "col_roc_auc",
+        "col_pr_auc",
+        "col_brier",
+        "col_ece",
+        "col_top_decile_lift",
+    ]
     targets = _table(
-        ["Cut-off", "Target", "Positives", "ROC AUC", "PR AUC", "Brier", "ECE", "Top-decile lift"],
+        [t(h) for h in target_header],
         t_rows,
         [False, False, True, True, True, True, True, True],
     )
     return main, targets
 
 
-def _bars(model: TrainedModel, table: pd.DataFrame, has_oracle: bool) -> str:
+def _bars(model: TrainedModel, table: pd.DataFrame, has_oracle: bool, t: _Texts) -> str:
     if table.empty or not has_oracle:
         return ""
     bars = model.params.acceptance
@@ -243,26 +330,39 @@ def _bars(model: TrainedModel, table: pd.DataFrame, has_oracle: bool) -> str:
         latest, bars.min_oracle_auc_ratio, bars.max_ece, bars.must_beat_baseline is not None
     )
     verdict = (
-        '<span class="pass">all bars met</span>'
+        f'<span class="pass">{t("bars_met")}</span>'
         if not failures
         else '<span class="fail">' + _esc("; ".join(failures)) + "</span>"
     )
-    return (
-        f"<p>Acceptance on the latest cut-off {_esc(latest['cutoff'])}: ROC AUC &ge; "
-        f"{bars.min_oracle_auc_ratio} &times; oracle, above the logistic baseline, ECE &le; "
-        f"{bars.max_ece}: {verdict}.</p>"
+    text = t(
+        "bars",
+        cutoff=_esc(latest["cutoff"]),
+        min_ratio=_esc(bars.min_oracle_auc_ratio),
+        max_ece=_esc(bars.max_ece),
+        verdict=verdict,
     )
+    return f"<p>{text}</p>"
 
 
-def _score_summary(scores: pd.DataFrame) -> str:
+def _offer_type(offer_type: Any, t: _Texts) -> str:
+    try:
+        return t(f"offer_type_{offer_type}")
+    except KeyError:
+        return _esc(offer_type)
+
+
+def _score_summary(scores: pd.DataFrame, t: _Texts) -> str:
     n = len(scores)
     suppressed = scores["is_suppressed"].astype(bool)
-    parts = [
-        f"<p>{n:,} active accounts scored; mean p_expansion {scores['p_expansion'].mean():.3f}; "
-        f"{int((~suppressed).sum()):,} in the action list, {int(suppressed.sum()):,} suppressed; "
-        f"expected expansion MRR of the action list "
-        f"${scores.loc[~suppressed, 'expected_expansion_mrr_usd'].sum():,.0f}.</p>"
-    ]
+    summary = t(
+        "summary",
+        accounts=f"{n:,}",
+        mean=f"{scores['p_expansion'].mean():.3f}",
+        listed=f"{int((~suppressed).sum()):,}",
+        suppressed=f"{int(suppressed.sum()):,}",
+        expected=t.money(scores.loc[~suppressed, "expected_expansion_mrr"].sum()),
+    )
+    parts = [f"<p>{summary}</p>"]
     if "touch_tier" in scores:
         tiers = (
             scores.assign(listed=~suppressed)
@@ -270,21 +370,26 @@ def _score_summary(scores: pd.DataFrame) -> str:
             .agg(
                 accounts=("account_id", "size"),
                 listed=("listed", "sum"),
-                expected=("expected_expansion_mrr_usd", "sum"),
+                expected=("expected_expansion_mrr", "sum"),
             )
             .sort_values("expected", ascending=False)
         )
         parts.append(
             _table(
-                ["Touch tier", "Accounts", "In the action list", "Expected expansion MRR"],
+                [
+                    t("col_touch_tier"),
+                    t("col_accounts"),
+                    t("col_in_action_list"),
+                    t("col_expected_expansion_mrr"),
+                ],
                 [
                     [
-                        _esc(t),
+                        _esc(tier),
                         _fmt(int(r["accounts"]), ","),
                         _fmt(int(r["listed"]), ","),
-                        f"${r['expected']:,.0f}",
+                        t.money(r["expected"]),
                     ]
-                    for t, r in tiers.iterrows()
+                    for tier, r in tiers.iterrows()
                 ],
                 [False, True, True, True],
             )
@@ -293,22 +398,22 @@ def _score_summary(scores: pd.DataFrame) -> str:
     if len(reasons):
         parts.append(
             _table(
-                ["Suppression reason (an account can have several)", "Accounts"],
+                [t("col_suppression_reason"), t("col_accounts")],
                 [[_esc(r), _fmt(int(c), ",")] for r, c in reasons.items()],
                 [False, True],
             )
         )
     if "offer_type" in scores:
         offers = scores.loc[~suppressed, "offer_type"].value_counts()
-        parts.append(
-            "<p>Next-best offers in the action list: "
-            + ", ".join(f"{_esc(k)} {int(v):,}" for k, v in offers.items())
-            + ".</p>"
+        counts = t.join(
+            t("offer_count", offer_type=_offer_type(k, t), count=f"{int(v):,}")
+            for k, v in offers.items()
         )
+        parts.append(f"<p>{t('offers_in_list', offers=counts)}</p>")
     return "\n".join(parts)
 
 
-def _top_accounts(scores: pd.DataFrame, snapshots: pd.DataFrame, top_n: int) -> str:
+def _top_accounts(scores: pd.DataFrame, snapshots: pd.DataFrame, top_n: int, t: _Texts) -> str:
     if "action_rank" in scores:
         listed = scores[scores["action_rank"].notna()].sort_values("action_rank").head(top_n)
     else:
@@ -325,7 +430,7 @@ def _top_accounts(scores: pd.DataFrame, snapshots: pd.DataFrame, top_n: int) -> 
         owner = r.get("owner_name")
         if not _missing(owner):
             who += f'<br><span class="pill">{_esc(owner)}</span>'
-        mrr = context["mrr_usd"].get(r["account_id"]) if "mrr_usd" in context else None
+        mrr = context["mrr"].get(r["account_id"]) if "mrr" in context else None
         reasons = "<br>".join(
             _esc(r[c]) for c in ("reason_1", "reason_2", "reason_3") if not _missing(r.get(c))
         )
@@ -333,54 +438,70 @@ def _top_accounts(scores: pd.DataFrame, snapshots: pd.DataFrame, top_n: int) -> 
             [
                 _fmt(r.get("action_rank"), ""),
                 who,
-                f"${mrr:,.0f}" if not _missing(mrr) else "&ndash;",
+                t.money(mrr),
                 _fmt(r["p_expansion"], ".1%"),
                 _esc(r.get("next_best_offer")),
-                f"${r['offer_mrr_usd']:,.0f}"
-                if not _missing(r.get("offer_mrr_usd"))
-                else "&ndash;",
-                f"${r['expected_expansion_mrr_usd']:,.0f}",
+                t.money(r.get("offer_mrr")),
+                t.money(r["expected_expansion_mrr"]),
                 _esc(r.get("touch_tier")),
                 reasons or "&ndash;",
             ]
         )
+    header = [
+        "col_rank",
+        "col_account",
+        "col_mrr",
+        "col_p_expansion",
+        "col_offer",
+        "col_offer_mrr",
+        "col_expected_mrr",
+        "col_tier",
+        "col_why",
+    ]
     return _table(
-        [
-            "Rank",
-            "Account",
-            "MRR",
-            "p(expansion)",
-            "Offer",
-            "Offer MRR",
-            "Expected MRR",
-            "Tier",
-            "Why",
-        ],
+        [t(h) for h in header],
         rows,
         [True, False, True, True, False, True, True, False, False],
     )
 
 
 def _cached_charts(
-    cache: MutableMapping[str, str] | None, model: TrainedModel, build: Callable[[], list[str]]
-) -> list[str]:
-    """The model's charts, rendered once per model version (matplotlib takes seconds and the
-    backtest does not change between scoring runs) and kept in `cache` as a JSON list under
-    '<version>-<chart code version>' (a new chart style re-renders)."""
+    cache: MutableMapping[str, str] | None,
+    model: TrainedModel,
+    build: Callable[[], dict[str, str]],
+) -> dict[str, str]:
+    """The model's chart images (chart id -> PNG data URI), drawn once per model version
+    (matplotlib takes seconds and the backtest does not change between scoring runs) and kept
+    in `cache` as a JSON object under '<version>-<chart code version>' (a new chart style draws
+    them again). The images have no text that depends on the locale, so every locale's report
+    uses the same ones."""
     if cache is None or not model.version:
-        return list(build())
+        return dict(build())
     key = f"{model.version}-{charts_code_version()}"
     kept = cache.get(key)
     if kept is not None:
         try:
             cached = json.loads(kept)
-            if isinstance(cached, list) and all(isinstance(c, str) for c in cached):
+            if isinstance(cached, dict) and all(
+                isinstance(k, str) and isinstance(v, str) for k, v in cached.items()
+            ):
                 return cached
         except ValueError:
-            pass  # unreadable: render again
-    charts = list(build())
+            pass  # unreadable: draw again
+    charts = dict(build())
     cache[key] = json.dumps(charts)
     return charts
+
+
+def _figure(chart_id: str, uri: str, t: _Texts) -> str:
+    name = chart_id.replace("-", "_")
+    return figure(
+        uri,
+        t.plain(f"chart_{name}_title"),
+        t.plain(f"chart_{name}_caption"),
+        chart_id,
+        title_end=t.plain("chart_title_end"),
+    )
 
 
 def render_report(
@@ -390,6 +511,9 @@ def render_report(
     oracle: pd.DataFrame | None = None,
     top_n: int = TOP_N,
     chart_cache: MutableMapping[str, str] | None = None,
+    *,
+    locale: str = DEFAULT_LOCALE,
+    currency: str = DEFAULT_CURRENCY,
 ) -> str:
     """The model report as one self-contained HTML page (no network access needed to view it).
 
@@ -401,9 +525,13 @@ def render_report(
     achievable. Backtest charts need the model's backtest predictions (kept since they were
     introduced; older models show the table only). `chart_cache`: a mapping the caller keeps
     between runs (a dict, or on disk `JsonFileCache` from files.py) where the charts that depend
-    on the model alone are kept, so they are rendered once per version.
+    on the model alone are kept, so they are drawn once per version. `locale`: the language of
+    the page's texts (models/phrases/<locale>.yaml, `report:`); `currency`: the reporting
+    currency of the amounts (that of `scores` and the mrr column).
     """
+    t = _Texts(locale, currency)
     target = model.params.primary_target
+    days = str(model.params.label_horizon_days)
     preds = model.backtest_predictions
     has_preds = preds is not None and not preds.empty
     table = (
@@ -413,56 +541,53 @@ def render_report(
     )
     has_oracle = oracle is not None and has_preds
     backtest_html, targets_html = (
-        _backtest_section(model, table, has_oracle)
+        _backtest_section(model, table, has_oracle, t)
         if has_preds
-        else ("<p>No backtest predictions kept with this model.</p>", "")
+        else (f"<p>{t('no_backtest')}</p>", "")
     )
-    charts = _cached_charts(
+    images = _cached_charts(
         chart_cache if oracle is None else None,  # oracle charts depend on the oracle's rows
         model,
         build=lambda: model_charts(model, preds, table, oracle),
     )
-    charts.append(
-        figure(
-            distribution_chart(scores),
-            "Score distribution",
-            "Calibrated expansion probabilities of the scored accounts; suppressed accounts "
-            "keep their score but are not approached.",
-            "distribution",
-        )
-    )
+    images["distribution"] = distribution_chart(scores)
+    charts = [_figure(chart_id, uri, t) for chart_id, uri in images.items()]
     as_of = scores["as_of"].iloc[0] if len(scores) and "as_of" in scores else "?"
     version = model.version or "unregistered"
-    oracle_note = (
-        " The oracle column is the demo generator's true probability on the same rows: the "
-        "best ranking any model could reach."
-        if has_oracle
-        else ""
+    rank_by = (
+        "rank_by_expected_mrr"
+        if model.params.action_list.rank_by == "expected_mrr"
+        else "rank_by_probability"
     )
     template = Template(TEMPLATE_PATH.read_text(encoding="utf-8"))
     return template.substitute(
-        title=_esc(f"Expansion model {version}"),
-        lead=_esc(
-            f"Predicts which accounts expand (upsell or cross-sell) within "
-            f"{model.params.label_horizon_days} days. Scores as of {as_of}; trained on snapshots "
-            f"{model.training_window_start} to {model.training_window_end}."
+        lang=_esc(locale),
+        title=t("title", version=_esc(version)),
+        lead=t(
+            "lead",
+            days=days,
+            as_of=_esc(as_of),
+            start=_esc(model.training_window_start),
+            end=_esc(model.training_window_end),
         ),
-        model_card=_model_card(model, snapshots),
-        oracle_note=_esc(oracle_note),
+        section_card=t("section_card"),
+        section_backtest=t("section_backtest"),
+        section_charts=t("section_charts"),
+        nav_scores=t("nav_scores"),
+        section_scores=t("section_scores", as_of=_esc(as_of)),
+        nav_top=t("nav_top"),
+        section_top=t("section_top"),
+        section_targets=t("section_targets"),
+        model_card=_model_card(model, snapshots, t),
+        backtest_note=t(
+            "backtest_note", days=days, oracle_note=t("oracle_note") if has_oracle else ""
+        ),
         backtest_table=backtest_html,
-        bars=_bars(model, table, has_oracle),
+        bars=_bars(model, table, has_oracle, t),
         targets_table=targets_html,
         charts="\n".join(charts),
-        as_of=_esc(as_of),
-        score_summary=_score_summary(scores),
-        rank_by=_esc(
-            "expected expansion MRR"
-            if model.params.action_list.rank_by == "expected_mrr"
-            else "p_expansion"
-        ),
-        top_accounts=_top_accounts(scores, snapshots, top_n),
-        footer=_esc(
-            f"Generated by models/report.py for model {version}. Self-contained: the charts are "
-            "embedded images; nothing is loaded from the network."
-        ),
+        score_summary=_score_summary(scores, t),
+        top_note=t("top_note", rank_by=t(rank_by)),
+        top_accounts=_top_accounts(scores, snapshots, top_n, t),
+        footer=t("footer", version=_esc(version)),
     )

@@ -13,8 +13,8 @@ Per account, in this order:
 5. the touch tier: each account, in action order (then the suppressed accounts, in the same
    order), takes the first tier in `touch_tiers.tiers` whose conditions it meets and that
    still has room (`capacity` accounts per owner or overall), else `touch_tiers.default`.
-   Conditions: account value (mrr_usd >= min_mrr_usd or segment listed; either unset means no
-   value condition) and expected_expansion_mrr_usd >= min_expected_mrr_usd (when set);
+   Conditions: account value (mrr >= min_mrr or segment listed; either unset means no
+   value condition) and expected_expansion_mrr >= min_expected_mrr (when set);
 6. reasons for the first `reasons_for_top_n` accounts of the action list.
 
 Steps 1 and 6 have a per-row part that can run elsewhere (`flows/modelling/distributed.py` runs it on a
@@ -22,6 +22,10 @@ Dask cluster, one partition of accounts per task): `predict` gives the probabili
 of the scoring frame, `contribute` the primary target's per-feature contributions of the
 accounts that get reasons. Both default to the model in this process; everything global
 (ranks, deciles, offers, tiers, suppression, phrasing) stays here.
+
+What a person reads (reasons, offer labels, suppression reasons) is in the run's `locale`
+(`Params.localized`, models/phrases/<locale>.yaml); amounts are in the reporting currency of
+the money columns (`reporting_currency`), and reasons print them in it (models/money.py).
 """
 
 from __future__ import annotations
@@ -41,8 +45,10 @@ from models.features import (
     scoring_frame,
     to_timestamp,
 )
+from models.money import DEFAULT_CURRENCY, currency_code
 from models.offers import OFFER_COLUMNS, next_best_offers
 from models.params import Condition, Params
+from models.phrasebook import DEFAULT_LOCALE
 from models.reasons import reasons_from_contributions, top_reasons
 from models.train import TrainedModel
 
@@ -76,8 +82,9 @@ SCORE_COLUMNS: tuple[str, ...] = (
     "decile",
     "offer_type",
     "next_best_offer",
-    "offer_mrr_usd",
-    "expected_expansion_mrr_usd",
+    "offer_mrr",
+    "expected_expansion_mrr",
+    "reporting_currency",  # of offer_mrr and expected_expansion_mrr (ISO 4217)
     "action_rank",
     "touch_tier",
     "is_suppressed",
@@ -109,8 +116,12 @@ def _holds(frame: pd.DataFrame, condition: Condition) -> pd.Series:
     return pd.Series(result, index=frame.index)
 
 
-def suppression_reasons(frame: pd.DataFrame, params: Params) -> pd.Series:
-    """Reason(s) not to approach each account now ("; "-joined), None when none apply."""
+def suppression_reasons(
+    frame: pd.DataFrame, params: Params, *, locale: str = DEFAULT_LOCALE
+) -> pd.Series:
+    """Reason(s) not to approach each account now ("; "-joined, in `locale`), None when none
+    apply."""
+    params = params.localized(locale)
     columns = sorted({c.column for rule in params.suppression for c in rule.when})
     require_columns(frame, columns, "suppression rules")
     joined = pd.Series("", index=frame.index, dtype=object)
@@ -161,26 +172,26 @@ def touch_tiers(
 ) -> pd.Series:
     """Touch tier per account: the first tier whose conditions hold and that has room.
 
-    `frame` needs mrr_usd and segment (and account_id for per-owner capacity); accounts claim
+    `frame` needs mrr and segment (and account_id for per-owner capacity); accounts claim
     capacity in `priority` order (ascending; default: row order). `expected_mrr=None` skips
-    the min_expected_mrr_usd conditions. `owners` maps account_id -> owner; without it a
+    the min_expected_mrr conditions. `owners` maps account_id -> owner; without it a
     per-owner capacity counts every account under one owner (never more than the capacity
     overall, with a warning).
     """
-    require_columns(frame, ["mrr_usd", "segment"], "touch tiers")
+    require_columns(frame, ["mrr", "segment"], "touch tiers")
     tiers = params.touch_tiers.tiers
-    mrr = as_float(frame["mrr_usd"], "mrr_usd")
+    mrr = as_float(frame["mrr"], "mrr")
     segment = _text(frame["segment"])
     qualifies: list[np.ndarray[Any, np.dtype[np.bool_]]] = []
     for rule in tiers:
-        has_value_rule = rule.min_mrr_usd is not None or bool(rule.segments)
+        has_value_rule = rule.min_mrr is not None or bool(rule.segments)
         value = segment.isin(rule.segments).to_numpy(dtype=bool, copy=True)
-        if rule.min_mrr_usd is not None:
-            value = value | mrr.ge(rule.min_mrr_usd).fillna(False).to_numpy(dtype=bool)
+        if rule.min_mrr is not None:
+            value = value | mrr.ge(rule.min_mrr).fillna(False).to_numpy(dtype=bool)
         if not has_value_rule:
             value = np.ones(len(frame), dtype=bool)
-        if rule.min_expected_mrr_usd is not None and expected_mrr is not None:
-            enough = expected_mrr.ge(rule.min_expected_mrr_usd).fillna(False)
+        if rule.min_expected_mrr is not None and expected_mrr is not None:
+            enough = expected_mrr.ge(rule.min_expected_mrr).fillna(False)
             value = value & enough.to_numpy(dtype=bool)
         qualifies.append(value)
     per_owner = any(r.capacity is not None and r.capacity_scope == "owner" for r in tiers)
@@ -243,6 +254,9 @@ def score_accounts(
     owners: Mapping[Any, Any] | pd.Series | None = None,
     predict: Predict | None = None,
     contribute: Contribute | None = None,
+    *,
+    locale: str = DEFAULT_LOCALE,
+    currency: str = DEFAULT_CURRENCY,
 ) -> pd.DataFrame:
     """One row per active account at `as_of`, best p_expansion first (ties: account_id).
 
@@ -254,8 +268,13 @@ def score_accounts(
     `predict` and `contribute` replace the per-row model calls made in this process
     (`model.predict_proba`, LightGBM's `pred_contrib` of the primary target) by the same
     computation elsewhere; they get rows of the scoring frame and must return the same values.
-    Columns: SCORE_COLUMNS (see the module docstring).
+    `locale`: the language of what a person reads (reasons, offers, suppression reasons;
+    `Params.localized`). `currency`: the reporting currency, that of the money columns of
+    `snapshots` (mrr, ...); the amounts of the scores are in it, reasons print it and
+    `reporting_currency` names it. Columns: SCORE_COLUMNS (see the module docstring).
     """
+    params = params.localized(locale)
+    currency = currency_code(currency)
     day = to_timestamp(as_of)
     frame = scoring_frame(snapshots, day)
     X, _ = prepare_features(frame, model.params, model.categories)
@@ -270,15 +289,20 @@ def score_accounts(
         (frame["account_id"].astype(str).to_numpy(), -probs["p_expansion"].to_numpy())
     )
     frame, X, probs = frame.iloc[order], X.iloc[order], probs.iloc[order]
-    suppression = suppression_reasons(frame, params)
+    suppression = suppression_reasons(frame, params, locale=locale)
     suppressed = suppression.notna()
     offers = next_best_offers(
-        frame, probs, params, model.offer_values, legacy_ratio=model.expansion_mrr_ratio
+        frame,
+        probs,
+        params,
+        model.offer_values,
+        legacy_ratio=model.expansion_mrr_ratio,
+        locale=locale,
     )
     rank = action_ranks(
         suppressed,
         probs["p_expansion"],
-        offers["expected_expansion_mrr_usd"],
+        offers["expected_expansion_mrr"],
         frame["account_id"],
         params,
     )
@@ -286,13 +310,13 @@ def score_accounts(
     after_list = len(frame) + action_ranks(
         ~suppressed,
         probs["p_expansion"],
-        offers["expected_expansion_mrr_usd"],
+        offers["expected_expansion_mrr"],
         frame["account_id"],
         params,
     )
     priority = rank.astype("Float64").fillna(after_list.astype("Float64")).astype(float)
     tiers = touch_tiers(
-        frame, params, offers["expected_expansion_mrr_usd"], owners=owners, priority=priority
+        frame, params, offers["expected_expansion_mrr"], owners=owners, priority=priority
     )
     out = pd.DataFrame(
         {
@@ -303,6 +327,7 @@ def score_accounts(
             "p_cross_sell": probs["p_cross_sell"],
             "decile": deciles(len(frame)),
             **{c: offers[c] for c in offers.columns},
+            "reporting_currency": currency,
             "action_rank": rank,
             "touch_tier": tiers,
             "is_suppressed": suppressed,
@@ -316,7 +341,12 @@ def score_accounts(
     candidates = listed.index
     if contribute is None or candidates.empty:
         reasons = top_reasons(
-            model, X.loc[candidates], frame.loc[candidates], n=N_REASONS, templates=params.reasons
+            model,
+            X.loc[candidates],
+            frame.loc[candidates],
+            n=N_REASONS,
+            templates=params.reasons,
+            currency=currency,
         )
     else:
         contrib = _aligned(contribute(frame.loc[candidates]), candidates, "contribute")
@@ -326,6 +356,7 @@ def score_accounts(
             frame.loc[candidates],
             params.reasons,
             N_REASONS,
+            currency=currency,
         )
     out = out.join(reasons)
     out["model_version"] = model.version or "unregistered"

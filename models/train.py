@@ -54,7 +54,7 @@ class TrainedModel:
     n_rows: int
     n_train_rows: int  # rows of the early-stopping fit
     n_validation_rows: int  # held out for early stopping and calibration
-    expansion_mrr_ratio: float  # mean expansion_mrr_usd_next / mrr_usd on positive rows
+    expansion_mrr_ratio: float  # mean expansion_mrr_next / mrr on positive rows
     best_iterations: dict[str, int] = field(default_factory=dict)
     version: str | None = None  # set by the registry
     # Backtest test-row predictions (PREDICTION_COLUMNS; p is a score for single_rule), for
@@ -107,14 +107,14 @@ class TrainedModel:
 
 
 def expansion_mrr_ratio(frame: pd.DataFrame, params: Params) -> float:
-    """Mean expansion_mrr_usd_next / mrr_usd over positive expansion rows (clipped), NaN if none."""
+    """Mean expansion_mrr_next / mrr over positive expansion rows (clipped), NaN if none."""
     label = params.targets["expansion"]
-    for col in ("mrr_usd", "expansion_mrr_usd_next", label):
+    for col in ("mrr", "expansion_mrr_next", label):
         if col not in frame.columns:
             raise ValueError(f"{TABLE} is missing {col} (needed for expected MRR)")
     positive = frame[label].astype(bool)
-    mrr = as_float(frame["mrr_usd"], "mrr_usd")
-    gain = as_float(frame["expansion_mrr_usd_next"], "expansion_mrr_usd_next")
+    mrr = as_float(frame["mrr"], "mrr")
+    gain = as_float(frame["expansion_mrr_next"], "expansion_mrr_next")
     ok = positive & (mrr > 0) & gain.notna()
     if not ok.any():
         return math.nan

@@ -113,9 +113,9 @@ def synthetic_snapshots(
             "country": rng.choice(["US", "DE", "JP", "FR"], rows),
             "billing_currency": rng.choice(["USD", "EUR", "JPY"], rows),
             "tenure_days": pd.array(rng.integers(30, 2000, rows), dtype="Int64"),
-            "mrr_usd": mrr,
-            "mrr_usd_90d_ago": mrr * rng.uniform(0.8, 1.1, rows),
-            "mrr_change_90d_usd": mrr * rng.uniform(-0.1, 0.2, rows),
+            "mrr": mrr,
+            "mrr_90d_ago": mrr * rng.uniform(0.8, 1.1, rows),
+            "mrr_change_90d": mrr * rng.uniform(-0.1, 0.2, rows),
             "products_held": rng.integers(1, 4, rows),
             "companion_products_not_held": companion,
             "top_companion_product_id": np.where(companion > 0, "P-ANL", None),
@@ -197,14 +197,12 @@ def synthetic_snapshots(
     frame["label_expansion"] = upsell | cross
     frame["label_upsell"] = upsell
     frame["label_cross_sell"] = cross
-    frame["expansion_mrr_usd_next"] = np.where(
-        upsell | cross, mrr * rng.uniform(0.1, 0.5, rows), 0.0
-    )
+    frame["expansion_mrr_next"] = np.where(upsell | cross, mrr * rng.uniform(0.1, 0.5, rows), 0.0)
     frame["is_label_complete"] = complete.to_numpy()
     for col in ("label_expansion", "label_upsell", "label_cross_sell"):
         frame[col] = pd.array(frame[col], dtype="boolean")
         frame.loc[~complete.to_numpy(), col] = pd.NA
-    frame.loc[~complete.to_numpy(), "expansion_mrr_usd_next"] = np.nan
+    frame.loc[~complete.to_numpy(), "expansion_mrr_next"] = np.nan
     return frame
 
 

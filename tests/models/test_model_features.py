@@ -159,6 +159,6 @@ def test_derived_features_are_row_wise_and_documented(
         # row-wise: the value of a row does not depend on the other rows
         alone = derived_feature(frame.iloc[[2]], name)
         assert np.array_equal(alone.to_numpy(), X[name].iloc[[2]].to_numpy(), equal_nan=True)
-    assert np.allclose(X["mrr_per_unit"], frame["mrr_usd"] / frame["core_quantity"])
+    assert np.allclose(X["mrr_per_unit"], frame["mrr"] / frame["core_quantity"])
     zero = frame.assign(core_quantity=0)
     assert derived_feature(zero, "mrr_per_unit").isna().all()  # no division by zero

@@ -20,7 +20,7 @@ def _rows() -> pd.DataFrame:
             "account_id": [f"A{i}" for i in range(n)],
             "segment": ["smb"] * 4 + ["enterprise"] * 4,
             "core_quantity": [10, 10, 20, 20, 100, 100, 100, 100],
-            "mrr_usd": [250.0, 500.0, 500.0, 1000.0, 2500.0, 5000.0, 9000.0, 9000.0],
+            "mrr": [250.0, 500.0, 500.0, 1000.0, 2500.0, 5000.0, 9000.0, 9000.0],
             "products_held": [1, 1, 1, 1, 1, 1, 2, 2],
             "core_tier_rank": [1, 2, 1, 2, 1, 2, 2, 2],
             "top_companion_product_name": [None, None, None, None, None, None, "CPQ", "CPQ"],
@@ -31,7 +31,7 @@ def _rows() -> pd.DataFrame:
             "label_expansion": [True, True, True, False, True, False, True, True],
             "label_upsell": [True, True, True, False, True, False, False, False],
             "label_cross_sell": [False, False, False, False, False, False, True, True],
-            "expansion_mrr_usd_next": [50.0, 100.0, 150.0, 0.0, 250.0, 0.0, 1000.0, 2000.0],
+            "expansion_mrr_next": [50.0, 100.0, 150.0, 0.0, 250.0, 0.0, 1000.0, 2000.0],
         }
     )
 
@@ -85,14 +85,23 @@ def test_offer_mrr_per_offer_type(params: Params) -> None:
     assert out["offer_type"].tolist() == ["upsell_seats", "upsell_tier", "cross_sell"]
     # seats: own price 25/seat x ceil(10 x 0.25) = 3 seats
     # tier: 20 seats x (80 - 50) x (own 50 / tier 50); cross-sell: 100 seats x 15
-    assert out["offer_mrr_usd"].tolist() == pytest.approx([75.0, 600.0, 1500.0])
+    assert out["offer_mrr"].tolist() == pytest.approx([75.0, 600.0, 1500.0])
     assert out["next_best_offer"].tolist() == [
         "upsell: +3 seats",
         "upsell: Scale",
         "cross-sell: CPQ",
     ]
     expected = [0.4 * 75.0, 0.3 * 600.0, 0.6 * 1500.0]
-    assert out["expected_expansion_mrr_usd"].tolist() == pytest.approx(expected)
+    assert out["expected_expansion_mrr"].tolist() == pytest.approx(expected)
+    ja = next_best_offers(frame, probs, params, values, locale="ja")
+    assert ja["next_best_offer"].tolist() == [
+        "アップセル: 3ユニット追加",
+        "アップセル: Scale",
+        "クロスセル: CPQ",
+    ]
+    pd.testing.assert_frame_equal(
+        ja.drop(columns="next_best_offer"), out.drop(columns="next_best_offer")
+    )
 
 
 def test_offer_chosen_by_expected_mrr(params: Params) -> None:

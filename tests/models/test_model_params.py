@@ -189,3 +189,18 @@ def test_params_path_setting(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(raw), encoding="utf-8")
     assert model_params(Settings(home=tmp_path)).quality.min_roc_auc == 0.60
     assert model_params(Settings(home=tmp_path, params_path=path)).quality.min_roc_auc == 0.55
+
+
+def test_params_saved_with_the_old_usd_tier_keys_still_load() -> None:
+    """A model saved before the money columns lost `_usd` keeps min_mrr_usd /
+    min_expected_mrr_usd in its params: they load as min_mrr / min_expected_mrr."""
+    current = load_params()
+    saved = current.model_dump(mode="json")
+    for tier in saved["touch_tiers"]["tiers"]:
+        tier["min_mrr_usd"] = tier.pop("min_mrr")
+        tier["min_expected_mrr_usd"] = tier.pop("min_expected_mrr")
+    assert Params.model_validate(saved) == current
+    both = current.model_dump(mode="json")
+    both["touch_tiers"]["tiers"][0]["min_mrr_usd"] = 1.0
+    with pytest.raises(ValueError, match="min_mrr_usd is the old name of min_mrr"):
+        Params.model_validate(both)

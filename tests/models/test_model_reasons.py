@@ -40,9 +40,17 @@ def test_phrases_show_the_value(params: Params) -> None:
         params, "companion_products_not_held", 2.0, top_companion_product_name="Analytics"
     ) == ("does not yet hold Analytics, usually bought with its products")
     assert _phrase(params, "segment", "enterprise") == "enterprise segment"
-    assert _phrase(params, "mrr_change_90d_usd", -1234.4) == "MRR down $1,234 in 90 days"
+    assert _phrase(params, "mrr_change_90d", -1234.4) == "MRR down $1,234 in 90 days"
+    assert _phrase(params, "mrr", 1234.4) == "MRR of $1,234"
     assert _phrase(params, "meetings_90d", 1.0) == "1 meeting in 90 days"
     assert _phrase(params, "meetings_90d", 3.0) == "3 meetings in 90 days"
+
+
+def test_amounts_are_in_the_reporting_currency(params: Params) -> None:
+    change = params.reasons["mrr_change_90d"]
+    assert phrase(change, -1234.4, {}, currency="JPY") == "MRR down ¥1,234 in 90 days"
+    assert phrase(change, 98765.0, {}, currency="EUR") == "MRR up €98,765 in 90 days"
+    assert phrase(params.reasons["mrr"], 5e6, {}, currency="XYZ") == "MRR of 5,000,000 XYZ"
 
 
 def test_zero_and_missing_values(params: Params) -> None:

@@ -133,9 +133,9 @@ def test_model_without_backtest_predictions_or_offer_values_still_loads(
     assert loaded.backtest_predictions is None and loaded.offer_values is None
     scored = score_accounts(loaded, snapshots, as_of, params)
     frame = scoring_frame(snapshots, as_of).set_index("account_id")
-    mrr = frame.loc[scored["account_id"], "mrr_usd"].to_numpy()
+    mrr = frame.loc[scored["account_id"], "mrr"].to_numpy()
     expected = scored["p_expansion"].to_numpy() * mrr * trained.expansion_mrr_ratio
-    assert np.allclose(scored["expected_expansion_mrr_usd"], expected)
+    assert np.allclose(scored["expected_expansion_mrr"], expected)
 
 
 def test_promotion_keeps_the_champion_when_the_challenger_is_worse(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import json
 import re
 from datetime import date
@@ -12,10 +13,12 @@ import pandas as pd
 import pytest
 
 from flows.files import JsonFileCache
-from models.params import Params
+from models.params import Params, load_params
+from models.phrasebook import fields, load_phrasebook, shipped_locales
 from models.report import render_report
 from models.score import score_accounts
 from models.train import TrainedModel
+from tests.models.conftest import BUSINESS, fast_params, usage_columns
 
 CHARTS = {"roc", "calibration", "gain", "auc-by-cutoff", "importance", "distribution"}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -131,7 +134,7 @@ def test_model_charts_are_rendered_once_per_version(
     first = render_report(model, snapshots, scores, chart_cache=cache)
     assert len(list(tmp_path.glob(f"{model.version}-*.json"))) == 1
 
-    def fail(*args: object) -> list[str]:
+    def fail(*args: object) -> dict[str, str]:
         raise AssertionError("the model's charts were rendered again")
 
     monkeypatch.setattr(report, "model_charts", fail)
@@ -148,7 +151,86 @@ def test_the_chart_cache_is_any_mapping_and_a_bad_entry_is_rendered_again(
     cache: dict[str, str] = {}
     first = render_report(model, snapshots, scores, chart_cache=cache)
     [key] = cache
-    assert key.startswith("v9-") and json.loads(cache[key])[0].startswith("<figure")
+    assert key.startswith("v9-") and json.loads(cache[key])["roc"].startswith("data:image/png")
     cache[key] = "not json"
     assert render_report(model, snapshots, scores, chart_cache=cache) == first
-    assert json.loads(cache[key])[0].startswith("<figure")
+    assert json.loads(cache[key])["roc"].startswith("data:image/png")
+
+
+@pytest.fixture(scope="module")
+def ja_scores(
+    trained: TrainedModel, snapshots: pd.DataFrame, as_of: date, owners: pd.Series
+) -> pd.DataFrame:
+    """Scores of a ja run reporting in JPY (the test business's usage reasons in ja too)."""
+    params = fast_params(load_params().with_usage_features(BUSINESS, usage_columns(), "ja"))
+    out = score_accounts(
+        trained, snapshots, as_of, params, owners=owners, locale="ja", currency="JPY"
+    )
+    return out.assign(owner_name=out["account_id"].map(owners), account_name="Acme <Corp>")
+
+
+def _visible(page: str) -> str:
+    """The page's text a person reads (no tags, styles or images)."""
+    body = re.sub(r"(?s)<style>.*?</style>|<[^>]+>", " ", page)
+    return html.unescape(body)
+
+
+def test_a_ja_jpy_report_reads_in_japanese_with_yen(
+    trained: TrainedModel, snapshots: pd.DataFrame, ja_scores: pd.DataFrame, oracle: pd.DataFrame
+) -> None:
+    page = render_report(trained, snapshots, ja_scores, oracle, locale="ja", currency="JPY")
+    text = _visible(page)
+    assert '<html lang="ja">' in page
+    for heading in ("モデルカード", "バックテスト", "グラフ", "アプローチすべき上位アカウント"):
+        assert f">{heading}</h2>" in page, heading
+    for label in ("学習期間", "順位", "オファーMRR", "期待MRR", "理由", "最新のカットオフ"):
+        assert label in text, label
+    for english in ("Model card", "Top accounts", "Offer MRR", "Training window", "Rank"):
+        assert english not in text, english
+    assert re.search(r"\d円", text) and "$" not in text and "¥" not in text
+    top = ja_scores[ja_scores["action_rank"] == 1].iloc[0]
+    assert top["next_best_offer"].startswith(("クロスセル: ", "アップセル: "))
+    assert html.escape(top["next_best_offer"]) in page
+    assert html.escape(top["reason_1"]) in page and re.search(r"[ぁ-んァ-ン一-龥]", top["reason_1"])
+    for cutoff in {r["cutoff"] for r in trained.metrics}:
+        assert cutoff in page
+    assert set(re.findall(r'data-chart="([a-z-]+)"', page)) == CHARTS
+    assert "ROC曲線。" in text  # chart titles and captions follow the locale
+
+
+def test_an_english_report_shows_dollars(page: str) -> None:
+    text = _visible(page)
+    assert re.search(r"\$\d", text) and "円" not in text
+    assert '<html lang="en">' in page
+
+
+def test_every_report_text_is_in_every_shipped_locale() -> None:
+    """Each locale phrases every text of the English table, with the same {fields}."""
+    english = load_phrasebook("en").report
+    for locale in shipped_locales():
+        table = load_phrasebook(locale).report
+        assert sorted(set(english) - set(table)) == [], locale
+        assert sorted(set(table) - set(english)) == [], locale
+        for key, text in table.items():
+            assert fields(text) == fields(english[key]), (locale, key)
+
+
+def test_the_charts_are_drawn_once_for_every_locale(
+    trained: TrainedModel,
+    snapshots: pd.DataFrame,
+    scores: pd.DataFrame,
+    ja_scores: pd.DataFrame,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import models.report as report
+
+    model = TrainedModel(**{**trained.__dict__, "version": "v9"})
+    cache: dict[str, str] = {}
+    render_report(model, snapshots, scores, chart_cache=cache)
+
+    def fail(*args: object) -> dict[str, str]:
+        raise AssertionError("the model's charts were drawn again")
+
+    monkeypatch.setattr(report, "model_charts", fail)
+    page = render_report(model, snapshots, ja_scores, chart_cache=cache, locale="ja")
+    assert "特徴量の重要度" in page

@@ -47,11 +47,12 @@ def test_schema_ranges_and_order(
     assert set(scores["decile"]) == set(range(1, 11))
     assert (scores["as_of"] == as_of).all()
     assert (scores["model_version"] == "unregistered").all()
+    assert (scores["reporting_currency"] == "USD").all()  # the default
     # expected expansion MRR = the offer's own probability x the MRR the offer adds
     cross = scores["offer_type"] == "cross_sell"
     p_offer = scores["p_cross_sell"].where(cross, scores["p_upsell"])
-    assert np.allclose(scores["expected_expansion_mrr_usd"], p_offer * scores["offer_mrr_usd"])
-    assert (scores["offer_mrr_usd"] >= 0).all()
+    assert np.allclose(scores["expected_expansion_mrr"], p_offer * scores["offer_mrr"])
+    assert (scores["offer_mrr"] >= 0).all()
     assert set(scores["offer_type"]) <= {"cross_sell", "upsell_tier", "upsell_seats"}
     assert scores["touch_tier"].isin(["high_touch", "low_touch", "tech_touch"]).all()
     assert scores["next_best_offer"].str.match(r"^(cross-sell|upsell): ").all()
@@ -60,7 +61,7 @@ def test_schema_ranges_and_order(
     assert scores.loc[~scores["is_suppressed"], "reason_1"].notna().all()
     listed = scores[~scores["is_suppressed"]].sort_values("action_rank")
     assert listed["action_rank"].tolist() == list(range(1, len(listed) + 1))
-    assert listed["expected_expansion_mrr_usd"].is_monotonic_decreasing
+    assert listed["expected_expansion_mrr"].is_monotonic_decreasing
 
 
 def test_scoring_is_deterministic(
@@ -146,8 +147,8 @@ def test_action_rank_by_probability(
 
 def _tiered(params: Params, scope: str, high: int, low: int) -> Params:
     tiers = [
-        TouchTier(name="high_touch", min_mrr_usd=1000, capacity=high, capacity_scope=scope),
-        TouchTier(name="low_touch", min_mrr_usd=0, capacity=low, capacity_scope=scope),
+        TouchTier(name="high_touch", min_mrr=1000, capacity=high, capacity_scope=scope),
+        TouchTier(name="low_touch", min_mrr=0, capacity=low, capacity_scope=scope),
     ]
     return params.model_copy(update={"touch_tiers": TouchTiers(tiers=tiers, default="tech_touch")})
 
@@ -161,11 +162,11 @@ def test_touch_tier_capacity_per_owner_is_respected(
     counts = out.groupby(["owner", "touch_tier"]).size().unstack(fill_value=0)
     assert (counts.get("high_touch", 0) <= 2).all() and (counts.get("low_touch", 0) <= 3).all()
     assert counts["high_touch"].max() == 2  # the capacity is used
-    mrr = scoring_frame(snapshots, as_of).set_index("account_id")["mrr_usd"]
-    out["mrr_usd"] = out["account_id"].map(mrr)
+    mrr = scoring_frame(snapshots, as_of).set_index("account_id")["mrr"]
+    out["mrr"] = out["account_id"].map(mrr)
     for _, group in out.groupby("owner"):
         listed = group[group["action_rank"].notna()].sort_values("action_rank")
-        high = listed[listed["mrr_usd"] >= 1000]
+        high = listed[listed["mrr"] >= 1000]
         # qualifying accounts claim high_touch in action order; the rest overflow to low_touch
         assert high["touch_tier"].head(2).eq("high_touch").all()
         assert not high["touch_tier"].iloc[2:].eq("high_touch").any()
@@ -195,7 +196,7 @@ def _greedy_tiers(frame: pd.DataFrame, p: Params, owners: pd.Series, order: np.n
     out = [p.touch_tiers.default] * len(frame)
     for i in order:
         for k, tier in enumerate(p.touch_tiers.tiers):
-            if not (frame["mrr_usd"].iat[i] >= (tier.min_mrr_usd or 0)):
+            if not (frame["mrr"].iat[i] >= (tier.min_mrr or 0)):
                 continue
             key = (k, owners.iat[i] if tier.capacity_scope == "owner" else "")
             if tier.capacity is not None and used.get(key, 0) >= tier.capacity:
@@ -212,17 +213,17 @@ def test_touch_tiers_match_the_one_account_at_a_time_definition(params: Params) 
     frame = pd.DataFrame(
         {
             "account_id": [f"a{i}" for i in range(n)],
-            "mrr_usd": rng.choice([50.0, 600.0, 2000.0, 9000.0], n),
+            "mrr": rng.choice([50.0, 600.0, 2000.0, 9000.0], n),
             "segment": "smb",
         }
     )
     owners = pd.Series(rng.choice(["ann", "bob", "cy"], n), index=frame["account_id"])
     priority = pd.Series(rng.permutation(n).astype(float))
     tiers = [
-        TouchTier(name="top", min_mrr_usd=5000, capacity=7, capacity_scope="owner"),
-        TouchTier(name="high", min_mrr_usd=1000, capacity=20, capacity_scope="overall"),
-        TouchTier(name="low", min_mrr_usd=500, capacity=30, capacity_scope="owner"),
-        TouchTier(name="any", min_mrr_usd=0),
+        TouchTier(name="top", min_mrr=5000, capacity=7, capacity_scope="owner"),
+        TouchTier(name="high", min_mrr=1000, capacity=20, capacity_scope="overall"),
+        TouchTier(name="low", min_mrr=500, capacity=30, capacity_scope="owner"),
+        TouchTier(name="any", min_mrr=0),
     ]
     p = params.model_copy(update={"touch_tiers": TouchTiers(tiers=tiers, default="none")})
     got = touch_tiers(frame, p, owners=owners, priority=priority).tolist()
@@ -232,9 +233,9 @@ def test_touch_tiers_match_the_one_account_at_a_time_definition(params: Params) 
 
 
 def test_touch_tier_needs_expected_mrr_when_configured(params: Params) -> None:
-    tiers = [TouchTier(name="high_touch", min_mrr_usd=1000, min_expected_mrr_usd=50.0)]
+    tiers = [TouchTier(name="high_touch", min_mrr=1000, min_expected_mrr=50.0)]
     p = params.model_copy(update={"touch_tiers": TouchTiers(tiers=tiers, default="tech_touch")})
-    frame = pd.DataFrame({"mrr_usd": [2000.0, 2000.0, 10.0], "segment": ["smb"] * 3})
+    frame = pd.DataFrame({"mrr": [2000.0, 2000.0, 10.0], "segment": ["smb"] * 3})
     expected = pd.Series([80.0, 20.0, 500.0])
     assert touch_tiers(frame, p, expected).tolist() == ["high_touch", "tech_touch", "tech_touch"]
 
@@ -285,7 +286,7 @@ def test_suppression_rules(params: Params) -> None:
 def test_touch_tiers(params: Params) -> None:
     frame = pd.DataFrame(
         {
-            "mrr_usd": [100.0, 9000.0, 1500.0, 100.0, None],
+            "mrr": [100.0, 9000.0, 1500.0, 100.0, None],
             "segment": ["enterprise", "smb", "smb", "smb", "mid_market"],
         }
     )
@@ -307,7 +308,7 @@ def test_next_best_offers(params: Params) -> None:
             "next_tier_plan_name": ["Growth", "Growth", None, "Growth", "Scale"],
             "per_unit_limit_utilization": [0.5, 0.5, 0.5, 0.95, 0.2],
             "core_quantity": [10, 10, 10, 10, 10],
-            "mrr_usd": [250.0, 250.0, 800.0, 250.0, 500.0],
+            "mrr": [250.0, 250.0, 800.0, 250.0, 500.0],
             "products_held": [1, 1, 1, 1, 1],
             "core_tier_rank": [1, 1, 3, 1, 2],
             "segment": ["smb"] * 5,

@@ -171,8 +171,8 @@ def test_single_class_training_target_is_an_error(snapshots: pd.DataFrame, param
 def test_expansion_mrr_ratio(params: Params) -> None:
     frame = pd.DataFrame(
         {
-            "mrr_usd": [100.0, 200.0, 0.0, 50.0, 100.0],
-            "expansion_mrr_usd_next": [20.0, 100.0, 30.0, 0.0, 900.0],
+            "mrr": [100.0, 200.0, 0.0, 50.0, 100.0],
+            "expansion_mrr_next": [20.0, 100.0, 30.0, 0.0, 900.0],
             "label_expansion": [True, True, True, False, True],
         }
     )

@@ -74,7 +74,7 @@ def test_the_key_covers_rows_and_parameters(snapshots: pd.DataFrame, params: Par
     assert train.training_key(snapshots.copy(), params) == key
     assert train.training_key(snapshots.iloc[1:], params) != key
     edited = snapshots.copy()
-    edited.loc[edited.index[0], "mrr_usd"] += 1
+    edited.loc[edited.index[0], "mrr"] += 1
     assert train.training_key(edited, params) != key
     renamed = snapshots.rename(columns={"tickets_90d": "tickets_13w"})
     assert train.training_key(renamed, params) != key

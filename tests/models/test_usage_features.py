@@ -68,7 +68,7 @@ def _say(column: str, value: object, locale: str = "en", **row: object) -> str |
 
 def test_columns_are_found_by_declared_metric_and_double_underscore() -> None:
     columns = [
-        "mrr_usd",
+        "mrr",
         "api_calls__30d",
         "api__30d",
         "api__calls_30d",  # metric api, stat calls_30d (phrased later, or an error)
@@ -183,7 +183,7 @@ def test_an_unknown_locale_names_the_missing_table() -> None:
 
 def test_value_fields_are_the_documented_ones() -> None:
     for locale in shipped_locales():
-        assert tuple(_value_fields(locale)) == VALUE_FIELDS
+        assert tuple(_value_fields(locale, "USD")) == VALUE_FIELDS
 
 
 def test_with_usage_features_appends_numeric_features_with_reasons() -> None:
@@ -218,13 +218,13 @@ def test_a_japanese_reason_end_to_end() -> None:
     the English templates of params.yaml keep their English words."""
     columns = ["api_calls__trend_28d", "storage__utilization", "users__30d"]
     params = load_params().with_usage_features(BUSINESS, columns, locale="ja")
-    features = [*columns, "mrr_change_90d_usd", "is_promoter_90d"]
+    features = [*columns, "mrr_change_90d", "is_promoter_90d"]
     X = pd.DataFrame(
         {
             "api_calls__trend_28d": [0.23, -0.4],
             "storage__utilization": [0.92, 0.5],
             "users__30d": [12.0, 3.0],
-            "mrr_change_90d_usd": [-1234.4, 50.0],
+            "mrr_change_90d": [-1234.4, 50.0],
             "is_promoter_90d": [1.0, 1.0],
         }
     )
@@ -241,10 +241,7 @@ def test_a_japanese_reason_end_to_end() -> None:
         "ストレージがプラン上限の92%",
         "MRR down $1,234 in 90 days",
     ]
-    assert (
-        out.iloc[0]["reason_codes"]
-        == "api_calls__trend_28d,storage__utilization,mrr_change_90d_usd"
-    )
+    assert out.iloc[0]["reason_codes"] == "api_calls__trend_28d,storage__utilization,mrr_change_90d"
     assert out.iloc[1, :2].tolist() == [
         "API呼び出し 4週間で40%減少",
         "アクティブユーザー 1日平均3人（30日間）",  # noqa: RUF001
