@@ -41,11 +41,9 @@
 {%- endmacro %}
 
 {% macro default__latest_value(value, order_by, condition) -%}
-    {%- if order_by | length == 1 -%}
-        arg_max({{ value }}, {{ order_by[0] }}) filter (where {{ condition }})
-    {%- else -%}
-        arg_max({{ value }}, ({{ order_by | join(', ') }})) filter (where {{ condition }})
-    {%- endif -%}
+    {%- set by = order_by[0] if order_by | length == 1 else '(' ~ (order_by | join(', ')) ~ ')' -%}
+    arg_max({{ value }}, {{ by }})
+    {%- if condition != 'true' %} filter (where {{ condition }}){% endif -%}
 {%- endmacro %}
 
 {% macro postgres__latest_value(value, order_by, condition) -%}

@@ -40,7 +40,7 @@
     {{ return([
         'label_horizon_days', 'reporting_currency', 'snapshot_history_months',
         'companion_min_support', 'companion_min_pair_accounts', 'companion_min_lift',
-        'promoter_min_score', 'detractor_max_score', 'nps_recent_days'
+        'promoter_min_score', 'detractor_max_score', 'nps_recent_days', 'utilization_cap'
     ]) }}
 {%- endmacro %}
 

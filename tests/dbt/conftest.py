@@ -43,6 +43,8 @@ MARTS = (
     "mrr_billing_reconciliation",
     "revenue_metrics_monthly",
     "account_snapshots",
+    "account_metric_snapshots",
+    "account_features",
 )
 
 

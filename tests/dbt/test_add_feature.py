@@ -15,17 +15,17 @@ from flows.transform.manifest import declared_features
 from models.params import load_params
 from tests.dbt.conftest import DBT_PROJECT
 
-FEATURE = "mrr_per_seat_usd"
-SQL_ANCHOR = "        contracts.seats_purchased,\n"
-SQL_EDIT = "        {{ safe_divide('contracts.mrr_usd', 'contracts.seats_purchased') }} as mrr_per_seat_usd,\n"
+FEATURE = "mrr_per_unit_usd"
+SQL_ANCHOR = "        contracts.core_quantity,\n"
+SQL_EDIT = "        {{ safe_divide('contracts.mrr_usd', 'contracts.core_quantity') }} as mrr_per_unit_usd,\n"
 YAML_ENTRY = """
-      - name: mrr_per_seat_usd
+      - name: mrr_per_unit_usd
         data_type: double precision
-        description: MRR per purchased seat (USD).
+        description: MRR per unit of the core plan (USD).
         config:
           meta:
             feature: numeric
-            reason: {group: pricing, text: "{money} per seat"}
+            reason: {group: pricing, text: "{money} per unit"}
 """
 
 
@@ -53,7 +53,7 @@ def test_a_feature_declared_in_dbt_is_trained_and_explained(
 
     warehouse = dbt.copy(year_raw_warehouse, tmp_path)
     dbt.run(
-        ["build", "--select", "+account_snapshots", "--indirect-selection", "cautious"],
+        ["build", "--select", "+account_features", "--indirect-selection", "cautious"],
         tmp_path,
         warehouse=warehouse,
         project=analyst_project,
@@ -65,7 +65,7 @@ def test_a_feature_declared_in_dbt_is_trained_and_explained(
     assert FEATURE in params.features.numeric and params.reasons[FEATURE].group == "pricing"
     assert FEATURE not in load_params().features.all  # params.yaml was not edited
 
-    snapshots = dbt.read(warehouse, "select * from marts.account_snapshots")
+    snapshots = dbt.read(warehouse, "select * from marts.account_features")
     assert snapshots[FEATURE].notna().mean() > 0.5
     model = train_model(snapshots, params)
     assert FEATURE in model.features

@@ -1,8 +1,8 @@
 """Incremental usage staging: runs after each load give exactly what a full refresh gives.
 
 The extracts arrive in two batches: the CRM and billing exports with the first 5 months of
-usage, then the other 3 months plus a late correction file that re-sends one metric
-(active_users) of days loaded in the first batch. After an incremental run on each batch,
+usage, then the other 3 months plus a late correction file that re-sends one metric (the
+first declared one in name order) of days loaded in the first batch. After an incremental run on each batch,
 stg_usage__usage_daily and every mart must equal a `--full-refresh` build of the same raw.
 """
 
@@ -38,12 +38,13 @@ def _first_batch(landing: Path, inbox: Path) -> None:
 
 
 def _second_batch(landing: Path, inbox: Path) -> pd.DataFrame:
-    """The remaining months and a correction of active_users on some April days."""
+    """The remaining months and a correction of one metric on some April days."""
     usage = inbox / "usage" / "usage_daily"
     for path in _usage_files(landing)[FIRST_BATCH_MONTHS:]:
         shutil.copy(path, usage / path.name)
     april = pq.read_table(usage / f"usage_daily_{CORRECTED_MONTH}.parquet").to_pandas()
-    corrected = april[april["metric"] == "active_users"].iloc[::7].copy()
+    metric = sorted(april["metric"].unique())[0]
+    corrected = april[april["metric"] == metric].iloc[::7].copy()
     corrected["value"] = corrected["value"] + 3
     table = pa.Table.from_pandas(corrected.reset_index(drop=True), preserve_index=False)
     pq.write_table(
@@ -104,19 +105,24 @@ def test_second_run_is_incremental(batches: dict) -> None:
 
 
 def test_late_correction_replaces_only_its_metric(dbt, batches: dict) -> None:
-    corrected = batches["corrected"][["account_id", "usage_date", "value"]]
+    corrected = batches["corrected"][["account_id", "usage_date", "metric", "value"]]
     corrected["usage_date"] = pd.to_datetime(corrected["usage_date"]).dt.date
     after = _table(dbt, batches["incremental"], "staging.stg_usage__usage_daily")
     for frame in (after, batches["before"]):
         frame["usage_date"] = pd.to_datetime(frame["usage_date"]).dt.date
-    days = corrected.merge(after, on=["account_id", "usage_date"]).merge(
-        batches["before"], on=["account_id", "usage_date"], suffixes=("", "_before")
-    )
-    assert len(days) == len(corrected) > 0
-    assert (days["active_users"] == days["value"]).all()
-    assert (days["active_users"] == days["active_users_before"] + 3).all()
-    for metric in ("api_calls", "storage_gb", "features_used"):
-        assert days[metric].fillna(-1).equals(days[f"{metric}_before"].fillna(-1)), metric
+    keys = ["account_id", "usage_date", "metric"]
+    compared = after.merge(batches["before"], on=keys, suffixes=("", "_before"))
+    fixed = compared.merge(corrected, on=keys, suffixes=("", "_sent"))
+    assert len(fixed) == len(corrected) > 0
+    assert (fixed["value"] == fixed["value_sent"]).all()
+    assert (fixed["value"] == fixed["value_before"] + 3).all()
+    # the other metrics of the corrected days, and every other day, kept their values
+    days = corrected[["account_id", "usage_date"]].drop_duplicates()
+    untouched = compared.merge(corrected[keys], on=keys, how="left", indicator=True)
+    untouched = untouched[untouched["_merge"] == "left_only"]
+    assert len(untouched.merge(days, on=["account_id", "usage_date"])) > 0
+    assert (untouched["value"] == untouched["value_before"]).all()
+    assert len(compared) == len(batches["before"])  # no day of the first batch was lost
 
 
 @pytest.mark.parametrize(
@@ -124,6 +130,8 @@ def test_late_correction_replaces_only_its_metric(dbt, batches: dict) -> None:
     [
         "staging.stg_usage__usage_daily",
         "intermediate.int_account_usage_snapshotted",
+        "marts.account_metric_snapshots",
+        "marts.account_features",
         "marts.accounts",
         "marts.contracts",
         "marts.mrr_movements",

@@ -2,8 +2,9 @@
 
 Build once, then rewrite in `raw` everything dated after snapshot S (usage, tickets, NPS,
 activities, opportunities, invoices, subscription changes and cancellations; some of it at
-the very first instant after S, 00:00 of S + 1 day), rebuild, and compare account_snapshots:
-every feature of every snapshot on or before S is unchanged, and so is every label whose
+the very first instant after S, 00:00 of S + 1 day), rebuild, and compare account_features
+(account_snapshots plus a column per usage metric and stat): every feature of every snapshot
+on or before S is unchanged, and so is every label whose
 window (d, d + horizon] ends on or before S. Firmographics and a ticket's priority are the
 accepted leak of DECISIONLOG.md (latest known values) and are left alone here.
 """
@@ -68,7 +69,7 @@ CHANGES_AFTER_S = [
 
 
 def _snapshots(dbt, warehouse: Path) -> pd.DataFrame:
-    frame = dbt.read(warehouse, "select * from marts.account_snapshots")
+    frame = dbt.read(warehouse, "select * from marts.account_features")
     frame["snapshot_date"] = pd.to_datetime(frame["snapshot_date"]).dt.date
     return frame.sort_values(["snapshot_date", "account_id"]).reset_index(drop=True)
 
@@ -129,7 +130,7 @@ def test_labels_change_only_for_windows_that_reach_past_s(
 @pytest.mark.parametrize(
     "feature",
     [
-        "active_users_30d_avg",
+        "max_limit_utilization",
         "tickets_open",
         "nps_latest",
         "days_since_last_activity",

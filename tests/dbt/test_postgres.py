@@ -33,7 +33,9 @@ CHECKS = {
         "invoiced_mrr_usd",
         "not_invoiced_mrr_usd",
     ],
-    "account_snapshots": ["mrr_usd", "expansion_mrr_usd_next", "active_users_30d_avg"],
+    "account_snapshots": ["mrr_usd", "expansion_mrr_usd_next", "max_limit_utilization"],
+    "account_metric_snapshots": ["value_30d", "trend_28d", "utilization", "headroom"],
+    "account_features": ["mrr_usd"],
 }
 PG_TYPES = {"DOUBLE": "double precision", "FLOAT": "real", "HUGEINT": "numeric(38, 0)"}
 

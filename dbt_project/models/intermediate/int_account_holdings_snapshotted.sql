@@ -41,7 +41,8 @@ final as (
         versions.quantity,
         versions.mrr_usd,
         versions.started_at,
-        versions.term_months
+        versions.term_months,
+        versions.billing_period_months
     from snapshot_ends
     inner join versions
         on versions.valid_from < snapshot_ends.snapshot_end_at

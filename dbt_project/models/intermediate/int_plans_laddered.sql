@@ -1,7 +1,8 @@
 {#-
-    Each plan with its place on its product's tier ladder: whether it is the top tier and
-    which plan is one tier up (the smallest tier_rank above it; among several plans at that
-    rank, the cheapest, then the lowest plan_id).
+    Each plan with its price and pricing model, and its place on its product's tier ladder:
+    whether it is the top tier and which plan is one tier up (the smallest tier_rank above it;
+    among several plans at that rank, the lowest list price, then the lowest plan_id). Plan
+    limits are per metric: stg_billing__plan_limits, int_account_limits_snapshotted.
 -#}
 with
 
@@ -26,7 +27,7 @@ higher_tiers as (
         higher.tier_rank as next_tier_rank,
         row_number() over (
             partition by plans.plan_id
-            order by higher.tier_rank, higher.list_price_usd nulls last, higher.plan_id
+            order by higher.tier_rank, higher.list_price nulls last, higher.plan_id
         ) as closeness
     from plans
     inner join plans as higher
@@ -56,9 +57,10 @@ final as (
         products.product_family,
         plans.plan_name,
         plans.tier_rank,
-        plans.list_price_usd,
-        plans.storage_limit_gb,
-        plans.api_calls_limit,
+        plans.list_price,
+        plans.currency,
+        plans.pricing_model,
+        plans.billing_period_months,
         plans.tier_rank = max(plans.tier_rank) over (partition by plans.product_id) as is_top_tier,
         next_tier.next_tier_plan_id,
         next_tier.next_tier_plan_name,

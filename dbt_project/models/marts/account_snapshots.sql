@@ -7,6 +7,10 @@
     the days (snapshot_date, snapshot_date + label_horizon_days], never after as_of / the end
     of the data; is_label_complete says whether the whole window was observed.
     Firmographics (segment, industry, country, billing_currency) are the latest known values.
+    Usage features are per declared metric: account_metric_snapshots (long) and
+    account_features (this table plus one column per metric and stat); here only the limit
+    pressure over all metrics (the highest utilization, its metric, the highest among limits
+    that grow with the core plan's quantity).
 -#}
 with
 
@@ -46,9 +50,9 @@ companions as (
 
 ),
 
-usage as (
+metric_snapshots as (
 
-    select * from {{ ref('int_account_usage_snapshotted') }}
+    select * from {{ ref('account_metric_snapshots') }}
 
 ),
 
@@ -100,6 +104,53 @@ billing_currency as (
 
 ),
 
+limited_metrics as (
+
+    select
+        account_id,
+        snapshot_date,
+        metric,
+        utilization,
+        limit_is_per_unit
+    from metric_snapshots
+    where utilization is not null
+
+),
+
+highest_utilization as (
+
+    select
+        account_id,
+        snapshot_date,
+        max(utilization) as max_limit_utilization,
+        max(utilization) filter (where limit_is_per_unit) as per_unit_limit_utilization
+    from limited_metrics
+    group by account_id, snapshot_date
+
+),
+
+limit_pressure as (
+
+    -- the metric at the highest utilization; ties go to the first metric name
+    select
+        highest_utilization.account_id,
+        highest_utilization.snapshot_date,
+        highest_utilization.max_limit_utilization,
+        highest_utilization.per_unit_limit_utilization,
+        min(limited_metrics.metric) as binding_limit_metric
+    from highest_utilization
+    inner join limited_metrics
+        on limited_metrics.account_id = highest_utilization.account_id
+        and limited_metrics.snapshot_date = highest_utilization.snapshot_date
+        and limited_metrics.utilization = highest_utilization.max_limit_utilization
+    group by
+        highest_utilization.account_id,
+        highest_utilization.snapshot_date,
+        highest_utilization.max_limit_utilization,
+        highest_utilization.per_unit_limit_utilization
+
+),
+
 final as (
 
     select
@@ -125,23 +176,16 @@ final as (
         companions.top_companion_product_name,
         contracts.core_tier_rank,
         contracts.is_top_tier,
-        contracts.seats_purchased,
-        usage.active_users_7d_avg,
-        usage.active_users_30d_avg,
-        usage.active_users_90d_avg,
-        usage.active_users_trend_28d,
-        {{ safe_divide('usage.active_users_7d_avg', 'contracts.seats_purchased') }}
-            as seat_utilization_7d,
-        {{ safe_divide('usage.active_users_30d_avg', 'contracts.seats_purchased') }}
-            as seat_utilization_30d,
-        usage.api_calls_30d,
-        {{ safe_divide('usage.api_calls_30d', 'contracts.api_calls_limit') }}
-            as api_calls_utilization,
-        usage.storage_gb_latest,
-        {{ safe_divide('usage.storage_gb_latest', 'contracts.storage_limit_gb') }}
-            as storage_utilization,
-        usage.features_used_30d_avg,
+        contracts.core_quantity,
+        contracts.core_pricing_model,
+        contracts.core_term_months,
+        contracts.core_billing_period_months,
+        contracts.is_monthly_term,
+        limit_pressure.max_limit_utilization,
+        limit_pressure.binding_limit_metric,
+        limit_pressure.per_unit_limit_utilization,
         contracts.days_to_renewal,
+        contracts.months_to_renewal,
         tickets.tickets_open,
         tickets.urgent_tickets_open,
         tickets.tickets_90d,
@@ -179,9 +223,9 @@ final as (
     left join companions
         on companions.account_id = spine.account_id
         and companions.snapshot_date = spine.snapshot_date
-    left join usage
-        on usage.account_id = spine.account_id
-        and usage.snapshot_date = spine.snapshot_date
+    left join limit_pressure
+        on limit_pressure.account_id = spine.account_id
+        and limit_pressure.snapshot_date = spine.snapshot_date
     left join tickets
         on tickets.account_id = spine.account_id
         and tickets.snapshot_date = spine.snapshot_date

@@ -104,7 +104,7 @@ final as (
         contracts_at_as_of.products_held,
         contracts_at_as_of.core_plan_name,
         contracts_at_as_of.core_tier_rank,
-        contracts_at_as_of.seats_purchased,
+        contracts_at_as_of.core_quantity,
         case
             when contracts_at_as_of.is_active then 'active'
             when contracts_at_as_of.first_subscription_at is not null then 'churned'

@@ -1,14 +1,18 @@
 {#-
     What each account holds at the end of each snapshot date: MRR, products, and its core
     subscription (the held core-family subscription with the highest MRR, then the highest
-    tier, then the earliest start) with its plan, seats, limits and next renewal.
+    tier, then the earliest start) with its plan, pricing model, quantity, term, billing
+    period and next renewal. Limits are per metric: int_account_limits_snapshotted.
+    months_to_renewal counts whole months: snapshot_date + n months <= core_renewal_date.
     One row per account per snapshot date (spine), nulls/zeros when nothing is held.
 -#}
 {#- the snapshot dates this build recomputes: macros/snapshot_incremental.sql -#}
 {%- set plan = snapshot_rebuild_plan() %}
-{%- set core_renewal_date = next_renewal_date(
-    'core_subscription.core_started_at', 'core_subscription.core_term_months', 'spine.snapshot_date'
-) %}
+{#- whole months from the snapshot to the renewal: calendar months, less one when
+    snapshot_date + that many months is past the renewal -#}
+{%- set renewal_date = 'core_renewals.core_renewal_date' %}
+{%- set calendar_months = dbt.datediff('spine.snapshot_date', renewal_date, 'month') %}
+{%- set calendar_months_later = dbt.dateadd('month', calendar_months, 'spine.snapshot_date') %}
 with
 
 spine as (
@@ -58,6 +62,7 @@ core_holdings as (
         plan_id as core_plan_id,
         started_at as core_started_at,
         term_months as core_term_months,
+        billing_period_months as core_billing_period_months,
         mrr_usd,
         tier_rank
     from holdings
@@ -75,12 +80,23 @@ core_subscription as (
 
 ),
 
-core_product_seats as (
+core_renewals as (
+
+    select
+        snapshot_date,
+        account_id,
+        {{ next_renewal_date('core_started_at', 'core_term_months', 'snapshot_date') }}
+            as core_renewal_date
+    from core_subscription
+
+),
+
+core_product_units as (
 
     select
         holdings.snapshot_date,
         holdings.account_id,
-        sum(holdings.quantity) as seats_purchased,
+        sum(holdings.quantity) as core_quantity,
         max(holdings.tier_rank) as core_tier_rank
     from holdings
     inner join core_subscription
@@ -117,16 +133,26 @@ final as (
         core_subscription.core_product_id,
         core_subscription.core_plan_id,
         plans.plan_name as core_plan_name,
-        cast(core_product_seats.core_tier_rank as integer) as core_tier_rank,
+        cast(core_product_units.core_tier_rank as integer) as core_tier_rank,
         plans.is_top_tier,
         plans.next_tier_plan_name,
-        cast(core_product_seats.seats_purchased as integer) as seats_purchased,
-        plans.storage_limit_gb,
-        plans.api_calls_limit,
-        {{ core_renewal_date }} as core_renewal_date,
+        cast(core_product_units.core_quantity as integer) as core_quantity,
+        plans.pricing_model as core_pricing_model,
+        cast(core_subscription.core_term_months as integer) as core_term_months,
+        cast(core_subscription.core_billing_period_months as integer)
+            as core_billing_period_months,
+        core_subscription.core_term_months = 1 as is_monthly_term,
+        core_renewals.core_renewal_date,
         cast({{ dbt.datediff(
-            'spine.snapshot_date', core_renewal_date, 'day'
+            'spine.snapshot_date', renewal_date, 'day'
         ) }} as integer) as days_to_renewal,
+        cast(
+            case
+                when {{ calendar_months_later }} > {{ renewal_date }}
+                then {{ calendar_months }} - 1
+                else {{ calendar_months }}
+            end as integer
+        ) as months_to_renewal,
         {{ snapshot_build_columns(plan) }}
     from spine
     left join account_totals
@@ -135,9 +161,12 @@ final as (
     left join core_subscription
         on core_subscription.snapshot_date = spine.snapshot_date
         and core_subscription.account_id = spine.account_id
-    left join core_product_seats
-        on core_product_seats.snapshot_date = spine.snapshot_date
-        and core_product_seats.account_id = spine.account_id
+    left join core_renewals
+        on core_renewals.snapshot_date = spine.snapshot_date
+        and core_renewals.account_id = spine.account_id
+    left join core_product_units
+        on core_product_units.snapshot_date = spine.snapshot_date
+        and core_product_units.account_id = spine.account_id
     left join plans
         on plans.plan_id = core_subscription.core_plan_id
     left join first_starts

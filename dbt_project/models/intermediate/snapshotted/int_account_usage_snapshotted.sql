@@ -1,20 +1,27 @@
 {#-
-    Usage features of each account at each snapshot date, from usage_date <= snapshot_date.
-    "Last N days" = (snapshot_date - N, snapshot_date]. Averages are over the days on which
-    the metric was reported (a day without a row is "not measured", not zero); sums treat
-    unreported days as zero.
+    The raw window aggregates of every usage metric of each account at each snapshot date,
+    from usage_date <= snapshot_date: one row per (account_id, snapshot_date, metric) with a
+    reported value in the 90 days up to the snapshot. "Last N days" = (snapshot_date - N,
+    snapshot_date]. Nothing here depends on the metric's declaration: sums and reported-day
+    counts per window, the latest value, active days and days since use are the same for
+    every aggregation, and marts.account_metric_snapshots turns them into the declared
+    features (a sum metric's unreported day is 0, a level's is "not measured"). So adding,
+    removing or redeclaring a metric needs no rebuild of these rows.
 
     How: each snapshot date is expanded to the 90 days it looks at (snapshot_date, days_back
     0-89), joined to daily usage on the date (a hash equi-join, every usage row meets the
-    3-4 snapshots whose window covers it) and aggregated once per (account, snapshot) with
-    filtered aggregates for the 7/30/60/90-day windows. No per-account range join, no sort.
-    storage_gb_latest is the latest level reported within the 90 days. The trend compares two
-    28-day windows (last 4 weeks against the 4 before): whole weeks, so it does not move with
-    the weekday a snapshot falls on (30-day windows hold 2 extra weekdays that differ).
+    3-4 snapshots whose window covers it) and aggregated once per (account, snapshot, metric)
+    with filtered aggregates for the 7/28/30/56/90-day windows. No per-account range join, no
+    sort. The trend's windows are whole weeks (the last 28 days against the 28 before), so it
+    does not move with the weekday a snapshot falls on.
 -#}
 {#- the snapshot dates this build recomputes: macros/snapshot_incremental.sql -#}
 {%- set plan = snapshot_rebuild_plan() %}
 {%- set lookback_days = 90 %}
+{#- sums in DECIMAL: exact, so they do not depend on the order rows are added in (a sum of
+    doubles differs in the last bits between runs, and an incremental build must equal a
+    full one) -#}
+{%- set exact = 'cast(usage_daily.value as decimal(38, 6))' %}
 with
 
 spine as (
@@ -48,58 +55,30 @@ windowed as (
     select
         usage_daily.account_id,
         snapshot_days.snapshot_date,
-        sum(usage_daily.active_users) filter (where snapshot_days.days_back < 7)
-            as active_users_sum_7d,
-        count(usage_daily.active_users) filter (where snapshot_days.days_back < 7)
-            as active_users_days_7d,
-        sum(usage_daily.active_users) filter (where snapshot_days.days_back < 30)
-            as active_users_sum_30d,
-        count(usage_daily.active_users) filter (where snapshot_days.days_back < 30)
-            as active_users_days_30d,
-        sum(usage_daily.active_users) filter (where snapshot_days.days_back < 28)
-            as active_users_sum_28d,
-        count(usage_daily.active_users) filter (where snapshot_days.days_back < 28)
-            as active_users_days_28d,
-        sum(usage_daily.active_users) filter (
+        usage_daily.metric,
+        sum({{ exact }}) filter (where snapshot_days.days_back < 7) as sum_7d,
+        count(*) filter (where snapshot_days.days_back < 7) as reported_days_7d,
+        sum({{ exact }}) filter (where snapshot_days.days_back < 28) as sum_28d,
+        count(*) filter (where snapshot_days.days_back < 28) as reported_days_28d,
+        sum({{ exact }}) filter (
             where snapshot_days.days_back >= 28 and snapshot_days.days_back < 56
-        ) as active_users_sum_prior_28d,
-        count(usage_daily.active_users) filter (
+        ) as sum_prior_28d,
+        count(*) filter (
             where snapshot_days.days_back >= 28 and snapshot_days.days_back < 56
-        ) as active_users_days_prior_28d,
-        sum(usage_daily.active_users) as active_users_sum_90d,
-        count(usage_daily.active_users) as active_users_days_90d,
-        coalesce(sum(usage_daily.api_calls) filter (where snapshot_days.days_back < 30), 0)
-            as api_calls_30d,
-        sum(usage_daily.features_used) filter (where snapshot_days.days_back < 30)
-            as features_used_sum_30d,
-        count(usage_daily.features_used) filter (where snapshot_days.days_back < 30)
-            as features_used_days_30d,
-        {{ latest_value(
-            'usage_daily.storage_gb', ['usage_daily.usage_date'], 'usage_daily.storage_gb is not null'
-        ) }} as storage_gb_latest
+        ) as reported_days_prior_28d,
+        sum({{ exact }}) filter (where snapshot_days.days_back < 30) as sum_30d,
+        count(*) filter (where snapshot_days.days_back < 30) as reported_days_30d,
+        sum({{ exact }}) as sum_90d,
+        count(*) as reported_days_90d,
+        {{ latest_value('usage_daily.value', ['usage_daily.usage_date']) }} as latest_value,
+        count(*) filter (
+            where snapshot_days.days_back < 30 and usage_daily.value > 0
+        ) as active_days_30d,
+        min(snapshot_days.days_back) filter (where usage_daily.value > 0) as days_since_use
     from usage_daily
     inner join snapshot_days
         on snapshot_days.usage_date = usage_daily.usage_date
-    group by usage_daily.account_id, snapshot_days.snapshot_date
-
-),
-
-averaged as (
-
-    select
-        account_id,
-        snapshot_date,
-        {{ safe_divide('active_users_sum_7d', 'active_users_days_7d') }} as active_users_7d_avg,
-        {{ safe_divide('active_users_sum_30d', 'active_users_days_30d') }} as active_users_30d_avg,
-        {{ safe_divide('active_users_sum_90d', 'active_users_days_90d') }} as active_users_90d_avg,
-        {{ safe_divide('active_users_sum_28d', 'active_users_days_28d') }} as active_users_28d_avg,
-        {{ safe_divide('active_users_sum_prior_28d', 'active_users_days_prior_28d') }}
-            as active_users_prior_28d_avg,
-        api_calls_30d,
-        storage_gb_latest,
-        {{ safe_divide('features_used_sum_30d', 'features_used_days_30d') }}
-            as features_used_30d_avg
-    from windowed
+    group by usage_daily.account_id, snapshot_days.snapshot_date, usage_daily.metric
 
 ),
 
@@ -108,20 +87,26 @@ final as (
     select
         spine.account_id,
         spine.snapshot_date,
-        averaged.active_users_7d_avg,
-        averaged.active_users_30d_avg,
-        averaged.active_users_90d_avg,
-        {{ safe_divide(
-            'averaged.active_users_28d_avg', 'averaged.active_users_prior_28d_avg'
-        ) }} - 1 as active_users_trend_28d,
-        cast(averaged.api_calls_30d as {{ type_double() }}) as api_calls_30d,
-        averaged.storage_gb_latest,
-        averaged.features_used_30d_avg,
+        windowed.metric,
+        cast(windowed.sum_7d as {{ type_double() }}) as sum_7d,
+        cast(windowed.reported_days_7d as integer) as reported_days_7d,
+        cast(windowed.sum_28d as {{ type_double() }}) as sum_28d,
+        cast(windowed.reported_days_28d as integer) as reported_days_28d,
+        cast(windowed.sum_prior_28d as {{ type_double() }}) as sum_prior_28d,
+        cast(windowed.reported_days_prior_28d as integer) as reported_days_prior_28d,
+        cast(windowed.sum_30d as {{ type_double() }}) as sum_30d,
+        cast(windowed.reported_days_30d as integer) as reported_days_30d,
+        cast(windowed.sum_90d as {{ type_double() }}) as sum_90d,
+        cast(windowed.reported_days_90d as integer) as reported_days_90d,
+        cast(windowed.latest_value as {{ type_double() }}) as latest_value,
+        cast(windowed.active_days_30d as integer) as active_days_30d,
+        cast(windowed.days_since_use as integer) as days_since_use,
         {{ snapshot_build_columns(plan) }}
-    from spine
-    left join averaged
-        on averaged.account_id = spine.account_id
-        and averaged.snapshot_date = spine.snapshot_date
+    from windowed
+    -- accounts of the spine only (usage of accounts unknown to the CRM is ignored)
+    inner join spine
+        on spine.account_id = windowed.account_id
+        and spine.snapshot_date = windowed.snapshot_date
 
 )
 

@@ -19,9 +19,11 @@ renamed as (
         trim(product_id) as product_id,
         trim(plan_name) as plan_name,
         tier_rank,
-        list_price_usd,
-        storage_limit_gb,
-        api_calls_limit,
+        list_price,
+        nullif(upper(trim(currency)), '') as currency,
+        -- the contract's default: a plan without a pricing model is priced per seat
+        coalesce({{ clean_enum('pricing_model') }}, 'per_seat') as pricing_model,
+        billing_period_months,
         _loaded_at
 
     from deduped
