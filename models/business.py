@@ -47,7 +47,9 @@ def localized(text: Text, locale: str) -> str:
 
 
 class UsageMetric(_Strict):
-    name: str = Field(max_length=48)
+    # a feature column is `<name>__<stat>` (longest stat: active_days_30d, 15 characters), and
+    # PostgreSQL, where the marts may be served, cuts identifiers at 63 characters
+    name: str = Field(max_length=46)
     label: Text  # what people call it ("API calls"); per locale or one text
     unit: Text = ""  # unit of one value, shown after numbers ("GB"); "" for plain counts
     aggregation: Literal["sum", "level", "distinct"]
