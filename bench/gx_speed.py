@@ -48,10 +48,10 @@ def _suite() -> dict[str, Any]:
             column="snapshot_date",
             max_value={"$PARAMETER": "as_of"},
         ),
-        e("expect_column_values_to_be_between", column="mrr_usd", min_value=0),
-        e("expect_column_values_to_not_be_null", column="mrr_usd", mostly=0.95),
-        e("expect_column_mean_to_be_between", column="mrr_usd", min_value=0, max_value=1e6),
-        e("expect_column_stdev_to_be_between", column="mrr_usd", min_value=0.001),
+        e("expect_column_values_to_be_between", column="mrr", min_value=0),
+        e("expect_column_values_to_not_be_null", column="mrr", mostly=0.95),
+        e("expect_column_mean_to_be_between", column="mrr", min_value=0, max_value=1e6),
+        e("expect_column_stdev_to_be_between", column="mrr", min_value=0.001),
         e("expect_column_values_to_be_between", column="nps_latest", min_value=0, max_value=10),
         e(
             "expect_column_values_to_be_between",
@@ -86,7 +86,7 @@ def _frame(rows: int) -> pd.DataFrame:
             "snapshot_date": pd.Timestamp("2026-01-31")
             - pd.to_timedelta(rng.integers(0, 700, rows), unit="D"),
             "segment": rng.choice(["smb", "mid_market", "enterprise"], rows),
-            "mrr_usd": rng.gamma(2.0, 500.0, rows),
+            "mrr": rng.gamma(2.0, 500.0, rows),
             "nps_latest": rng.integers(0, 11, rows).astype(float),
             "seat_utilization_30d": rng.uniform(0, 1.5, rows),
             "days_to_renewal": rng.integers(0, 366, rows),

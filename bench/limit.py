@@ -90,7 +90,7 @@ changes as (
 ordered as (
     select c.subscription_id, cu.account_id, s.product_id, pr.product_family, c.plan_id,
            pl.tier_rank, c.quantity, s.term_months, s.started_at, s.canceled_at,
-           c.unit_amount * c.quantity / s.billing_period_months * fx.rate_to_usd as mrr_usd,
+           c.unit_amount * c.quantity / s.billing_period_months * fx.rate_to_usd as mrr,
            row_number() over (partition by c.subscription_id
                               order by c.effective_at, c.change_id) as version_number,
            c.effective_at
@@ -111,7 +111,7 @@ versions as (
                 coalesce(lead(valid_from) over (partition by subscription_id
                                                 order by version_number), {eot}),
                 coalesce(canceled_at, {eot})), {eot}) as valid_to,
-           lag(mrr_usd) over w as mrr_before, lag(quantity) over w as quantity_before,
+           lag(mrr) over w as mrr_before, lag(quantity) over w as quantity_before,
            lag(tier_rank) over w as tier_before
     from ranged
     window w as (partition by subscription_id order by version_number)
@@ -122,14 +122,14 @@ held as (
       and v.valid_from < p.end_at and (v.valid_to is null or v.valid_to >= p.end_at)
 ),
 held_90 as (
-    select v.account_id, sum(v.mrr_usd) as mrr_usd_90d_ago from versions v, p
+    select v.account_id, sum(v.mrr) as mrr_90d_ago from versions v, p
     where (v.valid_to is null or v.valid_to > v.valid_from)
       and v.valid_from < cast(p.as_of - 89 as timestamp)
       and (v.valid_to is null or v.valid_to >= cast(p.as_of - 89 as timestamp))
     group by v.account_id
 ),
 totals as (
-    select account_id, sum(mrr_usd) as mrr_usd, count(distinct product_id) as products_held
+    select account_id, sum(mrr) as mrr, count(distinct product_id) as products_held
     from held group by account_id
 ),
 core as (
@@ -137,7 +137,7 @@ core as (
            started_at as core_started_at, term_months as core_term_months
     from held where product_family = 'core'
     qualify row_number() over (partition by account_id
-        order by mrr_usd desc, tier_rank desc nulls last, started_at, subscription_id) = 1
+        order by mrr desc, tier_rank desc nulls last, started_at, subscription_id) = 1
 ),
 core_seats as (
     select h.account_id, sum(h.quantity) as seats_purchased, max(h.tier_rank) as core_tier_rank
@@ -165,9 +165,9 @@ renewal as (
 ),
 events as (
     select account_id, valid_from as event_at,
-           case when version_number > 1 and mrr_usd > mrr_before
+           case when version_number > 1 and mrr > mrr_before
                      and (tier_rank > tier_before or quantity > quantity_before) then 'expansion'
-                when version_number > 1 and mrr_usd < mrr_before
+                when version_number > 1 and mrr < mrr_before
                      and (tier_rank < tier_before or quantity < quantity_before) then 'contraction'
                 when version_number = 1 and valid_from > min(valid_from) over (partition by account_id)
                     then 'expansion'
@@ -285,8 +285,8 @@ select
     cast(datediff('day', cast(coalesce(case when f.first_subscription_at < p.end_at
                                             then f.first_subscription_at end, s.created_at)
                                    as date), p.as_of) as integer) as tenure_days,
-    cast(coalesce(t.mrr_usd, 0) as double) as mrr_usd,
-    cast(coalesce(t.mrr_usd, 0) - coalesce(h90.mrr_usd_90d_ago, 0) as double) as mrr_change_90d_usd,
+    cast(coalesce(t.mrr, 0) as double) as mrr,
+    cast(coalesce(t.mrr, 0) - coalesce(h90.mrr_90d_ago, 0) as double) as mrr_change_90d,
     cast(coalesce(t.products_held, 0) as integer) as products_held,
     {FILLED["companion_products_not_held"]} as companion_products_not_held,
     cast({FILLED["top_companion_product_name"]} as varchar) as top_companion_product_name,

@@ -24,6 +24,6 @@ full outer join snapshots
     on snapshots.account_id = accounts.account_id
 where accounts.account_id is null
     or snapshots.account_id is null
-    or abs(accounts.current_mrr_usd - snapshots.mrr_usd) >= 0.01
+    or abs(accounts.current_mrr - snapshots.mrr) >= 0.01
     or (accounts.lifecycle_status = 'active') != snapshots.is_active
     or accounts.products_held != snapshots.products_held

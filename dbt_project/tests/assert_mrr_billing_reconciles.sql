@@ -6,9 +6,9 @@
 -#}
 select
     month_start,
-    movements_closing_mrr_usd,
-    contracted_mrr_usd,
-    unexplained_mrr_usd
+    movements_closing_mrr,
+    contracted_mrr,
+    unexplained_mrr
 from {{ ref('mrr_billing_reconciliation') }}
-where abs(movements_closing_mrr_usd - contracted_mrr_usd) >= 0.01
-    or abs(unexplained_mrr_usd) >= 0.01
+where abs(movements_closing_mrr - contracted_mrr) >= 0.01
+    or abs(unexplained_mrr) >= 0.01

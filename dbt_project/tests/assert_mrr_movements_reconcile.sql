@@ -37,10 +37,10 @@ arithmetic as (
     from movements
     where
         abs(
-            opening_mrr_usd + new_mrr_usd + expansion_mrr_usd + reactivation_mrr_usd
-            + price_change_mrr_usd - contraction_mrr_usd - churn_mrr_usd - closing_mrr_usd
+            opening_mrr + new_mrr + expansion_mrr + reactivation_mrr
+            + price_change_mrr - contraction_mrr - churn_mrr - closing_mrr
         ) >= 0.01
-        or abs(expansion_mrr_usd - upsell_mrr_usd - cross_sell_mrr_usd) >= 0.01
+        or abs(expansion_mrr - upsell_mrr - cross_sell_mrr) >= 0.01
 
 ),
 
@@ -54,8 +54,8 @@ continuity as (
         select
             account_id,
             month_start,
-            opening_mrr_usd,
-            lag(closing_mrr_usd) over (partition by account_id order by month_start)
+            opening_mrr,
+            lag(closing_mrr) over (partition by account_id order by month_start)
                 as previous_closing,
             lag(month_start) over (partition by account_id order by month_start)
                 as previous_month_start
@@ -63,7 +63,7 @@ continuity as (
     ) as lagged
     where
         abs(
-            opening_mrr_usd
+            opening_mrr
             - case
                 when
                     previous_month_start
@@ -80,7 +80,7 @@ month_ends as (
     select
         movements.account_id,
         movements.month_start,
-        movements.closing_mrr_usd,
+        movements.closing_mrr,
         least(
             cast({{ dbt.dateadd('month', 1, 'movements.month_start') }} as timestamp),
             pipeline_dates.as_of_end_at
@@ -101,8 +101,8 @@ recomputed as (
         on versions.account_id = month_ends.account_id
         and versions.valid_from < month_ends.month_end_at
         and (versions.valid_to is null or versions.valid_to >= month_ends.month_end_at)
-    group by month_ends.account_id, month_ends.month_start, month_ends.closing_mrr_usd
-    having abs(coalesce(sum(versions.mrr_usd), 0) - month_ends.closing_mrr_usd) >= 0.01
+    group by month_ends.account_id, month_ends.month_start, month_ends.closing_mrr
+    having abs(coalesce(sum(versions.mrr), 0) - month_ends.closing_mrr) >= 0.01
 
 )
 

@@ -1,5 +1,5 @@
 -- Two independent routes to an account's MRR at a snapshot must agree: the versions held at
--- the end of the day (account_snapshots.mrr_usd) and the ASOF look-up of the MRR timeline.
+-- the end of the day (account_snapshots.mrr) and the ASOF look-up of the MRR timeline.
 with
 
 snapshots as (
@@ -7,7 +7,7 @@ snapshots as (
     select
         account_id,
         snapshot_date,
-        mrr_usd,
+        mrr,
         is_active,
         cast({{ dbt.dateadd('day', 1, 'snapshot_date') }} as timestamp) as snapshot_end_at
     from {{ ref('account_snapshots') }}
@@ -19,7 +19,7 @@ timeline as (
     select
         account_id,
         changed_at,
-        mrr_usd as timeline_mrr_usd,
+        mrr as timeline_mrr,
         is_active as timeline_is_active
     from {{ ref('int_account_mrr_rolled_up') }}
 
@@ -29,12 +29,12 @@ looked_up as (
 
     {{ asof_join(
         'snapshots', 'timeline', ['account_id'], 'snapshot_end_at', 'changed_at',
-        ['timeline_mrr_usd', 'timeline_is_active']
+        ['timeline_mrr', 'timeline_is_active']
     ) }}
 
 )
 
 select *
 from looked_up
-where abs(mrr_usd - coalesce(timeline_mrr_usd, 0)) >= 0.01
+where abs(mrr - coalesce(timeline_mrr, 0)) >= 0.01
     or is_active != coalesce(timeline_is_active, false)

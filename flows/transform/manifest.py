@@ -31,7 +31,7 @@ def declared_features(manifest: Path, model: str = SNAPSHOT_MODEL) -> dict[str, 
     A column becomes a model feature when its YAML entry says so in `meta` (under `config:`
     or at the column's top level):
 
-        - name: mrr_per_seat_usd
+        - name: mrr_per_seat
           data_type: double precision
           config:
             meta:

@@ -33,7 +33,7 @@ LABELS = (
     "label_expansion",
     "label_upsell",
     "label_cross_sell",
-    "expansion_mrr_usd_next",
+    "expansion_mrr_next",
     "is_label_complete",
 )
 MARTS = (

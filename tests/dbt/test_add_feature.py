@@ -15,11 +15,11 @@ from flows.transform.manifest import declared_features
 from models.params import load_params
 from tests.dbt.conftest import DBT_PROJECT
 
-FEATURE = "mrr_per_unit_usd"
+FEATURE = "mrr_per_unit"
 SQL_ANCHOR = "        contracts.core_quantity,\n"
-SQL_EDIT = "        {{ safe_divide('contracts.mrr_usd', 'contracts.core_quantity') }} as mrr_per_unit_usd,\n"
+SQL_EDIT = "        {{ safe_divide('contracts.mrr', 'contracts.core_quantity') }} as mrr_per_unit,\n"
 YAML_ENTRY = """
-      - name: mrr_per_unit_usd
+      - name: mrr_per_unit
         data_type: double precision
         description: MRR per unit of the core plan (USD).
         config:

@@ -122,8 +122,8 @@ def test_labels_change_only_for_windows_that_reach_past_s(
     )
     # ... while the upsells at the first instant after S are in the labels of snapshot S
     assert (
-        after.loc[after["snapshot_date"] == S, "expansion_mrr_usd_next"].sum()
-        > before.loc[before["snapshot_date"] == S, "expansion_mrr_usd_next"].sum()
+        after.loc[after["snapshot_date"] == S, "expansion_mrr_next"].sum()
+        > before.loc[before["snapshot_date"] == S, "expansion_mrr_next"].sum()
     )
 
 
@@ -136,7 +136,7 @@ def test_labels_change_only_for_windows_that_reach_past_s(
         "days_since_last_activity",
         "opportunities_open",
         "invoices_overdue_open",
-        "mrr_usd",
+        "mrr",
         "products_held",
     ],
 )

@@ -24,18 +24,18 @@ SERVER = "host=127.0.0.1 port=5432 user=postgres connect_timeout=3"
 
 # mart -> the amounts compared (summed) besides the row count
 CHECKS = {
-    "accounts": ["current_mrr_usd", "current_mrr"],
-    "contracts": ["current_mrr_usd", "current_mrr"],
-    "mrr_movements": ["closing_mrr_usd", "expansion_mrr_usd", "churn_mrr_usd"],
-    "revenue_metrics_monthly": ["mrr_usd", "nrr"],
+    "accounts": ["current_mrr", "current_mrr_local"],
+    "contracts": ["current_mrr", "current_mrr_local"],
+    "mrr_movements": ["closing_mrr", "expansion_mrr", "churn_mrr"],
+    "revenue_metrics_monthly": ["mrr", "nrr"],
     "mrr_billing_reconciliation": [
-        "contracted_mrr_usd",
-        "invoiced_mrr_usd",
-        "not_invoiced_mrr_usd",
+        "contracted_mrr",
+        "invoiced_mrr",
+        "not_invoiced_mrr",
     ],
-    "account_snapshots": ["mrr_usd", "expansion_mrr_usd_next", "max_limit_utilization"],
+    "account_snapshots": ["mrr", "expansion_mrr_next", "max_limit_utilization"],
     "account_metric_snapshots": ["value_30d", "trend_28d", "utilization", "headroom"],
-    "account_features": ["mrr_usd"],
+    "account_features": ["mrr"],
 }
 PG_TYPES = {"DOUBLE": "double precision", "FLOAT": "real", "HUGEINT": "numeric(38, 0)"}
 

@@ -239,12 +239,12 @@ def test_marts_gate_failure_stops_the_run(
     project: Path, first_run: dict[str, Any], tighten: Callable[[str, Edit], Path]
 ) -> None:
     def edit(spec: dict[str, Any]) -> None:
-        exp = _expectation(spec, "expect_column_values_to_be_between", "current_mrr_usd")
+        exp = _expectation(spec, "expect_column_values_to_be_between", "current_mrr")
         exp["kwargs"]["max_value"] = 1.0
 
     tighten("marts_accounts", edit)
     message, record = _fails_at_gate(project, "marts_accounts")
-    assert "marts.accounts" in message and "column current_mrr_usd" in message
+    assert "marts.accounts" in message and "column current_mrr" in message
     assert "expect_column_values_to_be_between" in message and "'max_value': 1.0" in message
     assert "validate_marts" in record["stages"] and "train" not in record["stages"]
 

@@ -243,34 +243,34 @@ def test_shipped_mrr_suite_catches_a_movement_that_does_not_reconcile(tmp_path: 
     spec = load_suite(path)
     zero = dict.fromkeys(
         [
-            "new_mrr_usd",
-            "upsell_mrr_usd",
-            "cross_sell_mrr_usd",
-            "expansion_mrr_usd",
-            "contraction_mrr_usd",
-            "churn_mrr_usd",
-            "reactivation_mrr_usd",
-            "price_change_mrr_usd",
+            "new_mrr",
+            "upsell_mrr",
+            "cross_sell_mrr",
+            "expansion_mrr",
+            "contraction_mrr",
+            "churn_mrr",
+            "reactivation_mrr",
+            "price_change_mrr",
         ],
         0.0,
     )
     movements = pd.DataFrame(
         [
-            {"account_id": "a", "month_start": date(2026, 1, 1), "opening_mrr_usd": 0.0,
-             **zero, "new_mrr_usd": 100.0, "closing_mrr_usd": 100.0},
-            {"account_id": "a", "month_start": date(2026, 2, 1), "opening_mrr_usd": 100.0,
-             **zero, "upsell_mrr_usd": 50.0, "expansion_mrr_usd": 50.0, "closing_mrr_usd": 150.0},
-            {"account_id": "b", "month_start": date(2026, 2, 1), "opening_mrr_usd": 100.0,
-             **zero, "churn_mrr_usd": 60.0, "closing_mrr_usd": 0.0},
+            {"account_id": "a", "month_start": date(2026, 1, 1), "opening_mrr": 0.0,
+             **zero, "new_mrr": 100.0, "closing_mrr": 100.0},
+            {"account_id": "a", "month_start": date(2026, 2, 1), "opening_mrr": 100.0,
+             **zero, "upsell_mrr": 50.0, "expansion_mrr": 50.0, "closing_mrr": 150.0},
+            {"account_id": "b", "month_start": date(2026, 2, 1), "opening_mrr": 100.0,
+             **zero, "churn_mrr": 60.0, "closing_mrr": 0.0},
         ]
     )  # fmt: skip
     params = {"as_of": pd.Timestamp("2026-02-28"), "previous_row_count": 2}
     frame = _duck_frame(spec, params, {"marts.mrr_movements": movements})
     result = validate_frame(frame, path, parameters=params)
     (bad,) = result.critical
-    assert bad.column == "mrr_reconciliation_diff_usd" and bad.unexpected_count == 1
+    assert bad.column == "mrr_reconciliation_diff" and bad.unexpected_count == 1
     assert bad.example_rows[0]["account_id"] == "b"
-    assert bad.example_rows[0]["mrr_reconciliation_diff_usd"] == pytest.approx(40.0)
+    assert bad.example_rows[0]["mrr_reconciliation_diff"] == pytest.approx(40.0)
 
 
 def test_shipped_scores_suite_resolves_reason_codes_against_the_model() -> None:
@@ -284,10 +284,10 @@ def test_shipped_scores_suite_resolves_reason_codes_against_the_model() -> None:
             "p_upsell": [0.1] * 12,
             "p_cross_sell": [0.1] * 12,
             "decile": [1 + i % 10 for i in range(12)],
-            "expected_expansion_mrr_usd": [1.0] * 12,
+            "expected_expansion_mrr": [1.0] * 12,
             "model_version": ["v1"] * 12,
             "touch_tier": ["low_touch"] * 12,
-            "reason_codes": ["mrr_usd,seat_utilization_30d", None, "tenure_days,renamed_feature"]
+            "reason_codes": ["mrr,seat_utilization_30d", None, "tenure_days,renamed_feature"]
             + [None] * 9,
         }
     )
@@ -295,7 +295,7 @@ def test_shipped_scores_suite_resolves_reason_codes_against_the_model() -> None:
         "as_of": pd.Timestamp("2026-10-31"),
         "active_accounts": 12,
         "model_versions": ["v1"],
-        "model_features": ["mrr_usd", "seat_utilization_30d", "tenure_days"],
+        "model_features": ["mrr", "seat_utilization_30d", "tenure_days"],
     }
     frame = _duck_frame(spec, params, {"scores.account_scores": scores})
     result = validate_frame(frame, path, parameters=params)
@@ -312,17 +312,17 @@ def _psi_frame(values: dict[str, float]) -> pd.DataFrame:
 
 def test_shipped_drift_suite_warns_then_fails() -> None:
     path = EXPECTATIONS / "drift_account_snapshots.json"
-    calm = validate_frame(_psi_frame({"mrr_usd": 0.02, "segment": 0.0}), path)
+    calm = validate_frame(_psi_frame({"mrr": 0.02, "segment": 0.0}), path)
     assert calm.status == "passed"
-    moderate = validate_frame(_psi_frame({"mrr_usd": 0.15, "segment": 0.0}), path)
+    moderate = validate_frame(_psi_frame({"mrr": 0.15, "segment": 0.0}), path)
     assert moderate.status == "passed with warnings"
-    shifted = validate_frame(_psi_frame({"mrr_usd": 0.3, "segment": 0.0}), path)
+    shifted = validate_frame(_psi_frame({"mrr": 0.3, "segment": 0.0}), path)
     (bad,) = shifted.critical
-    assert bad.example_rows == [{"psi": 0.3, "feature": "mrr_usd"}]
-    aging = validate_frame(_psi_frame({"tenure_days": 0.4, "mrr_usd": 0.0}), path)
+    assert bad.example_rows == [{"psi": 0.3, "feature": "mrr"}]
+    aging = validate_frame(_psi_frame({"tenure_days": 0.4, "mrr": 0.0}), path)
     assert aging.passed and aging.warnings  # grows with the calendar: warned, not stopped
     assert not validate_frame(_psi_frame({"tenure_days": 3.0}), path).passed
-    assert not validate_frame(_psi_frame({"mrr_usd": float("nan")}), path).passed
+    assert not validate_frame(_psi_frame({"mrr": float("nan")}), path).passed
 
 
 def test_gate_failed_survives_pickling(tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ final as (
         versions.plan_id,
         versions.tier_rank,
         versions.quantity,
-        versions.mrr_usd,
+        versions.mrr,
         versions.started_at,
         versions.term_months,
         versions.billing_period_months

@@ -27,7 +27,7 @@ expansions as (
         account_id,
         event_at,
         movement_type,
-        mrr_change_usd
+        mrr_change
     from events
     where is_expansion
 
@@ -40,7 +40,7 @@ windowed as (
         spine.snapshot_date,
         {{ dbt.bool_or("expansions.movement_type = 'upsell'") }} as has_upsell,
         {{ dbt.bool_or("expansions.movement_type = 'cross_sell'") }} as has_cross_sell,
-        sum(expansions.mrr_change_usd) as expansion_mrr_usd
+        sum(expansions.mrr_change) as expansion_mrr
     from spine
     inner join expansions
         on expansions.account_id = spine.account_id
@@ -58,7 +58,7 @@ final as (
         coalesce(windowed.has_upsell or windowed.has_cross_sell, false) as label_expansion,
         coalesce(windowed.has_upsell, false) as label_upsell,
         coalesce(windowed.has_cross_sell, false) as label_cross_sell,
-        cast(coalesce(windowed.expansion_mrr_usd, 0) as decimal(38, 6)) as expansion_mrr_usd_next,
+        cast(coalesce(windowed.expansion_mrr, 0) as decimal(38, 6)) as expansion_mrr_next,
         spine.is_label_complete
     from spine
     left join windowed

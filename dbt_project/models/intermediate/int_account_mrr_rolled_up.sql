@@ -18,7 +18,7 @@ final as (
         account_id,
         changed_at,
         -- the account totals are the same on every product row of one instant
-        cast(max(account_mrr_usd_after) as decimal(38, 6)) as mrr_usd,
+        cast(max(account_mrr_after) as decimal(38, 6)) as mrr,
         max(account_products_after) as products_held,
         max(account_products_after) > 0 as is_active
     from product_changes

@@ -52,11 +52,11 @@ product_states as (
         count(*) filter (where {{ held_before }}) as versions_before,
         count(*) filter (where {{ held_after }}) as versions_after,
         cast(
-            coalesce(sum(versions.mrr_usd) filter (where {{ held_before }}), 0) as decimal(38, 6)
-        ) as mrr_usd_before,
+            coalesce(sum(versions.mrr) filter (where {{ held_before }}), 0) as decimal(38, 6)
+        ) as mrr_before,
         cast(
-            coalesce(sum(versions.mrr_usd) filter (where {{ held_after }}), 0) as decimal(38, 6)
-        ) as mrr_usd_after,
+            coalesce(sum(versions.mrr) filter (where {{ held_after }}), 0) as decimal(38, 6)
+        ) as mrr_after,
         coalesce(sum(versions.quantity) filter (where {{ held_before }}), 0) as quantity_before,
         coalesce(sum(versions.quantity) filter (where {{ held_after }}), 0) as quantity_after,
         max(versions.tier_rank) filter (where {{ held_before }}) as tier_rank_before,
@@ -74,10 +74,10 @@ with_account_state as (
 
     select
         product_states.*,
-        cast(sum(product_states.mrr_usd_before) over account_instant as decimal(38, 6))
-            as account_mrr_usd_before,
-        cast(sum(product_states.mrr_usd_after) over account_instant as decimal(38, 6))
-            as account_mrr_usd_after,
+        cast(sum(product_states.mrr_before) over account_instant as decimal(38, 6))
+            as account_mrr_before,
+        cast(sum(product_states.mrr_after) over account_instant as decimal(38, 6))
+            as account_mrr_after,
         count(*) filter (where product_states.versions_before > 0) over account_instant
             as account_products_before,
         count(*) filter (where product_states.versions_after > 0) over account_instant

@@ -14,7 +14,7 @@
         price_change  MRR moved with the same tier and seats (re-pricing, discount ending)
 
     Changes that move neither the MRR nor the holding are not events.
-    mrr_change_usd is signed (after - before); the mart columns use positive amounts.
+    mrr_change is signed (after - before); the mart columns use positive amounts.
 -#}
 with
 
@@ -46,13 +46,13 @@ classified as (
                     when account_products_after = 0 then 'churn'
                     else 'contraction'
                 end
-            when mrr_usd_after > mrr_usd_before then
+            when mrr_after > mrr_before then
                 case
                     when tier_rank_after > tier_rank_before or quantity_after > quantity_before
                     then 'upsell'
                     else 'price_change'
                 end
-            when mrr_usd_after < mrr_usd_before then
+            when mrr_after < mrr_before then
                 case
                     when tier_rank_after < tier_rank_before or quantity_after < quantity_before
                     then 'contraction'
@@ -78,18 +78,18 @@ final as (
         classified.movement_type,
         (
             classified.movement_type in ('upsell', 'cross_sell')
-            and classified.mrr_usd_after > classified.mrr_usd_before
+            and classified.mrr_after > classified.mrr_before
         ) as is_expansion,
-        classified.mrr_usd_before,
-        classified.mrr_usd_after,
-        cast(classified.mrr_usd_after - classified.mrr_usd_before as decimal(38, 6))
-            as mrr_change_usd,
+        classified.mrr_before,
+        classified.mrr_after,
+        cast(classified.mrr_after - classified.mrr_before as decimal(38, 6))
+            as mrr_change,
         classified.quantity_before,
         classified.quantity_after,
         classified.tier_rank_before,
         classified.tier_rank_after,
-        classified.account_mrr_usd_before,
-        classified.account_mrr_usd_after,
+        classified.account_mrr_before,
+        classified.account_mrr_after,
         classified.account_products_before,
         classified.account_products_after
     from classified

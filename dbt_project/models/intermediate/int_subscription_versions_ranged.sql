@@ -8,10 +8,10 @@
       Versions that hold for no time (superseded at the same instant, or effective after
       the cancellation) are dropped.
     - MRR spreads the billing period evenly over its months:
-      mrr = unit_amount * quantity / billing_period_months (an annual plan billed 12,000
+      mrr_local = unit_amount * quantity / billing_period_months (an annual plan billed 12,000
       a year is 1,000 MRR every month of the year). No proration of partial months: MRR is a
       rate, valid from the instant the version starts.
-    - mrr_usd converts with the static seeds/fx_rates.csv rate to the reporting currency.
+    - mrr converts with the static seeds/fx_rates.csv rate to the reporting currency.
     - Amounts are DECIMAL(38,6) so sums reconcile exactly; marts cast to double.
     Not limited to as_of: marts and snapshots cut the history at their own dates.
 -#}
@@ -144,12 +144,12 @@ priced as (
         closed.valid_to,
         cast(
             closed.unit_amount * closed.quantity / closed.billing_period_months as decimal(38, 6)
-        ) as mrr,
+        ) as mrr_local,
         cast(
             closed.unit_amount * closed.quantity / closed.billing_period_months
             * fx_rates.rate_to_usd / reporting_rate.reporting_rate_to_usd
             as decimal(38, 6)
-        ) as mrr_usd
+        ) as mrr
     from closed
     left join products
         on products.product_id = closed.product_id

@@ -166,10 +166,10 @@ final as (
             'spine.snapshot_date',
             'day'
         ) }} as integer) as tenure_days,
-        cast(contracts.mrr_usd as {{ type_double() }}) as mrr_usd,
-        cast(movements.mrr_usd_90d_ago as {{ type_double() }}) as mrr_usd_90d_ago,
-        cast(contracts.mrr_usd - movements.mrr_usd_90d_ago as {{ type_double() }})
-            as mrr_change_90d_usd,
+        cast(contracts.mrr as {{ type_double() }}) as mrr,
+        cast(movements.mrr_90d_ago as {{ type_double() }}) as mrr_90d_ago,
+        cast(contracts.mrr - movements.mrr_90d_ago as {{ type_double() }})
+            as mrr_change_90d,
         contracts.products_held,
         companions.companion_products_not_held,
         companions.top_companion_product_id,
@@ -207,7 +207,7 @@ final as (
         labels.label_expansion,
         labels.label_upsell,
         labels.label_cross_sell,
-        cast(labels.expansion_mrr_usd_next as {{ type_double() }}) as expansion_mrr_usd_next,
+        cast(labels.expansion_mrr_next as {{ type_double() }}) as expansion_mrr_next,
         labels.is_label_complete
     from spine
     inner join crm_accounts

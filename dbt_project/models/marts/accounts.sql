@@ -92,15 +92,15 @@ final as (
             'day'
         ) }} as integer) as tenure_days,
         case
-            when contracts_at_as_of.mrr_usd = 0 then 0
+            when contracts_at_as_of.mrr = 0 then 0
             else
                 cast(
-                    contracts_at_as_of.mrr_usd * reporting_rate.reporting_rate_to_usd
+                    contracts_at_as_of.mrr * reporting_rate.reporting_rate_to_usd
                     / fx_rates.rate_to_usd
                     as {{ type_double() }}
                 )
-        end as current_mrr,
-        cast(contracts_at_as_of.mrr_usd as {{ type_double() }}) as current_mrr_usd,
+        end as current_mrr_local,
+        cast(contracts_at_as_of.mrr as {{ type_double() }}) as current_mrr,
         contracts_at_as_of.products_held,
         contracts_at_as_of.core_plan_name,
         contracts_at_as_of.core_tier_rank,

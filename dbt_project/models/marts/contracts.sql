@@ -105,14 +105,14 @@ final as (
         end as status,
         case
             when known_subscriptions.known_canceled_at is null
-            then cast(coalesce(version_at_as_of.mrr, 0) as {{ type_double() }})
+            then cast(coalesce(version_at_as_of.mrr_local, 0) as {{ type_double() }})
             else 0
-        end as current_mrr,
+        end as current_mrr_local,
         case
             when known_subscriptions.known_canceled_at is null
-            then cast(coalesce(version_at_as_of.mrr_usd, 0) as {{ type_double() }})
+            then cast(coalesce(version_at_as_of.mrr, 0) as {{ type_double() }})
             else 0
-        end as current_mrr_usd
+        end as current_mrr
     from known_subscriptions
     inner join accounts
         on accounts.account_id = known_subscriptions.account_id

@@ -71,7 +71,7 @@ movement_months as (
 
     select
         month_start,
-        sum(cast(closing_mrr_usd as decimal(38, 6))) as movements_closing_mrr_usd
+        sum(cast(closing_mrr as decimal(38, 6))) as movements_closing_mrr
     from movements
     group by month_start
 
@@ -81,7 +81,7 @@ month_ends as (
 
     select
         movement_months.month_start,
-        movement_months.movements_closing_mrr_usd,
+        movement_months.movements_closing_mrr,
         least(
             cast({{ dbt.dateadd('month', 1, 'movement_months.month_start') }} as timestamp),
             pipeline_dates.as_of_end_at
@@ -96,7 +96,7 @@ contracted as (
     select
         month_ends.month_start,
         versions.subscription_id,
-        versions.mrr_usd
+        versions.mrr
     from month_ends
     inner join versions
         on versions.valid_from < month_ends.closing_at
@@ -117,7 +117,7 @@ billed_periods as (
             invoices.amount_due / subscriptions.billing_period_months
             * fx_rates.rate_to_usd / reporting_rate.reporting_rate_to_usd
             as decimal(38, 6)
-        ) as invoice_mrr_usd
+        ) as invoice_mrr
     from invoices
     inner join subscriptions
         on subscriptions.subscription_id = invoices.subscription_id
@@ -132,7 +132,7 @@ billed_versions as (
 
     select
         billed_periods.*,
-        coalesce(versions.mrr_usd, 0) as contract_mrr_usd_at_issue
+        coalesce(versions.mrr, 0) as contract_mrr_at_issue
     from billed_periods
     left join versions
         on versions.subscription_id = billed_periods.subscription_id
@@ -149,16 +149,16 @@ covering as (
         sum(
             case
                 when billed_versions.status = 'void' then 0
-                else billed_versions.invoice_mrr_usd
+                else billed_versions.invoice_mrr
             end
-        ) as invoiced_mrr_usd,
+        ) as invoiced_mrr,
         sum(
             case
-                when billed_versions.status = 'void' then billed_versions.invoice_mrr_usd
+                when billed_versions.status = 'void' then billed_versions.invoice_mrr
                 else 0
             end
-        ) as voided_mrr_usd,
-        sum(billed_versions.contract_mrr_usd_at_issue) as contract_mrr_usd_at_issue
+        ) as voided_mrr,
+        sum(billed_versions.contract_mrr_at_issue) as contract_mrr_at_issue
     from month_ends
     inner join billed_versions
         on billed_versions.issued_at < month_ends.closing_at
@@ -171,30 +171,30 @@ per_subscription as (
 
     select
         coalesce(contracted.month_start, covering.month_start) as month_start,
-        coalesce(contracted.mrr_usd, 0) as contracted_mrr_usd,
-        coalesce(covering.invoiced_mrr_usd, 0) as invoiced_mrr_usd,
-        coalesce(covering.voided_mrr_usd, 0) as voided_mrr_usd,
+        coalesce(contracted.mrr, 0) as contracted_mrr,
+        coalesce(covering.invoiced_mrr, 0) as invoiced_mrr,
+        coalesce(covering.voided_mrr, 0) as voided_mrr,
         case
             when covering.subscription_id is not null
             then
-                covering.contract_mrr_usd_at_issue
-                - covering.invoiced_mrr_usd
-                - covering.voided_mrr_usd
+                covering.contract_mrr_at_issue
+                - covering.invoiced_mrr
+                - covering.voided_mrr
             else 0
-        end as billing_variance_mrr_usd,
+        end as billing_variance_mrr,
         case
             when contracted.subscription_id is not null and covering.subscription_id is not null
-            then contracted.mrr_usd - covering.contract_mrr_usd_at_issue
+            then contracted.mrr - covering.contract_mrr_at_issue
             else 0
-        end as changed_since_invoiced_mrr_usd,
+        end as changed_since_invoiced_mrr,
         case
-            when contracted.subscription_id is null then covering.contract_mrr_usd_at_issue
+            when contracted.subscription_id is null then covering.contract_mrr_at_issue
             else 0
-        end as canceled_in_billed_period_mrr_usd,
+        end as canceled_in_billed_period_mrr,
         case
-            when covering.subscription_id is null then contracted.mrr_usd
+            when covering.subscription_id is null then contracted.mrr
             else 0
-        end as not_invoiced_mrr_usd
+        end as not_invoiced_mrr
     from contracted
     full outer join covering
         on covering.month_start = contracted.month_start
@@ -207,20 +207,20 @@ monthly as (
     select
         month_ends.month_start,
         month_ends.closing_at,
-        month_ends.movements_closing_mrr_usd,
-        coalesce(sum(per_subscription.contracted_mrr_usd), 0) as contracted_mrr_usd,
-        coalesce(sum(per_subscription.invoiced_mrr_usd), 0) as invoiced_mrr_usd,
-        coalesce(sum(per_subscription.voided_mrr_usd), 0) as voided_mrr_usd,
-        coalesce(sum(per_subscription.billing_variance_mrr_usd), 0) as billing_variance_mrr_usd,
-        coalesce(sum(per_subscription.changed_since_invoiced_mrr_usd), 0)
-            as changed_since_invoiced_mrr_usd,
-        coalesce(sum(per_subscription.canceled_in_billed_period_mrr_usd), 0)
-            as canceled_in_billed_period_mrr_usd,
-        coalesce(sum(per_subscription.not_invoiced_mrr_usd), 0) as not_invoiced_mrr_usd
+        month_ends.movements_closing_mrr,
+        coalesce(sum(per_subscription.contracted_mrr), 0) as contracted_mrr,
+        coalesce(sum(per_subscription.invoiced_mrr), 0) as invoiced_mrr,
+        coalesce(sum(per_subscription.voided_mrr), 0) as voided_mrr,
+        coalesce(sum(per_subscription.billing_variance_mrr), 0) as billing_variance_mrr,
+        coalesce(sum(per_subscription.changed_since_invoiced_mrr), 0)
+            as changed_since_invoiced_mrr,
+        coalesce(sum(per_subscription.canceled_in_billed_period_mrr), 0)
+            as canceled_in_billed_period_mrr,
+        coalesce(sum(per_subscription.not_invoiced_mrr), 0) as not_invoiced_mrr
     from month_ends
     left join per_subscription
         on per_subscription.month_start = month_ends.month_start
-    group by month_ends.month_start, month_ends.closing_at, month_ends.movements_closing_mrr_usd
+    group by month_ends.month_start, month_ends.closing_at, month_ends.movements_closing_mrr
 
 ),
 
@@ -229,25 +229,25 @@ final as (
     select
         month_start,
         closing_at,
-        cast(movements_closing_mrr_usd as {{ type_double() }}) as movements_closing_mrr_usd,
-        cast(contracted_mrr_usd as {{ type_double() }}) as contracted_mrr_usd,
-        cast(invoiced_mrr_usd as {{ type_double() }}) as invoiced_mrr_usd,
-        cast(voided_mrr_usd as {{ type_double() }}) as voided_mrr_usd,
-        cast(billing_variance_mrr_usd as {{ type_double() }}) as billing_variance_mrr_usd,
-        cast(changed_since_invoiced_mrr_usd as {{ type_double() }})
-            as changed_since_invoiced_mrr_usd,
-        cast(canceled_in_billed_period_mrr_usd as {{ type_double() }})
-            as canceled_in_billed_period_mrr_usd,
-        cast(not_invoiced_mrr_usd as {{ type_double() }}) as not_invoiced_mrr_usd,
+        cast(movements_closing_mrr as {{ type_double() }}) as movements_closing_mrr,
+        cast(contracted_mrr as {{ type_double() }}) as contracted_mrr,
+        cast(invoiced_mrr as {{ type_double() }}) as invoiced_mrr,
+        cast(voided_mrr as {{ type_double() }}) as voided_mrr,
+        cast(billing_variance_mrr as {{ type_double() }}) as billing_variance_mrr,
+        cast(changed_since_invoiced_mrr as {{ type_double() }})
+            as changed_since_invoiced_mrr,
+        cast(canceled_in_billed_period_mrr as {{ type_double() }})
+            as canceled_in_billed_period_mrr,
+        cast(not_invoiced_mrr as {{ type_double() }}) as not_invoiced_mrr,
         cast(
-            contracted_mrr_usd
+            contracted_mrr
             - (
-                invoiced_mrr_usd + voided_mrr_usd + billing_variance_mrr_usd
-                + changed_since_invoiced_mrr_usd - canceled_in_billed_period_mrr_usd
-                + not_invoiced_mrr_usd
+                invoiced_mrr + voided_mrr + billing_variance_mrr
+                + changed_since_invoiced_mrr - canceled_in_billed_period_mrr
+                + not_invoiced_mrr
             )
             as {{ type_double() }}
-        ) as unexplained_mrr_usd
+        ) as unexplained_mrr
     from monthly
 
 )

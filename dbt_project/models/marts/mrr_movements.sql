@@ -43,14 +43,14 @@ monthly as (
     select
         account_id,
         cast({{ dbt.date_trunc('month', 'event_at') }} as date) as month_start,
-        sum(mrr_change_usd) filter (where movement_type = 'new') as new_mrr_usd,
-        sum(mrr_change_usd) filter (where movement_type = 'upsell') as upsell_mrr_usd,
-        sum(mrr_change_usd) filter (where movement_type = 'cross_sell') as cross_sell_mrr_usd,
-        sum(mrr_change_usd) filter (where movement_type = 'reactivation') as reactivation_mrr_usd,
-        -sum(mrr_change_usd) filter (where movement_type = 'contraction') as contraction_mrr_usd,
-        -sum(mrr_change_usd) filter (where movement_type = 'churn') as churn_mrr_usd,
-        sum(mrr_change_usd) filter (where movement_type = 'price_change') as price_change_mrr_usd,
-        sum(mrr_change_usd) as net_change_mrr_usd
+        sum(mrr_change) filter (where movement_type = 'new') as new_mrr,
+        sum(mrr_change) filter (where movement_type = 'upsell') as upsell_mrr,
+        sum(mrr_change) filter (where movement_type = 'cross_sell') as cross_sell_mrr,
+        sum(mrr_change) filter (where movement_type = 'reactivation') as reactivation_mrr,
+        -sum(mrr_change) filter (where movement_type = 'contraction') as contraction_mrr,
+        -sum(mrr_change) filter (where movement_type = 'churn') as churn_mrr,
+        sum(mrr_change) filter (where movement_type = 'price_change') as price_change_mrr,
+        sum(mrr_change) as net_change_mrr
     from known_events
     group by account_id, cast({{ dbt.date_trunc('month', 'event_at') }} as date)
 
@@ -84,14 +84,14 @@ filled as (
     select
         account_months.account_id,
         account_months.month_start,
-        coalesce(monthly.new_mrr_usd, 0) as new_mrr_usd,
-        coalesce(monthly.upsell_mrr_usd, 0) as upsell_mrr_usd,
-        coalesce(monthly.cross_sell_mrr_usd, 0) as cross_sell_mrr_usd,
-        coalesce(monthly.reactivation_mrr_usd, 0) as reactivation_mrr_usd,
-        coalesce(monthly.contraction_mrr_usd, 0) as contraction_mrr_usd,
-        coalesce(monthly.churn_mrr_usd, 0) as churn_mrr_usd,
-        coalesce(monthly.price_change_mrr_usd, 0) as price_change_mrr_usd,
-        coalesce(monthly.net_change_mrr_usd, 0) as net_change_mrr_usd
+        coalesce(monthly.new_mrr, 0) as new_mrr,
+        coalesce(monthly.upsell_mrr, 0) as upsell_mrr,
+        coalesce(monthly.cross_sell_mrr, 0) as cross_sell_mrr,
+        coalesce(monthly.reactivation_mrr, 0) as reactivation_mrr,
+        coalesce(monthly.contraction_mrr, 0) as contraction_mrr,
+        coalesce(monthly.churn_mrr, 0) as churn_mrr,
+        coalesce(monthly.price_change_mrr, 0) as price_change_mrr,
+        coalesce(monthly.net_change_mrr, 0) as net_change_mrr
     from account_months
     left join monthly
         on monthly.account_id = account_months.account_id
@@ -103,11 +103,11 @@ balanced as (
 
     select
         *,
-        sum(net_change_mrr_usd) over (
+        sum(net_change_mrr) over (
             partition by account_id
             order by month_start
             rows between unbounded preceding and current row
-        ) as closing_mrr_usd
+        ) as closing_mrr
     from filled
 
 ),
@@ -117,31 +117,31 @@ final as (
     select
         balanced.account_id,
         balanced.month_start,
-        cast(balanced.closing_mrr_usd - balanced.net_change_mrr_usd as {{ type_double() }})
-            as opening_mrr_usd,
-        cast(balanced.new_mrr_usd as {{ type_double() }}) as new_mrr_usd,
-        cast(balanced.upsell_mrr_usd as {{ type_double() }}) as upsell_mrr_usd,
-        cast(balanced.cross_sell_mrr_usd as {{ type_double() }}) as cross_sell_mrr_usd,
-        cast(balanced.upsell_mrr_usd + balanced.cross_sell_mrr_usd as {{ type_double() }})
-            as expansion_mrr_usd,
-        cast(balanced.contraction_mrr_usd as {{ type_double() }}) as contraction_mrr_usd,
-        cast(balanced.churn_mrr_usd as {{ type_double() }}) as churn_mrr_usd,
-        cast(balanced.reactivation_mrr_usd as {{ type_double() }}) as reactivation_mrr_usd,
-        cast(balanced.price_change_mrr_usd as {{ type_double() }}) as price_change_mrr_usd,
-        cast(balanced.closing_mrr_usd as {{ type_double() }}) as closing_mrr_usd
+        cast(balanced.closing_mrr - balanced.net_change_mrr as {{ type_double() }})
+            as opening_mrr,
+        cast(balanced.new_mrr as {{ type_double() }}) as new_mrr,
+        cast(balanced.upsell_mrr as {{ type_double() }}) as upsell_mrr,
+        cast(balanced.cross_sell_mrr as {{ type_double() }}) as cross_sell_mrr,
+        cast(balanced.upsell_mrr + balanced.cross_sell_mrr as {{ type_double() }})
+            as expansion_mrr,
+        cast(balanced.contraction_mrr as {{ type_double() }}) as contraction_mrr,
+        cast(balanced.churn_mrr as {{ type_double() }}) as churn_mrr,
+        cast(balanced.reactivation_mrr as {{ type_double() }}) as reactivation_mrr,
+        cast(balanced.price_change_mrr as {{ type_double() }}) as price_change_mrr,
+        cast(balanced.closing_mrr as {{ type_double() }}) as closing_mrr
     from balanced
     inner join accounts
         on accounts.account_id = balanced.account_id
     -- months without MRR and without any movement (after a churn, before a return) are left out
-    where balanced.closing_mrr_usd != 0
-        or balanced.closing_mrr_usd - balanced.net_change_mrr_usd != 0
-        or balanced.new_mrr_usd != 0
-        or balanced.upsell_mrr_usd != 0
-        or balanced.cross_sell_mrr_usd != 0
-        or balanced.reactivation_mrr_usd != 0
-        or balanced.contraction_mrr_usd != 0
-        or balanced.churn_mrr_usd != 0
-        or balanced.price_change_mrr_usd != 0
+    where balanced.closing_mrr != 0
+        or balanced.closing_mrr - balanced.net_change_mrr != 0
+        or balanced.new_mrr != 0
+        or balanced.upsell_mrr != 0
+        or balanced.cross_sell_mrr != 0
+        or balanced.reactivation_mrr != 0
+        or balanced.contraction_mrr != 0
+        or balanced.churn_mrr != 0
+        or balanced.price_change_mrr != 0
 
 )
 

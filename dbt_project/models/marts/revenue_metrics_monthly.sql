@@ -21,16 +21,16 @@ exact_movements as (
     -- as decimals is exact and the same in every run, whatever order the rows are added in
     select
         month_start,
-        cast(opening_mrr_usd as decimal(38, 6)) as opening_mrr_usd,
-        cast(closing_mrr_usd as decimal(38, 6)) as closing_mrr_usd,
-        cast(new_mrr_usd as decimal(38, 6)) as new_mrr_usd,
-        cast(expansion_mrr_usd as decimal(38, 6)) as expansion_mrr_usd,
-        cast(upsell_mrr_usd as decimal(38, 6)) as upsell_mrr_usd,
-        cast(cross_sell_mrr_usd as decimal(38, 6)) as cross_sell_mrr_usd,
-        cast(contraction_mrr_usd as decimal(38, 6)) as contraction_mrr_usd,
-        cast(churn_mrr_usd as decimal(38, 6)) as churn_mrr_usd,
-        cast(reactivation_mrr_usd as decimal(38, 6)) as reactivation_mrr_usd,
-        cast(price_change_mrr_usd as decimal(38, 6)) as price_change_mrr_usd
+        cast(opening_mrr as decimal(38, 6)) as opening_mrr,
+        cast(closing_mrr as decimal(38, 6)) as closing_mrr,
+        cast(new_mrr as decimal(38, 6)) as new_mrr,
+        cast(expansion_mrr as decimal(38, 6)) as expansion_mrr,
+        cast(upsell_mrr as decimal(38, 6)) as upsell_mrr,
+        cast(cross_sell_mrr as decimal(38, 6)) as cross_sell_mrr,
+        cast(contraction_mrr as decimal(38, 6)) as contraction_mrr,
+        cast(churn_mrr as decimal(38, 6)) as churn_mrr,
+        cast(reactivation_mrr as decimal(38, 6)) as reactivation_mrr,
+        cast(price_change_mrr as decimal(38, 6)) as price_change_mrr
     from movements
 
 ),
@@ -39,26 +39,26 @@ aggregated as (
 
     select
         month_start,
-        sum(opening_mrr_usd) as opening_mrr_usd,
-        sum(closing_mrr_usd) as mrr_usd,
-        sum(new_mrr_usd) as new_mrr_usd,
-        sum(expansion_mrr_usd) as expansion_mrr_usd,
-        sum(upsell_mrr_usd) as upsell_mrr_usd,
-        sum(cross_sell_mrr_usd) as cross_sell_mrr_usd,
-        sum(contraction_mrr_usd) as contraction_mrr_usd,
-        sum(churn_mrr_usd) as churn_mrr_usd,
-        sum(reactivation_mrr_usd) as reactivation_mrr_usd,
-        sum(price_change_mrr_usd) as price_change_mrr_usd,
+        sum(opening_mrr) as opening_mrr,
+        sum(closing_mrr) as mrr,
+        sum(new_mrr) as new_mrr,
+        sum(expansion_mrr) as expansion_mrr,
+        sum(upsell_mrr) as upsell_mrr,
+        sum(cross_sell_mrr) as cross_sell_mrr,
+        sum(contraction_mrr) as contraction_mrr,
+        sum(churn_mrr) as churn_mrr,
+        sum(reactivation_mrr) as reactivation_mrr,
+        sum(price_change_mrr) as price_change_mrr,
         sum(
-            opening_mrr_usd + expansion_mrr_usd + price_change_mrr_usd
-            - contraction_mrr_usd - churn_mrr_usd
-        ) filter (where opening_mrr_usd > 0) as retained_mrr_usd,
+            opening_mrr + expansion_mrr + price_change_mrr
+            - contraction_mrr - churn_mrr
+        ) filter (where opening_mrr > 0) as retained_mrr,
         sum(
-            opening_mrr_usd + least(price_change_mrr_usd, 0) - contraction_mrr_usd - churn_mrr_usd
-        ) filter (where opening_mrr_usd > 0) as gross_retained_mrr_usd,
-        count(*) filter (where opening_mrr_usd > 0) as opening_accounts,
-        count(*) filter (where opening_mrr_usd > 0 and closing_mrr_usd <= 0) as churned_accounts,
-        count(*) filter (where closing_mrr_usd > 0) as active_accounts
+            opening_mrr + least(price_change_mrr, 0) - contraction_mrr - churn_mrr
+        ) filter (where opening_mrr > 0) as gross_retained_mrr,
+        count(*) filter (where opening_mrr > 0) as opening_accounts,
+        count(*) filter (where opening_mrr > 0 and closing_mrr <= 0) as churned_accounts,
+        count(*) filter (where closing_mrr > 0) as active_accounts
     from exact_movements
     group by month_start
 
@@ -68,18 +68,18 @@ final as (
 
     select
         month_start,
-        cast(mrr_usd as {{ type_double() }}) as mrr_usd,
-        cast(opening_mrr_usd as {{ type_double() }}) as opening_mrr_usd,
-        cast(new_mrr_usd as {{ type_double() }}) as new_mrr_usd,
-        cast(expansion_mrr_usd as {{ type_double() }}) as expansion_mrr_usd,
-        cast(upsell_mrr_usd as {{ type_double() }}) as upsell_mrr_usd,
-        cast(cross_sell_mrr_usd as {{ type_double() }}) as cross_sell_mrr_usd,
-        cast(contraction_mrr_usd as {{ type_double() }}) as contraction_mrr_usd,
-        cast(churn_mrr_usd as {{ type_double() }}) as churn_mrr_usd,
-        cast(reactivation_mrr_usd as {{ type_double() }}) as reactivation_mrr_usd,
-        cast(price_change_mrr_usd as {{ type_double() }}) as price_change_mrr_usd,
-        {{ safe_divide('retained_mrr_usd', 'opening_mrr_usd') }} as nrr,
-        {{ safe_divide('gross_retained_mrr_usd', 'opening_mrr_usd') }} as grr,
+        cast(mrr as {{ type_double() }}) as mrr,
+        cast(opening_mrr as {{ type_double() }}) as opening_mrr,
+        cast(new_mrr as {{ type_double() }}) as new_mrr,
+        cast(expansion_mrr as {{ type_double() }}) as expansion_mrr,
+        cast(upsell_mrr as {{ type_double() }}) as upsell_mrr,
+        cast(cross_sell_mrr as {{ type_double() }}) as cross_sell_mrr,
+        cast(contraction_mrr as {{ type_double() }}) as contraction_mrr,
+        cast(churn_mrr as {{ type_double() }}) as churn_mrr,
+        cast(reactivation_mrr as {{ type_double() }}) as reactivation_mrr,
+        cast(price_change_mrr as {{ type_double() }}) as price_change_mrr,
+        {{ safe_divide('retained_mrr', 'opening_mrr') }} as nrr,
+        {{ safe_divide('gross_retained_mrr', 'opening_mrr') }} as grr,
         {{ safe_divide('churned_accounts', 'opening_accounts') }} as logo_churn_rate,
         cast(active_accounts as integer) as active_accounts
     from aggregated

@@ -45,7 +45,7 @@ account_totals as (
     select
         snapshot_date,
         account_id,
-        sum(mrr_usd) as mrr_usd,
+        sum(mrr) as mrr,
         count(distinct product_id) as products_held
     from holdings
     group by snapshot_date, account_id
@@ -63,7 +63,7 @@ core_holdings as (
         started_at as core_started_at,
         term_months as core_term_months,
         billing_period_months as core_billing_period_months,
-        mrr_usd,
+        mrr,
         tier_rank
     from holdings
     where product_family = 'core'
@@ -75,7 +75,7 @@ core_subscription as (
     {{ deduplicate(
         'core_holdings',
         ['snapshot_date', 'account_id'],
-        ['mrr_usd desc', 'tier_rank desc nulls last', 'core_started_at', 'core_subscription_id']
+        ['mrr desc', 'tier_rank desc nulls last', 'core_started_at', 'core_subscription_id']
     ) }}
 
 ),
@@ -123,7 +123,7 @@ final as (
         spine.account_id,
         spine.snapshot_date,
         coalesce(account_totals.products_held, 0) > 0 as is_active,
-        cast(coalesce(account_totals.mrr_usd, 0) as decimal(38, 6)) as mrr_usd,
+        cast(coalesce(account_totals.mrr, 0) as decimal(38, 6)) as mrr,
         cast(coalesce(account_totals.products_held, 0) as integer) as products_held,
         case
             when first_starts.first_subscription_at < spine.snapshot_end_at

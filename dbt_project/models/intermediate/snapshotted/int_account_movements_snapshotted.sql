@@ -63,7 +63,7 @@ lookups as (
 mrr_90d_ago as (
 
     {{ asof_join(
-        'lookups', 'timeline', ['account_id'], 'ninety_days_ago_end_at', 'changed_at', ['mrr_usd']
+        'lookups', 'timeline', ['account_id'], 'ninety_days_ago_end_at', 'changed_at', ['mrr']
     ) }}
 
 ),
@@ -89,7 +89,7 @@ final as (
     select
         lookups.account_id,
         lookups.snapshot_date,
-        cast(coalesce(mrr_90d_ago.mrr_usd, 0) as decimal(38, 6)) as mrr_usd_90d_ago,
+        cast(coalesce(mrr_90d_ago.mrr, 0) as decimal(38, 6)) as mrr_90d_ago,
         cast({{ dbt.datediff(
             'cast(last_expansion.event_at as date)', 'lookups.snapshot_date', 'day'
         ) }} as integer) as days_since_last_expansion,
