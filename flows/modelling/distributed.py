@@ -197,7 +197,14 @@ def score_frame(
     the per-row work on the Dask cluster at `settings.dask_address` (same scores)."""
     if not settings.dask_address:
         return score_accounts(
-            model, snapshots, as_of, params, reasons_for_top_n=settings.reasons_top_n, owners=owners
+            model,
+            snapshots,
+            as_of,
+            params,
+            reasons_for_top_n=settings.reasons_top_n,
+            owners=owners,
+            locale=settings.locale,
+            currency=settings.reporting_currency,
         )
     log.info(
         "scoring on Dask at %s in %d partitions (shared folder %s)",
@@ -215,6 +222,8 @@ def score_frame(
             owners=owners,
             predict=predict,
             contribute=contribute,
+            locale=settings.locale,
+            currency=settings.reporting_currency,
         )
 
 

@@ -147,7 +147,16 @@ def write_model_report(
     """The model report (one offline HTML page) for the scored model: <home>/reports/."""
     out = settings.home / "reports" / f"model_{model.version}.html"
     charts = JsonFileCache(settings.home / "reports" / ".charts")
-    return write_atomic(out, render_report(model, snapshots, scores, oracle, chart_cache=charts))
+    page = render_report(
+        model,
+        snapshots,
+        scores,
+        oracle,
+        chart_cache=charts,
+        locale=settings.locale,
+        currency=settings.reporting_currency,
+    )
+    return write_atomic(out, page)
 
 
 def record_alerts(settings: Settings, run_id: str) -> int:

@@ -17,7 +17,9 @@ from tests.dbt.conftest import DBT_PROJECT
 
 FEATURE = "mrr_per_unit"
 SQL_ANCHOR = "        contracts.core_quantity,\n"
-SQL_EDIT = "        {{ safe_divide('contracts.mrr', 'contracts.core_quantity') }} as mrr_per_unit,\n"
+SQL_EDIT = (
+    "        {{ safe_divide('contracts.mrr', 'contracts.core_quantity') }} as mrr_per_unit,\n"
+)
 YAML_ENTRY = """
       - name: mrr_per_unit
         data_type: double precision
