@@ -68,6 +68,13 @@ def demo_data(
     skip_if_present: Annotated[
         bool, typer.Option(help="Do nothing when the landing zone already holds files.")
     ] = False,
+    business: Annotated[
+        str,
+        typer.Option(
+            help="Which demo business: per_seat (a CRM sold per seat, the default) or "
+            "flat_tiers (flat-priced tiers with bundled limits, mixed terms, JPY)."
+        ),
+    ] = "per_seat",
 ) -> None:
     """Write realistic CRM, billing and usage extracts (and the oracle) for a demo.
 
@@ -79,15 +86,30 @@ def demo_data(
     if skip_if_present and has_file(landing):
         console.print(f"landing zone {landing} already holds extracts: no demo data written")
         return
-    from demo.generator import generate
+    from demo.generator import BUSINESSES, generate
 
+    if business not in BUSINESSES:
+        raise typer.BadParameter(
+            f"unknown demo business {business!r}; known: {', '.join(BUSINESSES)}",
+            param_hint="--business",
+        )
     oracle = (oracle_dir or landing.parent / "oracle").expanduser().resolve()
-    with console.status(f"generating demo extracts: {accounts} accounts x {months} months"):
-        summary = generate(landing, oracle, accounts=accounts, months=months, seed=seed)
+    with console.status(
+        f"generating demo extracts ({business}): {accounts} accounts x {months} months"
+    ):
+        summary = generate(
+            landing, oracle, accounts=accounts, months=months, seed=seed, business=business
+        )
     console.print(
         f"[green]demo extracts written[/] to {landing} (oracle: {oracle}); "
         f"base rate {summary.base_rate:.1%}, oracle ROC AUC {summary.oracle_auc:.3f}"
     )
+    declared = (settings.project_dir / BUSINESSES[business].config).resolve()
+    if declared != settings.business_file:
+        console.print(
+            f"its metrics are declared in {declared}: run the pipeline with "
+            f"EXPANSION_BUSINESS_CONFIG={declared} (now {settings.business_file})"
+        )
 
 
 @app.command()
@@ -429,6 +451,7 @@ def report(
 
     from flows.modelling.score import write_model_report
     from flows.registry import champion_version, load_model
+    from flows.transform.manifest import FEATURES_TABLE
     from flows.warehouse import Warehouse
 
     settings = _settings()
@@ -441,7 +464,7 @@ def report(
         scores = Warehouse.from_settings(settings).read_frame("select * from scores.account_scores")
         as_of = scores["as_of"].iloc[0] if not scores.empty else _latest_snapshot(settings)
         snapshots = Warehouse.from_settings(settings).read_frame(
-            "select * from marts.account_snapshots where snapshot_date <= ?",
+            f"select * from {FEATURES_TABLE} where snapshot_date <= ?",
             [as_of],
         )
         truth = pd.read_parquet(oracle) if oracle is not None else None

@@ -180,6 +180,8 @@ def _saved_params(saved: dict[str, Any], version: str) -> Params:
     except ValueError:
         current = load_params().model_dump(mode="json")
         current.update({k: saved[k] for k in _MODEL_SECTIONS if k in saved})
+        # the model's own features keep their saved phrases (usage features, declared ones)
+        current["reasons"] = {**saved.get("reasons", {}), **current["reasons"]}
         try:
             return Params.model_validate(current)
         except ValueError as exc:

@@ -56,6 +56,14 @@ class Settings(BaseSettings):
         None,
         description="model parameters YAML (models, quality bars, tiers); default models/params.yaml",
     )
+    reporting_currency: str = Field(
+        "USD",
+        pattern=r"^[A-Z]{3}$",
+        description="ISO 4217 currency every amount is reported in (dbt var reporting_currency)",
+    )
+    locale: Literal["en", "ja"] = Field(
+        "en", description="language of reasons, offers and the model report (models/phrases/)"
+    )
     full_refresh: bool = Field(False, description="reload every extract from scratch")
     freshness: Literal["enforce", "warn", "off"] = Field(
         "enforce", description="dbt source freshness: fail on error_after, or only warn, or skip"

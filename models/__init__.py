@@ -1,7 +1,12 @@
-"""The expansion model: pure functions on `marts.account_snapshots` DataFrames.
+"""The expansion model: pure functions on `marts.account_features` DataFrames
+(marts.account_snapshots plus one column `<metric>__<stat>` per declared usage metric and stat).
 
 - `params.load_params()` -> `Params` (from `models/params.yaml`); `derived`: the derived
-  features' formulas
+  features' formulas; `Params.with_usage_features(business, columns, locale)` adds the usage
+  features (`usage_features`: found by name, phrased from `business`: the declaration in
+  config/business.yml, loaded by `business.load_business`)
+- `phrasebook`: the phrase table of a locale (`models/phrases/<locale>.yaml`) and
+  `ReasonTemplate`
 - `features`: `prepare_features`, `training_frame`, `scoring_frame`, `label_array`
 - `train.train_model(snapshots, params)` -> `TrainedModel` (backtest + final models), built from
   `splits` (time-ordered splits, never random), `booster` (LightGBM with early stopping and

@@ -12,6 +12,7 @@ declaration says only how the limit is measured (`limit_period`).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -46,13 +47,26 @@ def localized(text: Text, locale: str) -> str:
 
 
 class UsageMetric(_Strict):
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=48)
+    name: str = Field(max_length=48)
     label: Text  # what people call it ("API calls"); per locale or one text
     unit: Text = ""  # unit of one value, shown after numbers ("GB"); "" for plain counts
     aggregation: Literal["sum", "level", "distinct"]
     # None: no plan limits this metric; else how its usage is compared with the limit
     limit_period: Literal["day", "month", "held"] | None = None
     description: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        # `<metric>__<stat>` names the metric's feature columns (marts.account_features), so a
+        # metric name may not hold a double underscore or end in one: words joined by single ones.
+        if not re.fullmatch(r"[a-z][a-z0-9]*(_[a-z0-9]+)*", value):
+            raise ValueError(
+                f"usage metric name {value!r}: expected lowercase words joined by single "
+                "underscores (e.g. emails_sent); a double underscore separates a metric from its "
+                "statistic in feature columns (emails_sent__30d)"
+            )
+        return value
 
     @field_validator("label", "unit")
     @classmethod

@@ -1,5 +1,6 @@
 """Derived features: model inputs computed row by row from other columns of the same
-`marts.account_snapshots` row (opted into under `features.derived` in params.yaml).
+`marts.account_features` row (opted into under `features.derived` in params.yaml). They
+combine columns every business has; none names a usage metric.
 
 Only names and formulas live here; `models.features.derived_feature` evaluates them on a
 frame and `models.params` checks the names params.yaml lists, so both import this module and
@@ -11,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 
@@ -32,25 +32,10 @@ class DerivedFeature:
 
 # Opt in per feature under `features.derived` in params.yaml (each needs a `reasons:` phrase).
 DERIVED_FEATURES: dict[str, DerivedFeature] = {
-    "limit_pressure": DerivedFeature(
-        ("storage_utilization", "api_calls_utilization"),
-        lambda c: c["storage_utilization"].combine(c["api_calls_utilization"], np.fmax),
-        "the closer plan limit: max(storage_utilization, api_calls_utilization)",
-    ),
-    "seat_utilization_max": DerivedFeature(
-        ("seat_utilization_7d", "seat_utilization_30d"),
-        lambda c: c["seat_utilization_7d"].combine(c["seat_utilization_30d"], np.fmax),
-        "max(seat_utilization_7d, seat_utilization_30d)",
-    ),
-    "users_growth_90d": DerivedFeature(
-        ("active_users_30d_avg", "active_users_90d_avg"),
-        lambda c: _ratio(c["active_users_30d_avg"], c["active_users_90d_avg"]) - 1.0,
-        "active_users_30d_avg / active_users_90d_avg - 1 (recent month against the quarter)",
-    ),
-    "mrr_per_seat": DerivedFeature(
-        ("mrr_usd", "seats_purchased"),
-        lambda c: _ratio(c["mrr_usd"], c["seats_purchased"]),
-        "mrr_usd / seats_purchased (price level of the account)",
+    "mrr_per_unit": DerivedFeature(
+        ("mrr_usd", "core_quantity"),
+        lambda c: _ratio(c["mrr_usd"], c["core_quantity"]),
+        "mrr_usd / core_quantity (price level of the account per unit of its core plan)",
     ),
     "mrr_change_90d_pct": DerivedFeature(
         ("mrr_change_90d_usd", "mrr_usd_90d_ago"),

@@ -1,4 +1,5 @@
-"""From `marts.account_snapshots` rows to the model's feature matrix."""
+"""From `marts.account_features` rows (marts.account_snapshots plus the usage features) to the
+model's feature matrix."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pandas as pd
 from models.derived import DERIVED_FEATURES
 from models.params import Params
 
-TABLE = "marts.account_snapshots"
+TABLE = "marts.account_features"
 Categories = dict[str, list[str]]
 DateLike = date | datetime | pd.Timestamp | str
 

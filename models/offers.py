@@ -1,29 +1,32 @@
 """Next-best offer per account and the MRR it would add.
 
-Three kinds of offer (`offer_type`):
+A "seat" here is a unit of the core plan: `core_quantity` (seats on a per-seat plan, 1 on a
+flat tier). Three kinds of offer (`offer_type`):
 
 * `cross_sell`: the account's usual companion product it does not hold yet
-  (`top_companion_product_name`). Value: seats_purchased x the median expansion MRR per seat
+  (`top_companion_product_name`). Value: core_quantity x the median expansion MRR per unit
   that training accounts of the same segment added in windows where they cross-sold (and did
   not upsell) while that product was their usual companion; fallbacks: the product over all
   segments, then every cross-sell (a group needs `expected_mrr.min_group_rows` rows). Per
-  seat because add-ons are priced per seat (on the demo, log cross-sell MRR and log seats
-  correlate at 0.96).
-* `upsell_seats`: more seats of the core product (top tier, seats at or above
-  `offers.seat_utilization_threshold`, or no next tier known). Value: the account's price per
-  seat x the expected extra seats; expected extra seats = seats_purchased x the median
-  growth (expansion MRR / (price per seat x seats)) of training accounts that upsold (and did
-  not cross-sell) while "more seats" was their upsell offer, rounded up, at least
+  unit because add-ons are priced per unit on per-seat plans (on the default demo, log
+  cross-sell MRR and log seats correlate at 0.96).
+* `upsell_seats`: more units of the core plan (top tier; or `per_unit_limit_utilization`,
+  the account's highest utilization of a limit that more units raise, at or above
+  `offers.unit_utilization_threshold`; or no next tier known). Value: the account's price per
+  unit x the expected extra units; expected extra units = core_quantity x the median growth
+  (expansion MRR / (price per unit x units)) of training accounts that upsold (and did not
+  cross-sell) while "more units" was their upsell offer, rounded up, at least
   `expected_mrr.min_extra_seats`.
 * `upsell_tier`: the next core tier (`next_tier_plan_name`). Value: the price difference per
-  seat between the tiers x seats_purchased. Tier prices per seat are medians of
-  mrr_usd / seats_purchased over training rows of accounts holding only the core product
+  unit between the tiers x core_quantity. Tier prices per unit are medians of
+  mrr_usd / core_quantity over training rows of accounts holding only the core product
   (so add-ons do not inflate them), scaled to the account's own price level.
 
-An account's price per seat is its own mrr_usd / seats_purchased when it holds only the core
+An account's price per unit is its own mrr_usd / core_quantity when it holds only the core
 product, else the tier median. Expected expansion MRR = probability of that kind of offer
 (p_cross_sell or p_upsell) x the offer's MRR. Values come from training rows only (labels
-known at training time), are stored with the model, and are never a feature.
+known at training time), are stored with the model (under their earlier per-seat names), and
+are never a feature.
 """
 
 from __future__ import annotations
@@ -45,8 +48,8 @@ OFFER_COLUMNS = (
     "companion_products_not_held",
     "is_top_tier",
     "next_tier_plan_name",
-    "seat_utilization_30d",
-    "seats_purchased",
+    "per_unit_limit_utilization",
+    "core_quantity",
     "mrr_usd",
     "products_held",
     "core_tier_rank",
@@ -65,7 +68,7 @@ class OfferValues:
 
     seat_price_by_tier: dict[int, float] = field(default_factory=dict)
     extra_seat_fraction: float = math.nan
-    # product -> segment -> MRR per seat ("*" = any)
+    # product -> segment -> MRR per unit of the core plan ("*" = any)
     cross_sell_mrr_per_seat: dict[str, dict[str, float]] = field(default_factory=dict)
     n_rows: dict[str, int] = field(default_factory=dict)  # rows behind each estimate
 
@@ -91,7 +94,7 @@ class OfferValues:
         )
 
     def cross_sell_per_seat(self, product: Any, segment: Any) -> float:
-        """Typical cross-sell MRR per seat for `product` in `segment` (documented fallbacks)."""
+        """Typical cross-sell MRR per unit for `product` in `segment` (documented fallbacks)."""
         for key, seg in ((product, segment), (product, _ANY), (_ANY, _ANY)):
             value = self.cross_sell_mrr_per_seat.get(str(key), {}).get(str(seg))
             if value is not None:
@@ -114,20 +117,20 @@ def _per_value(series: pd.Series, fn: Callable[[Any], Any], keep_none: bool = Fa
 
 
 def _candidates(frame: pd.DataFrame, params: Params) -> tuple[pd.Series, pd.Series]:
-    """(has a cross-sell candidate, upsell would be seats rather than the next tier)."""
+    """(has a cross-sell candidate, upsell would be more units rather than the next tier)."""
     companion = _text(frame["top_companion_product_name"])
     not_held = as_float(frame["companion_products_not_held"], "companion_products_not_held")
     has_cross = companion.notna() & not_held.ne(0.0) & not_held.notna()
     top_tier = as_float(frame["is_top_tier"], "is_top_tier").fillna(0.0).ne(0.0)
-    seats = as_float(frame["seat_utilization_30d"], "seat_utilization_30d")
+    utilization = as_float(frame["per_unit_limit_utilization"], "per_unit_limit_utilization")
     plan = _text(frame["next_tier_plan_name"])
-    threshold = params.offers.seat_utilization_threshold
-    more_seats = top_tier | seats.ge(threshold).fillna(False) | plan.isna()
+    threshold = params.offers.unit_utilization_threshold
+    more_seats = top_tier | utilization.ge(threshold).fillna(False) | plan.isna()
     return has_cross, more_seats
 
 
 def _tier_prices(frame: pd.DataFrame) -> dict[int, float]:
-    seats = as_float(frame["seats_purchased"], "seats_purchased")
+    seats = as_float(frame["core_quantity"], "core_quantity")
     mrr = as_float(frame["mrr_usd"], "mrr_usd")
     core_only = as_float(frame["products_held"], "products_held").eq(1.0)
     tier = as_float(frame["core_tier_rank"], "core_tier_rank")
@@ -138,8 +141,9 @@ def _tier_prices(frame: pd.DataFrame) -> dict[int, float]:
 
 
 def seat_price(frame: pd.DataFrame, values: OfferValues) -> pd.Series:
-    """Each account's MRR per core seat (own price if core only, else its tier's median)."""
-    seats = as_float(frame["seats_purchased"], "seats_purchased")
+    """Each account's MRR per unit of its core plan (own price if core only, else its tier's
+    median)."""
+    seats = as_float(frame["core_quantity"], "core_quantity")
     mrr = as_float(frame["mrr_usd"], "mrr_usd")
     own = mrr / seats.where(seats > 0)
     core_only = as_float(frame["products_held"], "products_held").eq(1.0)
@@ -161,7 +165,7 @@ def fit_offer_values(frame: pd.DataFrame, params: Params) -> OfferValues:
     core_only = as_float(frame["products_held"], "products_held").eq(1.0)
     n_rows: dict[str, int] = {"seat_price": int(core_only.sum())}
 
-    seats = as_float(frame["seats_purchased"], "seats_purchased")
+    seats = as_float(frame["core_quantity"], "core_quantity")
     base = seat_price(frame, values) * seats
     seat_rows = upsell & ~cross & more_seats & (base > 0) & gain.gt(0)
     growth = (gain[seat_rows] / base[seat_rows]).clip(0.0, params.expected_mrr.max_ratio)
@@ -198,7 +202,7 @@ def next_best_offers(
 ) -> pd.DataFrame:
     """Per account: offer_type, next_best_offer (text), offer_mrr_usd, expected_expansion_mrr_usd.
 
-    The upsell candidate is more seats or the next tier (rule in the module docstring); the
+    The upsell candidate is more units of the core plan or the next tier (rule in the module docstring); the
     cross-sell candidate exists when a usual companion is not held. With
     `offers.choose_by: expected_mrr` the candidate with the larger expected MRR wins (a
     candidate without a value loses to one with a value; neither: by probability), with
@@ -211,7 +215,7 @@ def next_best_offers(
     has_cross, more_seats = _candidates(frame, params)
     companion = _text(frame["top_companion_product_name"])
     plan = _text(frame["next_tier_plan_name"])
-    seats = as_float(frame["seats_purchased"], "seats_purchased")
+    seats = as_float(frame["core_quantity"], "core_quantity")
     mrr = as_float(frame["mrr_usd"], "mrr_usd")
     p_up = probs["p_upsell"].astype("float64")
     p_cross = probs["p_cross_sell"].astype("float64")
@@ -230,7 +234,7 @@ def next_best_offers(
         here = _per_value(tier, lambda t: values.seat_price_by_tier.get(int(t))).astype("float64")
         up = _per_value(tier, lambda t: values.seat_price_by_tier.get(int(t) + 1)).astype("float64")
         tier_value = seats * (up - here).clip(lower=0.0) * (price / here)
-        # No price known for the next tier: offer seats instead.
+        # No price known for the next tier: offer more units instead.
         more_seats = more_seats | tier_value.isna()
         up_value = seat_value.where(more_seats, tier_value)
         segment = _text(frame["segment"])

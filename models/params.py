@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from models.business import Business
 from models.derived import DERIVED_FEATURES
+from models.phrasebook import DEFAULT_LOCALE, ReasonTemplate, load_phrasebook
+from models.usage_features import usage_reasons
 
 DEFAULT_PARAMS_PATH = Path(__file__).with_name("params.yaml")
 
@@ -152,12 +155,13 @@ class ExpectedMrr(_Strict):
 
 
 class Offers(_Strict):
-    seat_utilization_threshold: float = Field(default=0.85, ge=0)
+    # per_unit_limit_utilization at or above: more units of the core plan before a higher tier
+    unit_utilization_threshold: float = Field(default=0.85, ge=0)
     choose_by: Literal["expected_mrr", "probability"] = "expected_mrr"
     cross_sell: str = "cross-sell: {product}"
     upsell_tier: str = "upsell: {plan}"
     upsell_seats: str = "upsell: +{seats} seats"
-    upsell_seats_unknown: str = "upsell: more seats"  # when no seat count can be estimated
+    upsell_seats_unknown: str = "upsell: more seats"  # when no unit count can be estimated
 
 
 class TouchTier(_Strict):
@@ -194,16 +198,6 @@ class Condition(_Strict):
 class SuppressionRule(_Strict):
     reason: str
     when: list[Condition] = Field(min_length=1)
-
-
-class ReasonTemplate(_Strict):
-    """How one feature reads as a reason (see the `reasons:` comment in params.yaml)."""
-
-    group: str = Field(pattern=r"^[a-z][a-z0-9_]*$")  # concept: at most one reason per group
-    text: str
-    when_zero: str | None = None
-    when_missing: str | None = None
-    actionable: bool = True  # false: counts towards its group, never shown as a reason
 
 
 class DeclaredFeature(_Strict):
@@ -257,6 +251,8 @@ class Params(_Strict):
                 f"features.derived {unknown} are not defined in models/derived.py "
                 f"(known: {sorted(DERIVED_FEATURES)})"
             )
+        for locale in sorted({t.locale for t in self.reasons.values()}):
+            load_phrasebook(locale)  # a ValueError naming the missing phrase table
         numeric = set(self.features.numeric_all)
         bad = sorted(set(self.lightgbm.monotone_constraints) - numeric)
         if bad:
@@ -277,6 +273,24 @@ class Params(_Strict):
             if name not in listed:
                 data["features"][feature.kind].append(name)
             data["reasons"].setdefault(name, feature.reason.model_dump(mode="json"))
+        return Params.model_validate(data)
+
+    def with_usage_features(
+        self, business: Business, columns: Iterable[str], locale: str = DEFAULT_LOCALE
+    ) -> Params:
+        """These params plus the usage features among `columns` (`<declared metric>__<stat>`,
+        models/usage_features.py) as numeric features, appended in the order given, with their
+        reasons phrased in `locale`. A feature listed here already keeps its entry and its
+        reason phrase (as `with_declared_features` does)."""
+        reasons = usage_reasons(business, columns, locale)
+        if not reasons:
+            return self
+        data = self.model_dump(mode="json")
+        listed = set(self.features.all)
+        for name, reason in reasons.items():
+            if name not in listed:
+                data["features"]["numeric"].append(name)
+            data["reasons"].setdefault(name, reason.model_dump(mode="json"))
         return Params.model_validate(data)
 
     @property

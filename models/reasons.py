@@ -25,23 +25,23 @@ import numpy as np
 import pandas as pd
 
 from models.arrays import FloatArray
-from models.params import ReasonTemplate
+from models.phrasebook import DEFAULT_LOCALE, ReasonTemplate, load_phrasebook
 from models.train import TrainedModel
 
 _FORMATTER = string.Formatter()
 
 
 class _Unknown:
-    """Stands in for a missing snapshot value inside a phrase."""
+    """Stands in for a missing snapshot value inside a phrase (the locale's word for it)."""
+
+    def __init__(self, word: str) -> None:
+        self.word = word
 
     def __format__(self, spec: str) -> str:
-        return "unknown"
+        return self.word
 
     def __str__(self) -> str:
-        return "unknown"
-
-
-UNKNOWN = _Unknown()
+        return self.word
 
 
 def _is_missing(value: Any) -> bool:
@@ -54,29 +54,41 @@ def _num(v: float) -> str:
     return f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.3g}"
 
 
-_VALUE_FIELDS: dict[str, Callable[[float], Any]] = {
-    "value": lambda v: v,
-    "pct": lambda v: f"{v:.0%}",
-    "abs_pct": lambda v: f"{abs(v):.0%}",
-    "up_down": lambda v: "up" if v > 0 else "down" if v < 0 else "flat",
-    "int": lambda v: f"{v:,.0f}",
-    "num": _num,
-    "money": lambda v: f"-${-v:,.0f}" if v < 0 else f"${v:,.0f}",
-    "abs_money": lambda v: f"${abs(v):,.0f}",
-    "s": lambda v: "" if abs(v) == 1 else "s",
-}
+@functools.cache
+def _value_fields(locale: str) -> dict[str, Callable[[float], Any]]:
+    """The value fields (models.phrasebook.VALUE_FIELDS) of templates in `locale`: numbers are formatted alike
+    in every locale, words ({up_down}, {s}) come from its phrase table."""
+    words = load_phrasebook(locale).values
+    fields: dict[str, Callable[[float], Any]] = {
+        "value": lambda v: v,
+        "pct": lambda v: f"{v:.0%}",
+        "abs_pct": lambda v: f"{abs(v):.0%}",
+        "up_down": lambda v: words.up if v > 0 else words.down if v < 0 else words.flat,
+        "int": lambda v: f"{v:,.0f}",
+        "num": _num,
+        "money": lambda v: f"-${-v:,.0f}" if v < 0 else f"${v:,.0f}",
+        "abs_money": lambda v: f"${abs(v):,.0f}",
+        "s": lambda v: "" if abs(v) == 1 else words.plural,
+    }
+    return fields
 
 
-def value_context(value: Any, names: Iterable[str] | None = None) -> dict[str, Any]:
-    """Formatting fields for one feature value (see the `reasons:` comment in params.yaml).
+@functools.cache
+def _unknown(locale: str) -> _Unknown:
+    return _Unknown(load_phrasebook(locale).values.unknown)
 
-    `names` limits the result to those fields (default: all).
-    """
+
+def value_context(
+    value: Any, names: Iterable[str] | None = None, locale: str = DEFAULT_LOCALE
+) -> dict[str, Any]:
+    """Formatting fields for one feature value (see the `reasons:` comment in params.yaml),
+    with the words of `locale`. `names` limits the result to those fields (default: all)."""
     if isinstance(value, str):
         return {"value": value}
     v = float(value)
-    wanted = _VALUE_FIELDS if names is None else [n for n in names if n in _VALUE_FIELDS]
-    return {name: _VALUE_FIELDS[name](v) for name in wanted}
+    fields = _value_fields(locale)
+    wanted = fields if names is None else [n for n in names if n in fields]
+    return {name: fields[name](v) for name in wanted}
 
 
 @functools.cache
@@ -89,25 +101,28 @@ def field_names(text: str) -> tuple[str, ...]:
 def phrase(template: ReasonTemplate, value: Any, row: Mapping[Any, Any]) -> str | None:
     """The phrase for a feature value, or None when the template has none for it.
 
-    `row` holds the account's snapshot columns (usable as {column} in the template).
+    `row` holds the account's snapshot columns (usable as {column} in the template). Words
+    such as {up_down} are in the template's `locale`.
     """
+    locale = template.locale
     if _is_missing(value):
         text, value_fields = template.when_missing, {}
     elif not isinstance(value, str) and float(value) == 0.0:
         text = template.when_zero
-        value_fields = value_context(value, field_names(text)) if text is not None else {}
+        value_fields = value_context(value, field_names(text), locale) if text is not None else {}
     else:
         text = template.text
-        value_fields = value_context(value, field_names(text))
+        value_fields = value_context(value, field_names(text), locale)
     if text is None:
         return None
+    unknown = _unknown(locale)
     context: dict[str, Any] = {}
     for name in field_names(text):
         if name in value_fields:
             context[name] = value_fields[name]
         else:
-            found = row.get(name, UNKNOWN)
-            context[name] = UNKNOWN if _is_missing(found) else found
+            found = row.get(name, unknown)
+            context[name] = unknown if _is_missing(found) else found
     return text.format_map(context)
 
 

@@ -394,7 +394,7 @@ def render_report(
     """The model report as one self-contained HTML page (no network access needed to view it).
 
     `model`: a TrainedModel (as the registry loads it, for version, code version and
-    fingerprint). `snapshots`: marts.account_snapshots rows at least for the scored date
+    fingerprint). `snapshots`: marts.account_features rows at least for the scored date
     (context for the top accounts and the scored-data fingerprint). `scores`: the output of
     `models.score.score_accounts` (optionally with account_name / owner_name merged in).
     `oracle`: the demo generator's expansion_oracle.parquet, to compare with the best

@@ -29,7 +29,7 @@ from models.booster import (
     refit_local,
 )
 from models.calibration import Calibrator
-from models.features import Categories, as_float, label_array, training_frame
+from models.features import TABLE, Categories, as_float, label_array, training_frame
 from models.offers import OfferValues, fit_offer_values
 from models.params import Params
 from models.splits import final_split, split_matrices
@@ -111,7 +111,7 @@ def expansion_mrr_ratio(frame: pd.DataFrame, params: Params) -> float:
     label = params.targets["expansion"]
     for col in ("mrr_usd", "expansion_mrr_usd_next", label):
         if col not in frame.columns:
-            raise ValueError(f"marts.account_snapshots is missing {col} (needed for expected MRR)")
+            raise ValueError(f"{TABLE} is missing {col} (needed for expected MRR)")
     positive = frame[label].astype(bool)
     mrr = as_float(frame["mrr_usd"], "mrr_usd")
     gain = as_float(frame["expansion_mrr_usd_next"], "expansion_mrr_usd_next")
@@ -130,7 +130,7 @@ def train_model(
 ) -> TrainedModel:
     """Backtest (unless `backtest=False`), then fit the final per-target models.
 
-    `snapshots` is `marts.account_snapshots` (any row order; only active rows with complete
+    `snapshots` is `marts.account_features` (any row order; only active rows with complete
     labels are used). Same input and params give identical predictions (with the local
     refit). With `lightgbm.refit`, the final boosters learn from every complete row, fitted by
     `refit_booster` (default: in this process; the backtest always refits locally).

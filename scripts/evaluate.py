@@ -31,7 +31,7 @@ from flows.registry import champion_version, load_model
 from flows.settings import get_settings
 from flows.warehouse import Warehouse
 from models.backtest import run_backtest
-from models.evaluate import acceptance_failures, backtest_table
+from models.evaluate import acceptance_failures, backtest_table, binary_metrics, oracle_on_rows
 from models.features import training_frame
 from models.params import load_params
 from models.train import TrainedModel
@@ -83,7 +83,7 @@ def _predictions(model: TrainedModel, warehouse: Path) -> pd.DataFrame:
         raise NothingToEvaluate(f"no warehouse at {warehouse} to re-run the backtest")
     print(f"model {model.version} kept no backtest predictions: re-running its backtest")
     snapshots = Warehouse(warehouse).read_frame(
-        "select * from marts.account_snapshots where snapshot_date <= ?", [latest]
+        "select * from marts.account_features where snapshot_date <= ?", [latest]
     )
     _, predictions = run_backtest(training_frame(snapshots, model.params), model.params)
     return predictions
@@ -102,6 +102,31 @@ def _check_rows(table: pd.DataFrame, model: TrainedModel) -> list[str]:
                 f"{stored['roc_auc']:.4f}"
             )
     return notes
+
+
+def pooled(
+    predictions: pd.DataFrame, target: str, oracle: pd.DataFrame, baseline: str
+) -> dict[str, float]:
+    """ROC AUC of the model, the baseline and the oracle on every backtest row of `target`,
+    all cut-offs together (more rows than one cut-off, so less noise)."""
+    rows = predictions.loc[predictions["target"] == target]
+    mine = rows.loc[rows["model"] == "lightgbm"]
+    base = rows.loc[rows["model"] == baseline]
+    auc = binary_metrics(mine["y"], mine["p"])["roc_auc"]
+    p_oracle = oracle_on_rows(mine, oracle, "p_expansion_90d").to_numpy()
+    oracle_auc = binary_metrics(mine["y"].to_numpy(), p_oracle)["roc_auc"]
+    base_auc = (
+        binary_metrics(base["y"], base["p"], is_probability=False)["roc_auc"]
+        if not base.empty
+        else math.nan
+    )
+    return {
+        "pooled_n": float(len(mine)),
+        "pooled_auc": auc,
+        "pooled_oracle_auc": oracle_auc,
+        "pooled_auc_ratio": auc / oracle_auc if oracle_auc > 0 else math.nan,
+        "pooled_baseline_auc": base_auc,
+    }
 
 
 def format_table(table: pd.DataFrame) -> str:
@@ -156,6 +181,12 @@ def evaluate(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
     print(format_table(table))
     for note in _check_rows(table, model):
         print(f"warning: {note}")
+    together = pooled(predictions, target, oracle, baseline)
+    print(
+        f"pooled over the {len(table)} cut-offs ({together['pooled_n']:.0f} rows): ROC AUC "
+        f"{together['pooled_auc']:.4f}, oracle {together['pooled_oracle_auc']:.4f} (ratio "
+        f"{together['pooled_auc_ratio']:.3f}), {baseline} {together['pooled_baseline_auc']:.4f}"
+    )
     latest = table.iloc[-1]
     failures = acceptance_failures(
         latest,
@@ -177,6 +208,7 @@ def evaluate(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
         "target": target,
         "cutoff": latest["cutoff"],
         **{k: _json_value(latest[k]) for k in table.columns if k != "cutoff"},
+        **{k: _json_value(v) for k, v in together.items()},
         "passed": not failures,
         "failures": failures,
     }

@@ -193,6 +193,8 @@ def _rules(column: Column) -> str:
         rules.append("ISO 4217 code")
     if column.references:
         rules.append(f"references `{column.references}`")
+    if column.first_of_month:
+        rules.append("the first day of a month")
     if column.values:
         rules.append("one of " + ", ".join(f"`{v}`" for v in column.values))
     if column.vocabulary:

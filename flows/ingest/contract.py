@@ -42,6 +42,7 @@ class Column:
     values: tuple[str, ...] = ()  # the only values allowed (exact), when not empty
     # the only values allowed are the names a business declares (VOCABULARIES), e.g. its metrics
     vocabulary: str | None = None
+    first_of_month: bool = False  # a DATE that must be the first day of a month
 
 
 @dataclass(frozen=True)
@@ -409,6 +410,34 @@ TABLES: tuple[Table, ...] = (
         ),
         optional=True,
         updated_at="updated_at",
+    ),
+    Table(
+        "billing",
+        "exchange_rates",
+        ("rate_month", "currency"),
+        (
+            _c(
+                "rate_month",
+                "DATE",
+                description="the month the rate holds for, as its first day",
+                first_of_month=True,
+            ),
+            _c("currency", "VARCHAR", is_currency=True),
+            _c(
+                "rate_to_usd",
+                "DOUBLE",
+                description="US dollars per one unit of `currency` in that month (USD is the "
+                "pivot: any reporting currency converts through it)",
+                min_value=1e-9,
+            ),
+        ),
+        optional=True,
+        description=(
+            "Monthly exchange rates. A subscription version's amount is converted at the rate "
+            "of the month it took effect (the booked rate, so MRR does not move with exchange "
+            "rates); a month or currency without a row uses the static rate of "
+            "dbt_project/seeds/fx_rates.csv. Absent: the static rates only."
+        ),
     ),
     # --- Product usage -----------------------------------------------------------------------
     Table(

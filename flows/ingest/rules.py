@@ -184,6 +184,14 @@ def row_checks(
                 f"{q} is not null and {decimals} > {scale}",
                 sql_str(f"has more than {scale} decimals, which {c.type} cannot hold"),
             )
+        if c.first_of_month:
+            add(
+                c,
+                f"{q} is not null and day({q}) <> 1",
+                sql_str(
+                    "is not the first day of a month (a monthly value is dated by its month's first day)"
+                ),
+            )
         if c.values:
             listed = ", ".join(c.values)
             add(

@@ -19,7 +19,7 @@ from flows.files import JsonFileCache, write_atomic
 from flows.modelling.distributed import score_frame
 from flows.registry import champion_version, load_model
 from flows.settings import Settings
-from flows.transform.manifest import model_params
+from flows.transform.manifest import FEATURES_TABLE, model_params
 from flows.warehouse import Connection, Warehouse, replace_table, table_columns
 from models.alerts import CURRENT_COLUMNS, PREVIOUS_COLUMNS, alerts_on_change
 from models.report import render_report
@@ -69,7 +69,7 @@ def score_accounts(
         raise ModelQualityError(f"no champion model in {settings.registry}: train one first")
     model = load_model(settings.registry, version)
     snapshots = Warehouse.from_settings(settings).read_frame(
-        "select * from marts.account_snapshots where snapshot_date = ?", [as_of]
+        f"select * from {FEATURES_TABLE} where snapshot_date = ?", [as_of]
     )
     accounts = Warehouse.from_settings(settings).read_frame(
         "select account_id, account_name, owner_name, segment from marts.accounts",

@@ -32,7 +32,7 @@ from flows.registry import (
     save_model,
 )
 from flows.settings import Settings
-from flows.transform.manifest import model_params
+from flows.transform.manifest import FEATURES_TABLE, model_params
 from flows.warehouse import Warehouse, replace_table
 from models.fingerprint import data_fingerprint
 from models.params import Params
@@ -138,7 +138,7 @@ def train_model(settings: Settings, as_of: date, *, force: bool = False) -> Trai
     gone = features_gone(settings, champion) if champion else []
     if gone:
         log.warning(
-            "champion %s needs %s, no longer in marts.account_snapshots: training a replacement",
+            "champion %s needs %s, no longer in the marts: training a replacement",
             champion,
             ", ".join(gone),
         )
@@ -149,7 +149,7 @@ def train_model(settings: Settings, as_of: date, *, force: bool = False) -> Trai
         return out
 
     snapshots = Warehouse.from_settings(settings).read_frame(
-        "select * from marts.account_snapshots where snapshot_date <= ?",
+        f"select * from {FEATURES_TABLE} where snapshot_date <= ?",
         [as_of],
     )
     version, reused = _fit_or_reuse(settings, snapshots, params)
@@ -188,7 +188,7 @@ def train_model(settings: Settings, as_of: date, *, force: bool = False) -> Trai
                 f"no champion model, and the first trained model {version}"
                 if champion is None
                 else f"champion {champion} cannot score (needs {', '.join(gone)}, no longer in "
-                f"marts.account_snapshots), and its replacement {version}"
+                f"the marts), and its replacement {version}"
             )
             + f" does not pass the quality bars in {where}: {reason}"
         )
@@ -205,7 +205,7 @@ def train_as_of(settings: Settings, as_of: date) -> str:
     the backfill of a date reuses it (same inputs, same model).
     """
     snapshots = Warehouse.from_settings(settings).read_frame(
-        "select * from marts.account_snapshots where snapshot_date <= ?",
+        f"select * from {FEATURES_TABLE} where snapshot_date <= ?",
         [as_of],
     )
     version, _ = _fit_or_reuse(settings, snapshots, model_params(settings))

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from flows.registry import champion_version, read_metadata
 from flows.settings import Settings
+from flows.transform.manifest import FEATURES_TABLE
 from flows.warehouse import Warehouse, table_columns
 
 
 def features_gone(settings: Settings, version: str) -> list[str]:
-    """The features of model `version` that marts.account_snapshots no longer has."""
+    """The features of model `version` that the marts no longer have."""
 
     with Warehouse.from_settings(settings).connect(read_only=True) as con:
-        have = table_columns(con, "marts.account_snapshots")
+        have = table_columns(con, FEATURES_TABLE)
     return [f for f in read_metadata(settings.registry, version)["features"] if f not in have]
 
 

@@ -25,6 +25,7 @@ from flows.quality.results import GateResult, enforce_all, jsonable
 from flows.quality.suites import load_suite
 from flows.registry import champion_version, model_dir, read_metadata
 from flows.settings import Settings
+from flows.transform.manifest import FEATURES_TABLE
 from flows.warehouse import Warehouse
 from models.features import as_bool
 from models.psi import reference as drift_reference
@@ -51,7 +52,7 @@ def check_drift(settings: Settings, as_of: date, run_id: str | None = None) -> l
     gone = features_gone(settings, version)
     if gone:  # renamed or dropped in dbt: train_model replaces this champion
         log.warning(
-            "drift check skipped: champion %s needs %s, no longer in marts.account_snapshots",
+            "drift check skipped: champion %s needs %s, no longer in the marts",
             version,
             ", ".join(gone),
         )
@@ -61,7 +62,7 @@ def check_drift(settings: Settings, as_of: date, run_id: str | None = None) -> l
     window = meta.get("training_window", {})
     with Warehouse.from_settings(settings).connect(read_only=True) as con:
         cols = ", ".join(f'"{f}"' for f in [*numeric, *categorical]) or "1 as _row"
-        base = f"select {cols} from marts.account_snapshots where is_active"
+        base = f"select {cols} from {FEATURES_TABLE} where is_active"
         score = con.execute(base + " and snapshot_date = ?", [as_of]).df()
         specs = [(path, load_suite(path).get("meta", {}).get("psi", {})) for path in suites]
         references = {
@@ -71,7 +72,7 @@ def check_drift(settings: Settings, as_of: date, run_id: str | None = None) -> l
                 version,
                 _training_rows(
                     con.execute(
-                        f"select snapshot_date, {cols} from marts.account_snapshots "
+                        f"select snapshot_date, {cols} from {FEATURES_TABLE} "
                         "where is_active and is_label_complete"
                     ).df(),
                     window,

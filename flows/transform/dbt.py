@@ -46,10 +46,10 @@ def dbt_args(command: str | list[str], settings: Settings, as_of: date | None = 
         "--log-path",
         str(settings.home / "dbt" / "logs"),
     ]
+    variables: dict[str, object] = {"reporting_currency": settings.reporting_currency}
     if as_of is not None:
-        variables = {"as_of": as_of.isoformat(), "label_horizon_days": settings.label_horizon_days}
-        args += ["--vars", json.dumps(variables)]
-    return args
+        variables |= {"as_of": as_of.isoformat(), "label_horizon_days": settings.label_horizon_days}
+    return [*args, "--vars", json.dumps(variables)]
 
 
 @contextmanager

@@ -8,11 +8,16 @@ import logging
 from pathlib import Path
 
 from flows.settings import Settings
+from flows.warehouse import Warehouse, table_columns
+from models.business import load_business
 from models.params import DeclaredFeature, Params, load_params
 
 log = logging.getLogger(__name__)
 
 SNAPSHOT_MODEL = "account_snapshots"
+# What the model trains and scores on: account_snapshots plus one column per usage metric and
+# statistic (`<metric>__<stat>`), pivoted by dbt from the metrics the business declares.
+FEATURES_TABLE = "marts.account_features"
 
 
 def manifest_path(settings: Settings) -> Path:
@@ -66,10 +71,23 @@ def declared_features(manifest: Path, model: str = SNAPSHOT_MODEL) -> dict[str, 
     return declared
 
 
-def model_params(settings: Settings) -> Params:
-    """The params file (`params_path`, default models/params.yaml) plus the features declared
-    in the dbt project."""
+def feature_columns(settings: Settings) -> list[str]:
+    """The columns of FEATURES_TABLE in the warehouse (none before dbt first built it)."""
+    if not settings.warehouse.exists():
+        return []
+    with Warehouse.from_settings(settings).connect(read_only=True) as con:
+        return table_columns(con, FEATURES_TABLE)
 
-    return load_params(settings.params_path).with_declared_features(
-        declared_features(manifest_path(settings))
+
+def model_params(settings: Settings) -> Params:
+    """The params file (`params_path`, default models/params.yaml), plus the features declared
+    in the dbt project, plus the usage features of every metric the business declares
+    (`<metric>__<stat>` columns of FEATURES_TABLE) with reasons in the run's locale."""
+
+    return (
+        load_params(settings.params_path)
+        .with_declared_features(declared_features(manifest_path(settings)))
+        .with_usage_features(
+            load_business(settings.business_file), feature_columns(settings), settings.locale
+        )
     )

@@ -1,4 +1,5 @@
-"""Tiny synthetic `marts.account_snapshots` frames with a planted expansion signal."""
+"""Tiny synthetic `marts.account_features` frames with a planted expansion signal: the
+columns of marts.account_snapshots plus the usage features of a test business."""
 
 from __future__ import annotations
 
@@ -14,10 +15,54 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from models.business import Business, UsageMetric
 from models.params import Params, load_params
 from models.train import TrainedModel, train_model
 
 AS_OF = date(2026, 2, 15)
+
+# A business of its own (no demo metric): one metric per aggregation, three with a limit.
+BUSINESS = Business(
+    usage_metrics=[
+        UsageMetric(
+            name="widget_users",
+            label={"en": "widget users", "ja": "ウィジェット利用者"},
+            unit={"en": "users", "ja": "人"},
+            aggregation="distinct",
+            limit_period="day",
+        ),
+        UsageMetric(
+            name="widget_calls",
+            label="widget calls",
+            unit="calls",
+            aggregation="sum",
+            limit_period="month",
+        ),
+        UsageMetric(
+            name="widget_gb",
+            label="widget storage",
+            unit="GB",
+            aggregation="level",
+            limit_period="held",
+        ),
+        UsageMetric(name="widget_features", label="widget features", aggregation="distinct"),
+    ]
+)
+# The stats of a metric's feature family by aggregation (dbt: usage_feature_stats()).
+STATS = {
+    "sum": ["7d", "30d", "90d", "trend_28d", "active_days_30d", "days_since_use"],
+    "distinct": ["7d", "30d", "90d", "trend_28d", "days_since_use"],
+    "level": ["latest", "30d", "trend_28d"],
+}
+
+
+def usage_columns(business: Business = BUSINESS) -> list[str]:
+    """The usage feature columns marts.account_features has for `business`."""
+    return [
+        f"{m.name}__{stat}"
+        for m in business.usage_metrics
+        for stat in [*STATS[m.aggregation], *(["utilization"] if m.limit_period else [])]
+    ]
 
 
 def month_ends(n: int, last: str = "2025-12-31") -> list[date]:
@@ -27,28 +72,31 @@ def month_ends(n: int, last: str = "2025-12-31") -> list[date]:
 
 def planted_probabilities(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Planted P(upsell) and P(cross_sell) of each row."""
-    seats = frame["seat_utilization_30d"].to_numpy(dtype=float)
+    seats = frame["per_unit_limit_utilization"].to_numpy(dtype=float)
     promoter = frame["is_promoter_90d"].astype("boolean").fillna(False).to_numpy(dtype=float)
     renewal = frame["days_to_renewal"].astype("float64").to_numpy()
     companion = frame["companion_products_not_held"].astype("float64").to_numpy()
     z_up = -3.0 + 5.0 * (seats - 0.5) + 1.2 * promoter + 0.8 * (renewal < 60)
-    z_cross = -3.2 + 1.5 * (companion > 0) + 0.02 * frame["features_used_30d_avg"].to_numpy()
+    z_cross = -3.2 + 1.5 * (companion > 0) + 0.02 * frame["widget_features__30d"].to_numpy()
     return 1 / (1 + np.exp(-z_up)), 1 / (1 + np.exp(-z_cross))
 
 
 def synthetic_snapshots(
     n_accounts: int = 30, n_months: int = 18, seed: int = 0, as_of: date = AS_OF
 ) -> pd.DataFrame:
-    """Month-end snapshots plus an as_of snapshot for `n_accounts` accounts (all columns)."""
+    """Month-end snapshots plus an as_of snapshot for `n_accounts` accounts (all columns of
+    marts.account_features for BUSINESS)."""
     rng = np.random.default_rng(seed)
     dates = [*month_ends(n_months), as_of]
     rows = len(dates) * n_accounts
     account = np.tile([f"A{i:04d}" for i in range(n_accounts)], len(dates))
     snap = np.repeat(dates, n_accounts)
     segment = rng.choice(["smb", "mid_market", "enterprise"], rows, p=[0.6, 0.3, 0.1])
-    seats_purchased = rng.integers(5, 200, rows)
+    quantity = rng.integers(5, 200, rows)
     seats = np.clip(rng.beta(4, 3, rows) * 1.1, 0, 1.2)
-    mrr = np.round(seats_purchased * rng.uniform(20, 60, rows), 2)
+    mrr = np.round(quantity * rng.uniform(20, 60, rows), 2)
+    renewal = rng.integers(0, 365, rows)
+    term = rng.choice([1, 12, 24], rows, p=[0.3, 0.6, 0.1])
     nps = rng.integers(0, 11, rows).astype(float)
     has_nps = rng.random(rows) < 0.6
     nps[~has_nps] = np.nan
@@ -74,19 +122,14 @@ def synthetic_snapshots(
             "top_companion_product_name": np.where(companion > 0, "Analytics", None),
             "core_tier_rank": rng.integers(1, 4, rows),
             "is_top_tier": rng.random(rows) < 0.2,
-            "seats_purchased": seats_purchased,
-            "active_users_7d_avg": seats * seats_purchased * rng.uniform(0.9, 1.1, rows),
-            "active_users_30d_avg": seats * seats_purchased,
-            "active_users_90d_avg": seats * seats_purchased * rng.uniform(0.8, 1.0, rows),
-            "active_users_trend_28d": rng.normal(0.02, 0.1, rows),
-            "seat_utilization_7d": np.clip(seats + rng.normal(0, 0.03, rows), 0, None),
-            "seat_utilization_30d": seats,
-            "api_calls_30d": rng.integers(0, 100000, rows).astype(float),
-            "api_calls_utilization": rng.uniform(0, 1, rows),
-            "storage_gb_latest": rng.uniform(1, 500, rows),
-            "storage_utilization": rng.uniform(0, 1, rows),
-            "features_used_30d_avg": rng.uniform(1, 40, rows),
-            "days_to_renewal": rng.integers(0, 365, rows),
+            "core_quantity": quantity,
+            "core_term_months": term,
+            "core_billing_period_months": np.where(term == 1, 1, rng.choice([1, 12], rows)),
+            "is_monthly_term": term == 1,
+            "core_pricing_model": rng.choice(["per_seat", "flat"], rows, p=[0.8, 0.2]),
+            "per_unit_limit_utilization": seats,
+            "days_to_renewal": renewal,
+            "months_to_renewal": renewal // 30,
             "tickets_open": rng.integers(0, 4, rows),
             "urgent_tickets_open": (rng.random(rows) < 0.05).astype(int),
             "tickets_90d": rng.integers(0, 10, rows),
@@ -111,6 +154,42 @@ def synthetic_snapshots(
             "next_tier_plan_name": rng.choice(["Growth", "Scale", None], rows),
         }
     )
+    calls_30d = rng.integers(0, 100000, rows).astype(float)
+    features_30d = rng.uniform(1, 40, rows)
+    storage = rng.uniform(1, 500, rows)
+    usage = {
+        "widget_users__7d": seats * quantity * rng.uniform(0.9, 1.1, rows),
+        "widget_users__30d": seats * quantity,
+        "widget_users__90d": seats * quantity * rng.uniform(0.8, 1.0, rows),
+        "widget_users__trend_28d": rng.normal(0.02, 0.1, rows),
+        "widget_users__days_since_use": rng.integers(0, 3, rows).astype(float),
+        "widget_users__utilization": np.clip(seats + rng.normal(0, 0.03, rows), 0, None),
+        "widget_calls__7d": calls_30d * rng.uniform(0.2, 0.3, rows),
+        "widget_calls__30d": calls_30d,
+        "widget_calls__90d": calls_30d * rng.uniform(2.5, 3.5, rows),
+        "widget_calls__trend_28d": rng.normal(0.0, 0.2, rows),
+        "widget_calls__active_days_30d": rng.integers(0, 31, rows).astype(float),
+        "widget_calls__days_since_use": np.where(
+            calls_30d > 5000, rng.integers(0, 10, rows), np.nan
+        ),
+        "widget_calls__utilization": rng.uniform(0, 1, rows),
+        "widget_gb__latest": storage,
+        "widget_gb__30d": storage * rng.uniform(0.9, 1.0, rows),
+        "widget_gb__trend_28d": rng.normal(0.01, 0.05, rows),
+        "widget_gb__utilization": rng.uniform(0, 1, rows),
+        "widget_features__7d": features_30d * rng.uniform(0.9, 1.1, rows),
+        "widget_features__30d": features_30d,
+        "widget_features__90d": features_30d * rng.uniform(0.9, 1.1, rows),
+        "widget_features__trend_28d": rng.normal(0.0, 0.1, rows),
+        "widget_features__days_since_use": rng.integers(0, 5, rows).astype(float),
+    }
+    assert list(usage) == usage_columns()
+    frame = pd.concat([frame, pd.DataFrame(usage, index=frame.index)], axis=1)
+    limited = frame[[f"{m}__utilization" for m in BUSINESS.limited_metric_names]]
+    frame["max_limit_utilization"] = limited.max(axis=1)
+    frame["binding_limit_metric"] = [
+        c.removesuffix("__utilization") for c in limited.idxmax(axis=1)
+    ]
     p_up, p_cross = planted_probabilities(frame)
     upsell = rng.random(rows) < p_up
     cross = rng.random(rows) < p_cross
@@ -148,8 +227,14 @@ def fast_params(params: Params) -> Params:
 
 
 @pytest.fixture(scope="session")
+def business() -> Business:
+    return BUSINESS
+
+
+@pytest.fixture(scope="session")
 def params() -> Params:
-    return fast_params(load_params())
+    """params.yaml with the test business's usage features, small-data settings."""
+    return fast_params(load_params().with_usage_features(BUSINESS, usage_columns()))
 
 
 @pytest.fixture(scope="session")

@@ -22,9 +22,14 @@ def _rows(snapshots: pd.DataFrame, n: int = 5) -> pd.DataFrame:
 
 
 def test_missing_feature_columns_are_named(snapshots: pd.DataFrame, params: Params) -> None:
-    frame = _rows(snapshots).drop(columns=["seat_utilization_30d", "segment"])
-    with pytest.raises(ValueError, match="seat_utilization_30d, segment"):
+    frame = _rows(snapshots).drop(columns=["per_unit_limit_utilization", "segment"])
+    with pytest.raises(
+        ValueError, match=r"marts\.account_features .*per_unit_limit_utilization, segment"
+    ):
         prepare_features(frame, params)
+    usage = _rows(snapshots).drop(columns=["widget_gb__latest"])
+    with pytest.raises(ValueError, match="widget_gb__latest"):
+        prepare_features(usage, params)
 
 
 def test_columns_order_dtypes_and_index(snapshots: pd.DataFrame, params: Params) -> None:
@@ -154,8 +159,6 @@ def test_derived_features_are_row_wise_and_documented(
         # row-wise: the value of a row does not depend on the other rows
         alone = derived_feature(frame.iloc[[2]], name)
         assert np.array_equal(alone.to_numpy(), X[name].iloc[[2]].to_numpy(), equal_nan=True)
-    seats = frame["seat_utilization_7d"].combine(frame["seat_utilization_30d"], max)
-    assert np.allclose(X["seat_utilization_max"], seats)
-    assert np.allclose(X["mrr_per_seat"], frame["mrr_usd"] / frame["seats_purchased"])
-    zero = frame.assign(active_users_90d_avg=0.0)
-    assert derived_feature(zero, "users_growth_90d").isna().all()  # no division by zero
+    assert np.allclose(X["mrr_per_unit"], frame["mrr_usd"] / frame["core_quantity"])
+    zero = frame.assign(core_quantity=0)
+    assert derived_feature(zero, "mrr_per_unit").isna().all()  # no division by zero

@@ -19,7 +19,7 @@ def _rows() -> pd.DataFrame:
         {
             "account_id": [f"A{i}" for i in range(n)],
             "segment": ["smb"] * 4 + ["enterprise"] * 4,
-            "seats_purchased": [10, 10, 20, 20, 100, 100, 100, 100],
+            "core_quantity": [10, 10, 20, 20, 100, 100, 100, 100],
             "mrr_usd": [250.0, 500.0, 500.0, 1000.0, 2500.0, 5000.0, 9000.0, 9000.0],
             "products_held": [1, 1, 1, 1, 1, 1, 2, 2],
             "core_tier_rank": [1, 2, 1, 2, 1, 2, 2, 2],
@@ -27,7 +27,7 @@ def _rows() -> pd.DataFrame:
             "companion_products_not_held": [0, 0, 0, 0, 0, 0, 1, 1],
             "is_top_tier": [False] * n,
             "next_tier_plan_name": ["Growth", "Scale", "Growth", "Scale"] * 2,
-            "seat_utilization_30d": [0.9, 0.9, 0.9, 0.5, 0.9, 0.9, 0.5, 0.5],
+            "per_unit_limit_utilization": [0.9, 0.9, 0.9, 0.5, 0.9, 0.9, 0.5, 0.5],
             "label_expansion": [True, True, True, False, True, False, True, True],
             "label_upsell": [True, True, True, False, True, False, False, False],
             "label_cross_sell": [False, False, False, False, False, False, True, True],

@@ -15,7 +15,8 @@ import yaml
 from models.params import DEFAULT_PARAMS_PATH, Params, load_params
 from models.reasons import phrase
 
-BOOLEAN_FEATURES = {"is_top_tier", "is_promoter_90d", "is_detractor_90d"}
+BOOLEAN_FEATURES = {"is_top_tier", "is_promoter_90d", "is_detractor_90d", "is_monthly_term"}
+PROJECT = Path(__file__).resolve().parents[2]
 
 
 def _raw() -> dict:
@@ -45,19 +46,22 @@ def test_every_feature_has_a_reason_phrase() -> None:
 
 def test_reason_groups_and_actionability() -> None:
     reasons = load_params().reasons
-    seats = {f for f, t in reasons.items() if t.group == "seat_utilization"}
-    assert {"seat_utilization_7d", "seat_utilization_30d", "active_users_7d_avg"} <= seats
+    limits = {f for f, t in reasons.items() if t.group == "plan_limits"}
+    assert {"max_limit_utilization", "per_unit_limit_utilization", "core_quantity"} <= limits
+    assert {reasons[f].group for f in ("is_monthly_term", "core_term_months")} == {"term"}
+    assert reasons["months_to_renewal"].group == reasons["days_to_renewal"].group
     nps = {"nps_latest", "nps_previous", "days_since_nps", "is_promoter_90d", "is_detractor_90d"}
     assert {reasons[f].group for f in nps} == {"nps"}
     hidden = {"industry", "country", "billing_currency", "segment", "days_since_nps"}
-    hidden |= {"tenure_days", "nps_previous"}
+    hidden |= {"tenure_days", "nps_previous", "core_quantity", "core_billing_period_months"}
+    hidden |= {"core_pricing_model", "binding_limit_metric"}
     assert not any(reasons[f].actionable for f in hidden)
     for group in {t.group for t in reasons.values()} - {"firmographics", "tenure"}:
         assert any(t.actionable for t in reasons.values() if t.group == group), group
 
 
-def test_every_phrase_formats_for_any_value(snapshots: pd.DataFrame) -> None:
-    params = load_params()
+def test_every_phrase_formats_for_any_value(snapshots: pd.DataFrame, params: Params) -> None:
+    """params.yaml's features and the test business's usage features."""
     row = snapshots.iloc[0].to_dict()
     for feature in params.features.all:
         template = params.reasons[feature]
@@ -72,6 +76,21 @@ def test_every_phrase_formats_for_any_value(snapshots: pd.DataFrame) -> None:
             assert fields, f"reason for {feature} should show the value: {template.text!r}"
 
 
+def test_no_usage_metric_is_named_in_the_model_code() -> None:
+    """Usage features come from the declaration (config/business.yml), so neither params.yaml
+    nor any file under models/ names a declared metric, and no listed feature is one."""
+    from models.business import load_business
+
+    business = load_business(PROJECT / "config" / "business.yml")
+    assert not [f for f in load_params().features.all if "__" in f]
+    files = [p for p in (PROJECT / "models").rglob("*") if p.suffix in {".py", ".yaml", ".html"}]
+    assert DEFAULT_PARAMS_PATH in files
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        named = [m for m in business.metric_names if re.search(rf"\b{m}\b", text)]
+        assert not named, f"{path.relative_to(PROJECT)} names usage metric(s) {named}"
+
+
 def test_label_as_feature_is_rejected() -> None:
     raw = _raw()
     raw["features"]["numeric"].append("label_upsell")
@@ -82,18 +101,18 @@ def test_label_as_feature_is_rejected() -> None:
 
 def test_feature_without_phrase_is_rejected() -> None:
     raw = _raw()
-    del raw["reasons"]["seat_utilization_30d"]
-    with pytest.raises(ValueError, match="seat_utilization_30d"):
+    del raw["reasons"]["per_unit_limit_utilization"]
+    with pytest.raises(ValueError, match="per_unit_limit_utilization"):
         Params.model_validate(raw)
 
 
 def test_reason_without_group_is_rejected() -> None:
     raw = _raw()
-    del raw["reasons"]["storage_utilization"]["group"]
-    with pytest.raises(ValueError, match=r"(?s)storage_utilization.*group"):
+    del raw["reasons"]["max_limit_utilization"]["group"]
+    with pytest.raises(ValueError, match=r"(?s)max_limit_utilization.*group"):
         Params.model_validate(raw)
-    raw["reasons"]["storage_utilization"]["group"] = "Storage limit"
-    with pytest.raises(ValueError, match=r"(?s)storage_utilization.*group"):
+    raw["reasons"]["max_limit_utilization"]["group"] = "Plan limit"
+    with pytest.raises(ValueError, match=r"(?s)max_limit_utilization.*group"):
         Params.model_validate(raw)
 
 
@@ -115,13 +134,13 @@ def test_derived_and_monotone_features_are_validated() -> None:
     raw["lightgbm"]["monotone_constraints"] = {"segment": 1}
     with pytest.raises(ValueError, match="monotone_constraints"):
         Params.model_validate(raw)
-    raw["lightgbm"]["monotone_constraints"] = {"seat_utilization_30d": 2}
-    with pytest.raises(ValueError, match="seat_utilization_30d"):
+    raw["lightgbm"]["monotone_constraints"] = {"per_unit_limit_utilization": 2}
+    with pytest.raises(ValueError, match="per_unit_limit_utilization"):
         Params.model_validate(raw)
-    raw["lightgbm"]["monotone_constraints"] = {"seat_utilization_30d": 1}
+    raw["lightgbm"]["monotone_constraints"] = {"per_unit_limit_utilization": 1}
     params = Params.model_validate(raw)
     vector = params.lightgbm.monotone_vector(params.features.all)
-    assert vector[params.features.all.index("seat_utilization_30d")] == 1
+    assert vector[params.features.all.index("per_unit_limit_utilization")] == 1
     assert sum(map(abs, vector)) == 1
 
 
@@ -152,7 +171,7 @@ def test_small_project_trees_split() -> None:
     X = pd.DataFrame({c: rng.normal(size=500) for c in params.features.numeric})
     for c in params.features.categorical:
         X[c] = pd.Categorical(["a"] * len(X))
-    signal = X["seat_utilization_30d"].to_numpy()
+    signal = X["per_unit_limit_utilization"].to_numpy()
     y = (signal + rng.normal(scale=0.5, size=len(X)) > 1.3).astype(np.int64)
     booster, _ = fit_booster(X[:300], y[:300], X[300:], y[300:], params)
     assert booster.num_trees() > 0

@@ -19,10 +19,19 @@ def _phrase(params: Params, feature: str, value: object, **row: object) -> str |
 
 
 def test_phrases_show_the_value(params: Params) -> None:
-    assert _phrase(params, "seat_utilization_30d", 0.92) == "seats at 92% of plan"
+    assert (
+        _phrase(params, "per_unit_limit_utilization", 0.92)
+        == "at 92% of a plan limit that grows with the units bought"
+    )
+    assert _phrase(params, "max_limit_utilization", 1.3) == "closest plan limit at 130%"
     assert _phrase(params, "days_to_renewal", 41.0) == "renewal in 41 days"
-    assert _phrase(params, "storage_utilization", 0.88) == "storage at 88% of plan limit"
-    assert _phrase(params, "active_users_trend_28d", 0.23) == "active users up 23% over 4 weeks"
+    assert _phrase(params, "months_to_renewal", 1.0) == "renewal in 1 month"
+    assert _phrase(params, "months_to_renewal", 0.0) == "renewal this month"
+    assert _phrase(params, "is_monthly_term", 1.0) == "on a monthly term"
+    assert _phrase(params, "is_monthly_term", 0.0) is None
+    assert _phrase(params, "core_term_months", 12.0) == "on a 12-month term"
+    assert _phrase(params, "widget_gb__utilization", 0.88) == "widget storage at 88% of plan limit"
+    assert _phrase(params, "widget_users__trend_28d", 0.23) == "widget users up 23% over 4 weeks"
     assert (
         _phrase(params, "is_promoter_90d", 1.0, nps_latest=10.0)
         == "NPS promoter (10) in the last 90 days"
@@ -92,8 +101,10 @@ def test_top_reasons_phrase_contains_value(trained: TrainedModel, snapshots: pd.
     reasons = top_reasons(trained, X, frame, n=3)
     hits = 0
     for idx, row in reasons.iterrows():
-        if row["reason_codes"] and "seat_utilization_30d" in row["reason_codes"].split(","):
-            expected = f"seats at {X.loc[idx, 'seat_utilization_30d']:.0%} of plan"
+        codes = row["reason_codes"].split(",") if row["reason_codes"] else []
+        if "per_unit_limit_utilization" in codes:
+            value = X.loc[idx, "per_unit_limit_utilization"]
+            expected = f"at {value:.0%} of a plan limit that grows with the units bought"
             assert expected in row[["reason_1", "reason_2", "reason_3"]].tolist()
             hits += 1
     assert hits > 0  # the planted signal shows up as a reason
@@ -112,9 +123,9 @@ def test_top_reasons_needs_matching_snapshot_rows(
 
 # Hand-set contributions on a few rows: the grouping rules without a trained model.
 FEATURES = [
-    "seat_utilization_7d",
-    "seat_utilization_30d",
-    "storage_utilization",
+    "widget_users__utilization",
+    "widget_users__30d",
+    "widget_gb__utilization",
     "days_to_renewal",
     "is_promoter_90d",
     "days_since_nps",
@@ -125,9 +136,9 @@ FEATURES = [
 
 def _reasons(params: Params, rows: list[list[float]], n: int = 3, **values: list) -> pd.DataFrame:
     default = {
-        "seat_utilization_7d": 0.83,
-        "seat_utilization_30d": 0.82,
-        "storage_utilization": 0.88,
+        "widget_users__utilization": 0.83,
+        "widget_users__30d": 12.0,
+        "widget_gb__utilization": 0.88,
         "days_to_renewal": 41.0,
         "is_promoter_90d": 1.0,
         "days_since_nps": 481.0,
@@ -142,23 +153,23 @@ def _reasons(params: Params, rows: list[list[float]], n: int = 3, **values: list
 
 
 def test_same_concept_is_shown_once(params: Params) -> None:
-    #        seat7d seat30d storage renewal promoter nps_age tenure industry
+    #        users_util users_30d gb_util renewal promoter nps_age tenure industry
     rows = [
-        [0.30, 0.40, 0.50, 0.10, 0.0, 0.0, 0.0, 0.0],  # seats total 0.70 beats storage 0.50
-        [0.40, -0.1, 0.20, 0.10, 0.0, 0.0, 0.0, 0.0],  # 7-day speaks for the seats
+        [0.30, 0.40, 0.50, 0.10, 0.0, 0.0, 0.0, 0.0],  # users total 0.70 beats storage 0.50
+        [0.40, -0.1, 0.20, 0.10, 0.0, 0.0, 0.0, 0.0],  # utilization speaks for the users
     ]
     out = _reasons(params, rows)
     assert out.iloc[0, :3].tolist() == [
-        "seats at 82% of plan",
-        "storage at 88% of plan limit",
+        "widget users: 12 users a day (30-day average)",
+        "widget storage at 88% of plan limit",
         "renewal in 41 days",
     ]
-    assert out.iloc[0]["reason_codes"] == "seat_utilization_30d,storage_utilization,days_to_renewal"
-    assert out.iloc[1]["reason_1"] == "seats at 83% of plan (last 7 days)"
+    assert out.iloc[0]["reason_codes"] == "widget_users__30d,widget_gb__utilization,days_to_renewal"
+    assert out.iloc[1]["reason_1"] == "widget users at 83% of plan limit"
 
 
 def test_non_actionable_is_never_shown_and_nulls_are_not_padded(params: Params) -> None:
-    #        seat7d seat30d storage renewal promoter nps_age tenure industry
+    #        users_util users_30d gb_util renewal promoter nps_age tenure industry
     rows = [
         [0.00, 0.00, 0.50, 0.00, 0.0, 0.90, 0.80, 0.70],  # only storage is actionable
         [-0.1, -0.1, -0.1, -0.1, 0.0, 0.90, 0.80, 0.70],  # nothing actionable and positive
@@ -166,15 +177,15 @@ def test_non_actionable_is_never_shown_and_nulls_are_not_padded(params: Params) 
     ]
     out = _reasons(params, rows)
     assert out.iloc[0].tolist() == [
-        "storage at 88% of plan limit",
+        "widget storage at 88% of plan limit",
         None,
         None,
-        "storage_utilization",
+        "widget_gb__utilization",
     ]
     assert out.iloc[1].isna().all()
     assert out.iloc[2, :2].tolist() == [
         "NPS promoter (10) in the last 90 days",
-        "storage at 88% of plan limit",
+        "widget storage at 88% of plan limit",
     ]
     shown = " ".join(str(text) for text in out.iloc[:, :3].to_numpy().ravel())
     assert "industry" not in shown and "customer for" not in shown and "answered" not in shown
@@ -188,9 +199,9 @@ def test_group_without_a_phrase_is_skipped(params: Params) -> None:
 
 
 def test_contributions_need_a_template_per_feature(params: Params) -> None:
-    reasons = {f: t for f, t in params.reasons.items() if f != "storage_utilization"}
-    X = pd.DataFrame({"storage_utilization": [0.5], "days_to_renewal": [10.0]})
-    with pytest.raises(ValueError, match="storage_utilization"):
+    reasons = {f: t for f, t in params.reasons.items() if f != "widget_gb__utilization"}
+    X = pd.DataFrame({"widget_gb__utilization": [0.5], "days_to_renewal": [10.0]})
+    with pytest.raises(ValueError, match="widget_gb__utilization"):
         reasons_from_contributions(np.ones((1, 2)), X, X, reasons)
     with pytest.raises(ValueError, match="shape"):
         reasons_from_contributions(np.ones((1, 3)), X, X, params.reasons)

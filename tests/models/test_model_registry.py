@@ -158,7 +158,8 @@ def test_promotion_keeps_the_champion_when_the_challenger_is_worse(
     )
     assert mine["cutoff"] == theirs["cutoff"]
     promoted, reason = should_promote(mine, theirs, params)
-    assert not promoted and "below the bar" in reason, reason
+    # a few hundred rows: the shuffled model may pass one absolute bar by chance, not both
+    assert not promoted and "the bar" in reason, reason
     # With the absolute bars out of the way, the comparison with the champion decides.
     lenient = params.model_copy(
         update={"quality": params.quality.model_copy(update={"min_roc_auc": 0.0, "max_brier": 1.0})}

@@ -127,9 +127,15 @@ def test_calibration_matches_planted_rates(
     assert expected_calibration_error(y, calibrated) < 0.05
     assert expected_calibration_error(y, uncalibrated) < 0.07  # no class weighting by default
 
-    # class weighting (is_unbalance) inflates raw probabilities; calibration undoes it
+    # class weighting (is_unbalance) inflates raw probabilities; calibration undoes it. Early
+    # stopping on AUC, which the weighting does not penalise: on log loss it stops the weighted
+    # fit after a round or two, before the raw scores move far from the base rate.
     weighted_params = p.model_copy(
-        update={"lightgbm": p.lightgbm.model_copy(update={"imbalance": "is_unbalance"})}
+        update={
+            "lightgbm": p.lightgbm.model_copy(
+                update={"imbalance": "is_unbalance", "early_stopping_metric": "auc"}
+            )
+        }
     )
     weighted = train_model(
         make_snapshots(n_accounts=200, n_months=14, seed=3), weighted_params, backtest=False
@@ -220,7 +226,7 @@ def test_backtest_never_sees_labels_unknown_at_the_cutoff(
         changed.loc[unknown, label] = ~changed.loc[unknown, label]
     rng = np.random.default_rng(0)
     future = changed.index[unknown & (changed["snapshot_date"] > pd.Timestamp(first))]
-    for col in ("seat_utilization_30d", "opportunities_open", "days_to_renewal"):
+    for col in ("per_unit_limit_utilization", "opportunities_open", "days_to_renewal"):
         changed.loc[future, col] = rng.permutation(changed.loc[future, col].to_numpy())
     _, after = run_backtest(changed, params)
     at = before["cutoff"] == first

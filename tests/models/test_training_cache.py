@@ -18,6 +18,9 @@ from flows.settings import Settings
 from models.params import Params
 
 SUITE = "drift_account_snapshots.json"
+# The flows read the features from marts.account_features (account_snapshots plus the usage
+# features); both hold the synthetic rows here.
+TABLES = ("marts.account_snapshots", "marts.account_features")
 
 
 @pytest.fixture
@@ -36,7 +39,8 @@ def settings(
     with duckdb.connect(str(settings.warehouse)) as con:
         con.execute("create schema marts")
         con.register("frame", snapshots)
-        con.execute("create table marts.account_snapshots as select * from frame")
+        for table in TABLES:
+            con.execute(f"create table {table} as select * from frame")
     monkeypatch.setattr(train, "model_params", lambda _settings: lenient)
     return settings
 
@@ -86,7 +90,8 @@ def test_a_champion_whose_features_left_the_marts_is_replaced(
     first = train.train_model(settings, as_of, force=True)
     assert train.train_model(settings, as_of).decision == "champion reused (no retrain asked)"
     with duckdb.connect(str(settings.warehouse)) as con:
-        con.execute("alter table marts.account_snapshots rename column tickets_90d to tickets_13w")
+        for table in TABLES:
+            con.execute(f"alter table {table} rename column tickets_90d to tickets_13w")
     features = lenient.features
     numeric = [("tickets_13w" if f == "tickets_90d" else f) for f in features.numeric]
     reasons = {**lenient.reasons, "tickets_13w": lenient.reasons["tickets_90d"]}
@@ -126,6 +131,7 @@ def test_the_drift_reference_travels_with_the_model(
     assert [r.preview for r in drift.check_drift(settings, as_of)] == [r.preview for r in first]
     assert kept.read_text() == written_at_training
     with duckdb.connect(str(settings.warehouse)) as con:
-        con.execute("delete from marts.account_snapshots where snapshot_date <> ?", [as_of])
+        for table in TABLES:
+            con.execute(f"delete from {table} where snapshot_date <> ?", [as_of])
     again = drift.check_drift(settings, as_of)
     assert first and [r.preview for r in again] == [r.preview for r in first]
