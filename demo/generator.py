@@ -17,7 +17,8 @@ Outputs follow `flows.ingest.contract` exactly:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 
 from demo import catalog as cat
+from demo import flat_tiers
 from demo.common import (
     DAY,
     F64,
@@ -819,6 +821,41 @@ def _money(usd: F64, currency: I64) -> F64:
 # --- main entry -----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class DemoBusiness:
+    """A business the demo generator can simulate."""
+
+    name: str
+    description: str
+    config: str  # its business declaration (EXPANSION_BUSINESS_CONFIG), from the repo root
+    generate: Callable[..., GenerationSummary]
+
+
+def _generate_per_seat(
+    landing_dir: Path, oracle_dir: Path, *, accounts: int, months: int, seed: int, end_date: date
+) -> GenerationSummary:
+    world = _World(Calendar.build(end_date, months), accounts, seed)
+    return run(world, Path(landing_dir), Path(oracle_dir))
+
+
+DEFAULT_BUSINESS = "per_seat"
+BUSINESSES: dict[str, DemoBusiness] = {
+    "per_seat": DemoBusiness(
+        "per_seat",
+        "a CRM sold per seat in three tiers with four add-on products; USD, EUR, GBP, JPY",
+        "config/business.yml",
+        _generate_per_seat,
+    ),
+    "flat_tiers": DemoBusiness(
+        "flat_tiers",
+        "a Japanese CRM sold as five flat-priced tiers with bundled limits, monthly, 6-monthly "
+        "and annual terms and two add-on packs that raise limits; JPY",
+        "config/examples/flat_tiers/business.yml",
+        flat_tiers.generate,
+    ),
+}
+
+
 def generate(
     landing_dir: Path,
     oracle_dir: Path,
@@ -827,12 +864,22 @@ def generate(
     months: int = 24,
     seed: int = 42,
     end_date: date = date(2026, 10, 31),
+    business: str = DEFAULT_BUSINESS,
 ) -> GenerationSummary:
     """Write demo CRM, billing and usage extracts to `landing_dir` and the oracle to `oracle_dir`.
 
-    Deterministic for a given (accounts, months, seed, end_date): same bytes every run.
+    `business` is a name in BUSINESSES (default: the per-seat CRM). Deterministic for a given
+    (business, accounts, months, seed, end_date): same bytes every run.
     """
+    if business not in BUSINESSES:
+        raise ValueError(f"unknown demo business {business!r}; known: {', '.join(BUSINESSES)}")
     if accounts < 1 or months < 1:
         raise ValueError(f"accounts and months must be positive, got {accounts=} {months=}")
-    world = _World(Calendar.build(end_date, months), accounts, seed)
-    return run(world, Path(landing_dir), Path(oracle_dir))
+    return BUSINESSES[business].generate(
+        Path(landing_dir),
+        Path(oracle_dir),
+        accounts=accounts,
+        months=months,
+        seed=seed,
+        end_date=end_date,
+    )

@@ -15,9 +15,13 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from demo import GenerationSummary, generate
-from flows.ingest.contract import TABLES, Table
+from flows.ingest.contract import TABLES as CONTRACT_TABLES
+from flows.ingest.contract import Table
 
 END = date(2026, 10, 31)
+# the demo writes every contract table but billing.exchange_rates (optional: its currencies
+# convert at the static rates)
+TABLES = tuple(t for t in CONTRACT_TABLES if (t.source, t.name) != ("billing", "exchange_rates"))
 STAMP = "20261031"
 
 
