@@ -218,23 +218,65 @@ def test_optional_firmographics_are_absent(con: duckdb.DuckDBPyConnection) -> No
         assert _one(con, f"select count(*) from {table} where {col} <> round({col})") == 0
 
 
-def test_no_entry_tier_api_use(con: duckdb.DuckDBPyConnection) -> None:
-    """A quota of 0 is a limit: accounts on the entry tier send no API requests."""
-    used = _one(
+CORE_DAYS = """
+    create or replace temp view core_days as
+    with v as (
+      select subs.account_id, ch.effective_at, ch.plan_id, p.tier_rank,
+             coalesce(lead(ch.effective_at) over (partition by subscription_id
+                      order by effective_at), subs.canceled_at, timestamp '9999-01-01') until
+      from subscription_changes ch join subs using (subscription_id) join plans p using (plan_id)
+      where subs.product_family = 'core')
+    select u.*, v.plan_id, v.tier_rank from usage_daily u join v on v.account_id = u.account_id
+      and u.usage_date >= v.effective_at and u.usage_date + 1 <= v.until
+"""
+
+
+def test_the_tier_in_force_caps_usage(con: duckdb.DuckDBPyConnection) -> None:
+    """On a day the whole of which one tier was in force: no more active seats than it includes,
+    and no API requests or workflow runs where it includes none (a quota of 0 is a limit)."""
+    con.execute(CORE_DAYS)
+    over = _one(
         con,
         """
-        with v as (
-          select subs.account_id, ch.effective_at, p.tier_rank, coalesce(lead(ch.effective_at)
-                 over (partition by subscription_id order by effective_at), subs.canceled_at,
-                 timestamp '9999-01-01') until
-          from subscription_changes ch join subs using (subscription_id) join plans p using (plan_id)
-          where subs.product_family = 'core')
-        select count(*) from usage_daily u join v on v.account_id = u.account_id
-          and u.usage_date >= v.effective_at and u.usage_date + 1 <= v.until
-        where v.tier_rank = 1 and u.metric in ('api_requests', 'workflow_runs')
+        select count(*) from core_days d join plan_limits l
+          on l.plan_id = d.plan_id and l.metric = d.metric
+        where d.metric = 'active_seats' and d.value > l.limit_value
+           or d.metric in ('api_requests', 'workflow_runs') and l.limit_value = 0
         """,
     )
-    assert used == 0
+    assert over == 0
+    assert _one(con, "select count(*) from core_days where metric = 'active_seats'") > 1000
+
+
+def test_usage_only_while_subscribed(con: duckdb.DuckDBPyConnection) -> None:
+    uncovered = _one(
+        con,
+        """
+        select count(*) from usage_daily u where not exists (
+            select 1 from subs s where s.account_id = u.account_id and s.product_family = 'core'
+              and u.usage_date >= s.started_at::date
+              and u.usage_date < coalesce(s.canceled_at::date, date '9999-01-01'))
+        """,
+    )
+    assert uncovered == 0
+
+
+def test_partial_last_month_and_tiny_sizes(tmp_path: Path) -> None:
+    end = date(2026, 3, 15)
+    summary = generate(
+        tmp_path / "landing", tmp_path / "oracle", accounts=5, months=3, seed=1, end_date=end,
+        business="flat_tiers",
+    )  # fmt: skip
+    usage = sorted((tmp_path / "landing" / "usage" / "usage_daily").iterdir())
+    assert [p.name for p in usage] == [f"usage_daily_2026-0{m}.parquet" for m in (1, 2, 3)]
+    assert summary.rows["crm.accounts"] == 5
+    con = duckdb.connect()
+    last = _one(con, f"select max(usage_date) from read_parquet('{usage[-1]}')")
+    assert last is None or last <= end
+    snaps = con.execute(
+        f"select distinct snapshot_date from '{tmp_path}/oracle/expansion_oracle.parquet' order by 1"
+    ).fetchall()
+    assert [s[0] for s in snaps] == [date(2026, 1, 31), date(2026, 2, 28)]
 
 
 def test_oracle_labels_match_the_extracts(con: duckdb.DuckDBPyConnection) -> None:
