@@ -156,21 +156,6 @@ OWNERS: tuple[tuple[str, str, int], ...] = (
     ("Marc Dupont", "marc.dupont@acme-saas.example", 0),
 )
 
-ACTIVITY_TYPES: tuple[str, ...] = ("email", "call", "meeting", "qbr")
-TICKET_PRIORITIES: tuple[str, ...] = ("low", "normal", "high", "urgent")
-TICKET_CATEGORIES: tuple[str, ...] = (
-    "bug",
-    "how_to",
-    "billing",
-    "feature_request",
-    "integration",
-    "performance",
-)
-FEATURE_REQUEST = 3
-OPPORTUNITY_TYPES: tuple[str, ...] = ("new_business", "upsell", "cross_sell", "renewal")
-OPPORTUNITY_STAGES: tuple[str, ...] = ("open", "closed_won", "closed_lost")
-INVOICE_STATUSES: tuple[str, ...] = ("paid", "open", "void", "uncollectible")
-
 # The usage metrics this business measures, in the order the generator writes them (declared
 # for the pipeline in config/business.yml).
 USAGE_METRICS: tuple[str, ...] = ("active_users", "api_calls", "storage_gb", "features_used")

@@ -17,7 +17,7 @@ Outputs follow `flows.ingest.contract` exactly:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -25,23 +25,34 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
-from numpy.typing import NDArray
 
 from demo import catalog as cat
-from flows.ingest.contract import TABLES_BY_KEY
-from flows.ingest.contract import table as contract_table
-
-F64 = NDArray[np.float64]
-I64 = NDArray[np.int64]
-B = NDArray[np.bool_]
-
-DAY = 86_400
-NEVER = np.int64(1 << 40)  # a day number far in the future
-LONG_AGO = np.int64(-(1 << 30))
-NULL_TS = np.int64(-1)
+from demo import flat_tiers
+from demo.common import (
+    DAY,
+    F64,
+    I64,
+    LONG_AGO,
+    NEVER,
+    USAGE_CHUNK,
+    USAGE_SCHEMA,
+    B,
+    Calendar,
+    GenerationSummary,
+    Rows,
+    Subs,
+    anniversary_in_month,
+    extract_table,
+    ids,
+    month_index,
+    next_anniversary,
+    oracle_table,
+    pick,
+    run,
+    sigmoid,
+)
+from demo.crm import CrmDrivers, crm_month
+from demo.extracts import CrmNames, Tables, build_tables, mrr_truth
 
 # --- tuning knobs (hazard model) -------------------------------------------------------------
 UPSELL_INTERCEPT = -7.0
@@ -68,162 +79,7 @@ SIGNAL_WEIGHTS: dict[str, tuple[float, float]] = {
     "budget_season_latent": (0.6, 0.6),  # two months before the fiscal year starts
     "propensity_latent": (1.0, 0.8),  # AR(1) buying propensity, sd LATENT_SD
 }
-LABEL_DAYS = 90
 API_THROTTLE = 1.02  # api calls are throttled just above the plan's monthly limit
-
-USAGE_CHUNK = 16_384  # accounts per Parquet row group: bounds memory at any size
-USAGE_SCHEMA = pa.schema(
-    [
-        ("account_id", pa.string()),
-        ("usage_date", pa.date32()),
-        ("metric", pa.string()),
-        ("value", pa.float64()),
-    ]
-)
-PARQUET_OPTIONS: dict[str, Any] = {
-    "compression": "zstd",
-    "use_dictionary": ["account_id", "metric"],
-}
-
-
-@dataclass(frozen=True)
-class GenerationSummary:
-    """What `generate` wrote and how hard the oracle finds the labels."""
-
-    rows: dict[str, int]  # "<source>.<table>" -> rows written
-    files: tuple[Path, ...]
-    base_rate: float  # share of complete-label snapshots that expand within 90 days
-    oracle_auc: float  # ROC AUC of p_expansion_90d against label_expansion_90d
-    upsell_events: int
-    cross_sell_events: int
-    labelled_snapshots: int
-
-
-# --- calendar helpers --------------------------------------------------------------------------
-
-
-def _month_of(day: I64) -> I64:
-    """Months since 1970-01 of a day number (days since 1970-01-01)."""
-    return np.asarray(day, dtype="datetime64[D]").astype("datetime64[M]").astype(np.int64)
-
-
-def _month_index(day: int) -> int:
-    """Months since 1970-01 of one day number."""
-    return int(np.datetime64(day, "D").astype("datetime64[M]").astype(np.int64))
-
-
-def _month_start(month: I64) -> I64:
-    return np.asarray(month, dtype="datetime64[M]").astype("datetime64[D]").astype(np.int64)
-
-
-def _days_in_month(month: I64) -> I64:
-    return _month_start(np.asarray(month) + 1) - _month_start(month)
-
-
-def _add_months(day: I64, k: I64) -> I64:
-    """Same day-of-month `k` months later, clamped to the month's last day."""
-    day = np.asarray(day, dtype=np.int64)
-    month = _month_of(day)
-    dom = day - _month_start(month)
-    target = month + np.asarray(k, dtype=np.int64)
-    return _month_start(target) + np.minimum(dom, _days_in_month(target) - 1)
-
-
-def _next_anniversary(start_day: I64, after_day: I64, term: int) -> I64:
-    """First anniversary (every `term` months) of `start_day` strictly after `after_day`."""
-    diff = _month_of(after_day) - _month_of(start_day)
-    k = np.maximum(diff // term, 0) * term
-    cand = _add_months(start_day, k)
-    cand = np.where(cand <= after_day, _add_months(start_day, k + term), cand)
-    return np.where(cand <= after_day, _add_months(start_day, k + 2 * term), cand)
-
-
-def _anniversary_in_month(start_day: I64, month: int, term: int) -> tuple[B, I64]:
-    """Whether an anniversary of `start_day` (every `term` months) falls in `month`, and its day."""
-    diff = month - _month_of(start_day)
-    hit = (diff > 0) & (diff % term == 0)
-    return hit, _add_months(start_day, np.maximum(diff, 0))
-
-
-def _sigmoid(x: F64) -> F64:
-    return np.asarray(1.0 / (1.0 + np.exp(-x)), dtype=np.float64)
-
-
-@dataclass(frozen=True)
-class _Calendar:
-    months: int
-    first_month: int  # months since 1970-01
-    start: I64  # first day of each month
-    last: I64  # last day of data in each month (end_day in the last month)
-    full_last: I64  # calendar last day of each month
-    end_day: int
-
-    @property
-    def window_start(self) -> int:
-        return int(self.start[0])
-
-    @property
-    def end_ts(self) -> int:
-        return (self.end_day + 1) * DAY - 1
-
-    @classmethod
-    def build(cls, end_date: date, months: int) -> _Calendar:
-        end_day = int(np.datetime64(end_date, "D").astype(np.int64))
-        last_month = _month_index(end_day)
-        first = last_month - months + 1
-        ms = np.arange(first, last_month + 1, dtype=np.int64)
-        start = _month_start(ms)
-        full_last = _month_start(ms + 1) - 1
-        return cls(months, first, start, np.minimum(full_last, end_day), full_last, end_day)
-
-
-# --- growable column store ---------------------------------------------------------------------
-
-
-class _Rows:
-    """Rows appended in batches of numpy arrays; concatenated once at the end."""
-
-    def __init__(self, *names: str) -> None:
-        self.names = names
-        self.parts: dict[str, list[NDArray[Any]]] = {n: [] for n in names}
-
-    def add(self, **cols: Any) -> None:
-        sizes = [np.size(v) for v in cols.values() if np.ndim(v) > 0]
-        n = max(sizes) if sizes else 1
-        for name in self.names:
-            v = np.asarray(cols[name])
-            self.parts[name].append(np.broadcast_to(v, (n,)).copy() if v.ndim == 0 else v)
-
-    def get(self, name: str, dtype: Any = np.int64) -> NDArray[Any]:
-        parts = self.parts[name]
-        return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
-
-
-class _Subs:
-    """Subscriptions with a mutable cancel time; grown by doubling."""
-
-    def __init__(self, capacity: int) -> None:
-        self.n = 0
-        self.acc = np.zeros(capacity, np.int64)
-        self.prod = np.zeros(capacity, np.int64)
-        self.period = np.zeros(capacity, np.int64)
-        self.start_ts = np.zeros(capacity, np.int64)
-        self.cancel_ts = np.full(capacity, NULL_TS, np.int64)
-        self.discount = np.zeros(capacity, np.float64)
-
-    def add(self, acc: I64, prod: I64, period: I64, start_ts: I64, discount: F64) -> I64:
-        k = len(acc)
-        while self.n + k > len(self.acc):
-            for name in ("acc", "prod", "period", "start_ts", "discount"):
-                arr = getattr(self, name)
-                setattr(self, name, np.concatenate([arr, np.zeros_like(arr)]))
-            self.cancel_ts = np.concatenate([self.cancel_ts, np.full_like(self.cancel_ts, NULL_TS)])
-        idx = np.arange(self.n, self.n + k, dtype=np.int64)
-        self.acc[idx], self.prod[idx], self.period[idx] = acc, prod, period
-        self.start_ts[idx], self.discount[idx] = start_ts, discount
-        self.n += k
-        return idx
-
 
 # --- the simulation ------------------------------------------------------------------------------
 
@@ -242,26 +98,26 @@ _COMPANION_COL = np.array([cat.ADDONS.index(cat.COMPANION[p]) for p in cat.ADDON
 class _World:
     """All accounts' state plus everything recorded so far."""
 
-    def __init__(self, cal: _Calendar, n: int, seed: int) -> None:
+    def __init__(self, cal: Calendar, n: int, seed: int) -> None:
         self.cal = cal
         self.n = n
         self.rng = np.random.Generator(np.random.PCG64([seed, 1]))  # simulation
         self.rng_usage = np.random.Generator(np.random.PCG64([seed, 2]))  # usage noise
         self.rng_crm = np.random.Generator(np.random.PCG64([seed, 3]))  # crm noise
         self.rng_out = np.random.Generator(np.random.PCG64([seed, 4]))  # extract details
-        self.account_ids = _ids("0015g000", np.arange(n), 7)
+        self.account_ids = ids("0015g000", np.arange(n), 7)
         self._init_accounts(np.random.Generator(np.random.PCG64([seed, 0])))
 
-        self.subs = _Subs(max(16, n * 3))
-        self.changes = _Rows("sub", "ts", "plan", "qty", "kind")  # kind 0 initial 1 up 2 down
-        self.events = _Rows("acc", "day", "ts", "kind", "sub", "delta_mrr")  # kind 1 up 2 cross
-        self.renewals = _Rows("acc", "sub", "ts", "won", "mrr")
-        self.new_business = _Rows("acc", "sub", "ts", "mrr")
-        self.lost_opps = _Rows("acc", "kind", "created", "closed", "mrr")
-        self.tickets = _Rows("acc", "priority", "category", "opened", "closed", "updated")
-        self.nps = _Rows("acc", "contact", "score", "ts")
-        self.activities = _Rows("acc", "kind", "ts")
-        self.oracle = _Rows("acc", "day", "p_up", "p_cross")
+        self.subs = Subs(max(16, n * 3))
+        self.changes = Rows("sub", "ts", "plan", "qty", "kind")  # kind 0 initial 1 up 2 down
+        self.events = Rows("acc", "day", "ts", "kind", "sub", "delta_mrr")  # kind 1 up 2 cross
+        self.renewals = Rows("acc", "sub", "ts", "won", "mrr")
+        self.new_business = Rows("acc", "sub", "ts", "mrr")
+        self.lost_opps = Rows("acc", "kind", "created", "closed", "mrr")
+        self.tickets = Rows("acc", "priority", "category", "opened", "closed", "updated")
+        self.nps = Rows("acc", "contact", "score", "ts")
+        self.activities = Rows("acc", "kind", "ts")
+        self.snapshots = Rows("acc", "day", "p_up", "p_cross")
         self.urgent_acc = np.zeros(0, np.int64)
         self.urgent_close = np.zeros(0, np.int64)
 
@@ -310,6 +166,7 @@ class _World:
             self.owner[m] = rng.choice(pool, int(m.sum()))
         self.owner_null = (self.segment == 0) & (rng.random(n) < 0.04)
         self.name_parts = rng.integers(0, 1 << 30, (n, 3))
+        self.suffix = self.country  # legal suffix by country
 
         lo = np.array([r[0] for r in cat.SEATS_RANGE])[self.segment]
         hi = np.array([r[1] for r in cat.SEATS_RANGE])[self.segment]
@@ -385,14 +242,14 @@ class _World:
 
     def _frac(self) -> F64:
         """Share of demand users that are actually active, from adoption."""
-        return 0.5 + 0.45 * _sigmoid(1.5 * self.a)
+        return 0.5 + 0.45 * sigmoid(1.5 * self.a)
 
     def health(self) -> F64:
         return np.asarray(0.6 * self.a + self.w, dtype=np.float64)
 
     def features(self) -> F64:
         n_addons = (self.addon_sub >= 0).sum(axis=1)
-        f = 3 + 20 * _sigmoid(0.9 * self.a + self.feature_base) + 2 * n_addons
+        f = 3 + 20 * sigmoid(0.9 * self.a + self.feature_base) + 2 * n_addons
         return np.asarray(np.clip(f, 1, 30), dtype=np.float64)
 
     def expected_users(self) -> F64:
@@ -480,7 +337,7 @@ class _World:
         near = np.where(self.tier < cat.CORE_TIERS, np.maximum(storage_ratio, api_ratio), 0.0)
         s_limit = np.clip((near - 0.7) / 0.25, 0.0, 1.2)
         core_start = self.subs.start_ts[np.maximum(self.core_sub, 0)] // DAY
-        renew_days = _next_anniversary(core_start, np.full(self.n, ref_day), 12) - ref_day
+        renew_days = next_anniversary(core_start, np.full(self.n, ref_day), 12) - ref_day
         renew90 = (renew_days <= 90).astype(float)
         promoter = (ref_day - self.last_promoter <= 90).astype(float)
         detractor = (ref_day - self.last_detractor <= 90).astype(float)
@@ -499,7 +356,7 @@ class _World:
         urgent = np.zeros(self.n)
         still = (self.urgent_close > ref_ts) | (self.urgent_close < 0)
         np.maximum.at(urgent, self.urgent_acc[still], 1.0)
-        next_month = _month_index(ref_day + 1)
+        next_month = month_index(ref_day + 1)
         budget = (((self.fiscal_month - next_month) % 12) <= 2).astype(float)
         held = self.addon_sub >= 0
         gap = (held & ~held[:, _COMPANION_COL]).any(axis=1).astype(float)
@@ -529,8 +386,8 @@ class _World:
         for name, (w_up, w_cross) in SIGNAL_WEIGHTS.items():
             up += w_up * signals[name]
             cross += w_cross * signals[name]
-        self.p_up = np.where(active, _sigmoid(up), 0.0)
-        self.p_cross = np.where(active & ~held.all(axis=1), _sigmoid(cross), 0.0)
+        self.p_up = np.where(active, sigmoid(up), 0.0)
+        self.p_cross = np.where(active & ~held.all(axis=1), sigmoid(cross), 0.0)
         self.s_util, self.s_limit, self.util = s_util, s_limit, util
         self.detractor_now, self.urgent_now = detractor, urgent
 
@@ -570,7 +427,7 @@ class _World:
     def _churn(self, m: int, ms: int, ml: int, month: int, active0: B) -> None:
         rng = self.rng
         core_start = self.subs.start_ts[np.maximum(self.core_sub, 0)] // DAY
-        hit, rday = _anniversary_in_month(core_start, month, 12)
+        hit, rday = anniversary_in_month(core_start, month, 12)
         renewing = np.flatnonzero(active0 & hit & (rday <= ml))
         h = self.health()
         logit = (
@@ -581,7 +438,7 @@ class _World:
             + 0.8 * self.urgent_now
             - 0.5 * (self.segment == 2)
         )
-        churn = rng.random(self.n) < _sigmoid(logit)
+        churn = rng.random(self.n) < sigmoid(logit)
         churned = renewing[churn[renewing]]
         sub = self.core_sub[renewing]
         plan = _PLAN_OF[0, self.tier[renewing] - 1]
@@ -696,7 +553,7 @@ class _World:
         # --- contraction: low utilisation sheds seats; idle add-ons dropped at their renewal
         h = self.health()
         logit = -5.5 + 8.0 * np.maximum(0.5 - self.util, 0) + 0.8 * (h < -0.5)
-        con = np.flatnonzero(stay & ~up & (rng.random(n) < _sigmoid(logit)))
+        con = np.flatnonzero(stay & ~up & (rng.random(n) < sigmoid(logit)))
         au = self.expected_users()[con]
         new_seats = np.maximum(1, np.ceil(au * rng.uniform(1.05, 1.2, len(con)))).astype(np.int64)
         tier_down = (self.tier[con] > 1) & (self.s_limit[con] == 0) & (rng.random(len(con)) < 0.15)
@@ -716,19 +573,17 @@ class _World:
             sub=self.core_sub[con], ts=ts, plan=_PLAN_OF[0, self.tier[con] - 1], qty=self.seats[con],
             kind=2,
         )  # fmt: skip
-        month = _month_index(ms)
+        month = month_index(ms)
         for col in range(len(cat.ADDONS)):
             s = self.addon_sub[:, col]
-            hit, rday = _anniversary_in_month(
-                self.subs.start_ts[np.maximum(s, 0)] // DAY, month, 12
-            )
+            hit, rday = anniversary_in_month(self.subs.start_ts[np.maximum(s, 0)] // DAY, month, 12)
             drop = (
                 stay
                 & (s >= 0)
                 & hit
                 & (rday <= ml)
                 & ~up
-                & (rng.random(n) < 0.12 * _sigmoid(-1.5 * h - 1.0))
+                & (rng.random(n) < 0.12 * sigmoid(-1.5 * h - 1.0))
             )
             d = np.flatnonzero(drop)
             self.subs.cancel_ts[s[d]] = rday[d] * DAY
@@ -820,101 +675,17 @@ class _World:
 
     # --- crm activity within the month ---------------------------------------------------------
     def crm_month(self, m: int) -> None:
-        cal, rng = self.cal, self.rng_crm
-        ms, ml = int(cal.start[m]), int(cal.last[m])
-        nd = ml - ms + 1
-        first = np.maximum(self.svc_start, ms)
-        stop = np.minimum(self.svc_end, ml + 1)
-        active_days = np.maximum(stop - first, 0)
-        share = active_days / nd
-        h = self.health()
-        month = cal.first_month + m
-
-        def when(acc: I64, hours: tuple[int, int] = (8, 18)) -> I64:
-            d = first[acc] + (rng.random(len(acc)) * active_days[acc]).astype(np.int64)
-            return d * DAY + rng.integers(hours[0] * 3600, hours[1] * 3600, len(acc))
-
-        # support tickets
-        rate = 0.12 * np.maximum(self.seats, 1) ** 0.35 * np.exp(-0.5 * h) * share
-        acc = np.repeat(np.arange(self.n), rng.poisson(rate))
-        opened = when(acc, (0, 24))
-        p = np.stack(
-            [
-                np.full(len(acc), 0.25),
-                np.full(len(acc), 0.5),
-                np.full(len(acc), 0.18),
-                0.035 * np.exp(-0.6 * h[acc]),
-            ],
-            axis=1,
-        )
-        priority = (
-            rng.random(len(acc))[:, None] * p.sum(axis=1)[:, None] > np.cumsum(p, axis=1)
-        ).sum(axis=1)
-        category = rng.choice(
-            len(cat.TICKET_CATEGORIES), len(acc), p=[0.3, 0.25, 0.08, 0.15, 0.12, 0.1]
-        )
-        median_days = np.array([9.0, 6.0, 3.5, 2.5])[priority]
-        dur = (median_days * DAY * rng.lognormal(0, 0.9, len(acc))).astype(np.int64) + 600
-        closed = opened + dur
-        still_open = closed > cal.end_ts
-        touched = opened + (rng.random(len(acc)) * (cal.end_ts - opened)).astype(np.int64)
-        updated = np.where(still_open, np.minimum(touched, opened + dur), closed)
-        closed = np.where(still_open, NULL_TS, closed)
-        self.tickets.add(
-            acc=acc,
-            priority=priority,
-            category=category,
-            opened=opened,
-            closed=closed,
-            updated=updated,
-        )
-        urgent = priority == 3
-        keep = (self.urgent_close < 0) | (self.urgent_close > ms * DAY)
-        self.urgent_acc = np.concatenate([self.urgent_acc[keep], acc[urgent]])
-        self.urgent_close = np.concatenate([self.urgent_close[keep], closed[urgent]])
-        fr = category == cat.FEATURE_REQUEST
-        np.maximum.at(self.last_feature_req, acc[fr], opened[fr] // DAY)
-
-        # NPS survey once a quarter per account (its phase); some contacts respond
-        surveyed = (active_days > 0) & ((month + self.phase) % 3 == 0)
-        p_resp = np.array([0.3, 0.4, 0.5])[self.segment]
-        n_resp = (rng.random(self.n) < p_resp) * (1 + (rng.random(self.n) < 0.3 * self.segment))
-        acc = np.repeat(np.arange(self.n), np.where(surveyed, n_resp, 0))
-        ts = when(acc)
-        contact = self.contact_offset[acc] + rng.integers(0, 2, len(acc))
-        score = np.clip(np.round(7.2 + 1.8 * h[acc] + rng.normal(0, 1.3, len(acc))), 0, 10).astype(
-            np.int64
-        )
-        self.nps.add(acc=acc, contact=contact, score=score, ts=ts)
-        np.maximum.at(self.last_promoter, acc[score >= 9], ts[score >= 9] // DAY)
-        np.maximum.at(self.last_detractor, acc[score <= 6], ts[score <= 6] // DAY)
-
-        # activities: more for high-touch accounts; quarterly business reviews
-        base = np.array([0.6, 2.0, 5.0])[self.segment] * np.exp(0.25 * h) * share
-        acc = np.repeat(np.arange(self.n), rng.poisson(base))
-        kind = rng.choice(3, len(acc), p=[0.55, 0.3, 0.15])
-        qbr_acc = np.flatnonzero(
-            self.high_touch
-            & (active_days > 0)
-            & ((month + self.phase) % 3 == 1)
-            & (rng.random(self.n) < 0.85)
-        )
-        acc = np.concatenate([acc, qbr_acc])
-        kind = np.concatenate([kind, np.full(len(qbr_acc), 3)])
-        ts = when(acc)
-        self.activities.add(acc=acc, kind=kind, ts=ts)
-        np.maximum.at(self.last_qbr, acc[kind == 3], ts[kind == 3] // DAY)
-
-        # sales opportunities that do not close: interest without a purchase
-        p_lost = 0.8 * (self.p_up + self.p_cross) + 0.01
-        acc = np.flatnonzero((self.status == 1) & (active_days > 0) & (rng.random(self.n) < p_lost))
-        created = when(acc)
-        kind = np.where(
-            rng.random(len(acc)) * (self.p_up[acc] + self.p_cross[acc]) < self.p_up[acc], 1, 2
-        )
-        closed = created + rng.integers(7 * DAY, 60 * DAY, len(acc))
-        self.lost_opps.add(
-            acc=acc, kind=kind, created=created, closed=closed, mrr=self.seats[acc] * 0.2 * 40.0
+        seg = self.segment
+        crm_month(
+            self,
+            m,
+            CrmDrivers(
+                ticket_scale=np.maximum(self.seats, 1) ** 0.35,
+                nps_response=np.array([0.3, 0.4, 0.5])[seg],
+                nps_second=np.asarray(0.3 * seg, np.float64),
+                activity_base=np.array([0.6, 2.0, 5.0])[seg],
+                lost_deal_mrr=self.seats * 0.2 * 40.0,
+            ),
         )
 
     def month_end(self, m: int) -> None:
@@ -925,67 +696,118 @@ class _World:
         self.hazards(ref, m)
         if ref <= self.cal.end_day:
             acc = np.flatnonzero(on)
-            self.oracle.add(acc=acc, day=ref, p_up=self.p_up[acc], p_cross=self.p_cross[acc])
+            self.snapshots.add(acc=acc, day=ref, p_up=self.p_up[acc], p_cross=self.p_cross[acc])
 
+    # --- what the extracts read (demo.extracts.World) ---------------------------------------------
+    currency_codes = cat.CURRENCIES
+    plan_ids = tuple(p.plan_id for p in cat.PLANS)
+    product_ids = tuple(p.product_id for p in cat.PRODUCTS)
 
-# --- output helpers ------------------------------------------------------------------------------
+    def begin(self) -> None:
+        self.start_accounts(np.flatnonzero(self.pre))
+        self.hazards(self.cal.window_start - 1, -1)
 
+    def account_fields(self) -> dict[str, Any]:
+        return {
+            "industry": pick(cat.INDUSTRIES, self.industry, self.industry_null),
+            "country": pick(tuple(c[0] for c in cat.COUNTRIES), self.country),
+            "employee_count": np.where(self.employees_null, np.nan, self.employees),
+            "segment": pick(cat.SEGMENTS, self.segment),
+            "owner_name": pick(tuple(o[0] for o in cat.OWNERS), self.owner, self.owner_null),
+            "owner_email": pick(tuple(o[1] for o in cat.OWNERS), self.owner, self.owner_null),
+        }
 
-def _ids(prefix: str, nums: NDArray[Any], width: int) -> pa.Array:
-    digits = pc.utf8_lpad(
-        pc.cast(pa.array(np.asarray(nums, np.int64)), pa.string()), width=width, padding="0"
-    )
-    return pc.binary_join_element_wise(prefix, digits, "")
-
-
-def _arrow_type(duck: str) -> pa.DataType:
-    if duck == "VARCHAR":
-        return pa.string()
-    if duck == "INTEGER":
-        return pa.int32()
-    if duck == "BOOLEAN":
-        return pa.bool_()
-    if duck == "TIMESTAMP":
-        return pa.timestamp("s")  # UTC, written as `2025-03-14 09:21:05`
-    if duck == "DOUBLE":
-        return pa.float64()
-    if duck == "DATE":
-        return pa.date32()
-    if duck.startswith("DECIMAL"):
-        precision, scale = (int(x) for x in duck[8:-1].split(","))
-        return pa.decimal128(precision, scale)
-    raise ValueError(f"contract type {duck!r} has no Arrow mapping in demo.generator")
-
-
-def _to_arrow(values: Any, duck: str) -> pa.Array:
-    """Numpy or Arrow values to the Arrow type of a contract column (nulls: -1 ts, NaN, None)."""
-    typ = _arrow_type(duck)
-    if isinstance(values, pa.Array | pa.ChunkedArray):
-        return values.cast(typ)
-    arr = np.asarray(values)
-    if duck == "TIMESTAMP":
-        return pa.array(arr.astype(np.int64), typ, mask=arr < 0)
-    if duck.startswith("DECIMAL"):
-        return pa.array(np.round(arr.astype(np.float64), typ.scale), from_pandas=True).cast(typ)
-    if duck == "INTEGER" and arr.dtype.kind == "f":
-        return pa.array(arr, pa.float64(), from_pandas=True).cast(typ)
-    return pa.array(arr, typ, from_pandas=True)
-
-
-def _table(source: str, name: str, cols: dict[str, Any]) -> pa.Table:
-    """Arrow table with exactly the contract's columns, order and types."""
-    spec = contract_table(source, name)
-    expected = [c.name for c in spec.columns]
-    if list(cols) != expected:
-        raise ValueError(
-            f"{source}.{name}: columns {list(cols)} differ from the contract {expected}"
+    def catalog_tables(self) -> Tables:
+        yield (
+            "billing",
+            "products",
+            extract_table(
+                "billing",
+                "products",
+                {
+                    "product_id": [x.product_id for x in cat.PRODUCTS],
+                    "product_name": [x.product_name for x in cat.PRODUCTS],
+                    "product_family": [x.family for x in cat.PRODUCTS],
+                },
+            ),
         )
-    arrays = [_to_arrow(cols[c.name], c.type) for c in spec.columns]
-    return pa.table(arrays, names=expected)
+        yield (
+            "billing",
+            "plans",
+            extract_table(
+                "billing",
+                "plans",
+                {
+                    "plan_id": [x.plan_id for x in cat.PLANS],
+                    "product_id": [cat.PRODUCTS[x.product].product_id for x in cat.PLANS],
+                    "plan_name": [x.plan_name for x in cat.PLANS],
+                    "tier_rank": [x.tier_rank for x in cat.PLANS],
+                    "list_price": [x.list_price_usd for x in cat.PLANS],
+                    "currency": ["USD" for _ in cat.PLANS],
+                    "pricing_model": ["per_seat" for _ in cat.PLANS],
+                    "billing_period_months": [None for _ in cat.PLANS],  # sold on every period
+                },
+            ),
+        )
+        # Core plans cap seats (one active user a day per seat bought), storage held and API
+        # calls a month; add-ons limit nothing.
+        limits: list[tuple[str, str, float, bool]] = []
+        for p in cat.PLANS:
+            if cat.PRODUCTS[p.product].family != "core":
+                continue
+            limits.append((p.plan_id, "active_users", 1.0, True))
+            if p.storage_limit_gb is not None:
+                limits.append((p.plan_id, "storage_gb", p.storage_limit_gb, False))
+            if p.api_calls_limit is not None:
+                limits.append((p.plan_id, "api_calls", p.api_calls_limit, False))
+        yield (
+            "billing",
+            "plan_limits",
+            extract_table(
+                "billing",
+                "plan_limits",
+                {
+                    "plan_id": [x[0] for x in limits],
+                    "metric": [x[1] for x in limits],
+                    "limit_value": [x[2] for x in limits],
+                    "per_unit": [x[3] for x in limits],
+                },
+            ),
+        )
+
+    def unit_amounts(self, sub: I64, plan: I64) -> F64:
+        subs = self.subs
+        price_usd = _PLAN_PRICE[plan] * subs.period[sub] * (1 - subs.discount[sub])
+        return _money(price_usd, self.currency[subs.acc[sub]])
+
+    def billing_amount(self, amount: F64, acc: I64) -> F64:
+        return _money(amount, self.currency[acc])
+
+    def core_mrr(self, acc: I64) -> F64:
+        return self._mrr(self.core_sub[acc], _PLAN_OF[0, self.tier[acc] - 1], self.seats[acc])
+
+    def tables(self) -> Tables:
+        return build_tables(self, NAMES)
+
+    def oracle(self) -> pa.Table:
+        o = self.snapshots
+        p_up, p_cross = o.get("p_up", np.float64), o.get("p_cross", np.float64)
+        p90 = 1.0 - ((1.0 - p_up) * (1.0 - p_cross)) ** 3
+        return oracle_table(self.account_ids, o, p90, self.events, self.cal.end_day)
+
+    def mrr_truth(self) -> pa.Table:
+        return mrr_truth(self)
 
 
-def _pick(names: tuple[str, ...], idx: NDArray[Any], null: B | None = None) -> pa.Array:
-    return pa.array(list(names)).take(pa.array(np.asarray(idx, np.int64), mask=null))
+NAMES = CrmNames(
+    cat.NAME_WORDS_A,
+    cat.NAME_WORDS_B,
+    cat.NAME_WORDS_C,
+    tuple(c[3] for c in cat.COUNTRIES),
+    cat.FIRST_NAMES,
+    cat.LAST_NAMES,
+    cat.TITLES,
+)
 
 
 def _money(usd: F64, currency: I64) -> F64:
@@ -996,15 +818,42 @@ def _money(usd: F64, currency: I64) -> F64:
     return np.where(dec == 0, np.round(scaled), np.round(scaled, 2))
 
 
-def _auc(y: B, p: F64) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    if y.all() or not y.any():
-        return float("nan")
-    return float(roc_auc_score(y, p))
-
-
 # --- main entry -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DemoBusiness:
+    """A business the demo generator can simulate."""
+
+    name: str
+    description: str
+    config: str  # its business declaration (EXPANSION_BUSINESS_CONFIG), from the repo root
+    generate: Callable[..., GenerationSummary]
+
+
+def _generate_per_seat(
+    landing_dir: Path, oracle_dir: Path, *, accounts: int, months: int, seed: int, end_date: date
+) -> GenerationSummary:
+    world = _World(Calendar.build(end_date, months), accounts, seed)
+    return run(world, Path(landing_dir), Path(oracle_dir))
+
+
+DEFAULT_BUSINESS = "per_seat"
+BUSINESSES: dict[str, DemoBusiness] = {
+    "per_seat": DemoBusiness(
+        "per_seat",
+        "a CRM sold per seat in three tiers with four add-on products; USD, EUR, GBP, JPY",
+        "config/business.yml",
+        _generate_per_seat,
+    ),
+    "flat_tiers": DemoBusiness(
+        "flat_tiers",
+        "a Japanese CRM sold as five flat-priced tiers with bundled limits, monthly, 6-monthly "
+        "and annual terms and two add-on packs that raise limits; JPY",
+        "config/examples/flat_tiers/business.yml",
+        flat_tiers.generate,
+    ),
+}
 
 
 def generate(
@@ -1015,643 +864,22 @@ def generate(
     months: int = 24,
     seed: int = 42,
     end_date: date = date(2026, 10, 31),
+    business: str = DEFAULT_BUSINESS,
 ) -> GenerationSummary:
     """Write demo CRM, billing and usage extracts to `landing_dir` and the oracle to `oracle_dir`.
 
-    Deterministic for a given (accounts, months, seed, end_date): same bytes every run.
+    `business` is a name in BUSINESSES (default: the per-seat CRM). Deterministic for a given
+    (business, accounts, months, seed, end_date): same bytes every run.
     """
+    if business not in BUSINESSES:
+        raise ValueError(f"unknown demo business {business!r}; known: {', '.join(BUSINESSES)}")
     if accounts < 1 or months < 1:
         raise ValueError(f"accounts and months must be positive, got {accounts=} {months=}")
-    landing_dir, oracle_dir = Path(landing_dir), Path(oracle_dir)
-    cal = _Calendar.build(end_date, months)
-    world = _World(cal, accounts, seed)
-    files: list[Path] = []
-    rows: dict[str, int] = {}
-
-    usage_dir = landing_dir / "usage" / "usage_daily"
-    _clear_exports(landing_dir)
-    usage_dir.mkdir(parents=True, exist_ok=True)
-    world.start_accounts(np.flatnonzero(world.pre))
-    world.hazards(cal.window_start - 1, -1)
-    usage_rows = 0
-    for m in range(cal.months):
-        world.step(m)
-        stamp = str(np.datetime64(int(cal.start[m]), "D"))[:7]
-        path = usage_dir / f"usage_daily_{stamp}.parquet"
-        with pq.ParquetWriter(path, USAGE_SCHEMA, **PARQUET_OPTIONS) as writer:
-            for chunk in world.usage_month(m):
-                writer.write_table(chunk)
-                usage_rows += chunk.num_rows
-        files.append(path)
-        world.crm_month(m)
-        world.month_end(m)
-    rows["usage.usage_daily"] = usage_rows
-
-    stamp = str(np.datetime64(cal.end_day, "D")).replace("-", "")
-    for source, name, tbl in _build_tables(world):
-        folder = landing_dir / source / name
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{name}_{stamp}.csv"
-        pacsv.write_csv(tbl, path, pacsv.WriteOptions(quoting_style="needed"))
-        files.append(path)
-        rows[f"{source}.{name}"] = tbl.num_rows
-        del tbl
-    rows = {key: rows[key] for key in TABLES_BY_KEY if key in rows}  # contract order
-
-    oracle = _build_oracle(world)
-    oracle_dir.mkdir(parents=True, exist_ok=True)
-    path = oracle_dir / "expansion_oracle.parquet"
-    pq.write_table(oracle, path, compression="zstd")
-    files.append(path)
-    path = oracle_dir / "mrr_monthly.parquet"
-    pq.write_table(_build_mrr_truth(world), path, compression="zstd")
-    files.append(path)
-
-    complete = oracle.column("is_label_complete").to_numpy(zero_copy_only=False)
-    label = oracle.column("label_expansion_90d").to_numpy(zero_copy_only=False)[complete]
-    prob = oracle.column("p_expansion_90d").to_numpy()[complete]
-    kind = world.events.get("kind")
-    in_window = world.events.get("day") >= cal.window_start
-    return GenerationSummary(
-        rows=rows,
-        files=tuple(files),
-        base_rate=float(label.mean()) if len(label) else float("nan"),
-        oracle_auc=_auc(label, prob),
-        upsell_events=int(((kind == 1) & in_window).sum()),
-        cross_sell_events=int(((kind == 2) & in_window).sum()),
-        labelled_snapshots=int(complete.sum()),
-    )
-
-
-def _clear_exports(landing_dir: Path) -> None:
-    """Remove extracts of an earlier demo run, so a folder never mixes two runs."""
-    for spec in TABLES_BY_KEY.values():
-        folder = landing_dir / spec.source / spec.name
-        ext = "parquet" if spec.file_format == "parquet" else "csv"
-        for old in sorted(folder.glob(f"{spec.name}_*.{ext}")):
-            old.unlink()
-
-
-def _build_oracle(world: _World) -> pa.Table:
-    o = world.oracle
-    acc, day = o.get("acc"), o.get("day")
-    p_up, p_cross = o.get("p_up", np.float64), o.get("p_cross", np.float64)
-    p90 = 1.0 - ((1.0 - p_up) * (1.0 - p_cross)) ** 3
-    ev_acc, ev_day, ev_kind = (
-        world.events.get("acc"),
-        world.events.get("day"),
-        world.events.get("kind"),
-    )
-    span = np.int64(1 << 32)
-
-    def within(kind_mask: B) -> B:
-        key = np.sort(ev_acc[kind_mask] * span + ev_day[kind_mask])
-        lo = np.searchsorted(key, acc * span + day, side="right")
-        hi = np.searchsorted(key, acc * span + day + LABEL_DAYS, side="right")
-        return np.asarray(hi > lo)
-
-    up, cross = within(ev_kind == 1), within(ev_kind == 2)
-    order = np.lexsort((day, acc))
-    return pa.table(
-        {
-            "account_id": world.account_ids.take(pa.array(acc[order])),
-            "snapshot_date": pa.array(day[order].astype(np.int32), pa.date32()),
-            "p_upsell_month": pa.array(p_up[order]),
-            "p_cross_sell_month": pa.array(p_cross[order]),
-            "p_expansion_90d": pa.array(p90[order]),
-            "label_expansion_90d": pa.array((up | cross)[order]),
-            "label_upsell_90d": pa.array(up[order]),
-            "label_cross_sell_90d": pa.array(cross[order]),
-            "is_label_complete": pa.array((day + LABEL_DAYS <= world.cal.end_day)[order]),
-        }
-    )
-
-
-def _join(*parts: pa.Array | str, sep: str = "") -> pa.Array:
-    return pc.binary_join_element_wise(*parts, sep)
-
-
-def _build_tables(world: _World) -> Iterator[tuple[str, str, pa.Table]]:
-    """The CSV extracts one at a time (only one is held in memory), columns as in the contract."""
-    cal, rng = world.cal, world.rng_out
-    end_ts = cal.end_ts
-    n = world.n
-    acc_ids = world.account_ids
-    cur_codes = pa.array(list(cat.CURRENCIES))
-    currency = world.currency
-
-    # --- names and domains of accounts
-    p = world.name_parts
-    word_a = _pick(cat.NAME_WORDS_A, p[:, 0] % len(cat.NAME_WORDS_A))
-    word_b = _pick(cat.NAME_WORDS_B, p[:, 1] % len(cat.NAME_WORDS_B))
-    word_c = _pick(cat.NAME_WORDS_C, p[:, 2] % len(cat.NAME_WORDS_C))
-    suffix = _pick(tuple(c[3] for c in cat.COUNTRIES), world.country)
-    account_name = _join(_join(word_a, word_b), word_c, suffix, sep=" ")
-    domain = _join(pc.utf8_lower(_join(word_a, word_b)), pc.utf8_lower(word_c), sep="-")
-    domain = _join(domain, ".example")
-
-    # --- opportunities (needed for accounts.updated_at)
-    opp = _opportunities(world)
-    opp_updated = np.asarray(opp.pop("_updated"))
-    opp_acc = np.asarray(opp.pop("_acc"))
-    yield "crm", "opportunities", _table("crm", "opportunities", opp)
-
-    created = world.crm_created_ts
-    updated = created.copy()
-    np.maximum.at(updated, opp_acc, opp_updated)
-    touch = created + (rng.random(n) * (end_ts - created)).astype(np.int64)
-    updated = np.where(rng.random(n) < 0.3, np.maximum(updated, touch), updated)
-    yield (
-        "crm",
-        "accounts",
-        _table(
-            "crm",
-            "accounts",
-            {
-                "account_id": acc_ids,
-                "account_name": account_name,
-                "industry": _pick(cat.INDUSTRIES, world.industry, world.industry_null),
-                "country": _pick(tuple(c[0] for c in cat.COUNTRIES), world.country),
-                "employee_count": np.where(world.employees_null, np.nan, world.employees),
-                "segment": _pick(cat.SEGMENTS, world.segment),
-                "owner_name": _pick(tuple(o[0] for o in cat.OWNERS), world.owner, world.owner_null),
-                "owner_email": _pick(
-                    tuple(o[1] for o in cat.OWNERS), world.owner, world.owner_null
-                ),
-                "created_at": created,
-                "updated_at": np.minimum(updated, end_ts),
-            },
-        ),
-    )
-
-    # --- contacts
-    total = int(world.contact_count.sum())
-    c_acc = np.repeat(np.arange(n), world.contact_count)
-    c_pos = np.arange(total) - world.contact_offset[c_acc]
-    first_i = rng.integers(0, len(cat.FIRST_NAMES), total)
-    last_i = rng.integers(0, len(cat.LAST_NAMES), total)
-    email = _join(
-        _join(
-            _pick(tuple(f[1] for f in cat.FIRST_NAMES), first_i),
-            _pick(tuple(f[1] for f in cat.LAST_NAMES), last_i),
-            sep=".",
-        ),
-        domain.take(pa.array(c_acc)),
-        sep="@",
-    )
-    email = pc.if_else(pa.array(rng.random(total) < 0.04), pa.scalar(None, pa.string()), email)
-    acc_created = created[c_acc]
-    c_created = np.where(
-        c_pos < 2,
-        acc_created + rng.integers(0, 6 * DAY, total),  # before the first purchase
-        acc_created + (rng.random(total) * (end_ts - acc_created)).astype(np.int64),
-    )
-    c_created = np.minimum(c_created, end_ts)
-    c_updated = c_created + (
-        (rng.random(total) < 0.4) * rng.random(total) * (end_ts - c_created)
-    ).astype(np.int64)
-    contact_ids = _ids("0035g000", np.arange(total), 7)
-    yield (
-        "crm",
-        "contacts",
-        _table(
-            "crm",
-            "contacts",
-            {
-                "contact_id": contact_ids,
-                "account_id": acc_ids.take(pa.array(c_acc)),
-                "first_name": _pick(tuple(f[0] for f in cat.FIRST_NAMES), first_i),
-                "last_name": _pick(tuple(f[0] for f in cat.LAST_NAMES), last_i),
-                "email": email,
-                "title": _pick(
-                    cat.TITLES, rng.integers(0, len(cat.TITLES), total), rng.random(total) < 0.1
-                ),
-                "is_primary": c_pos == 0,
-                "created_at": c_created,
-                "updated_at": c_updated,
-            },
-        ),
-    )
-
-    # --- activities
-    a = world.activities
-    ts = a.get("ts")
-    order = np.lexsort((a.get("acc"), ts))
-    yield (
-        "crm",
-        "activities",
-        _table(
-            "crm",
-            "activities",
-            {
-                "activity_id": _ids("00T5g000", np.arange(len(ts)), 9),
-                "account_id": acc_ids.take(pa.array(a.get("acc")[order])),
-                "activity_type": _pick(cat.ACTIVITY_TYPES, a.get("kind")[order]),
-                "occurred_at": ts[order],
-            },
-        ),
-    )
-
-    # --- support tickets
-    t = world.tickets
-    opened = t.get("opened")
-    order = np.lexsort((t.get("acc"), opened))
-    yield (
-        "crm",
-        "support_tickets",
-        _table(
-            "crm",
-            "support_tickets",
-            {
-                "ticket_id": _ids("5005g000", np.arange(len(opened)), 7),
-                "account_id": acc_ids.take(pa.array(t.get("acc")[order])),
-                "priority": _pick(cat.TICKET_PRIORITIES, t.get("priority")[order]),
-                "category": _pick(cat.TICKET_CATEGORIES, t.get("category")[order]),
-                "opened_at": opened[order],
-                "closed_at": t.get("closed")[order],
-                "updated_at": t.get("updated")[order],
-            },
-        ),
-    )
-
-    # --- NPS
-    r = world.nps
-    ts = r.get("ts")
-    order = np.lexsort((r.get("acc"), ts))
-    yield (
-        "crm",
-        "nps_responses",
-        _table(
-            "crm",
-            "nps_responses",
-            {
-                "response_id": _ids("nps_", np.arange(len(ts)), 8),
-                "account_id": acc_ids.take(pa.array(r.get("acc")[order])),
-                "contact_id": contact_ids.take(pa.array(r.get("contact")[order])),
-                "score": r.get("score")[order],
-                "responded_at": ts[order],
-            },
-        ),
-    )
-
-    # --- products and plans
-    yield (
-        "billing",
-        "products",
-        _table(
-            "billing",
-            "products",
-            {
-                "product_id": [x.product_id for x in cat.PRODUCTS],
-                "product_name": [x.product_name for x in cat.PRODUCTS],
-                "product_family": [x.family for x in cat.PRODUCTS],
-            },
-        ),
-    )
-    yield (
-        "billing",
-        "plans",
-        _table(
-            "billing",
-            "plans",
-            {
-                "plan_id": [x.plan_id for x in cat.PLANS],
-                "product_id": [cat.PRODUCTS[x.product].product_id for x in cat.PLANS],
-                "plan_name": [x.plan_name for x in cat.PLANS],
-                "tier_rank": [x.tier_rank for x in cat.PLANS],
-                "list_price": [x.list_price_usd for x in cat.PLANS],
-                "currency": ["USD" for _ in cat.PLANS],
-                "pricing_model": ["per_seat" for _ in cat.PLANS],
-                "billing_period_months": [None for _ in cat.PLANS],  # sold on every period
-            },
-        ),
-    )
-    # Core plans cap seats (one active user a day per seat bought), storage held and API calls
-    # a month; add-ons limit nothing.
-    limits: list[tuple[str, str, float, bool]] = []
-    for p in cat.PLANS:
-        if cat.PRODUCTS[p.product].family != "core":
-            continue
-        limits.append((p.plan_id, "active_users", 1.0, True))
-        if p.storage_limit_gb is not None:
-            limits.append((p.plan_id, "storage_gb", p.storage_limit_gb, False))
-        if p.api_calls_limit is not None:
-            limits.append((p.plan_id, "api_calls", p.api_calls_limit, False))
-    yield (
-        "billing",
-        "plan_limits",
-        _table(
-            "billing",
-            "plan_limits",
-            {
-                "plan_id": [x[0] for x in limits],
-                "metric": [x[1] for x in limits],
-                "limit_value": [x[2] for x in limits],
-                "per_unit": [x[3] for x in limits],
-            },
-        ),
-    )
-
-    # --- subscriptions and their changes
-    subs = world.subs
-    ns = subs.n
-    s_acc, s_prod, s_period = subs.acc[:ns], subs.prod[:ns], subs.period[:ns]
-    s_start, s_cancel = subs.start_ts[:ns], subs.cancel_ts[:ns]
-    ch_sub, ch_ts, ch_plan, ch_qty, unit = _versions(world)
-    ch_cur = currency[s_acc[ch_sub]]
-    customer_ids = _ids("cus_", np.arange(n), 6)
-    sub_ids = _ids("sub_", np.arange(ns), 7)
-    yield (
-        "billing",
-        "subscription_changes",
-        _table(
-            "billing",
-            "subscription_changes",
-            {
-                "change_id": _ids("chg_", np.arange(len(ch_ts)), 8),
-                "subscription_id": sub_ids.take(pa.array(ch_sub)),
-                "effective_at": ch_ts,
-                "plan_id": _pick(tuple(x.plan_id for x in cat.PLANS), ch_plan),
-                "quantity": ch_qty,
-                "unit_amount": unit,
-                "currency": cur_codes.take(pa.array(ch_cur)),
-            },
-        ),
-    )
-    s_updated = np.maximum(s_start, s_cancel)
-    np.maximum.at(s_updated, ch_sub, ch_ts)
-    yield (
-        "billing",
-        "subscriptions",
-        _table(
-            "billing",
-            "subscriptions",
-            {
-                "subscription_id": sub_ids,
-                "customer_id": customer_ids.take(pa.array(s_acc)),
-                "product_id": _pick(tuple(x.product_id for x in cat.PRODUCTS), s_prod),
-                "billing_period_months": s_period,
-                "term_months": np.full(ns, 12),
-                "started_at": s_start,
-                "canceled_at": s_cancel,
-                "updated_at": s_updated,
-            },
-        ),
-    )
-    cust_created = np.full(n, NEVER * DAY, np.int64)
-    np.minimum.at(cust_created, s_acc, s_start)
-    cust_updated = cust_created.copy()
-    np.maximum.at(cust_updated, s_acc, s_updated)
-    yield (
-        "billing",
-        "customers",
-        _table(
-            "billing",
-            "customers",
-            {
-                "customer_id": customer_ids,
-                "crm_account_id": acc_ids,
-                "currency": cur_codes.take(pa.array(currency)),
-                "created_at": cust_created,
-                "updated_at": cust_updated,
-            },
-        ),
-    )
-    yield (
-        "billing",
-        "invoices",
-        _invoices(world, (ch_sub, ch_ts, ch_qty, unit), customer_ids, sub_ids),
-    )
-
-
-def _versions(world: _World) -> tuple[I64, I64, I64, I64, F64]:
-    """Subscription versions in billing order (by time, then subscription): subscription, time,
-    plan, seats and the unit price per billing period in the account's currency."""
-    ch = world.changes
-    sub, ts, plan, qty = ch.get("sub"), ch.get("ts"), ch.get("plan"), ch.get("qty")
-    order = np.lexsort((sub, ts))
-    sub, ts, plan, qty = sub[order], ts[order], plan[order], qty[order]
-    subs = world.subs
-    price_usd = _PLAN_PRICE[plan] * subs.period[sub] * (1 - subs.discount[sub])
-    return sub, ts, plan, qty, _money(price_usd, world.currency[subs.acc[sub]])
-
-
-def _build_mrr_truth(world: _World) -> pa.Table:
-    """What every account pays per month at each month end, from the simulation's own state.
-
-    One row per account per month with MRR at the month's end (the last month ends at the
-    end of the export day), in the account's billing currency: for every subscription in
-    service right before that instant, seats x unit price / billing period of the version in
-    force. Accounts without MRR at a month end have no row for it.
-    """
-    cal, subs = world.cal, world.subs
-    ns = subs.n
-    start, cancel = subs.start_ts[:ns], subs.cancel_ts[:ns]
-    ch_sub, ch_ts, _, ch_qty, unit = _versions(world)
-    mrr_of_version = ch_qty * unit / subs.period[ch_sub]
-    span = np.int64(1 << 40)
-    key = ch_sub * span + ch_ts
-    by_key = np.argsort(key, kind="stable")
-    sorted_key = key[by_key]
-    ends = np.append(cal.start[1:], cal.end_day + 1) * DAY
-    parts: list[tuple[I64, I64, F64]] = []
-    for m, end in enumerate(ends):
-        held = np.flatnonzero((start < end) & ((cancel < 0) | (cancel >= end)))
-        # the last version that started before the instant (the latest wins on a tie)
-        pos = np.searchsorted(sorted_key, held * span + end, side="left") - 1
-        version = by_key[pos]
-        assert (ch_sub[version] == held).all(), "a subscription in service without a version"
-        acc = subs.acc[held]
-        total = np.bincount(acc, weights=mrr_of_version[version], minlength=world.n)
-        has = np.flatnonzero(np.bincount(acc, minlength=world.n) > 0).astype(np.int64)
-        parts.append((has, np.full(len(has), m, np.int64), np.asarray(total[has], np.float64)))
-    acc = np.concatenate([p[0] for p in parts])
-    month = np.concatenate([p[1] for p in parts])
-    mrr = np.concatenate([p[2] for p in parts])
-    return pa.table(
-        {
-            "account_id": world.account_ids.take(pa.array(acc)),
-            "month_start": pa.array(cal.start[month].astype(np.int32), pa.date32()),
-            "currency": pa.array(list(cat.CURRENCIES)).take(pa.array(world.currency[acc])),
-            "mrr": pa.array(mrr),
-        }
-    )
-
-
-def _opportunities(world: _World) -> dict[str, Any]:
-    """One won opportunity per purchase, renewals won or lost, and some lost or open deals."""
-    cal, rng = world.cal, world.rng_out
-    end_ts = cal.end_ts
-    parts: list[
-        tuple[I64, I64, I64, I64, NDArray[np.bool_], F64]
-    ] = []  # acc kind created closed won mrr
-
-    def lead(ts: I64, lo: int, hi: int, acc: I64) -> I64:
-        c = ts - rng.integers(lo * DAY, hi * DAY, len(ts))
-        return np.maximum(c, world.crm_created_ts[acc])
-
-    ev = world.events
-    acc, ts, kind = ev.get("acc"), ev.get("ts"), ev.get("kind")
-    parts.append(
-        (
-            acc,
-            kind,
-            lead(ts, 5, 28, acc),
-            ts,
-            np.ones(len(acc), bool),
-            ev.get("delta_mrr", np.float64),
-        )
-    )
-    nb = world.new_business
-    acc, ts = nb.get("acc"), nb.get("ts")
-    parts.append(
-        (
-            acc,
-            np.zeros_like(acc),
-            lead(ts, 14, 90, acc),
-            ts,
-            np.ones(len(acc), bool),
-            nb.get("mrr", np.float64),
-        )
-    )
-    rn = world.renewals
-    acc, ts = rn.get("acc"), rn.get("ts")
-    parts.append(
-        (
-            acc,
-            np.full_like(acc, 3),
-            lead(ts, 45, 75, acc),
-            ts,
-            rn.get("won", bool),
-            rn.get("mrr", np.float64),
-        )
-    )
-    # renewals coming up after the export: open opportunities
-    active = np.flatnonzero(world.status == 1)
-    core = world.core_sub[active]
-    nxt = _next_anniversary(world.subs.start_ts[core] // DAY, np.full(len(active), cal.end_day), 12)
-    created = nxt * DAY - rng.integers(45 * DAY, 75 * DAY, len(active))
-    soon = created <= end_ts
-    acc = active[soon]
-    plan = _PLAN_OF[0, world.tier[acc] - 1]
-    mrr = world._mrr(core[soon], plan, world.seats[acc])
-    parts.append(
-        (
-            acc,
-            np.full_like(acc, 3),
-            created[soon],
-            np.full(len(acc), NULL_TS),
-            np.zeros(len(acc), bool),
-            mrr,
-        )
-    )
-    lo = world.lost_opps
-    acc = lo.get("acc")
-    parts.append(
-        (
-            acc,
-            lo.get("kind"),
-            lo.get("created"),
-            lo.get("closed"),
-            np.zeros(len(acc), bool),
-            lo.get("mrr", np.float64),
-        )
-    )
-
-    acc = np.concatenate([x[0] for x in parts])
-    kind = np.concatenate([x[1] for x in parts])
-    created = np.concatenate([x[2] for x in parts])
-    closed = np.concatenate([x[3] for x in parts])
-    won = np.concatenate([x[4] for x in parts])
-    mrr = np.concatenate([x[5] for x in parts])
-    is_open = (closed < 0) | (closed > end_ts)
-    closed = np.where(is_open, NULL_TS, closed)
-    stage = np.where(is_open, 0, np.where(won, 1, 2))
-    updated = np.where(
-        is_open, created + (rng.random(len(acc)) * (end_ts - created)).astype(np.int64), closed
-    )
-    order = np.lexsort((acc, created))
-    cur = world.currency[acc]
-    return {
-        "opportunity_id": _ids("0065g000", np.arange(len(acc)), 7),
-        "account_id": world.account_ids.take(pa.array(acc[order])),
-        "opportunity_type": _pick(cat.OPPORTUNITY_TYPES, kind[order]),
-        "stage": _pick(cat.OPPORTUNITY_STAGES, stage[order]),
-        "amount": _money(np.abs(mrr) * 12, cur)[order],
-        "currency": pa.array(list(cat.CURRENCIES)).take(pa.array(cur[order])),
-        "created_at": created[order],
-        "closed_at": closed[order],
-        "updated_at": updated[order],
-        "_updated": updated[order],
-        "_acc": acc[order],
-    }
-
-
-def _invoices(
-    world: _World,
-    changes: tuple[I64, I64, I64, F64],
-    customer_ids: pa.Array,
-    sub_ids: pa.Array,
-) -> pa.Table:
-    """One invoice per subscription per billing period issued inside the window."""
-    cal, rng = world.cal, world.rng_out
-    end_ts = cal.end_ts
-    subs = world.subs
-    ns = subs.n
-    start_ts, period = subs.start_ts[:ns], subs.period[:ns]
-    cancel = subs.cancel_ts[:ns]
-    start_day = start_ts // DAY
-    last_day = np.where(cancel >= 0, cancel // DAY - 1, cal.end_day)
-    last_day = np.minimum(last_day, cal.end_day)
-    k_first = -(-np.maximum(cal.first_month - _month_of(start_day), 0) // period)
-    k_last = (_month_of(last_day) - _month_of(start_day)) // period
-    k_last = np.where(_add_months(start_day, k_last * period) > last_day, k_last - 1, k_last)
-    count = np.maximum(k_last - k_first + 1, 0)
-    sub = np.repeat(np.arange(ns), count)
-    k = k_first[sub] + (np.arange(len(sub)) - np.repeat(np.cumsum(count) - count, count))
-    issue_day = _add_months(start_day[sub], k * period[sub])
-    issued = issue_day * DAY + start_ts[sub] % DAY
-
-    ch_sub, ch_ts, ch_qty, unit = changes
-    span = np.int64(1 << 40)
-    key = ch_sub * span + ch_ts
-    by_key = np.argsort(key, kind="stable")
-    pos = by_key[np.searchsorted(key[by_key], sub * span + issued, side="right") - 1]
-    amount = ch_qty[pos] * unit[pos]
-
-    acc = subs.acc[sub]
-    month_idx = np.clip(_month_of(issue_day) - cal.first_month, 0, cal.months - 1)
-    h = world.h_hist[acc, month_idx]
-    m = len(sub)
-    late = rng.random(m) < _sigmoid(-2.8 - 1.5 * h)
-    never = rng.random(m) < _sigmoid(-6.0 - 1.5 * h)
-    delay = np.where(late, 31 * DAY + rng.exponential(25 * DAY, m), rng.uniform(0, 28 * DAY, m))
-    paid = issued + delay.astype(np.int64)
-    due = issued + 30 * DAY
-    void = rng.random(m) < 0.005
-    unpaid = never | void | (paid > end_ts)
-    uncollectible = never & ~void & (due + 90 * DAY <= end_ts) & (world.status[acc] == 2)
-    status = np.where(void, 2, np.where(uncollectible, 3, np.where(unpaid, 1, 0)))
-    updated = np.where(
-        status == 0,
-        paid,
-        np.where(status == 2, issued + 2 * DAY, np.where(status == 3, due + 90 * DAY, issued)),
-    )
-    order = np.lexsort((sub, issued))
-    cur = world.currency[acc]
-    return _table(
-        "billing",
-        "invoices",
-        {
-            "invoice_id": _ids("in_", np.arange(m), 8),
-            "customer_id": customer_ids.take(pa.array(acc[order])),
-            "subscription_id": sub_ids.take(pa.array(sub[order])),
-            "issued_at": issued[order],
-            "due_at": due[order],
-            "paid_at": np.where(unpaid, NULL_TS, paid)[order],
-            "amount_due": amount[order],
-            "currency": pa.array(list(cat.CURRENCIES)).take(pa.array(cur[order])),
-            "status": _pick(cat.INVOICE_STATUSES, status[order]),
-            "updated_at": np.minimum(updated, end_ts)[order],
-        },
+    return BUSINESSES[business].generate(
+        Path(landing_dir),
+        Path(oracle_dir),
+        accounts=accounts,
+        months=months,
+        seed=seed,
+        end_date=end_date,
     )
