@@ -7,7 +7,6 @@ extract (stops at the raw gate; published scores and the CRM file destination st
 
 from __future__ import annotations
 
-import csv
 import hashlib
 from datetime import date
 from pathlib import Path
@@ -202,28 +201,20 @@ def test_raw_gate_failure_stops_the_run_and_changes_nothing(project: Path, first
     from flows.pipeline import expansion_pipeline
 
     before = _published_state(project)
-    accounts = project / "landing" / "crm" / "accounts"
-    header = next(csv.reader([next(accounts.glob("*.csv")).read_text().splitlines()[0]]))
-    bad = accounts / "accounts_zz-bad.csv"
-    # Meets the contract (segment is free text there), fails the raw suite's accepted values.
-    row = {
-        "account_id": "0015zz",
-        "account_name": "Whale Inc",
-        "segment": "whale",
-        "created_at": "2026-01-01 00:00:00",
-        "updated_at": "2026-01-01 00:00:00",
-    }
-    bad.write_text(",".join(header) + "\n" + ",".join(row.get(c, "") for c in header) + "\n")
+    products = project / "landing" / "billing" / "products"
+    bad = products / "products_zz-bad.csv"
+    # Meets the contract (product_family is text there), fails the raw suite's accepted values.
+    bad.write_text("product_id,product_name,product_family\nprod_zz,Whale Pack,bundle\n")
     try:
         with pytest.raises(GateFailed) as info:
             expansion_pipeline()
         message = str(info.value)
-        assert "raw.crm__accounts" in message and "column segment" in message
-        assert "expect_column_values_to_be_in_set" in message and "whale" in message
+        assert "raw.billing__products" in message and "column product_family" in message
+        assert "expect_column_values_to_be_in_set" in message and "bundle" in message
         assert _published_state(project) == before
         con = duckdb.connect(str(project / "state" / "warehouse.duckdb"), read_only=True)
         kept = con.execute(
-            "select count(*) from raw.crm__accounts where segment = 'whale'"
+            "select count(*) from raw.billing__products where product_family = 'bundle'"
         ).fetchone()[0]
         con.close()
         assert kept == 0  # taken back out of raw, to be checked again next run
