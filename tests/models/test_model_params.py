@@ -55,8 +55,10 @@ def test_reason_groups_and_actionability() -> None:
     hidden = {"industry", "country", "billing_currency", "segment", "days_since_nps"}
     hidden |= {"tenure_days", "nps_previous", "core_quantity", "core_billing_period_months"}
     hidden |= {"core_pricing_model", "binding_limit_metric"}
+    # a limit reads under its own metric (<metric>__utilization), which names it
+    hidden |= {"max_limit_utilization", "per_unit_limit_utilization"}
     assert not any(reasons[f].actionable for f in hidden)
-    for group in {t.group for t in reasons.values()} - {"firmographics", "tenure"}:
+    for group in {t.group for t in reasons.values()} - {"firmographics", "tenure", "plan_limits"}:
         assert any(t.actionable for t in reasons.values() if t.group == group), group
 
 

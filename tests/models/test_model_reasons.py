@@ -110,10 +110,12 @@ def test_top_reasons_phrase_contains_value(trained: TrainedModel, snapshots: pd.
     hits = 0
     for idx, row in reasons.iterrows():
         codes = row["reason_codes"].split(",") if row["reason_codes"] else []
-        if "per_unit_limit_utilization" in codes:
-            value = X.loc[idx, "per_unit_limit_utilization"]
-            expected = f"at {value:.0%} of a plan limit that grows with the units bought"
-            assert expected in row[["reason_1", "reason_2", "reason_3"]].tolist()
+        shown = row[["reason_1", "reason_2", "reason_3"]].tolist()
+        # the limit is shown under its own metric, by name, never as "a plan limit"
+        assert "per_unit_limit_utilization" not in codes
+        if "widget_users__utilization" in codes:
+            value = X.loc[idx, "widget_users__utilization"]
+            assert f"widget users at {value:.0%} of plan limit" in shown
             hits += 1
     assert hits > 0  # the planted signal shows up as a reason
 
