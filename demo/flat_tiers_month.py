@@ -223,7 +223,11 @@ def _reactivate(world: FlatTiersWorld, m: int, ms: int, ml: int) -> None:
         return
     day, ts = _rand_day(world, ms, ml, len(acc))
     world.tier[acc] = np.maximum(1, world.tier[acc] - (rng.random(len(acc)) < 0.5))
+    world.tier_change_day[acc] = day
     world.a[acc] = world.mu_a[acc] - 0.6
+    # the old records were deleted after the churn: a returning customer imports a cleaned list
+    fresh = cat.TIER_LIMITS[world.tier[acc], cat.RECORDS] * rng.uniform(0.3, 0.7, len(acc))
+    world.records[acc] = world.records_prev[acc] = np.minimum(world.records[acc], fresh)
     world.new_core(acc, ts, world.tier[acc])
     world.status[acc] = 1
     world.svc_start[acc] = day
