@@ -11,7 +11,59 @@ from __future__ import annotations
 
 from duckdb import DuckDBPyConnection
 
+# The score tables' columns and types, declared (never inferred from a first date's values: a
+# column empty on that date would get DuckDB's type NULL). models.score.SCORE_COLUMNS, then the
+# account's name, owner and segment, then when and by which run it was scored.
+SCORE_COLUMNS: dict[str, str] = {
+    "account_id": "varchar",
+    "as_of": "date",
+    "p_expansion": "double",
+    "p_upsell": "double",
+    "p_cross_sell": "double",
+    "decile": "integer",
+    "offer_type": "varchar",
+    "next_best_offer": "varchar",
+    "offer_mrr": "double",
+    "expected_expansion_mrr": "double",
+    "reporting_currency": "varchar",
+    "action_rank": "integer",
+    "touch_tier": "varchar",
+    "is_suppressed": "boolean",
+    "suppression_reason": "varchar",
+    "reason_1": "varchar",
+    "reason_2": "varchar",
+    "reason_3": "varchar",
+    "reason_codes": "varchar",
+    "model_version": "varchar",
+    "account_name": "varchar",
+    "owner_name": "varchar",
+    "segment": "varchar",
+    "scored_at": "timestamp",
+    "run_id": "varchar",
+}
+# Score columns renamed since they first shipped: old name -> new name (history tables keep
+# their rows; amounts before the rename were in USD).
+RENAMED_SCORE_COLUMNS: dict[str, str] = {
+    "offer_mrr_usd": "offer_mrr",
+    "expected_expansion_mrr_usd": "expected_expansion_mrr",
+}
+
+
+def _score_table(name: str) -> list[str]:
+    columns = ", ".join(f'"{c}" {t}' for c, t in SCORE_COLUMNS.items())
+    return [
+        f"create table if not exists {name} ({columns})",
+        *(
+            f'alter table {name} add column if not exists "{c}" {t}'
+            for c, t in SCORE_COLUMNS.items()
+        ),
+    ]
+
+
 TABLES: dict[str, list[str]] = {
+    # this run's scores, and one row per account per as_of date (flows/modelling/score.py)
+    "scores.account_scores": _score_table("scores.account_scores"),
+    "scores.account_score_history": _score_table("scores.account_score_history"),
     # every extract loaded: file, rows, checksum, watermark and run (flows/ingest)
     "raw._load_ledger": [
         """create table if not exists raw._load_ledger (

@@ -20,7 +20,7 @@ from flows.modelling.distributed import score_frame
 from flows.registry import champion_version, load_model
 from flows.settings import Settings
 from flows.transform.manifest import FEATURES_TABLE, model_params
-from flows.warehouse import Connection, Warehouse, replace_table, table_columns
+from flows.warehouse import Connection, Warehouse, table_columns
 from models.alerts import CURRENT_COLUMNS, PREVIOUS_COLUMNS, alerts_on_change
 from models.report import render_report
 
@@ -108,33 +108,56 @@ def write_scores(con: Connection, scores: pd.DataFrame, as_of: date) -> None:
     """scores.account_scores holds this run's scores; scores.account_score_history keeps one
     row per account per as_of (re-scoring a date replaces that date's rows). One transaction.
 
-    A text column with no value on this date (no account suppressed, no owner) would get
-    DuckDB's type NULL, and a later date with a value could not be added to the history: such
-    columns are written as VARCHAR, and a history column left NULL-typed by an earlier run
-    takes the type of the scores."""
-    scores = scores.copy()
-    for column in scores.columns:
-        if pd.api.types.is_object_dtype(scores[column].dtype) and scores[column].isna().all():
-            scores[column] = scores[column].astype("string")
+    Both tables have the declared columns and types of `flows.schemas.SCORE_COLUMNS`, whatever
+    the values of a date (a text column with no value on the first date is still VARCHAR).
+    A history written before a column was renamed or typed is brought up to date first."""
+    unknown = sorted(set(scores.columns) - set(schemas.SCORE_COLUMNS))
+    missing = sorted(set(schemas.SCORE_COLUMNS) - set(scores.columns))
+    if unknown or missing:
+        raise ValueError(
+            f"scores to write do not match flows/schemas.py SCORE_COLUMNS: unknown {unknown}, "
+            f"missing {missing}"
+        )
     con.execute("begin transaction")
-    replace_table(con, "scores.account_scores", scores)
-    con.execute(
-        "create table if not exists scores.account_score_history as "
-        "select * from scores.account_scores limit 0"
-    )
-    history = table_columns(con, "scores.account_score_history")
-    for column, type_ in table_columns(con, "scores.account_scores").items():
-        if column not in history:  # a column added by a newer model version
-            con.execute(f'alter table scores.account_score_history add column "{column}" {type_}')
-        elif history[column] == '"NULL"':
-            con.execute(
-                f'alter table scores.account_score_history alter column "{column}" type {type_}'
-            )
-    con.execute("delete from scores.account_score_history where as_of = ?", [as_of])
-    con.execute(
-        "insert into scores.account_score_history by name select * from scores.account_scores"
-    )
-    con.execute("commit")
+    try:
+        _upgrade_history(con)
+        schemas.ensure(con, "scores.account_scores", "scores.account_score_history")
+        con.register("_scores", scores)
+        select = ", ".join(f'cast("{c}" as {t}) as "{c}"' for c, t in schemas.SCORE_COLUMNS.items())
+        con.execute("delete from scores.account_scores")
+        con.execute(f"insert into scores.account_scores by name select {select} from _scores")
+        con.execute("delete from scores.account_score_history where as_of = ?", [as_of])
+        con.execute(
+            "insert into scores.account_score_history by name select * from scores.account_scores"
+        )
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    finally:
+        con.unregister("_scores")
+
+
+def _upgrade_history(con: Connection) -> None:
+    """Score tables from before: renamed columns take their new names (their amounts were in
+    USD, which their rows' reporting_currency then says), and columns typed from a frame (NULL
+    when a first date had no value, BIGINT for an integer) take their declared type."""
+    for table in ("scores.account_scores", "scores.account_score_history"):
+        have = table_columns(con, table)
+        if not have:
+            continue
+        renamed = [
+            (o, n) for o, n in schemas.RENAMED_SCORE_COLUMNS.items() if o in have and n not in have
+        ]
+        for old, new in renamed:
+            con.execute(f'alter table {table} rename column "{old}" to "{new}"')
+        if renamed and "reporting_currency" not in have:
+            con.execute(f"alter table {table} add column reporting_currency varchar")
+            con.execute(f"update {table} set reporting_currency = 'USD'")
+        for column, type_ in table_columns(con, table).items():
+            declared = schemas.SCORE_COLUMNS.get(column)
+            if declared and type_.lower() != declared:
+                con.execute(f'alter table {table} alter column "{column}" type {declared}')
 
 
 def write_model_report(
