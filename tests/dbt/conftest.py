@@ -12,7 +12,7 @@ import json
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,20 @@ LABELS = (
     "expansion_mrr_next",
     "is_label_complete",
 )
+# the incremental snapshot models (macros/snapshot_incremental.sql)
+SNAPSHOTTED = (
+    "int_account_usage_snapshotted",
+    "int_account_tickets_snapshotted",
+    "int_account_nps_snapshotted",
+    "int_account_activities_snapshotted",
+    "int_account_invoices_snapshotted",
+    "int_account_opportunities_snapshotted",
+    "int_account_contracts_snapshotted",
+    "int_account_companions_snapshotted",
+    "int_account_movements_snapshotted",
+)
+# when a row was written, not what it holds
+LINEAGE = {"_built_at", "_inputs_loaded_at", "_build_fingerprint"}
 MARTS = (
     "accounts",
     "contracts",
@@ -57,11 +71,14 @@ def run_dbt(
     target: str = "local",
     env: dict[str, str] | None = None,
     project: Path = DBT_PROJECT,
+    dbt_vars: dict[str, Any] | None = None,
+    check: bool = True,
 ) -> Any:
-    """`dbt <command>` in this process, as flows/transform/dbt.py runs it; fails the test on error.
+    """`dbt <command>` in this process, as flows/transform/dbt.py runs it; fails the test on
+    error unless `check` is false (then the caller reads the result).
 
     `work` holds dbt's target and log folders (partial parsing is reused between calls that
-    share it).
+    share it). `dbt_vars` are passed besides as_of and label_horizon_days.
     """
     from dbt.cli.main import dbtRunner
 
@@ -78,7 +95,9 @@ def run_dbt(
         "--log-path",
         str(work / "logs"),
         "--vars",
-        json.dumps({"as_of": as_of.isoformat(), "label_horizon_days": HORIZON_DAYS}),
+        json.dumps(
+            {"as_of": as_of.isoformat(), "label_horizon_days": HORIZON_DAYS, **(dbt_vars or {})}
+        ),
     ]
     values = {
         "EXPANSION_TARGET": target,
@@ -93,7 +112,7 @@ def run_dbt(
         for key, value in values.items():
             mp.setenv(key, value)
         result = dbtRunner().invoke(args)
-    if not result.success:
+    if check and not result.success:
         failures = [
             f"{r.node.unique_id}: {r.message}"
             for r in (getattr(result.result, "results", None) or [])
@@ -112,6 +131,55 @@ def read(warehouse: Path, sql: str) -> pd.DataFrame:
         con.close()
 
 
+def differences(incremental: Path, full: Path) -> dict[str, tuple[int, int]]:
+    """Rows only in the incremental build / only in the full refresh, per table of the
+    staging, intermediate and marts schemas, leaving out the LINEAGE columns."""
+    con = duckdb.connect()
+    try:
+        con.execute(f"attach '{incremental}' as inc (read_only)")
+        con.execute(f"attach '{full}' as ful (read_only)")
+        tables = con.execute(
+            "select schema_name, table_name from duckdb_tables() where database_name = 'inc' "
+            "and schema_name in ('staging', 'intermediate', 'marts') order by all"
+        ).fetchall()
+        found: dict[str, tuple[int, int]] = {}
+        for schema, name in tables:
+            columns = [
+                c
+                for (c,) in con.execute(
+                    "select column_name from duckdb_columns() where database_name = 'inc' "
+                    "and schema_name = ? and table_name = ? order by column_index",
+                    [schema, name],
+                ).fetchall()
+                if c not in LINEAGE
+            ]
+            cols = ", ".join(f'"{c}"' for c in columns)
+            counts = []
+            for a, b in (("inc", "ful"), ("ful", "inc")):
+                row = con.execute(
+                    f"select count(*) from (select {cols} from {a}.{schema}.{name} "
+                    f"except all select {cols} from {b}.{schema}.{name})"
+                ).fetchone()
+                counts.append(int(row[0]) if row else -1)
+            found[f"{schema}.{name}"] = (counts[0], counts[1])
+        return found
+    finally:
+        con.close()
+
+
+def built_from(warehouse: Path, model: str) -> dict[date, set]:
+    """snapshot_date -> the _inputs_loaded_at values of its rows in an incremental snapshot
+    model: which build computed each date."""
+    frame = read(
+        warehouse,
+        f"select distinct snapshot_date, _inputs_loaded_at from intermediate.{model}",
+    )
+    out: dict[date, set] = {}
+    for d, loaded in zip(frame["snapshot_date"], frame["_inputs_loaded_at"], strict=True):
+        out.setdefault(d.date() if isinstance(d, datetime) else d, set()).add(loaded)
+    return out
+
+
 def copy_warehouse(source: Path, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / "warehouse.duckdb"
@@ -127,10 +195,13 @@ class Dbt:
     horizon_days: int = HORIZON_DAYS
     labels: tuple[str, ...] = LABELS
     marts: tuple[str, ...] = MARTS
+    snapshotted: tuple[str, ...] = SNAPSHOTTED
 
     run = staticmethod(run_dbt)
     read = staticmethod(read)
     copy = staticmethod(copy_warehouse)
+    differences = staticmethod(differences)
+    built_from = staticmethod(built_from)
 
 
 @pytest.fixture(scope="session")

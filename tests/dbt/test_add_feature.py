@@ -15,19 +15,19 @@ from flows.transform.manifest import declared_features
 from models.params import load_params
 from tests.dbt.conftest import DBT_PROJECT
 
-FEATURE = "mrr_per_unit"
-SQL_ANCHOR = "        contracts.core_quantity,\n"
+FEATURE = "mrr_per_product"
+SQL_ANCHOR = "        contracts.products_held,\n"
 SQL_EDIT = (
-    "        {{ safe_divide('contracts.mrr', 'contracts.core_quantity') }} as mrr_per_unit,\n"
+    "        {{ safe_divide('contracts.mrr', 'contracts.products_held') }} as mrr_per_product,\n"
 )
 YAML_ENTRY = """
-      - name: mrr_per_unit
+      - name: mrr_per_product
         data_type: double precision
-        description: MRR per unit of the core plan (USD).
+        description: MRR per product held, in the reporting currency (reporting_currency).
         config:
           meta:
             feature: numeric
-            reason: {group: pricing, text: "{money} per unit"}
+            reason: {group: pricing, text: "{money} per product"}
 """
 
 

@@ -20,25 +20,12 @@ from __future__ import annotations
 import csv
 import shutil
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 
 import duckdb
 import pytest
 
-# when a row was written, not what it holds
-LINEAGE = {"_built_at", "_inputs_loaded_at", "_build_fingerprint"}
-SNAPSHOTTED = (
-    "int_account_usage_snapshotted",
-    "int_account_tickets_snapshotted",
-    "int_account_nps_snapshotted",
-    "int_account_activities_snapshotted",
-    "int_account_invoices_snapshotted",
-    "int_account_opportunities_snapshotted",
-    "int_account_contracts_snapshotted",
-    "int_account_companions_snapshotted",
-    "int_account_movements_snapshotted",
-)
 NO_UNIT_TESTS = ["build", "--exclude", "test_type:unit"]
 
 
@@ -88,59 +75,12 @@ def _within(value: str, start: str, end: str) -> bool:
     return bool(value) and start <= value < end
 
 
-def _differences(incremental: Path, full: Path) -> dict[str, tuple[int, int]]:
-    """Rows only in the incremental build / only in the full refresh, per table."""
-    con = duckdb.connect()
-    try:
-        con.execute(f"attach '{incremental}' as inc (read_only)")
-        con.execute(f"attach '{full}' as ful (read_only)")
-        tables = con.execute(
-            "select schema_name, table_name from duckdb_tables() where database_name = 'inc' "
-            "and schema_name in ('staging', 'intermediate', 'marts') order by all"
-        ).fetchall()
-        found: dict[str, tuple[int, int]] = {}
-        for schema, name in tables:
-            columns = [
-                c
-                for (c,) in con.execute(
-                    "select column_name from duckdb_columns() where database_name = 'inc' "
-                    "and schema_name = ? and table_name = ? order by column_index",
-                    [schema, name],
-                ).fetchall()
-                if c not in LINEAGE
-            ]
-            cols = ", ".join(f'"{c}"' for c in columns)
-            counts = []
-            for a, b in (("inc", "ful"), ("ful", "inc")):
-                row = con.execute(
-                    f"select count(*) from (select {cols} from {a}.{schema}.{name} "
-                    f"except all select {cols} from {b}.{schema}.{name})"
-                ).fetchone()
-                counts.append(int(row[0]) if row else -1)
-            found[f"{schema}.{name}"] = (counts[0], counts[1])
-        return found
-    finally:
-        con.close()
-
-
 def _full_refresh_copy(dbt, warehouse: Path, folder: Path, as_of: date) -> Path:
     folder.mkdir(parents=True)
     full = folder / "warehouse.duckdb"
     shutil.copy(warehouse, full)
     dbt.run(["run", "--full-refresh"], folder, warehouse=full, as_of=as_of)
     return full
-
-
-def _built_from(dbt, warehouse: Path, model: str) -> dict[date, set]:
-    """snapshot_date -> the _inputs_loaded_at values of its rows."""
-    frame = dbt.read(
-        warehouse,
-        f"select distinct snapshot_date, _inputs_loaded_at from intermediate.{model}",
-    )
-    out: dict[date, set] = {}
-    for d, loaded in zip(frame["snapshot_date"], frame["_inputs_loaded_at"], strict=True):
-        out.setdefault(d.date() if isinstance(d, datetime) else d, set()).add(loaded)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +93,7 @@ def daily_runs(dbt, landing: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     shutil.copytree(landing, inbox)
     load_landing(inbox, Warehouse(warehouse, memory_limit="1GB"), "day-0")
     dbt.run(["build"], work, warehouse=warehouse, as_of=dbt.as_of)
-    before = {m: _built_from(dbt, warehouse, m) for m in SNAPSHOTTED}
+    before = {m: dbt.built_from(warehouse, m) for m in dbt.snapshotted}
     runs: dict = {"before": before}
 
     # day 1: a new usage day, a ticket of October closed, an invoice of October paid
@@ -180,8 +120,8 @@ def daily_runs(dbt, landing: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     dbt.run(NO_UNIT_TESTS, work, warehouse=warehouse, as_of=day1)
     runs["day1"] = {
         "as_of": day1,
-        "built_from": {m: _built_from(dbt, warehouse, m) for m in SNAPSHOTTED},
-        "differences": _differences(
+        "built_from": {m: dbt.built_from(warehouse, m) for m in dbt.snapshotted},
+        "differences": dbt.differences(
             warehouse, _full_refresh_copy(dbt, warehouse, work / "full-1", day1)
         ),
     }
@@ -206,8 +146,8 @@ def daily_runs(dbt, landing: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     dbt.run(NO_UNIT_TESTS, work, warehouse=warehouse, as_of=day2)
     runs["day2"] = {
         "as_of": day2,
-        "built_from": {m: _built_from(dbt, warehouse, m) for m in SNAPSHOTTED},
-        "differences": _differences(
+        "built_from": {m: dbt.built_from(warehouse, m) for m in dbt.snapshotted},
+        "differences": dbt.differences(
             warehouse, _full_refresh_copy(dbt, warehouse, work / "full-2", day2)
         ),
     }
@@ -215,10 +155,10 @@ def daily_runs(dbt, landing: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 @pytest.mark.parametrize("day", ["day1", "day2"])
-def test_incremental_build_equals_a_full_refresh(daily_runs: dict, day: str) -> None:
+def test_incremental_build_equals_a_full_refresh(dbt, daily_runs: dict, day: str) -> None:
     differences = daily_runs[day]["differences"]
     compared = set(differences)
-    expected = {f"intermediate.{m}" for m in SNAPSHOTTED} | {
+    expected = {f"intermediate.{m}" for m in dbt.snapshotted} | {
         "marts.account_snapshots",
         "marts.accounts",
         "staging.stg_usage__usage_daily",
@@ -228,10 +168,10 @@ def test_incremental_build_equals_a_full_refresh(daily_runs: dict, day: str) -> 
     assert not different, f"(rows only incremental, rows only full refresh): {different}"
 
 
-def test_day1_recomputes_only_the_changed_dates(daily_runs: dict) -> None:
+def test_day1_recomputes_only_the_changed_dates(dbt, daily_runs: dict) -> None:
     """A new usage day and October changes: the month-ends before October keep their rows."""
     as_of = daily_runs["day1"]["as_of"]
-    for model in SNAPSHOTTED:
+    for model in dbt.snapshotted:
         before = daily_runs["before"][model]
         after = daily_runs["day1"]["built_from"][model]
         (new,) = after[as_of]
@@ -244,10 +184,11 @@ def test_day1_recomputes_only_the_changed_dates(daily_runs: dict) -> None:
 
 
 def test_day2_recomputes_from_the_earliest_change_and_drops_the_old_as_of(
+    dbt,
     daily_runs: dict,
 ) -> None:
     day1, as_of = daily_runs["day1"]["as_of"], daily_runs["day2"]["as_of"]
-    for model in SNAPSHOTTED:
+    for model in dbt.snapshotted:
         before = daily_runs["day1"]["built_from"][model]
         after = daily_runs["day2"]["built_from"][model]
         assert day1 not in after, f"{model}: the previous as_of {day1} is still there"

@@ -11,10 +11,14 @@
       mrr_local = unit_amount * quantity / billing_period_months (an annual plan billed 12,000
       a year is 1,000 MRR every month of the year). No proration of partial months: MRR is a
       rate, valid from the instant the version starts.
-    - mrr converts with the static seeds/fx_rates.csv rate to the reporting currency.
+    - mrr is mrr_local in the reporting currency at the rates of rate_month, the month of
+      valid_from (the booked rate: a version keeps its rate for as long as it holds, so MRR
+      never moves with exchange rates; macros/reporting_rate.sql). Fails the build when the
+      reporting currency has no rate at all.
     - Amounts are DECIMAL(38,6) so sums reconcile exactly; marts cast to double.
     Not limited to as_of: marts and snapshots cut the history at their own dates.
 -#}
+{{- assert_reporting_currency_has_rates() }}
 with
 
 subscription_changes as (
@@ -44,18 +48,6 @@ plans as (
 products as (
 
     select * from {{ ref('stg_billing__products') }}
-
-),
-
-fx_rates as (
-
-    select * from {{ ref('fx_rates') }}
-
-),
-
-reporting_rate as (
-
-    {{ reporting_rate() }}
 
 ),
 
@@ -142,12 +134,16 @@ priced as (
         closed.effective_at,
         closed.valid_from,
         closed.valid_to,
+        cast({{ dbt.date_trunc('month', 'closed.valid_from') }} as date) as rate_month,
         cast(
             closed.unit_amount * closed.quantity / closed.billing_period_months as decimal(38, 6)
         ) as mrr_local,
         cast(
-            closed.unit_amount * closed.quantity / closed.billing_period_months
-            * fx_rates.rate_to_usd / reporting_rate.reporting_rate_to_usd
+            {{ to_reporting_currency(
+                'closed.unit_amount * closed.quantity / closed.billing_period_months',
+                'closed.currency',
+                'closed.valid_from'
+            ) }}
             as decimal(38, 6)
         ) as mrr
     from closed
@@ -155,9 +151,6 @@ priced as (
         on products.product_id = closed.product_id
     left join plans
         on plans.plan_id = closed.plan_id
-    left join fx_rates
-        on fx_rates.currency = closed.currency
-    cross join reporting_rate
     where closed.valid_to is null
         or closed.valid_to > closed.valid_from
 

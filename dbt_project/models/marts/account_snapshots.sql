@@ -170,6 +170,7 @@ final as (
         cast(movements.mrr_90d_ago as {{ type_double() }}) as mrr_90d_ago,
         cast(contracts.mrr - movements.mrr_90d_ago as {{ type_double() }})
             as mrr_change_90d,
+        {{ reporting_currency() }} as reporting_currency,
         contracts.products_held,
         companions.companion_products_not_held,
         companions.top_companion_product_id,

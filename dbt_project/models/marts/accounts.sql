@@ -17,12 +17,6 @@ customers as (
 
 ),
 
-fx_rates as (
-
-    select * from {{ ref('fx_rates') }}
-
-),
-
 pipeline_dates as (
 
     select * from {{ ref('int_pipeline_dates_resolved') }}
@@ -35,6 +29,15 @@ contracts_at_as_of as (
     from {{ ref('int_account_contracts_snapshotted') }} as contracts
     inner join pipeline_dates
         on pipeline_dates.as_of_date = contracts.snapshot_date
+
+),
+
+holdings_at_as_of as (
+
+    select holdings.*
+    from {{ ref('int_account_holdings_snapshotted') }} as holdings
+    inner join pipeline_dates
+        on pipeline_dates.as_of_date = holdings.snapshot_date
 
 ),
 
@@ -69,9 +72,27 @@ last_churn as (
 
 ),
 
-reporting_rate as (
+mrr_in_billing_currency as (
 
-    {{ reporting_rate() }}
+    -- each held version converted from its currency at its own booked rates, so an account
+    -- billed in one currency gets exactly the sum of its contracts' current_mrr_local
+    select
+        holdings_at_as_of.account_id,
+        sum(
+            cast(
+                {{ convert_currency(
+                    'holdings_at_as_of.mrr_local',
+                    'holdings_at_as_of.currency',
+                    'billing_currency.billing_currency',
+                    'holdings_at_as_of.rate_month'
+                ) }}
+                as decimal(38, 6)
+            )
+        ) as current_mrr_local
+    from holdings_at_as_of
+    inner join billing_currency
+        on billing_currency.account_id = holdings_at_as_of.account_id
+    group by holdings_at_as_of.account_id
 
 ),
 
@@ -91,16 +112,11 @@ final as (
             'contracts_at_as_of.snapshot_date',
             'day'
         ) }} as integer) as tenure_days,
-        case
-            when contracts_at_as_of.mrr = 0 then 0
-            else
-                cast(
-                    contracts_at_as_of.mrr * reporting_rate.reporting_rate_to_usd
-                    / fx_rates.rate_to_usd
-                    as {{ type_double() }}
-                )
-        end as current_mrr_local,
+        cast(
+            coalesce(mrr_in_billing_currency.current_mrr_local, 0) as {{ type_double() }}
+        ) as current_mrr_local,
         cast(contracts_at_as_of.mrr as {{ type_double() }}) as current_mrr,
+        {{ reporting_currency() }} as reporting_currency,
         contracts_at_as_of.products_held,
         contracts_at_as_of.core_plan_name,
         contracts_at_as_of.core_tier_rank,
@@ -119,11 +135,10 @@ final as (
         on contracts_at_as_of.account_id = crm_accounts.account_id
     left join billing_currency
         on billing_currency.account_id = crm_accounts.account_id
-    left join fx_rates
-        on fx_rates.currency = billing_currency.billing_currency
+    left join mrr_in_billing_currency
+        on mrr_in_billing_currency.account_id = crm_accounts.account_id
     left join last_churn
         on last_churn.account_id = crm_accounts.account_id
-    cross join reporting_rate
 
 )
 

@@ -112,7 +112,8 @@ final as (
             when known_subscriptions.known_canceled_at is null
             then cast(coalesce(version_at_as_of.mrr, 0) as {{ type_double() }})
             else 0
-        end as current_mrr
+        end as current_mrr,
+        {{ reporting_currency() }} as reporting_currency
     from known_subscriptions
     inner join accounts
         on accounts.account_id = known_subscriptions.account_id

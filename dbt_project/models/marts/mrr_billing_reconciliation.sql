@@ -6,7 +6,11 @@
     An invoice of a subscription bills its service period [issued_at, issued_at + billing
     period); its monthly equivalent is amount_due / billing_period_months. It counts for a
     month when its period covers the month's close. Invoices without a subscription
-    (one-off charges) are not recurring revenue and are left out.
+    (one-off charges) are not recurring revenue and are left out. An invoice converts to the
+    reporting currency at the rates of the month of the version it bills (the version in
+    force at its issue, whose booked rates give the contract MRR it is compared with), or of
+    its issue month when no version was in force: an invoice that bills exactly its contract
+    shows no variance, whatever the exchange rates did in between.
 
         contracted_mrr = invoiced_mrr + voided_mrr + billing_variance_mrr
                          + changed_since_invoiced_mrr - canceled_in_billed_period_mrr
@@ -49,21 +53,9 @@ subscriptions as (
 
 ),
 
-fx_rates as (
-
-    select * from {{ ref('fx_rates') }}
-
-),
-
 pipeline_dates as (
 
     select * from {{ ref('int_pipeline_dates_resolved') }}
-
-),
-
-reporting_rate as (
-
-    {{ reporting_rate() }}
 
 ),
 
@@ -113,17 +105,11 @@ billed_periods as (
         invoices.status,
         {{ dbt.dateadd('month', 'subscriptions.billing_period_months', 'invoices.issued_at') }}
             as period_end_at,
-        cast(
-            invoices.amount_due / subscriptions.billing_period_months
-            * fx_rates.rate_to_usd / reporting_rate.reporting_rate_to_usd
-            as decimal(38, 6)
-        ) as invoice_mrr
+        invoices.amount_due / subscriptions.billing_period_months as invoice_mrr_local,
+        invoices.currency
     from invoices
     inner join subscriptions
         on subscriptions.subscription_id = invoices.subscription_id
-    left join fx_rates
-        on fx_rates.currency = invoices.currency
-    cross join reporting_rate
     where invoices.issued_at < (select pipeline_dates.as_of_end_at from pipeline_dates)
 
 ),
@@ -131,7 +117,19 @@ billed_periods as (
 billed_versions as (
 
     select
-        billed_periods.*,
+        billed_periods.invoice_id,
+        billed_periods.subscription_id,
+        billed_periods.issued_at,
+        billed_periods.status,
+        billed_periods.period_end_at,
+        cast(
+            {{ to_reporting_currency(
+                'billed_periods.invoice_mrr_local',
+                'billed_periods.currency',
+                'coalesce(versions.rate_month, cast(billed_periods.issued_at as date))'
+            ) }}
+            as decimal(38, 6)
+        ) as invoice_mrr,
         coalesce(versions.mrr, 0) as contract_mrr_at_issue
     from billed_periods
     left join versions
@@ -247,7 +245,8 @@ final as (
                 + not_invoiced_mrr
             )
             as {{ type_double() }}
-        ) as unexplained_mrr
+        ) as unexplained_mrr,
+        {{ reporting_currency() }} as reporting_currency
     from monthly
 
 )

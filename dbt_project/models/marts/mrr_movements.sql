@@ -128,7 +128,8 @@ final as (
         cast(balanced.churn_mrr as {{ type_double() }}) as churn_mrr,
         cast(balanced.reactivation_mrr as {{ type_double() }}) as reactivation_mrr,
         cast(balanced.price_change_mrr as {{ type_double() }}) as price_change_mrr,
-        cast(balanced.closing_mrr as {{ type_double() }}) as closing_mrr
+        cast(balanced.closing_mrr as {{ type_double() }}) as closing_mrr,
+        {{ reporting_currency() }} as reporting_currency
     from balanced
     inner join accounts
         on accounts.account_id = balanced.account_id

@@ -78,6 +78,7 @@ final as (
         cast(churn_mrr as {{ type_double() }}) as churn_mrr,
         cast(reactivation_mrr as {{ type_double() }}) as reactivation_mrr,
         cast(price_change_mrr as {{ type_double() }}) as price_change_mrr,
+        {{ reporting_currency() }} as reporting_currency,
         {{ safe_divide('retained_mrr', 'opening_mrr') }} as nrr,
         {{ safe_divide('gross_retained_mrr', 'opening_mrr') }} as grr,
         {{ safe_divide('churned_accounts', 'opening_accounts') }} as logo_churn_rate,

@@ -11,6 +11,9 @@
                                   the same instant)
       invoices                    its issue, due or payment date, whichever is first (a void
                                   invoice stops counting at its last update, after its issue)
+      exchange_rates              its rate_month: a rate converts the versions that took effect
+                                  in that month (for their currency, or for the reporting
+                                  currency), and they hold from then on
 -#}
 {{ record_versions('billing', [
     {'name': 'customers', 'key': 'customer_id'},
@@ -19,4 +22,5 @@
     {'name': 'subscriptions', 'key': 'subscription_id', 'affects_from': 'least(started_at, canceled_at)'},
     {'name': 'subscription_changes', 'key': 'change_id', 'affects_from': 'effective_at'},
     {'name': 'invoices', 'key': 'invoice_id', 'affects_from': 'least(issued_at, due_at, paid_at)'},
+    {'name': 'exchange_rates', 'key': "upper(currency) || ' ' || cast(rate_month as varchar)", 'affects_from': 'rate_month'},
 ]) }}
