@@ -44,7 +44,7 @@ from flows.ingest.readers import (
 from flows.ingest.report import LoadedFile, LoadReport
 from flows.ingest.rules import dup_key, fast_counts, fast_select, ident, key_lookup, staged_rules
 from flows.ingest.sources import BadRows, SourcesConfig, build_connector, files_config
-from flows.settings import Settings
+from flows.settings import get_settings
 from flows.warehouse import Connection, Warehouse
 from models.business import Business, load_business
 
@@ -89,7 +89,7 @@ def load_sources(
         report.skipped_files = ledger.skipped
         report.duplicates = ledger.duplicates
         _register_currencies(con)
-        business = business or load_business(Settings().business_file)
+        business = business or load_business(get_settings().business_file)
         register_vocabularies(con, business)
         _load(con, config.bad_rows, extracts, report, run_id, loaded_at, full_refresh, business)
     return report

@@ -76,7 +76,7 @@ def feature_columns(settings: Settings) -> list[str]:
     if not settings.warehouse.exists():
         return []
     with Warehouse.from_settings(settings).connect(read_only=True) as con:
-        return table_columns(con, FEATURES_TABLE)
+        return list(table_columns(con, FEATURES_TABLE))
 
 
 def model_params(settings: Settings) -> Params:
