@@ -122,6 +122,16 @@ period says so in `billing_period_months`. What an account pays is always its ow
 subscription's term, billing period, days and months to renewal and whether it is on a monthly
 term are columns of `marts.account_snapshots` and model features.
 
+**Reporting currency**: every amount in the marts and scores is in `EXPANSION_REPORTING_CURRENCY`
+(default USD), named in a `reporting_currency` column beside it; amounts in the billing
+currency end in `_local`. A subscription version converts at the rates of the month it took
+effect (booked rates: MRR does not move with exchange rates until the next version), from
+`billing.exchange_rates` when that month has a row, else the static
+`dbt_project/seeds/fx_rates.csv`. Every billing currency must have a static rate; a reporting
+currency that only `billing.exchange_rates` knows needs a row for every month a version took
+effect (the build stops naming the currency otherwise). Reasons, offers and the model report
+print amounts in that currency and read in `EXPANSION_LOCALE` (`en`, `ja`).
+
 **Firmographics are optional**: `crm.accounts.segment`, `industry`, `country` and
 `employee_count` may be absent or empty. Nothing is invented for them: an empty segment is
 missing to the model (no segment, no effect) and touch tiers then go by MRR alone.
