@@ -213,6 +213,7 @@ def price_list() -> Tables:
                 "metric": [x[1] for x in limits],
                 "limit_value": [x[2] for x in limits],
                 "per_unit": [x[3] for x in limits],
+                "overage_price": [None for _ in limits],  # limits are caps: no overage
             },
         ),
     )

@@ -771,6 +771,7 @@ class _World:
                     "metric": [x[1] for x in limits],
                     "limit_value": [x[2] for x in limits],
                     "per_unit": [x[3] for x in limits],
+                    "overage_price": [None for _ in limits],  # caps: no overage
                 },
             ),
         )

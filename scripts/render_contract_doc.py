@@ -113,7 +113,8 @@ used and capped at 10x (var `utilization_cap`) beyond.
 
 **Pricing** is `billing.plans.pricing_model`: `per_seat` (price x quantity; seats are usually
 also a `per_unit` limit of 1 on the seats metric), `flat` (one price per tier with bundled
-limits; quantity 1) or `usage` (a committed base; overage is billed through invoices).
+limits; quantity 1) or `usage` (a committed base
+plus `billing.plan_limits.overage_price` per unit beyond a limit, billed through invoices).
 `list_price` is a monthly price in the plan's `currency`; a plan sold only on one billing
 period says so in `billing_period_months`. What an account pays is always its own
 `subscription_changes` (`unit_amount` x `quantity` per billing period).

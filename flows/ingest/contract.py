@@ -295,6 +295,14 @@ TABLES: tuple[Table, ...] = (
                 "true: the limit is per unit bought (seats on a per-seat plan: limit_value x "
                 "quantity); empty: false, the limit is per subscription",
             ),
+            _c(
+                "overage_price",
+                "DECIMAL(18,6)",
+                False,
+                "usage-based plans: the price of one unit of the metric beyond the limit, in the "
+                "plan's currency; empty: no overage (the limit is a cap)",
+                min_value=0,
+            ),
         ),
         optional=True,
         description=(

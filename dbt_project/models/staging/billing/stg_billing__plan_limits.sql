@@ -20,6 +20,8 @@ renamed as (
         cast(limit_value as {{ type_double() }}) as limit_value,
         -- the contract's default: a limit without per_unit is per subscription
         coalesce(per_unit, false) as is_per_unit,
+        -- usage-based plans: price of one unit beyond the limit, in the plan's currency
+        overage_price,
         _loaded_at
 
     from deduped
