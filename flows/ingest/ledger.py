@@ -29,13 +29,16 @@ LINEAGE = {
 
 
 def ensure_raw_schema(con: Connection) -> None:
-    """Create raw tables (one per contract table, possibly empty), the ledger and quarantine."""
+    """Create raw tables (one per contract table, possibly empty), the ledger and quarantine;
+    add the columns a newer contract has to raw tables created before."""
     con.execute("create schema if not exists raw")
     for t in TABLES:
         cols = [f'"{c.name}" {c.type}' for c in t.columns]
         cols += [f"{name} {type_}" for name, type_ in LINEAGE.items()]
         con.execute(f"create table if not exists raw.{t.raw_relation} ({', '.join(cols)})")
-        con.execute(f"alter table raw.{t.raw_relation} add column if not exists _extra JSON")
+        # a raw table from an earlier contract gets the columns added since (empty on its rows)
+        for column in [*cols[: len(t.columns)], "_extra JSON"]:
+            con.execute(f"alter table raw.{t.raw_relation} add column if not exists {column}")
     ensure(con, *LOAD_LEDGER)
 
 

@@ -559,3 +559,27 @@ def test_usage_metrics_are_the_declared_ones(tmp_path: Path) -> None:
     kept = con.execute("select count(*) from raw.config__usage_metrics").fetchone()
     con.close()
     assert kept == (3,)  # the failed load did not replace the declaration either
+
+
+def test_a_raw_table_from_an_earlier_contract_gets_the_new_columns(tmp_path: Path) -> None:
+    """A column added to the contract (optional) reaches raw tables created before it, so dbt
+    can read it; the rows loaded before keep their values and leave it empty."""
+    landing, wh = tmp_path / "landing", tmp_path / "wh.duckdb"
+    minimal_landing(landing)
+    con = duckdb.connect(str(wh))
+    con.execute("create schema raw")
+    con.execute(
+        "create table raw.billing__plan_limits (plan_id varchar, metric varchar, "
+        "limit_value double, _source_file varchar, _loaded_at timestamp, _run_id varchar)"
+    )
+    con.execute(
+        "insert into raw.billing__plan_limits values ('PL1', 'active_users', 5, 'old.csv', now(), 'r0')"
+    )
+    con.close()
+    load_landing(landing, Warehouse(wh), "run-1")
+    con = duckdb.connect(str(wh), read_only=True)
+    rows = con.execute(
+        "select plan_id, limit_value, per_unit, overage_price, _extra from raw.billing__plan_limits"
+    ).fetchall()
+    con.close()
+    assert rows == [("PL1", 5.0, None, None, None)]
