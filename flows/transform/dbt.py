@@ -95,6 +95,8 @@ def run_dbt_build(settings: Settings, as_of: date) -> DbtReport:
     alive at interpreter exit, so it is opt-in.
     """
     args = dbt_args("build", settings, as_of)
+    if settings.full_refresh:  # raw was reloaded from scratch: so is every incremental model
+        args.append("--full-refresh")
     # Unit tests check SQL logic on fixed inputs, not the data: they run when the dbt project
     # (or dbt, DuckDB) changed since they last passed here, and on a full refresh.
     project = _dbt_project_hash(settings)

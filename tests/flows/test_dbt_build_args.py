@@ -67,3 +67,6 @@ def test_a_full_refresh_runs_them(project: Path, monkeypatch: pytest.MonkeyPatch
     _builds(project, monkeypatch, [True])
     calls = _builds(project, monkeypatch, [True], full_refresh=True)
     assert _with_unit_tests(calls) == [True]
+    # raw reloaded from scratch: every incremental model is rebuilt too
+    assert "--full-refresh" in calls[0]
+    assert "--full-refresh" not in _builds(project, monkeypatch, [True])[0]
