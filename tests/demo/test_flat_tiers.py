@@ -381,9 +381,13 @@ def test_tuning_targets(tmp_path: Path) -> None:
 PIPELINE_CODE = ("flows", "models", "dbt_project")
 
 
-def test_no_pipeline_code_names_a_metric_of_this_business(business: Business) -> None:
-    """The business runs from its declaration alone: no Python or SQL file of the pipeline (nor
-    the model's params) spells one of its metric names."""
+@pytest.mark.parametrize(
+    "declaration", ["config/examples/flat_tiers/business.yml", "config/business.yml"]
+)
+def test_no_pipeline_code_names_a_metric_of_this_business(declaration: str) -> None:
+    """Each demo business runs from its declaration alone: no Python or SQL file of the
+    pipeline (nor the model's params) spells one of its metric names."""
+    business = load_business(ROOT / declaration)
     files = [
         p
         for folder in PIPELINE_CODE
