@@ -689,7 +689,8 @@ def agreement(
             y = pd.to_numeric(b.astype("Float64"), errors="coerce").astype(float).to_numpy()
             same = (np.isnan(x) & np.isnan(y)) | np.isclose(x, y, rtol=1e-6, atol=1e-9)
         else:
-            same = (a.isna() & b.isna()) | (a.astype(object) == b.astype(object))
+            equal = (a.isna() & b.isna()) | (a.astype(object) == b.astype(object))
+            same = equal.to_numpy(dtype=bool, na_value=False)
         per_feature[f] = round(float(np.mean(same)), 4)
     both = scores.merge(pipe, on="account_id", suffixes=("_limit", "_pipeline"))
     top_n = max(1, len(both) // 10)
