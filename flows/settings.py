@@ -20,6 +20,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from models.phrasebook import shipped_locales
+
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 
 
@@ -61,8 +63,10 @@ class Settings(BaseSettings):
         pattern=r"^[A-Z]{3}$",
         description="ISO 4217 currency every amount is reported in (dbt var reporting_currency)",
     )
-    locale: Literal["en", "ja"] = Field(
-        "en", description="language of reasons, offers and the model report (models/phrases/)"
+    locale: str = Field(
+        "en",
+        description="language of reasons, offers and the model report: a phrase table "
+        "models/phrases/<locale>.yaml (en, ja shipped)",
     )
     full_refresh: bool = Field(False, description="reload every extract from scratch")
     freshness: Literal["enforce", "warn", "off"] = Field(
@@ -122,6 +126,17 @@ class Settings(BaseSettings):
         description="folder of secret files (one file per environment variable name), outside "
         "the repository; an environment variable of the same name wins (flows/secrets.py)",
     )
+
+    @field_validator("locale", mode="after")
+    @classmethod
+    def _shipped_locale(cls, value: str) -> str:
+        shipped = shipped_locales()
+        if value not in shipped:
+            raise ValueError(
+                f"no phrase table for locale {value!r} in models/phrases/ (shipped: "
+                f"{', '.join(shipped)}); a language is one file <locale>.yaml there"
+            )
+        return value
 
     @field_validator("project_dir", "home", "landing_dir", mode="after")
     @classmethod

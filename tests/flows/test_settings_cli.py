@@ -137,3 +137,9 @@ def test_duckdb_memory_limit_takes_a_size_or_a_share_of_ram(tmp_path: Path) -> N
     with Warehouse(tmp_path / "w.duckdb", memory_limit=share).connect() as con:
         row = con.execute("select current_setting('memory_limit')").fetchone()
     assert row is not None and row[0].endswith("iB")  # DuckDB turned the share into a size
+
+
+def test_a_locale_is_a_shipped_phrase_table(tmp_path: Path) -> None:
+    assert Settings(home=tmp_path, locale="ja").locale == "ja"
+    with pytest.raises(ValueError, match=r"no phrase table for locale 'fr'.*shipped: en, ja"):
+        Settings(home=tmp_path, locale="fr")
