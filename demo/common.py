@@ -247,6 +247,22 @@ def extract_table(source: str, name: str, cols: dict[str, Any]) -> pa.Table:
     return pa.table(arrays, names=expected)
 
 
+def plan_limits_table(limits: list[tuple[str, str, float, bool]]) -> pa.Table:
+    """billing.plan_limits from (plan_id, metric, limit_value, per_unit) rows; the demo
+    businesses' limits are caps (no overage price)."""
+    return extract_table(
+        "billing",
+        "plan_limits",
+        {
+            "plan_id": [x[0] for x in limits],
+            "metric": [x[1] for x in limits],
+            "limit_value": [x[2] for x in limits],
+            "per_unit": [x[3] for x in limits],
+            "overage_price": [None for _ in limits],
+        },
+    )
+
+
 def pick(names: tuple[str, ...], idx: NDArray[Any], null: B | None = None) -> pa.Array:
     return pa.array(list(names)).take(pa.array(np.asarray(idx, np.int64), mask=null))
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from demo.common import extract_table
+from demo.common import extract_table, plan_limits_table
 from demo.extracts import Tables
 
 CURRENCY = "JPY"
@@ -202,21 +202,7 @@ def price_list() -> Tables:
         ),
     )
     limits = [(p.plan_id, *limit) for p in PLANS for limit in p.limits]
-    yield (
-        "billing",
-        "plan_limits",
-        extract_table(
-            "billing",
-            "plan_limits",
-            {
-                "plan_id": [x[0] for x in limits],
-                "metric": [x[1] for x in limits],
-                "limit_value": [x[2] for x in limits],
-                "per_unit": [x[3] for x in limits],
-                "overage_price": [None for _ in limits],  # limits are caps: no overage
-            },
-        ),
-    )
+    yield "billing", "plan_limits", plan_limits_table(limits)
 
 
 # --- customers -----------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ from demo.common import (
     next_anniversary,
     oracle_table,
     pick,
+    plan_limits_table,
     run,
     sigmoid,
 )
@@ -760,21 +761,7 @@ class _World:
                 limits.append((p.plan_id, "storage_gb", p.storage_limit_gb, False))
             if p.api_calls_limit is not None:
                 limits.append((p.plan_id, "api_calls", p.api_calls_limit, False))
-        yield (
-            "billing",
-            "plan_limits",
-            extract_table(
-                "billing",
-                "plan_limits",
-                {
-                    "plan_id": [x[0] for x in limits],
-                    "metric": [x[1] for x in limits],
-                    "limit_value": [x[2] for x in limits],
-                    "per_unit": [x[3] for x in limits],
-                    "overage_price": [None for _ in limits],  # caps: no overage
-                },
-            ),
-        )
+        yield "billing", "plan_limits", plan_limits_table(limits)
 
     def unit_amounts(self, sub: I64, plan: I64) -> F64:
         subs = self.subs
