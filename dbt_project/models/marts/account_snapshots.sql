@@ -11,6 +11,8 @@
     account_features (this table plus one column per metric and stat); here only the limit
     pressure over all metrics (the highest utilization, its metric, the highest among limits
     that grow with the core plan's quantity).
+    Health (four 0-100 components and their mean) and the loyalty stage are for people, not
+    model features: int_account_health_snapshotted, DECISIONLOG.md "Health and loyalty".
 -#}
 with
 
@@ -89,6 +91,12 @@ opportunities as (
 labels as (
 
     select * from {{ ref('int_account_labels_snapshotted') }}
+
+),
+
+health as (
+
+    select * from {{ ref('int_account_health_snapshotted') }}
 
 ),
 
@@ -209,7 +217,13 @@ final as (
         labels.label_upsell,
         labels.label_cross_sell,
         cast(labels.expansion_mrr_next as {{ type_double() }}) as expansion_mrr_next,
-        labels.is_label_complete
+        labels.is_label_complete,
+        health.health_adoption,
+        health.health_engagement,
+        health.health_support,
+        health.health_sentiment,
+        health.health_score,
+        health.loyalty_stage
     from spine
     inner join crm_accounts
         on crm_accounts.account_id = spine.account_id
@@ -245,6 +259,9 @@ final as (
     left join labels
         on labels.account_id = spine.account_id
         and labels.snapshot_date = spine.snapshot_date
+    left join health
+        on health.account_id = spine.account_id
+        and health.snapshot_date = spine.snapshot_date
 
 )
 
