@@ -42,8 +42,8 @@ def analyst_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     sql.write_text(text.replace(SQL_ANCHOR, SQL_ANCHOR + SQL_EDIT), encoding="utf-8")
     yml = project / "models" / "marts" / "_marts__models.yml"
     text = yml.read_text(encoding="utf-8")
-    # account_snapshots is the last model of the file: its last column ends the file
-    assert text.rstrip().endswith("data_tests: [not_null]")
+    # account_snapshots is the last model of the file: an entry appended to it is its column
+    assert text.rindex("\n  - name: ") == text.index("\n  - name: account_snapshots\n")
     yml.write_text(text.rstrip("\n") + "\n" + YAML_ENTRY, encoding="utf-8")
     return project
 
