@@ -190,6 +190,11 @@ def backtest_lists(
         (predictions["model"] == "lightgbm") & predictions["target"].isin(targets)
     ]
     probs_all = lgbm.set_index(["cutoff", "account_id", "target"])["p"].unstack("target")
+    # The texts (offer labels, suppression reasons) are not used; they are phrased in the
+    # locale the params already are in (usage features phrased in the run's), which is safe.
+    locale = next(
+        (t.locale for t in params.reasons.values() if t.locale != DEFAULT_LOCALE), DEFAULT_LOCALE
+    )
     dates = pd.to_datetime(frame["snapshot_date"]).dt.strftime("%Y-%m-%d")
     label = params.targets[params.primary_target]
     lists: list[pd.DataFrame] = []
@@ -203,8 +208,8 @@ def backtest_lists(
             continue
         p = probs.reindex(test["account_id"].astype(str).to_numpy())
         p = pd.DataFrame({f"p_{t}": p[t].to_numpy(dtype=float) for t in targets}, index=test.index)
-        offers = offers_of(test, p, params, offer_values, legacy_ratio)
-        listed = suppression_reasons(test, params).isna()
+        offers = offers_of(test, p, params, offer_values, legacy_ratio, locale=locale)
+        listed = suppression_reasons(test, params, locale=locale).isna()
         gain = as_float(test["expansion_mrr_next"], "expansion_mrr_next").fillna(0.0)
         rows = pd.DataFrame(
             {

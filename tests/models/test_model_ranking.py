@@ -286,6 +286,11 @@ def test_rank_backtest_counts_owners_of_per_owner_tiers(
     assert sizes(owners) == {("mine", 8), ("team", 3)}
     assert sizes(None) == {("mine", 2), ("team", 3)}
     assert rank_backtest(frame, None, p).metrics == []
+    # params phrased in another language (a ja run's usage features) measure the same
+    ja = rank_backtest(frame, trained.backtest_predictions, p.localized("ja"), owners=owners)
+    assert (
+        ja.metrics == rank_backtest(frame, trained.backtest_predictions, p, owners=owners).metrics
+    )
 
 
 def test_old_models_without_ranking_figures_still_load(
