@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from datetime import UTC, datetime
@@ -299,7 +300,8 @@ def test_old_models_without_ranking_figures_still_load(
     from flows.registry import load_model, model_dir, save_model
 
     root = tmp_path
-    version = save_model(trained, root, "abc", "fp", datetime(2026, 1, 1, tzinfo=UTC))
+    copy = dataclasses.replace(trained)  # save_model sets the version: not on the fixture
+    version = save_model(copy, root, "abc", "fp", datetime(2026, 1, 1, tzinfo=UTC))
     again = load_model(root, version)
     assert again.action_value_weight == trained.action_value_weight
     assert again.ranking_metrics == trained.ranking_metrics
