@@ -474,6 +474,75 @@ def report(
 
 
 @app.command()
+def explain(
+    account_id: Annotated[str, typer.Argument(help="The account, as in marts.accounts.")],
+    as_of: AsOf = None,
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Why an account scores as it does: probability, offer and top reasons (any account)."""
+    from rich.markup import escape
+
+    from flows.modelling.explain import CannotExplain, Explanation
+    from flows.modelling.explain import explain as explain_account
+
+    settings = _settings()
+    day = as_of.date() if as_of else None
+
+    def call() -> Explanation | CannotExplain:
+        try:
+            return explain_account(settings, account_id, day)
+        except CannotExplain as exc:  # a message, not a failure
+            return exc
+
+    out = _guarded(call)
+    if isinstance(out, CannotExplain):
+        err.print(f"[red]cannot explain[/]: {escape(str(out))}")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    if json_out:
+        print(json.dumps(asdict(out), default=str, indent=2))
+        return
+    _print_explanation(settings, out)
+
+
+def _print_explanation(settings: Settings, out: Any) -> None:
+    from models.money import format_money
+
+    def money(value: Any) -> str:
+        if value is None:
+            return "-"
+        return format_money(float(value), settings.reporting_currency, settings.locale, 0)
+
+    s = out.score
+    console.print(
+        f"account [bold]{out.account_id}[/] as of {out.as_of}, model {out.model_version}: "
+        f"p(expansion) [bold]{s['p_expansion']:.2f}[/] (upsell {s['p_upsell']:.2f}, "
+        f"cross-sell {s['p_cross_sell']:.2f})"
+    )
+    scored = out.scored
+    if scored is None:
+        console.print(f"not in the scores of {out.as_of}")
+    else:
+        rank = scored["action_rank"]
+        console.print(
+            f"in the scores of {out.as_of} ({scored['model_version']}): decile "
+            f"{scored['decile']} of {scored['accounts']:,} accounts, "
+            + (f"action rank {int(rank):,}" if rank is not None else "not in the action list")
+            + f", touch tier {scored['touch_tier']}"
+        )
+    if s.get("suppression_reason"):
+        console.print(f"[yellow]suppressed[/]: {s['suppression_reason']}")
+    offer = s.get("next_best_offer") or "none"
+    console.print(
+        f"offer: {offer} (offer MRR {money(s.get('offer_mrr'))}, expected "
+        f"{money(s.get('expected_expansion_mrr'))})"
+    )
+    if not out.reasons:
+        console.print("no reason: nothing pushes this account's score up")
+    for i, reason in enumerate(out.reasons, start=1):
+        console.print(f"  {i}. {reason}")
+
+
+@app.command()
 def rollback(
     version: Annotated[
         str | None,

@@ -2,7 +2,8 @@
 
 Layout of `registry_dir`:
 
-    models/<version>/metadata.json       version, window, features, params, metrics, ...
+    models/<version>/metadata.json       version, window, features, params, metrics, the
+                                          action list's figures and value weight, ...
     models/<version>/calibrators.json
     models/<version>/booster_<target>.txt LightGBM text format
     models/<version>/backtest_predictions.parquet  test-row predictions of the backtest
@@ -148,6 +149,10 @@ def save_model(
             "best_iterations": model.best_iterations,
             "params": model.params.model_dump(mode="json"),
             "metrics": model.metrics,
+            "action_value_weight": model.action_value_weight,
+            "ranking_metrics": model.ranking_metrics,
+            "ranking_curve": model.ranking_curve,
+            "value_weight_scan": model.value_weight_scan,
         }
         _write_json_atomic(staging / "metadata.json", metadata)
         os.replace(staging, root / version)
@@ -207,6 +212,7 @@ def load_model(registry_dir: Path, version: str) -> TrainedModel:
     ratio = meta["expansion_mrr_ratio"]
     window = meta["training_window"]
     offer_values = meta.get("offer_values")
+    weight = meta.get("action_value_weight")  # absent: saved before the action list was measured
     predictions_path = path / PREDICTIONS_FILE
     predictions = (
         pd.read_parquet(predictions_path).loc[:, list(PREDICTION_COLUMNS)]
@@ -235,7 +241,18 @@ def load_model(registry_dir: Path, version: str) -> TrainedModel:
         code_version=meta.get("code_version"),
         data_fingerprint=meta.get("data_fingerprint"),
         trained_at=meta.get("trained_at"),
+        action_value_weight=None if weight is None else float(weight),
+        ranking_metrics=_figures(meta.get("ranking_metrics")),
+        ranking_curve=_figures(meta.get("ranking_curve")),
+        value_weight_scan=_figures(meta.get("value_weight_scan")),
     )
+
+
+def _figures(records: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """Saved figure records (missing = none), a null figure back to NaN (JSON has no NaN)."""
+    return [
+        {k: (math.nan if v is None else v) for k, v in record.items()} for record in records or []
+    ]
 
 
 def find_trained(registry_dir: Path, training_key: str) -> str | None:

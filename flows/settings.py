@@ -75,8 +75,12 @@ class Settings(BaseSettings):
     as_of: date | None = Field(None, description="score as of this date; default: latest data")
     label_horizon_days: int = Field(90, ge=7, le=365)
     retrain: bool = Field(False, description="train a challenger even when a champion exists")
-    reasons_top_n: int = Field(
-        1000, ge=0, description="accounts (by score) that get reasons; pred_contrib is slow"
+    reasons_top_n: int | None = Field(
+        None,
+        ge=0,
+        description="unset: reasons for every account of a capped touch tier and the first "
+        "action_list.default_tier_reasons of the default tier (models/params.yaml); set: "
+        "reasons for the first N accounts of the action list instead (0: none)",
     )
     alert_probability_threshold: float = Field(
         0.3, gt=0, lt=1, description="alert when p_expansion rises past this since the last run"

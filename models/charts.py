@@ -284,3 +284,62 @@ def model_charts(
         charts["auc-by-cutoff"] = _auc_by_cutoff_chart(table, model.metrics_frame(), target)
     charts["importance"] = _importance_chart(model, target)
     return charts
+
+
+RANKING_STYLE = {
+    "default": (COLORS["lightgbm"], "-"),
+    "probability": (COLORS["logistic"], "--"),
+}
+
+
+def ranking_chart(
+    curve: pd.DataFrame, cutoff: str, labels: dict[str, str], mark: int | None = None
+) -> str:
+    """Expanders found (left) and expansion MRR captured (right: actual, solid; expected,
+    dotted) against the accounts contacted down the action list, for each ranking of `curve`
+    (models.ranking curve records of one cut-off); `labels` names each ranking in the legend,
+    `mark` draws a line at that many accounts contacted.
+    """
+    fig = Figure(figsize=(10.5, 4.3))
+    left, right = fig.subplots(1, 2)
+    for ax in (left, right):
+        ax.grid(True, color="#e9ecef", linewidth=0.8)
+        ax.set_axisbelow(True)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+    for ranking, rows in curve.groupby("ranking", sort=False):
+        rows = rows.sort_values("n_contacted", kind="mergesort")
+        color, style = RANKING_STYLE.get(str(ranking), ("#868e96", "-."))
+        label = labels.get(str(ranking), str(ranking))
+        x = rows["n_contacted"].to_numpy(dtype=float)
+        left.plot(x, rows["expanders"], color=color, linestyle=style, linewidth=2, label=label)
+        right.plot(
+            x,
+            rows["expansion_mrr_captured"],
+            color=color,
+            linestyle=style,
+            linewidth=2,
+            label=label,
+        )
+        right.plot(
+            x,
+            rows["expected_mrr_captured"],
+            color=color,
+            linestyle=":",
+            linewidth=1.2,
+            label=f"{label}, expected",
+        )
+    for ax in (left, right):
+        if mark is not None:
+            ax.axvline(mark, color="#adb5bd", linestyle="--", linewidth=1)
+        ax.set_xlabel("Accounts contacted, down the action list")
+        ax.set_xlim(left=0)
+        ax.set_ylim(bottom=0)
+    left.set_ylabel("Accounts that expanded")
+    left.set_title(f"Expanders found, cut-off {cutoff}", fontsize=11)
+    left.legend(loc="lower right", fontsize=8.5, frameon=False)
+    right.set_ylabel("Expansion MRR (reporting currency)")
+    right.set_title(f"Expansion MRR captured, cut-off {cutoff}", fontsize=11)
+    right.legend(loc="lower right", fontsize=8, frameon=False)
+    fig.tight_layout()
+    return _png(fig)

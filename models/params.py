@@ -212,7 +212,25 @@ class TouchTiers(_Strict):
 
 
 class ActionList(_Strict):
-    rank_by: Literal["expected_mrr", "probability"] = "expected_mrr"
+    """The order of the action list and the reasons it carries (models/ranking.py)."""
+
+    rank_by: Literal["balanced", "expected_mrr", "probability"] = "balanced"
+    # w of the balanced ranking (p_expansion x offer MRR ** w), or auto: chosen on the backtest
+    value_weight: Literal["auto"] | float = "auto"
+    auto_weights: list[float] = Field(default_factory=lambda: [1.0, 0.75, 0.5, 0.25, 0.0])
+    min_hit_rate_ratio: float = Field(default=0.9, ge=0, le=1)
+    hit_rate_at: int = Field(default=100, ge=1)  # N of the hit rate that decides auto
+    default_tier_reasons: int = Field(default=1000, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> ActionList:
+        weights = [self.value_weight] if self.value_weight != "auto" else []
+        bad = [w for w in [*weights, *self.auto_weights] if not 0.0 <= float(w) <= 1.0]
+        if bad:
+            raise ValueError(f"action_list: value weights must be in [0, 1], got {bad}")
+        if not self.auto_weights:
+            raise ValueError("action_list.auto_weights: give at least one weight")
+        return self
 
 
 class Condition(_Strict):

@@ -32,11 +32,13 @@ from typing import Any
 import pandas as pd
 
 from models.charts import code_version as charts_code_version
-from models.charts import distribution_chart, figure, model_charts
+from models.charts import distribution_chart, figure, model_charts, ranking_chart
 from models.evaluate import acceptance_failures, backtest_table
 from models.fingerprint import frame_fingerprint
 from models.money import DEFAULT_CURRENCY, currency_code, format_money
+from models.params import Params
 from models.phrasebook import DEFAULT_LOCALE, load_phrasebook, phrase_file
+from models.ranking import ranking_label, ranking_summary, ranking_table, value_weight
 from models.train import TrainedModel
 
 TEMPLATE_PATH = Path(__file__).with_name("report_template.html")
@@ -465,6 +467,77 @@ def _top_accounts(scores: pd.DataFrame, snapshots: pd.DataFrame, top_n: int, t: 
     )
 
 
+def _rank_by_text(params: Params, weight: float | None, t: _Texts) -> str:
+    """How the action list is ranked, as HTML (balanced: with its value weight)."""
+    rank_by = params.action_list.rank_by
+    if rank_by != "balanced":
+        return t(f"rank_by_{rank_by}")
+    return t("rank_by_balanced", weight=_fmt(value_weight(params, weight), "g"))
+
+
+_RANKING_COLUMNS = {
+    "hit_rate_default": "col_hit_rate_default",
+    "hit_rate_probability": "col_hit_rate_probability",
+    "expansion_mrr_captured_default": "col_mrr_default",
+    "expansion_mrr_captured_probability": "col_mrr_probability",
+    "expected_mrr_captured_default": "col_expected_default",
+    "expected_mrr_captured_probability": "col_expected_probability",
+}
+
+
+def _ranking_section(model: TrainedModel, t: _Texts) -> str:
+    """The action list on the backtest (models/ranking.py): how it is ranked, the figures at
+    N = hit_rate_at per cut-off and their mean, the chart of the latest cut-off. Empty for a
+    model saved without them."""
+    if not model.ranking_metrics:
+        return ""
+    params, weight, n = (
+        model.params,
+        model.action_value_weight,
+        model.params.action_list.hit_rate_at,
+    )
+    ratio = _fmt(params.action_list.min_hit_rate_ratio, "g")
+    s = ranking_summary(model.ranking_metrics, params, weight)
+    rank_by = _rank_by_text(params, weight, t)
+    notes = [t("ranking_note", rank_by=rank_by, n=str(n), days=str(params.label_horizon_days))]
+    if params.action_list.rank_by == "balanced" and params.action_list.value_weight == "auto":
+        weights = "/".join(f"{w:g}" for w in sorted(set(params.action_list.auto_weights))[::-1])
+        notes.append(
+            t(
+                "ranking_weight_auto",
+                weight=_fmt(s["value_weight"], "g"),
+                weights=_esc(weights),
+                n=str(n),
+                ratio=ratio,
+            )
+        )
+    met = "pass" if s["hit_rate_ratio_met"] else "fail"
+    verdict = (
+        f'<span class="{met}">{t("ranking_met" if met == "pass" else "ranking_not_met")}</span>'
+    )
+    figures = {k: _fmt(s[f"hit_rate_{k}_mean"], ".1%") for k in ("default", "probability")}
+    share = _fmt(s["hit_rate_ratio"], ".2f")
+    notes.append(
+        t("ranking_verdict", n=str(n), **figures, share=share, ratio=ratio, verdict=verdict)
+    )
+    table = ranking_table(model.ranking_metrics, f"top_{n}", mean=t.plain("row_mean"))
+    rows = [
+        [_esc(r["cutoff"]), _fmt(r["n_rows"], ",.0f")]
+        + [_fmt(r[c], ".1%") if c.startswith("hit") else t.money(r[c]) for c in _RANKING_COLUMNS]
+        for _, r in table.iterrows()
+    ]
+    header = [t("col_cutoff"), t("col_list_size"), *(t(h) for h in _RANKING_COLUMNS.values())]
+    html_parts = [f"<h3>{t('section_ranking')}</h3>", *(f"<p>{note}</p>" for note in notes)]
+    html_parts.append(_table(header, rows, [False, *[True] * (len(header) - 1)]))
+    curve = pd.DataFrame(model.ranking_curve)
+    if not curve.empty:
+        latest = str(curve["cutoff"].max())
+        labels = {"default": ranking_label(params, weight), "probability": "By probability"}
+        uri = ranking_chart(curve.loc[curve["cutoff"] == latest], latest, labels, mark=n)
+        html_parts.append(_figure("ranking", uri, t))
+    return "\n".join(html_parts)
+
+
 def _cached_charts(
     cache: MutableMapping[str, str] | None,
     model: TrainedModel,
@@ -554,11 +627,6 @@ def render_report(
     charts = [_figure(chart_id, uri, t) for chart_id, uri in images.items()]
     as_of = scores["as_of"].iloc[0] if len(scores) and "as_of" in scores else "?"
     version = model.version or "unregistered"
-    rank_by = (
-        "rank_by_expected_mrr"
-        if model.params.action_list.rank_by == "expected_mrr"
-        else "rank_by_probability"
-    )
     template = Template(TEMPLATE_PATH.read_text(encoding="utf-8"))
     return template.substitute(
         lang=_esc(locale),
@@ -584,10 +652,10 @@ def render_report(
         ),
         backtest_table=backtest_html,
         bars=_bars(model, table, has_oracle, t),
-        targets_table=targets_html,
+        targets_table=targets_html + _ranking_section(model, t),
         charts="\n".join(charts),
         score_summary=_score_summary(scores, t),
-        top_note=t("top_note", rank_by=t(rank_by)),
+        top_note=t("top_note", rank_by=_rank_by_text(model.params, model.action_value_weight, t)),
         top_accounts=_top_accounts(scores, snapshots, top_n, t),
         footer=t("footer", version=_esc(version)),
     )

@@ -8,14 +8,16 @@ Per account, in this order:
 3. the next-best offer and its MRR (`models.offers`); expected expansion MRR = the offer's
    probability x that MRR;
 4. `action_rank` 1..n over the non-suppressed accounts, by `action_list.rank_by`
-   (expected_mrr: expected expansion MRR; probability: p_expansion), ties by p_expansion then
-   account_id;
+   (`models.ranking`: balanced p_expansion x offer MRR ** w by default, w chosen on the
+   model's backtest; expected_mrr; probability), ties by p_expansion then account_id;
 5. the touch tier: each account, in action order (then the suppressed accounts, in the same
    order), takes the first tier in `touch_tiers.tiers` whose conditions it meets and that
    still has room (`capacity` accounts per owner or overall), else `touch_tiers.default`.
    Conditions: account value (mrr >= min_mrr or segment listed; either unset means no
    value condition) and expected_expansion_mrr >= min_expected_mrr (when set);
-6. reasons for the first `reasons_for_top_n` accounts of the action list.
+6. reasons for every account of the action list in a touch tier with a capacity (all it
+   holds) and for the first `action_list.default_tier_reasons` accounts of each tier without
+   one (the default tier), `reasons_for_accounts`.
 
 Steps 1 and 6 have a per-row part that can run elsewhere (`flows/modelling/distributed.py` runs it on a
 Dask cluster, one partition of accounts per task): `predict` gives the probabilities of rows
@@ -39,6 +41,7 @@ import pandas as pd
 
 from models.features import (
     DateLike,
+    as_bool,
     as_float,
     prepare_features,
     require_columns,
@@ -47,8 +50,16 @@ from models.features import (
 )
 from models.money import DEFAULT_CURRENCY, currency_code
 from models.offers import OFFER_COLUMNS, next_best_offers
-from models.params import Condition, Params
+from models.params import Params
 from models.phrasebook import DEFAULT_LOCALE
+from models.ranking import (
+    NO_OWNER,
+    action_ranks,
+    offers_of,
+    ranking_key,
+    suppression_reasons,
+    value_weight,
+)
 from models.reasons import reasons_from_contributions, top_reasons
 from models.train import TrainedModel
 
@@ -65,14 +76,15 @@ __all__ = [
     "Predict",
     "action_ranks",
     "deciles",
+    "explain_account",
     "next_best_offers",
+    "reasons_for_accounts",
     "score_accounts",
     "suppression_reasons",
     "touch_tiers",
 ]
 
 N_REASONS = 3
-NO_OWNER = "(no owner)"
 SCORE_COLUMNS: tuple[str, ...] = (
     "account_id",
     "as_of",
@@ -96,63 +108,9 @@ SCORE_COLUMNS: tuple[str, ...] = (
     "model_version",
 )
 
-_OPS = {
-    "gt": np.greater,
-    "ge": np.greater_equal,
-    "lt": np.less,
-    "le": np.less_equal,
-    "eq": np.equal,
-    "ne": np.not_equal,
-}
-
 
 def _text(series: pd.Series) -> pd.Series:
     return series.astype(object).where(series.notna(), None)
-
-
-def _holds(frame: pd.DataFrame, condition: Condition) -> pd.Series:
-    values = as_float(frame[condition.column], condition.column)
-    result = _OPS[condition.op](values.to_numpy(), condition.value) & values.notna().to_numpy()
-    return pd.Series(result, index=frame.index)
-
-
-def suppression_reasons(
-    frame: pd.DataFrame, params: Params, *, locale: str = DEFAULT_LOCALE
-) -> pd.Series:
-    """Reason(s) not to approach each account now ("; "-joined, in `locale`), None when none
-    apply."""
-    params = params.localized(locale)
-    columns = sorted({c.column for rule in params.suppression for c in rule.when})
-    require_columns(frame, columns, "suppression rules")
-    joined = pd.Series("", index=frame.index, dtype=object)
-    for rule in params.suppression:
-        hit = pd.Series(True, index=frame.index)
-        for condition in rule.when:
-            hit &= _holds(frame, condition)
-        joined = joined.where(~hit, joined.where(joined.eq(""), joined + "; ") + rule.reason)
-    return joined.where(joined.ne(""), None)
-
-
-def action_ranks(
-    suppressed: pd.Series,
-    p_expansion: pd.Series,
-    expected_mrr: pd.Series,
-    account_id: pd.Series,
-    params: Params,
-) -> pd.Series:
-    """1..n over non-suppressed accounts (see the module docstring); <NA> when suppressed."""
-    key = expected_mrr if params.action_list.rank_by == "expected_mrr" else p_expansion
-    order = np.lexsort(
-        (
-            account_id.astype(str).to_numpy(),
-            -p_expansion.to_numpy(dtype=float),
-            -key.fillna(-np.inf).to_numpy(dtype=float),
-        )
-    )
-    listed = order[~suppressed.to_numpy(dtype=bool)[order]]
-    values = np.zeros(len(order), dtype=np.int64)
-    values[listed] = np.arange(1, len(listed) + 1)
-    return pd.Series(values, index=suppressed.index, dtype="Int64").mask(values == 0)
 
 
 def _owner_keys(frame: pd.DataFrame, owners: Mapping[Any, Any] | pd.Series | None) -> pd.Series:
@@ -245,6 +203,27 @@ def _aligned(result: pd.DataFrame, index: pd.Index, what: str) -> pd.DataFrame:
     return result.loc[index]
 
 
+def reasons_for_accounts(
+    rank: pd.Series,
+    tiers: pd.Series,
+    params: Params,
+    top_n: int | None = None,
+) -> pd.Index:
+    """The accounts (index labels) that get reasons: every listed account (`rank` not NA) of
+    a touch tier with a capacity, and the first `action_list.default_tier_reasons` listed
+    accounts (by rank) of each tier without one (the default tier). `top_n` replaces the rule:
+    the first `top_n` accounts of the action list."""
+    listed = rank.dropna().sort_values()
+    if top_n is not None:
+        return listed.index[listed.to_numpy() <= max(top_n, 0)]
+    capped = {t.name for t in params.touch_tiers.tiers if t.capacity is not None}
+    tier = tiers.loc[listed.index]
+    in_capped = tier.isin(capped).to_numpy(dtype=bool)
+    place = tier.groupby(tier, sort=False).cumcount().to_numpy()  # 0.. within a tier, by rank
+    first = place < params.action_list.default_tier_reasons
+    return listed.index[in_capped | first]
+
+
 def score_accounts(
     model: TrainedModel,
     snapshots: pd.DataFrame,
@@ -262,9 +241,12 @@ def score_accounts(
 
     Features come from `model` (its params and categories); offers, touch tiers, suppression,
     the action list and reason phrases come from `params`, so business rules can change
-    without retraining. `owners` (account_id -> owner, e.g. marts.accounts.owner_name) scopes
-    per-owner tier capacity. Reasons are computed for the first `reasons_for_top_n` accounts
-    of the action list (all listed accounts when None); suppressed accounts get none.
+    without retraining (`action_list.value_weight: auto` takes the model's
+    `action_value_weight`). `owners` (account_id -> owner, e.g. marts.accounts.owner_name)
+    scopes per-owner tier capacity. Reasons go to the accounts of `reasons_for_accounts`:
+    every account a capped touch tier holds and the first `action_list.default_tier_reasons`
+    of the default tier, or with `reasons_for_top_n` the first that many of the action list;
+    suppressed accounts get none.
     `predict` and `contribute` replace the per-row model calls made in this process
     (`model.predict_proba`, LightGBM's `pred_contrib` of the primary target) by the same
     computation elsewhere; they get rows of the scoring frame and must return the same values.
@@ -291,28 +273,20 @@ def score_accounts(
     frame, X, probs = frame.iloc[order], X.iloc[order], probs.iloc[order]
     suppression = suppression_reasons(frame, params, locale=locale)
     suppressed = suppression.notna()
-    offers = next_best_offers(
-        frame,
-        probs,
-        params,
-        model.offer_values,
-        legacy_ratio=model.expansion_mrr_ratio,
-        locale=locale,
+    offers = offers_of(
+        frame, probs, params, model.offer_values, model.expansion_mrr_ratio, locale=locale
     )
-    rank = action_ranks(
-        suppressed,
+    key = ranking_key(
         probs["p_expansion"],
+        offers["offer_mrr"],
         offers["expected_expansion_mrr"],
-        frame["account_id"],
-        params,
+        params.action_list.rank_by,
+        value_weight(params, model.action_value_weight),
     )
+    rank = action_ranks(suppressed, key, probs["p_expansion"], frame["account_id"])
     # Suppressed accounts claim tier capacity only after every account of the action list.
     after_list = len(frame) + action_ranks(
-        ~suppressed,
-        probs["p_expansion"],
-        offers["expected_expansion_mrr"],
-        frame["account_id"],
-        params,
+        ~suppressed, key, probs["p_expansion"], frame["account_id"]
     )
     priority = rank.astype("Float64").fillna(after_list.astype("Float64")).astype(float)
     tiers = touch_tiers(
@@ -335,29 +309,94 @@ def score_accounts(
         },
         index=frame.index,
     )
-    listed = rank.dropna().sort_values()
-    if reasons_for_top_n is not None:
-        listed = listed[listed <= max(reasons_for_top_n, 0)]
-    candidates = listed.index
-    if contribute is None or candidates.empty:
-        reasons = top_reasons(
+    candidates = reasons_for_accounts(rank, tiers, params, reasons_for_top_n)
+    reasons = _reasons(model, X, frame, candidates, params, contribute, currency)
+    out = out.join(reasons)
+    out["model_version"] = model.version or "unregistered"
+    return out.loc[:, list(SCORE_COLUMNS)].reset_index(drop=True)
+
+
+def _reasons(
+    model: TrainedModel,
+    X: pd.DataFrame,
+    frame: pd.DataFrame,
+    rows: pd.Index,
+    params: Params,
+    contribute: Contribute | None,
+    currency: str,
+) -> pd.DataFrame:
+    """reason_1..3 and reason_codes of `rows` (index labels of X and frame)."""
+    if contribute is None or rows.empty:
+        return top_reasons(
             model,
-            X.loc[candidates],
-            frame.loc[candidates],
+            X.loc[rows],
+            frame.loc[rows],
             n=N_REASONS,
             templates=params.reasons,
             currency=currency,
         )
-    else:
-        contrib = _aligned(contribute(frame.loc[candidates]), candidates, "contribute")
-        reasons = reasons_from_contributions(
-            contrib.loc[:, model.features].to_numpy(dtype=float),
-            X.loc[candidates, model.features],
-            frame.loc[candidates],
-            params.reasons,
-            N_REASONS,
-            currency=currency,
+    contrib = _aligned(contribute(frame.loc[rows]), rows, "contribute")
+    return reasons_from_contributions(
+        contrib.loc[:, model.features].to_numpy(dtype=float),
+        X.loc[rows, model.features],
+        frame.loc[rows],
+        params.reasons,
+        N_REASONS,
+        currency=currency,
+    )
+
+
+def explain_account(
+    model: TrainedModel,
+    snapshots: pd.DataFrame,
+    as_of: DateLike,
+    account_id: str,
+    params: Params,
+    *,
+    locale: str = DEFAULT_LOCALE,
+    currency: str = DEFAULT_CURRENCY,
+) -> dict[str, Any]:
+    """One account's probabilities, offer, suppression reason and top reasons at `as_of`, as
+    `score_accounts` computes them, with reasons even when it is suppressed or beyond the
+    accounts that get them when scored. `snapshots`: the account's rows (others are ignored).
+    A ValueError names the account and the date when it has no active row at `as_of`."""
+    params = params.localized(locale)
+    currency = currency_code(currency)
+    day = to_timestamp(as_of)
+    mine = snapshots.loc[snapshots["account_id"].astype(str) == str(account_id)]
+    dates = pd.to_datetime(mine["snapshot_date"]).dt.normalize()
+    at = mine.loc[dates.eq(day).to_numpy()]
+    if mine.empty:
+        raise ValueError(f"account {account_id!r}: no snapshot in marts.account_features")
+    if at.empty:
+        raise ValueError(
+            f"account {account_id!r} has no snapshot at {day.date()} (its snapshots: "
+            f"{dates.min().date()} to {dates.max().date()})"
         )
-    out = out.join(reasons)
-    out["model_version"] = model.version or "unregistered"
-    return out.loc[:, list(SCORE_COLUMNS)].reset_index(drop=True)
+    if not as_bool(at["is_active"], "is_active").any():
+        raise ValueError(f"account {account_id!r} is not active at {day.date()}: nothing to score")
+    frame = scoring_frame(at, day)
+    X, _ = prepare_features(frame, model.params, model.categories)
+    probs = model.predict_proba(X)
+    offers = offers_of(
+        frame, probs, params, model.offer_values, model.expansion_mrr_ratio, locale=locale
+    )
+    suppression = suppression_reasons(frame, params, locale=locale)
+    reasons = _reasons(model, X, frame, frame.index, params, None, currency)
+    row = pd.concat([probs, offers, reasons], axis=1).iloc[0]
+    out = {
+        str(k): (None if _missing(v) else getattr(v, "item", lambda v=v: v)())
+        for k, v in row.items()
+    }
+    out.update(
+        account_id=str(account_id),
+        as_of=day.date(),
+        suppression_reason=suppression.iloc[0],
+        reporting_currency=currency,
+        model_version=model.version or "unregistered",
+    )
+    return out
+
+
+def _missing(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))

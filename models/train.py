@@ -10,6 +10,7 @@ and to audit.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -32,6 +33,7 @@ from models.calibration import Calibrator
 from models.features import TABLE, Categories, as_float, label_array, training_frame
 from models.offers import OfferValues, fit_offer_values
 from models.params import Params
+from models.ranking import rank_backtest
 from models.splits import final_split, split_matrices
 
 
@@ -64,6 +66,14 @@ class TrainedModel:
     code_version: str | None = None  # set by the registry
     data_fingerprint: str | None = None  # set by the registry
     trained_at: str | None = None  # ISO UTC, set by the registry
+    # The action list on the backtest (models/ranking.py): w of the balanced ranking chosen
+    # there (`action_list.value_weight: auto`), the figures per cut-off, ranking and N
+    # (ranking.FIGURE_KEYS), the same over a grid of N (for the chart) and the scan of w.
+    # None / empty: models saved before they were kept, or trained without a backtest.
+    action_value_weight: float | None = None
+    ranking_metrics: list[dict[str, Any]] = field(default_factory=list)
+    ranking_curve: list[dict[str, Any]] = field(default_factory=list)
+    value_weight_scan: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def targets(self) -> list[str]:
@@ -127,13 +137,16 @@ def train_model(
     params: Params,
     backtest: bool = True,
     refit_booster: RefitBooster = refit_local,
+    owners: Mapping[Any, Any] | pd.Series | None = None,
 ) -> TrainedModel:
     """Backtest (unless `backtest=False`), then fit the final per-target models.
 
     `snapshots` is `marts.account_features` (any row order; only active rows with complete
     labels are used). Same input and params give identical predictions (with the local
     refit). With `lightgbm.refit`, the final boosters learn from every complete row, fitted by
-    `refit_booster` (default: in this process; the backtest always refits locally).
+    `refit_booster` (default: in this process; the backtest always refits locally). The
+    backtest also measures the action list (`models.ranking.rank_backtest`); `owners`
+    (account_id -> owner) counts the owners of per-owner touch-tier capacities there.
     """
     frame = training_frame(snapshots, params)
     metrics, predictions = run_backtest(frame, params) if backtest else ([], None)
@@ -161,6 +174,11 @@ def train_model(
             fit_sets=fit_sets,
         )
         boosters[target], calibrators[target] = booster, calibrator
+    offer_values = fit_offer_values(frame, params)
+    ratio = expansion_mrr_ratio(frame, params)
+    ranking = rank_backtest(
+        frame, predictions, params, offer_values=offer_values, legacy_ratio=ratio, owners=owners
+    )
     return TrainedModel(
         boosters=boosters,
         calibrators=calibrators,
@@ -175,8 +193,12 @@ def train_model(
         n_rows=len(known),
         n_train_rows=len(train),
         n_validation_rows=len(val),
-        expansion_mrr_ratio=expansion_mrr_ratio(frame, params),
+        expansion_mrr_ratio=ratio,
         best_iterations={t: b.current_iteration() for t, b in boosters.items()},
         backtest_predictions=predictions,
-        offer_values=fit_offer_values(frame, params),
+        offer_values=offer_values,
+        action_value_weight=ranking.value_weight,
+        ranking_metrics=ranking.metrics,
+        ranking_curve=ranking.curve,
+        value_weight_scan=ranking.scan,
     )

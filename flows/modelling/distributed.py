@@ -193,8 +193,9 @@ def score_frame(
     *,
     owners: pd.Series | None = None,
 ) -> pd.DataFrame:
-    """`models.score.score_accounts` with `settings.reasons_top_n`: in this process, or with
-    the per-row work on the Dask cluster at `settings.dask_address` (same scores)."""
+    """`models.score.score_accounts` (reasons as `action_list` says, or for the first
+    `settings.reasons_top_n` of the action list when set): in this process, or with the
+    per-row work on the Dask cluster at `settings.dask_address` (same scores)."""
     if not settings.dask_address:
         return score_accounts(
             model,
@@ -267,21 +268,31 @@ def dask_refit(client: Any, partitions: int) -> RefitBooster:
     return refit
 
 
-def fit_model(settings: Settings, snapshots: pd.DataFrame, params: Params) -> TrainedModel:
+def fit_model(
+    settings: Settings,
+    snapshots: pd.DataFrame,
+    params: Params,
+    *,
+    owners: pd.Series | None = None,
+) -> TrainedModel:
     """`models.train.train_model`: in this process, or with the final refit on the Dask
-    cluster at `settings.dask_address` (backtest, early stopping, calibration stay here)."""
+    cluster at `settings.dask_address` (backtest, early stopping, calibration stay here).
+    `owners` (account_id -> owner) sizes per-owner tiers in the action list's figures."""
     if not settings.dask_address:
-        return train_model(snapshots, params)
+        return train_model(snapshots, params, owners=owners)
     if not params.lightgbm.refit:
         log.warning(
             "EXPANSION_DASK_ADDRESS is set but lightgbm.refit is off: the final boosters are "
             "the early-stopped ones, fitted in this process"
         )
-        return train_model(snapshots, params)
+        return train_model(snapshots, params, owners=owners)
     from distributed import Client
 
     log.info("refitting the final boosters on Dask at %s", settings.dask_address)
     with Client(settings.dask_address, set_as_default=False) as client:
         return train_model(
-            snapshots, params, refit_booster=dask_refit(client, settings.dask_partitions)
+            snapshots,
+            params,
+            refit_booster=dask_refit(client, settings.dask_partitions),
+            owners=owners,
         )

@@ -33,7 +33,7 @@ from flows.registry import (
 )
 from flows.settings import Settings
 from flows.transform.manifest import FEATURES_TABLE, model_params
-from flows.warehouse import Warehouse, replace_table
+from flows.warehouse import Warehouse, replace_table, table_columns
 from models.fingerprint import data_fingerprint
 from models.params import Params
 from models.promotion import comparable_metrics, should_promote
@@ -68,13 +68,18 @@ def code_version(settings: Settings) -> str:
 
 
 def _write_model_metrics(settings: Settings) -> None:
-    """scores.model_metrics: every registered model's backtest metrics, for BI and audits."""
+    """scores.model_metrics: every registered model's backtest metrics, for BI and audits.
+
+    Two kinds of rows: a model's metrics per cut-off, target and model (`ranking` null), and
+    its action list's figures per cut-off, `ranking` (default | probability) and list size
+    `cut` (models/ranking.py: n_contacted, expanders, hit_rate, expansion_mrr_captured,
+    expected_mrr_captured, n_rows; `target` and `model` null)."""
 
     champion = champion_version(settings.registry)
     records: list[dict[str, Any]] = []
     for version in list_models(settings.registry)["version"]:
         meta = read_metadata(settings.registry, version)
-        for r in meta.get("metrics", []):
+        for r in [*meta.get("metrics", []), *meta.get("ranking_metrics", [])]:
             records.append(
                 {
                     "model_version": version,
@@ -90,6 +95,16 @@ def _write_model_metrics(settings: Settings) -> None:
         )
     with Warehouse.from_settings(settings).connect() as con:
         replace_table(con, "scores.model_metrics", frame)
+
+
+def _account_owners(settings: Settings) -> pd.Series | None:
+    """account_id -> owner_name of marts.accounts (None without it): the owners of per-owner
+    touch tiers in the action list's backtest figures."""
+    with Warehouse.from_settings(settings).connect(read_only=True) as con:
+        if "owner_name" not in table_columns(con, "marts.accounts"):
+            return None
+        frame = con.execute("select account_id, owner_name from marts.accounts").df()
+    return frame.set_index("account_id")["owner_name"]
 
 
 def training_key(snapshots: pd.DataFrame, params: Params) -> str:
@@ -116,7 +131,7 @@ def _fit_or_reuse(settings: Settings, snapshots: pd.DataFrame, params: Params) -
         log.info("training inputs unchanged since model %s: reused, not refitted", cached)
         return cached, True
     log.debug("no model fitted from training key %s yet: fitting", key)
-    model = fit_model(settings, snapshots, params)
+    model = fit_model(settings, snapshots, params, owners=_account_owners(settings))
     version = save_model(
         model,
         settings.registry,

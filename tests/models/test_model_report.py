@@ -20,7 +20,7 @@ from models.score import score_accounts
 from models.train import TrainedModel
 from tests.models.conftest import BUSINESS, fast_params, usage_columns
 
-CHARTS = {"roc", "calibration", "gain", "auc-by-cutoff", "importance", "distribution"}
+CHARTS = {"roc", "calibration", "gain", "auc-by-cutoff", "importance", "distribution", "ranking"}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -95,7 +95,9 @@ def test_report_without_oracle_or_predictions(
     page = render_report(trained, snapshots, scores)
     assert "Oracle AUC" not in page
     assert 'data-chart="roc"' in page
-    legacy = TrainedModel(**{**trained.__dict__, "backtest_predictions": None})
+    legacy = TrainedModel(
+        **{**trained.__dict__, "backtest_predictions": None, "ranking_metrics": []}
+    )
     page = render_report(legacy, snapshots, scores)
     assert "No backtest predictions" in page
     assert set(re.findall(r'data-chart="([a-z-]+)"', page)) == {"importance", "distribution"}

@@ -14,7 +14,9 @@ from models.params import Condition, Params, SuppressionRule, TouchTier, TouchTi
 from models.score import (
     SCORE_COLUMNS,
     deciles,
+    explain_account,
     next_best_offers,
+    reasons_for_accounts,
     score_accounts,
     suppression_reasons,
     touch_tiers,
@@ -61,7 +63,11 @@ def test_schema_ranges_and_order(
     assert scores.loc[~scores["is_suppressed"], "reason_1"].notna().all()
     listed = scores[~scores["is_suppressed"]].sort_values("action_rank")
     assert listed["action_rank"].tolist() == list(range(1, len(listed) + 1))
-    assert listed["expected_expansion_mrr"].is_monotonic_decreasing
+    # balanced (the default): p_expansion x offer MRR ** w, w the model's auto weight
+    w = trained.action_value_weight
+    assert w is not None
+    key = np.log(listed["p_expansion"]) + w * np.log(listed["offer_mrr"].where(lambda v: v > 0))
+    assert key.dropna().is_monotonic_decreasing
 
 
 def test_scoring_is_deterministic(
@@ -101,6 +107,74 @@ def test_reasons_only_for_the_top_n_of_the_action_list(
     assert not with_reasons["is_suppressed"].any()
     assert out.loc[out["action_rank"].isna(), "reason_1"].isna().all()
     assert out.loc[out["is_suppressed"], "reason_1"].isna().all()
+
+
+def test_reasons_for_every_account_of_a_capped_tier_and_the_first_of_the_default(
+    trained: TrainedModel, snapshots: pd.DataFrame, params: Params, as_of: date, owners: pd.Series
+) -> None:
+    p = _tiered(_suppress_half(params, days=30), "owner", high=1, low=2)
+    p = p.model_copy(
+        update={"action_list": p.action_list.model_copy(update={"default_tier_reasons": 3})}
+    )
+    out = score_accounts(trained, snapshots, as_of, p, owners=owners)
+    has = out["reason_codes"].notna()
+    listed = out["action_rank"].notna()
+    capped = out["touch_tier"].isin(["high_touch", "low_touch"])
+    assert (capped & listed).sum() > 3
+    # every listed account a capped tier holds gets reasons (an account whose score nothing
+    # pushes up could have none; the synthetic accounts all have some)
+    assert has[capped & listed].all()
+    default = out[listed & out["touch_tier"].eq("tech_touch")].sort_values("action_rank")
+    assert len(default) > 3
+    assert has[default.index[:3]].all() and not has[default.index[3:]].any()
+    assert not has[~listed].any()  # suppressed: none
+    assert has.sum() == (capped & listed).sum() + 3
+    # the override: the first N of the action list instead
+    top = score_accounts(trained, snapshots, as_of, p, reasons_for_top_n=2, owners=owners)
+    assert set(top.loc[top["reason_codes"].notna(), "action_rank"]) == {1, 2}
+
+
+def test_reasons_for_accounts_rule(params: Params) -> None:
+    rank = pd.Series([1, 2, 3, 4, 5, pd.NA, 6], dtype="Int64")
+    tiers = pd.Series(["high", "low", "open", "open", "open", "high", "open"])
+    p = _tiered(params, "owner", high=1, low=1)
+    tiered = [
+        TouchTier(name="high", capacity=1),
+        TouchTier(name="low", capacity=1),
+        TouchTier(name="open"),  # no capacity: like the default tier
+    ]
+    p = p.model_copy(
+        update={
+            "touch_tiers": TouchTiers(tiers=tiered, default="rest"),
+            "action_list": p.action_list.model_copy(update={"default_tier_reasons": 2}),
+        }
+    )
+    assert reasons_for_accounts(rank, tiers, p).tolist() == [0, 1, 2, 3]
+    assert reasons_for_accounts(rank, tiers, p, top_n=3).tolist() == [0, 1, 2]
+    assert reasons_for_accounts(rank, tiers, p, top_n=0).tolist() == []
+
+
+def test_explain_account_gives_reasons_to_any_active_account(
+    trained: TrainedModel, snapshots: pd.DataFrame, params: Params, as_of: date
+) -> None:
+    strict = _suppress_half(params)
+    scores = score_accounts(trained, snapshots, as_of, strict, reasons_for_top_n=0)
+    suppressed = scores.loc[scores["is_suppressed"], "account_id"].iloc[0]
+    out = explain_account(trained, snapshots, as_of, suppressed, strict)
+    row = scores.set_index("account_id").loc[suppressed]
+    assert out["p_expansion"] == pytest.approx(row["p_expansion"])
+    assert out["next_best_offer"] == row["next_best_offer"]
+    assert out["suppression_reason"] == row["suppression_reason"]
+    assert out["reason_1"] and out["reason_codes"]
+    frame = snapshots.copy()
+    at = pd.to_datetime(frame["snapshot_date"]) == pd.Timestamp(as_of)
+    frame.loc[at & frame["account_id"].eq("A0001"), "is_active"] = False
+    with pytest.raises(ValueError, match=f"'A0001' is not active at {as_of}"):
+        explain_account(trained, frame, as_of, "A0001", params)
+    with pytest.raises(ValueError, match="'nobody': no snapshot"):
+        explain_account(trained, frame, as_of, "nobody", params)
+    with pytest.raises(ValueError, match="'A0002' has no snapshot at 2030-01-01"):
+        explain_account(trained, frame, "2030-01-01", "A0002", params)
 
 
 def _suppress_half(params: Params, days: float = 60) -> Params:
