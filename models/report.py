@@ -436,6 +436,13 @@ def _top_accounts(scores: pd.DataFrame, snapshots: pd.DataFrame, top_n: int, t: 
         reasons = "<br>".join(
             _esc(r[c]) for c in ("reason_1", "reason_2", "reason_3") if not _missing(r.get(c))
         )
+        health = _fmt(r.get("health_score"), ".0f")
+        stage = r.get("loyalty_stage")
+        if not _missing(stage):
+            try:
+                health += "<br>" + t(f"loyalty_{stage}")
+            except KeyError:  # a stage the phrase table does not name: as stored
+                health += "<br>" + _esc(stage)
         rows.append(
             [
                 _fmt(r.get("action_rank"), ""),
@@ -446,6 +453,7 @@ def _top_accounts(scores: pd.DataFrame, snapshots: pd.DataFrame, top_n: int, t: 
                 t.money(r.get("offer_mrr")),
                 t.money(r["expected_expansion_mrr"]),
                 _esc(r.get("touch_tier")),
+                health,
                 reasons or "&ndash;",
             ]
         )
@@ -458,12 +466,13 @@ def _top_accounts(scores: pd.DataFrame, snapshots: pd.DataFrame, top_n: int, t: 
         "col_offer_mrr",
         "col_expected_mrr",
         "col_tier",
+        "col_health",
         "col_why",
     ]
     return _table(
         [t(h) for h in header],
         rows,
-        [True, False, True, True, False, True, True, False, False],
+        [True, False, True, True, False, True, True, False, True, False],
     )
 
 

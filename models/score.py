@@ -70,6 +70,7 @@ Predict = Callable[[pd.DataFrame], pd.DataFrame]
 Contribute = Callable[[pd.DataFrame], pd.DataFrame]
 
 __all__ = [
+    "HEALTH_COLUMNS",
     "OFFER_COLUMNS",
     "SCORE_COLUMNS",
     "Contribute",
@@ -85,6 +86,17 @@ __all__ = [
 ]
 
 N_REASONS = 3
+# Customer-success context published beside the score (marts.account_snapshots, built in dbt:
+# dbt_project/DECISIONLOG.md "Health and loyalty"); not model features. Null when the snapshot
+# frame lacks them (a warehouse built before they existed).
+HEALTH_COLUMNS: tuple[str, ...] = (
+    "health_score",
+    "health_adoption",
+    "health_engagement",
+    "health_support",
+    "health_sentiment",
+    "loyalty_stage",
+)
 SCORE_COLUMNS: tuple[str, ...] = (
     "account_id",
     "as_of",
@@ -101,6 +113,7 @@ SCORE_COLUMNS: tuple[str, ...] = (
     "touch_tier",
     "is_suppressed",
     "suppression_reason",
+    *HEALTH_COLUMNS,
     "reason_1",
     "reason_2",
     "reason_3",
@@ -306,6 +319,7 @@ def score_accounts(
             "touch_tier": tiers,
             "is_suppressed": suppressed,
             "suppression_reason": suppression,
+            **{c: frame.get(c, None) for c in HEALTH_COLUMNS},
         },
         index=frame.index,
     )

@@ -12,6 +12,7 @@ from models.features import scoring_frame
 from models.offers import OfferValues
 from models.params import Condition, Params, SuppressionRule, TouchTier, TouchTiers
 from models.score import (
+    HEALTH_COLUMNS,
     SCORE_COLUMNS,
     deciles,
     explain_account,
@@ -419,3 +420,23 @@ def test_deciles() -> None:
     assert deciles(3).tolist() == [1, 4, 7]
     assert deciles(20).tolist() == [d for d in range(1, 11) for _ in range(2)]
     assert deciles(0).tolist() == []
+
+
+def test_health_and_loyalty_are_carried_beside_the_score(
+    trained: TrainedModel, snapshots: pd.DataFrame, params: Params, as_of: date
+) -> None:
+    """The customer-success context of each account's snapshot row is published as is; a
+    frame without it (a warehouse built before it existed) gives nulls, not an error."""
+    without = score_accounts(trained, snapshots, as_of, params)
+    assert without[list(HEALTH_COLUMNS)].isna().all().all()
+    frame = snapshots.copy()
+    codes = pd.factorize(frame["account_id"])[0]
+    frame["health_score"] = codes % 101
+    for component in ("adoption", "engagement", "support", "sentiment"):
+        frame[f"health_{component}"] = (codes * 7) % 101
+    frame["loyalty_stage"] = np.array(["new", "repeater", "promoter", "fan"])[codes % 4]
+    out = score_accounts(trained, frame, as_of, params).set_index("account_id")
+    at = frame[pd.to_datetime(frame["snapshot_date"]) == pd.Timestamp(as_of)]
+    expected = at.set_index("account_id").loc[out.index]
+    for column in HEALTH_COLUMNS:
+        assert out[column].tolist() == expected[column].tolist(), column
