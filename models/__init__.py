@@ -23,7 +23,11 @@
 - `offers`: next-best offer and the MRR it adds (values learned at training time)
 - `reasons.top_reasons(model, X, snapshots)` -> phrases for the top contributions
 - `evaluate`: `binary_metrics`, `calibration_table`, `backtest_table` (vs the oracle)
-- `promotion`: `comparable_metrics` (champion and challenger on one window), `should_promote`
+- `acceptance.assess(predictions, params, oracle=None)`: the one evaluation of a model, its
+  backtest pooled over the cut-offs with bootstrap intervals and the bars (promotion, make
+  evaluate and the report all call it)
+- `promotion.decide_promotion(challenger, champion, snapshots, params)`: the bars, then the
+  paired comparison with the champion on the rows both predicted
 - `alerts.alerts_on_change(current, previous, threshold, touch_tiers=...)`: alerts between two
   scoring runs (tier up, probability crossing the threshold)
 - `psi`: population stability index of the rows to score against the training rows (drift)

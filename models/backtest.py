@@ -12,7 +12,7 @@ import pandas as pd
 
 from models.arrays import IntArray
 from models.baselines import Baselines
-from models.booster import FitSets, LocalRefit, categorical_columns, fit_booster
+from models.booster import FitSets, LocalRefit, OutOfFold, categorical_columns, fit_booster
 from models.evaluate import binary_metrics
 from models.features import InsufficientLabelsError, label_array, prepare_features
 from models.params import Params
@@ -90,6 +90,7 @@ def run_backtest(frame: pd.DataFrame, params: Params) -> tuple[list[dict[str, An
         n_known = len(m.known) if params.lightgbm.refit else None
         fit_sets = FitSets(m.X_train, m.X_val, categorical_columns(m.X_train, params))
         refit_booster = LocalRefit()
+        out_of_fold = OutOfFold(params.calibration.refit_folds)  # the calibrators' folds
         # Baselines need no held-out rows: they learn from every (sampled) row known at the
         # cut-off.
         base_rows, X_base = (m.known, m.X_known) if params.lightgbm.refit else (m.train, m.X_train)
@@ -114,6 +115,8 @@ def run_backtest(frame: pd.DataFrame, params: Params) -> tuple[list[dict[str, An
                     refit=(m.X_known, y_known),
                     refit_booster=refit_booster,
                     fit_sets=fit_sets,
+                    refit_groups=m.known["account_id"].to_numpy(),
+                    out_of_fold=out_of_fold,
                 )
             except InsufficientLabelsError as exc:
                 empty = _nan_metrics(len(y_test), int(y_test.sum()))

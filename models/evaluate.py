@@ -255,25 +255,3 @@ def backtest_table(
             }
         )
     return pd.DataFrame(out, columns=list(BACKTEST_TABLE_COLUMNS))
-
-
-def acceptance_failures(
-    row: pd.Series | dict[str, Any],
-    min_oracle_auc_ratio: float,
-    max_ece: float,
-    must_beat_baseline: bool = True,
-) -> list[str]:
-    """The bars a backtest_table row misses (empty list: all met; NaN never passes)."""
-    failures = []
-    auc, oracle_auc = float(row["auc"]), float(row["oracle_auc"])
-    if not auc >= min_oracle_auc_ratio * oracle_auc:
-        failures.append(
-            f"ROC AUC {auc:.4f} < {min_oracle_auc_ratio} x oracle {oracle_auc:.4f} "
-            f"= {min_oracle_auc_ratio * oracle_auc:.4f}"
-        )
-    if must_beat_baseline and not auc > float(row["baseline_auc"]):
-        failures.append(f"ROC AUC {auc:.4f} does not beat the baseline {row['baseline_auc']:.4f}")
-    ece = float(row["ece"])
-    if not ece <= max_ece:
-        failures.append(f"ECE {ece:.4f} > {max_ece}")
-    return failures

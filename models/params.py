@@ -132,6 +132,9 @@ class LightGBMParams(_Strict):
 
 class Calibration(_Strict):
     method: Literal["sigmoid", "isotonic"] = "sigmoid"
+    # With lightgbm.refit: folds (by account) of the out-of-fold scores the calibrator of the
+    # refit booster is fitted on; 0: fitted on the early-stopped booster's validation scores.
+    refit_folds: int = Field(default=5, ge=0)
 
 
 class Baseline(_Strict):
@@ -140,6 +143,9 @@ class Baseline(_Strict):
 
 
 class Quality(_Strict):
+    """The model's own bars and the champion rule (judged by `models.acceptance`)."""
+
+    # The champion comparison is on ROC AUC; pr_auc is accepted so older params still load.
     promotion_metric: Literal["roc_auc", "pr_auc"] = "roc_auc"
     min_roc_auc: float = Field(default=0.60, ge=0, le=1)
     max_brier: float = Field(default=0.20, ge=0, le=1)
@@ -147,12 +153,16 @@ class Quality(_Strict):
 
 
 class Acceptance(_Strict):
-    """Bars `scripts/evaluate.py` (make evaluate) checks on the latest backtest window."""
+    """Bars against references (baseline, oracle) and on calibration, and how the bootstrap
+    intervals of every bar are drawn (`models.acceptance`)."""
 
     min_oracle_auc_ratio: float = Field(default=0.95, ge=0, le=1)
     must_beat_baseline: str | None = "logistic"
     max_ece: float = Field(default=0.03, ge=0, le=1)
     ece_bins: int = Field(default=10, ge=1)
+    confidence: float = Field(default=0.95, gt=0, lt=1)
+    resamples: int = Field(default=1000, ge=1)
+    seed: int = 0
 
 
 class ExpectedMrr(_Strict):

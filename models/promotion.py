@@ -1,26 +1,24 @@
-"""Champion / challenger: their metrics on one comparable window, and the promotion rule."""
+"""Champion / challenger: the challenger's bars and, against a champion, the paired comparison
+on the backtest rows both predicted. The bars are `models.acceptance.assess`, the same that
+`make evaluate` and the model report show."""
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from models.acceptance import Assessment, assess, champion_bar
+from models.backtest import PREDICTION_COLUMNS
 from models.evaluate import binary_metrics
 from models.features import DateLike, label_array, prepare_features, to_timestamp, training_frame
 from models.params import Params
 from models.train import TrainedModel
 
 
-def evaluate_on_date(
-    model: TrainedModel, snapshots: pd.DataFrame, test_date: DateLike
-) -> list[dict[str, Any]]:
-    """Metrics of a trained model's calibrated probabilities on one complete snapshot date.
-
-    Refuses dates whose label window overlaps what the model was fitted on (test_date must be
-    at least label_horizon_days after the model's last validation date).
-    """
+def _test_rows(model: TrainedModel, snapshots: pd.DataFrame, test_date: DateLike) -> pd.DataFrame:
     day = to_timestamp(test_date)
     horizon = pd.Timedelta(days=model.params.label_horizon_days)
     seen_until = pd.Timestamp(model.training_window_end) + horizon
@@ -33,93 +31,170 @@ def evaluate_on_date(
     test = frame.loc[frame["snapshot_date"] == day]
     if test.empty:
         raise ValueError(f"no active rows with complete labels at snapshot_date {day.date()}")
+    return test
+
+
+def predictions_on_date(
+    model: TrainedModel, snapshots: pd.DataFrame, test_date: DateLike
+) -> pd.DataFrame:
+    """A trained model's calibrated probabilities on one complete snapshot date, as backtest
+    rows (`PREDICTION_COLUMNS`, model "lightgbm").
+
+    Refuses dates whose label window overlaps what the model was fitted on (test_date must be
+    at least label_horizon_days after the model's last validation date).
+    """
+    test = _test_rows(model, snapshots, test_date)
     X, _ = prepare_features(test, model.params, model.categories)
     probs = model.predict_proba(X)
-    records = []
-    for target, label in model.params.targets.items():
-        if target not in model.boosters:
-            continue
-        metrics = binary_metrics(label_array(test, label), probs[f"p_{target}"])
-        records.append(
+    cutoff = to_timestamp(test_date).date().isoformat()
+    frames = [
+        pd.DataFrame(
             {
-                "cutoff": day.date().isoformat(),
+                "cutoff": cutoff,
                 "target": target,
                 "model": "lightgbm",
-                **metrics,
-                "detail": f"final model {model.version or '(unsaved)'} evaluated out of time",
+                "account_id": test["account_id"].astype(str).to_numpy(),
+                "y": label_array(test, label).astype(np.int8),
+                "p": probs[f"p_{target}"].to_numpy(dtype=np.float64),
             }
         )
-    return records
+        for target, label in model.params.targets.items()
+        if target in model.boosters
+    ]
+    return pd.concat(frames, ignore_index=True).loc[:, list(PREDICTION_COLUMNS)]
 
 
-def comparable_metrics(
+def evaluate_on_date(
+    model: TrainedModel, snapshots: pd.DataFrame, test_date: DateLike
+) -> list[dict[str, Any]]:
+    """Metrics (`binary_metrics`) of a trained model on one complete snapshot date, one
+    record per target; refuses leaky dates as `predictions_on_date` does."""
+    rows = predictions_on_date(model, snapshots, test_date)
+    return [
+        {
+            "cutoff": str(at["cutoff"].iloc[0]),
+            "target": target,
+            "model": "lightgbm",
+            **binary_metrics(at["y"], at["p"]),
+            "detail": f"final model {model.version or '(unsaved)'} evaluated out of time",
+        }
+        for target, at in rows.groupby("target", sort=False)
+    ]
+
+
+def champion_rows(
     challenger: TrainedModel, champion: TrainedModel, snapshots: pd.DataFrame
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Challenger and champion metrics (primary target, calibrated LightGBM) on one window.
+) -> pd.DataFrame:
+    """The champion's predictions on the challenger's backtest cut-offs.
 
-    The window is the challenger's latest cut-off c. The champion's number is, in order: its
-    own stored backtest record for c (same data, e.g. a retrain); its final model evaluated on
-    c when that does not leak; else both sides fall back to their latest common cut-off.
+    For each cut-off of the challenger's backtest: the champion's own backtest rows of that
+    cut-off (the same procedure's out-of-time predictions, e.g. a retrain on the same data);
+    else its final model's, when the cut-off's labels are out of its reach (no leakage); else
+    none. Empty when they share nothing.
     """
-    target = challenger.params.primary_target
-    cutoff = challenger.latest_cutoff()
-    if cutoff is None:
-        raise ValueError("the challenger has no backtest metrics; train with backtest=True")
-    mine = challenger.metrics_at(cutoff, target)
-    assert mine is not None
-    stored = champion.metrics_at(cutoff, target)
-    if stored is not None:
-        return mine, stored
+    mine = challenger.backtest_predictions
+    if mine is None or mine.empty:
+        return pd.DataFrame(columns=list(PREDICTION_COLUMNS))
+    theirs = champion.backtest_predictions
     horizon = pd.Timedelta(days=champion.params.label_horizon_days)
-    if pd.Timestamp(cutoff) >= pd.Timestamp(champion.training_window_end) + horizon:
-        fresh = [r for r in evaluate_on_date(champion, snapshots, cutoff) if r["target"] == target]
-        return mine, fresh[0]
-    common = sorted(
-        {str(r["cutoff"]) for r in challenger.metrics}
-        & {str(r["cutoff"]) for r in champion.metrics}
+    reach = pd.Timestamp(champion.training_window_end) + horizon
+    frames = []
+    for cutoff in sorted(mine["cutoff"].unique()):
+        stored = theirs.loc[theirs["cutoff"] == cutoff] if theirs is not None else None
+        if stored is not None and not stored.empty:
+            frames.append(stored)
+        elif pd.Timestamp(cutoff) >= reach:
+            frames.append(predictions_on_date(champion, snapshots, cutoff))
+    if not frames:
+        return pd.DataFrame(columns=list(PREDICTION_COLUMNS))
+    out: pd.DataFrame = pd.concat(frames, ignore_index=True).loc[:, list(PREDICTION_COLUMNS)]
+    return out
+
+
+def relabelled(rows: pd.DataFrame, snapshots: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """The primary target's `rows` with the label the snapshots hold now, the truth both
+    models are judged on (a label revised since a model's backtest counts as it is now); rows
+    without a complete label are dropped."""
+    target = params.primary_target
+    frame = training_frame(snapshots, params)
+    truth = pd.DataFrame(
+        {
+            "cutoff": frame["snapshot_date"].dt.strftime("%Y-%m-%d").to_numpy(),
+            "account_id": frame["account_id"].astype(str).to_numpy(),
+            "truth": label_array(frame, params.targets[target]).astype(np.int8),
+        }
     )
-    for day in reversed(common):
-        a, b = challenger.metrics_at(day, target), champion.metrics_at(day, target)
-        if a is not None and b is not None:
-            return a, b
-    raise ValueError(
-        f"challenger (latest cut-off {cutoff}) and champion {champion.version} share no "
-        "backtest window and the champion cannot be evaluated on it without leakage"
+    mine = rows.loc[rows["target"] == target].assign(
+        account_id=lambda r: r["account_id"].astype(str), cutoff=lambda r: r["cutoff"].astype(str)
     )
+    out = mine.merge(truth, on=["cutoff", "account_id"], how="inner")
+    return out.assign(y=out.pop("truth")).loc[:, list(PREDICTION_COLUMNS)]
 
 
-def _metric(metrics: dict[str, Any], name: str) -> float:
-    value = metrics.get(name)
-    return math.nan if value is None else float(value)
+@dataclass(frozen=True)
+class Decision:
+    """Whether to promote the challenger, why, and its assessment (its bars, plus the champion
+    bar when there is a champion)."""
+
+    promote: bool
+    reason: str
+    assessment: Assessment
+
+    def summary(self) -> dict[str, Any]:
+        """The challenger's pooled figures (value and interval) and each bar's status."""
+        a = self.assessment
+        out: dict[str, Any] = {"cutoffs": list(a.cutoffs), "n": a.n, "n_pos": a.n_pos}
+        for name in ("roc_auc", "brier", "ece", "lift_top_decile"):
+            e = a.figures.get(name)
+            if e is not None:
+                out[name], out[f"{name}_low"], out[f"{name}_high"] = e.value, e.low, e.high
+        out["bars"] = a.verdicts()
+        return out
 
 
-def should_promote(
-    challenger_metrics: dict[str, Any],
-    champion_metrics: dict[str, Any] | None,
+def decide_promotion(
+    challenger: TrainedModel,
+    champion: TrainedModel | None,
+    snapshots: pd.DataFrame,
     params: Params,
-) -> tuple[bool, str]:
-    """Promote when the challenger passes the quality bars and beats the champion by the margin.
+) -> Decision:
+    """Promote when no bar of the challenger fails (`models.acceptance.assess` on its backtest)
+    and, against a champion, the evidence does not put its ROC AUC below the champion's +
+    `quality.promotion_margin` on the rows both predicted (`champion_rows`), judged on the
+    labels `snapshots` hold now (`relabelled`).
 
-    Metrics are backtest records (primary target, calibrated LightGBM) on the same cut-off,
-    e.g. from `comparable_metrics`; `champion_metrics=None` means no champion yet.
+    `champion=None`: no champion yet (or one that can no longer score), the bars alone decide.
     """
-    q = params.quality
-    auc, brier = _metric(challenger_metrics, "roc_auc"), _metric(challenger_metrics, "brier")
-    if not auc >= q.min_roc_auc:
-        return False, f"challenger roc_auc {auc:.4f} below the bar {q.min_roc_auc}"
-    if not brier <= q.max_brier:
-        return False, f"challenger brier {brier:.4f} above the bar {q.max_brier}"
-    if champion_metrics is None:
-        return True, f"no champion yet; challenger passes the bars (roc_auc {auc:.4f})"
-    if challenger_metrics.get("cutoff") != champion_metrics.get("cutoff"):
-        return False, (
-            f"metrics are on different windows (challenger {challenger_metrics.get('cutoff')}, "
-            f"champion {champion_metrics.get('cutoff')}); compare on the same cut-off"
+    assessment = assess(challenger.backtest_predictions, params)
+    headline = f"ROC AUC {assessment.figures['roc_auc'].format()}"
+    if not assessment.passed:
+        return Decision(
+            False, "challenger fails the bars: " + "; ".join(assessment.failures), assessment
         )
-    name = q.promotion_metric
-    mine, theirs = _metric(challenger_metrics, name), _metric(champion_metrics, name)
-    if math.isnan(theirs):
-        return True, f"champion {name} undefined on {challenger_metrics.get('cutoff')}"
-    if mine >= theirs + q.promotion_margin:
-        return True, f"challenger {name} {mine:.4f} >= champion {theirs:.4f} + {q.promotion_margin}"
-    return False, f"challenger {name} {mine:.4f} < champion {theirs:.4f} + {q.promotion_margin}"
+    unsure = f"; not shown: {'; '.join(assessment.not_shown)}" if assessment.not_shown else ""
+    if champion is None:
+        return Decision(
+            True, f"no champion yet; challenger passes the bars ({headline}{unsure})", assessment
+        )
+    theirs = champion_rows(challenger, champion, snapshots)
+    mine = challenger.backtest_predictions
+    assert mine is not None  # assess passed, so there were rows
+    bar = champion_bar(
+        relabelled(mine, snapshots, params), relabelled(theirs, snapshots, params), params
+    )
+    assessment = assessment.with_bar(bar)
+    if bar.status == "failed":
+        if theirs.empty:
+            why = (
+                f"challenger and champion {champion.version} share no backtest cut-off and the "
+                "champion cannot be evaluated on the challenger's without leakage"
+            )
+        else:
+            why = f"challenger does not beat champion {champion.version}: {bar.describe()}"
+        return Decision(False, why, assessment)
+    return Decision(
+        True,
+        f"challenger passes the bars ({headline}{unsure}) and is not shown below champion "
+        f"{champion.version}: {bar.describe()}",
+        assessment,
+    )

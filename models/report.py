@@ -31,9 +31,10 @@ from typing import Any
 
 import pandas as pd
 
+from models.acceptance import Assessment, Estimate, assess
 from models.charts import code_version as charts_code_version
 from models.charts import distribution_chart, figure, model_charts, ranking_chart
-from models.evaluate import acceptance_failures, backtest_table
+from models.evaluate import backtest_table
 from models.fingerprint import frame_fingerprint
 from models.money import DEFAULT_CURRENCY, currency_code, format_money
 from models.params import Params
@@ -243,8 +244,22 @@ def _model_card(model: TrainedModel, snapshots: pd.DataFrame, t: _Texts) -> str:
     )
 
 
+def _interval(estimate: Estimate | None, spec: str) -> str:
+    """A pooled figure with its interval below it, as HTML ("&ndash;" when absent)."""
+    if estimate is None or _missing(estimate.value):
+        return "&ndash;"
+    return (
+        f"{_fmt(estimate.value, spec)}<br><small>[{_fmt(estimate.low, spec)}, "
+        f"{_fmt(estimate.high, spec)}]</small>"
+    )
+
+
 def _backtest_section(
-    model: TrainedModel, table: pd.DataFrame, has_oracle: bool, t: _Texts
+    model: TrainedModel,
+    table: pd.DataFrame,
+    has_oracle: bool,
+    t: _Texts,
+    assessment: Assessment | None = None,
 ) -> tuple[str, str]:
     metrics = model.metrics_frame()
     target = model.params.primary_target
@@ -285,6 +300,27 @@ def _backtest_section(
             _fmt(r["capture"], ".1%"),
         ]
         rows.append(cells)
+    if assessment is not None and assessment.n:
+        # the cut-offs together, each figure with its interval (models.acceptance)
+        f = assessment.figures.get
+        cells = [
+            t("pooled"),
+            _fmt(assessment.n, ","),
+            _fmt(assessment.n_pos, ","),
+            _interval(f("roc_auc"), ".3f"),
+            _interval(f("baseline_roc_auc"), ".3f"),
+            "&ndash;",
+        ]
+        if has_oracle:
+            cells += [_interval(f("oracle_roc_auc"), ".3f"), _interval(f("oracle_ratio"), ".3f")]
+        cells += [
+            "&ndash;",
+            _interval(f("brier"), ".4f"),
+            _interval(f("ece"), ".4f"),
+            _interval(f("lift_top_decile"), ".2f"),
+            "&ndash;",
+        ]
+        rows.append(cells)
     numeric = [False] + [True] * (len(header) - 1)
     main = _table([t(h) for h in header], rows, numeric)
 
@@ -323,27 +359,59 @@ def _backtest_section(
     return main, targets
 
 
-def _bars(model: TrainedModel, table: pd.DataFrame, has_oracle: bool, t: _Texts) -> str:
-    if table.empty or not has_oracle:
+_STATUS_HTML = {
+    "met": ("pass", "bar_met"),
+    "not shown": ("", "bar_not_shown"),
+    "failed": ("fail", "bar_failed"),
+}
+
+
+def _bars(assessment: Assessment | None, params: Params, t: _Texts) -> str:
+    """The bars of `models.acceptance` (the same the pipeline promotes on and make evaluate
+    prints): each bar's figure with its interval and its status."""
+    if assessment is None or not assessment.n:
         return ""
-    bars = model.params.acceptance
-    latest = table.iloc[-1]
-    failures = acceptance_failures(
-        latest, bars.min_oracle_auc_ratio, bars.max_ece, bars.must_beat_baseline is not None
-    )
+    rows = []
+    for bar in assessment.bars:
+        rule = t(
+            f"bar_{bar.name}",
+            threshold=_esc(f"{bar.threshold:g}"),
+            baseline=_esc(assessment.baseline),
+            ratio=_esc(f"{params.acceptance.min_oracle_auc_ratio:g}"),
+            margin=_esc(f"{params.quality.promotion_margin:g}"),
+        )
+        css, key = _STATUS_HTML[bar.status]
+        status = (
+            f'<span class="{css}" data-bar="{_esc(bar.name)}" data-status="{_esc(bar.status)}">'
+            f"{t(key)}</span>"
+        )
+        spec = ("+" if bar.name in {"baseline", "oracle", "champion"} else "") + bar.spec
+        f = bar.figure
+        rows.append(
+            [rule, _fmt(f.value, spec), f"[{_fmt(f.low, spec)}, {_fmt(f.high, spec)}]", status]
+        )
+    confidence = f"{assessment.confidence:.0%}"
+    header = [
+        t("col_bar"),
+        t("col_figure"),
+        t("col_interval", confidence=confidence),
+        t("col_status"),
+    ]
+    failed = len(assessment.failures)
     verdict = (
         f'<span class="pass">{t("bars_met")}</span>'
-        if not failures
-        else '<span class="fail">' + _esc("; ".join(failures)) + "</span>"
+        if not failed
+        else f'<span class="fail">{t("bars_failed", n=str(failed))}</span>'
     )
     text = t(
         "bars",
-        cutoff=_esc(latest["cutoff"]),
-        min_ratio=_esc(bars.min_oracle_auc_ratio),
-        max_ece=_esc(bars.max_ece),
+        rows=f"{assessment.n:,}",
+        cutoffs=str(len(assessment.cutoffs)),
+        confidence=confidence,
+        resamples=f"{assessment.resamples:,}",
         verdict=verdict,
     )
-    return f"<p>{text}</p>"
+    return f"<p>{text}</p>\n" + _table(header, rows, [False, True, True, False])
 
 
 def _offer_type(offer_type: Any, t: _Texts) -> str:
@@ -622,8 +690,9 @@ def render_report(
         else pd.DataFrame(columns=["cutoff", "auc", "baseline_auc", "oracle_auc"])
     )
     has_oracle = oracle is not None and has_preds
+    assessment = assess(preds, model.params, oracle=oracle) if has_preds else None
     backtest_html, targets_html = (
-        _backtest_section(model, table, has_oracle, t)
+        _backtest_section(model, table, has_oracle, t, assessment)
         if has_preds
         else (f"<p>{t('no_backtest')}</p>", "")
     )
@@ -660,7 +729,7 @@ def render_report(
             "backtest_note", days=days, oracle_note=t("oracle_note") if has_oracle else ""
         ),
         backtest_table=backtest_html,
-        bars=_bars(model, table, has_oracle, t),
+        bars=_bars(assessment, model.params, t),
         targets_table=targets_html + _ranking_section(model, t),
         charts="\n".join(charts),
         score_summary=_score_summary(scores, t),

@@ -24,6 +24,7 @@ from models.backtest import run_backtest
 from models.booster import (
     FitSets,
     LocalRefit,
+    OutOfFold,
     RefitBooster,
     categorical_columns,
     fit_booster,
@@ -161,6 +162,7 @@ def train_model(
         refit_booster = LocalRefit()  # the same boosters, each split's rows binned once
     boosters: dict[str, lgb.Booster] = {}
     calibrators: dict[str, Calibrator] = {}
+    out_of_fold = OutOfFold(params.calibration.refit_folds)  # the calibrators' folds
     for target, label in params.targets.items():
         booster, calibrator = fit_booster(
             X_train,
@@ -172,6 +174,8 @@ def train_model(
             refit=(X_known, label_array(known, label)),
             refit_booster=refit_booster,
             fit_sets=fit_sets,
+            refit_groups=known["account_id"].to_numpy(),
+            out_of_fold=out_of_fold,
         )
         boosters[target], calibrators[target] = booster, calibrator
     offer_values = fit_offer_values(frame, params)

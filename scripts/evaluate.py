@@ -1,16 +1,28 @@
-"""Check the champion model against the bars of the model issue (`make evaluate`).
+"""Judge the champion on its backtest, or a past model on what happened after it scored
+(`make evaluate`).
 
     .venv/bin/python scripts/evaluate.py [--warehouse PATH] [--registry PATH] [--oracle PATH]
+                                         [--version V] [--as-of DATE]
 
-Reads the champion from the registry, its backtest test-row predictions (kept with the model;
-re-computed from marts.account_snapshots for models saved before they were kept) and the demo
-generator's oracle, and prints per backtest cut-off: ROC AUC, the oracle's ROC AUC on the same
-rows, the logistic baseline's ROC AUC, PR AUC, Brier, ECE (10 bins), top-decile lift and
-capture. On the latest cut-off the champion must reach `acceptance.min_oracle_auc_ratio` x the
-oracle's ROC AUC, beat the baseline and have ECE <= `acceptance.max_ece` (models/params.yaml).
+Backtest (default): reads the champion (or `--version`) from the registry and its backtest
+test-row predictions (kept with the model; re-computed from marts.account_features for models
+saved before they were kept), prints per cut-off ROC AUC, the logistic baseline's, PR AUC,
+Brier, ECE, top-decile lift and capture (and the oracle's ROC AUC when the demo generator's
+oracle file exists), then the figures pooled over the cut-offs, each with its bootstrap
+confidence interval, and the bars of `models.acceptance` (the same the pipeline promotes on and
+the model report shows): ROC AUC and Brier (`quality:`), ECE, beating the baseline and, with an
+oracle, `acceptance.min_oracle_auc_ratio` x the oracle's ROC AUC (models/params.yaml). A bar
+fails only when its whole interval is on the wrong side. With the model's action-list figures
+(`ranking_metrics`), the first 100 accounts' hit rate and MRR captured, averaged over the
+cut-offs, for the default ranking and ranking by probability.
 
-The LAST line of stdout is one JSON object (latest cut-off, primary target). Exit codes:
-0 all bars met, 1 a bar failed, 2 nothing to evaluate (no champion, no data, no oracle).
+`--as-of DATE`: the model that scored at DATE (scores.account_score_history) on what happened
+after: the labels of marts.account_features at snapshot_date = DATE (complete once DATE + the
+label horizon is within the data): ROC AUC, Brier and ECE with their intervals, and the hit
+rate of the first 100 accounts by action_rank (and by p_expansion).
+
+The LAST line of stdout is one JSON object. Exit codes: 0 no bar failed, 1 a bar failed,
+2 nothing to evaluate (no champion, no data, no scores at DATE, labels not complete yet).
 Defaults come from flows.settings (EXPANSION_HOME, ...); the oracle from EXPANSION_ORACLE_DIR
 (default: the demo's data/oracle beside the landing zone).
 """
@@ -22,21 +34,26 @@ import json
 import math
 import os
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from flows.registry import champion_version, load_model
+from flows.registry import champion_version, list_models, load_model
 from flows.settings import get_settings
 from flows.warehouse import Warehouse
+from models.acceptance import Assessment, Estimate, assess, bootstrap
+from models.arrays import FloatArray
 from models.backtest import run_backtest
-from models.evaluate import acceptance_failures, backtest_table, binary_metrics, oracle_on_rows
+from models.evaluate import backtest_table
 from models.features import training_frame
-from models.params import load_params
+from models.params import Params, load_params
 from models.train import TrainedModel
 
 ORACLE_FILE = "expansion_oracle.parquet"
+TOP_N = 100  # the action-list figures are for the first 100 accounts
 TABLE_COLUMNS = (
     ("cutoff", "cut-off", "{}"),
     ("n", "rows", "{:,}"),
@@ -51,15 +68,26 @@ TABLE_COLUMNS = (
     ("top_decile_lift", "top_decile_lift", "{:.2f}"),
     ("capture", "capture", "{:.1%}"),
 )
+# Pooled figures: name in Assessment.figures, label, format.
+FIGURES = (
+    ("roc_auc", "ROC AUC", ".3f"),
+    ("baseline_roc_auc", "{baseline} ROC AUC", ".3f"),
+    ("oracle_roc_auc", "oracle ROC AUC", ".3f"),
+    ("oracle_ratio", "ROC AUC / oracle", ".3f"),
+    ("brier", "Brier", ".4f"),
+    ("ece", "ECE", ".4f"),
+    ("lift_top_decile", "top-decile lift", ".2f"),
+)
+RANKING_FIGURES = ("hit_rate", "expanders", "expansion_mrr_captured", "expected_mrr_captured")
 
 
 class NothingToEvaluate(RuntimeError):
-    """No champion, no snapshots or no oracle: exit code 2."""
+    """No champion, no data, no scores at the date or labels not complete yet: exit code 2."""
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
     settings = get_settings()
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--warehouse", type=Path, default=settings.warehouse)
     parser.add_argument("--registry", type=Path, default=settings.registry)
     parser.add_argument(
@@ -67,9 +95,64 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         type=Path,
         default=Path(os.environ.get("EXPANSION_ORACLE_DIR", settings.landing_dir.parent / "oracle"))
         / ORACLE_FILE,
+        help="the demo generator's true probabilities (the oracle bar when the file exists)",
     )
     parser.add_argument("--version", help="model version (default: the champion)")
+    parser.add_argument(
+        "--as-of",
+        type=date.fromisoformat,
+        help="evaluate the scores of this date (YYYY-MM-DD) on what happened after",
+    )
     return parser.parse_args(argv)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_value(v) for v in value]
+    if hasattr(value, "item"):
+        return _json_value(value.item())
+    return value
+
+
+def format_table(table: pd.DataFrame, columns: tuple[tuple[str, str, str], ...]) -> str:
+    """Fixed-width text table of the given (column, title, format) columns."""
+    header = [title for _, title, _ in columns]
+    body = []
+    for _, row in table.iterrows():
+        cells = []
+        for column, _, fmt in columns:
+            value = row[column]
+            missing = value is None or (isinstance(value, float) and math.isnan(value))
+            cells.append("-" if missing else fmt.format(value))
+        body.append(cells)
+    widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(header)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in body]
+    return "\n".join(lines)
+
+
+def print_assessment(assessment: Assessment, where: str) -> None:
+    """The pooled figures with their intervals, then each bar with its status."""
+    a = assessment
+    print(
+        f"{where} ({a.n:,} rows, {a.n_pos:,} positives); {a.confidence:.0%} intervals from "
+        f"{a.resamples:,} bootstrap resamples{' within each cut-off' if len(a.cutoffs) > 1 else ''}:"
+    )
+    for name, label, spec in FIGURES:
+        if name in a.figures:
+            text = label.format(baseline=a.baseline or "baseline")
+            print(f"  {text:<18} {a.figures[name].format(spec)}")
+    print('bars (failed only when the whole interval is on the wrong side; "not shown" passes):')
+    for bar in a.bars:
+        print(f"  {bar.status:<9}  {bar.statement()}")
+    for note in a.notes:
+        print(f"  note: {note}")
+    print("PASS: no bar failed" if a.passed else f"FAIL: {len(a.failures)} bar(s) failed")
 
 
 def _predictions(model: TrainedModel, warehouse: Path) -> pd.DataFrame:
@@ -104,121 +187,211 @@ def _check_rows(table: pd.DataFrame, model: TrainedModel) -> list[str]:
     return notes
 
 
-def pooled(
-    predictions: pd.DataFrame, target: str, oracle: pd.DataFrame, baseline: str
-) -> dict[str, float]:
-    """ROC AUC of the model, the baseline and the oracle on every backtest row of `target`,
-    all cut-offs together (more rows than one cut-off, so less noise)."""
-    rows = predictions.loc[predictions["target"] == target]
-    mine = rows.loc[rows["model"] == "lightgbm"]
-    base = rows.loc[rows["model"] == baseline]
-    auc = binary_metrics(mine["y"], mine["p"])["roc_auc"]
-    p_oracle = oracle_on_rows(mine, oracle, "p_expansion_90d").to_numpy()
-    oracle_auc = binary_metrics(mine["y"].to_numpy(), p_oracle)["roc_auc"]
-    base_auc = (
-        binary_metrics(base["y"], base["p"], is_probability=False)["roc_auc"]
-        if not base.empty
-        else math.nan
-    )
-    return {
-        "pooled_n": float(len(mine)),
-        "pooled_auc": auc,
-        "pooled_oracle_auc": oracle_auc,
-        "pooled_auc_ratio": auc / oracle_auc if oracle_auc > 0 else math.nan,
-        "pooled_baseline_auc": base_auc,
-    }
-
-
-def format_table(table: pd.DataFrame) -> str:
-    """Fixed-width text table of a backtest_table."""
-    header = [title for _, title, _ in TABLE_COLUMNS]
-    body = []
-    for _, row in table.iterrows():
-        cells = []
-        for column, _, fmt in TABLE_COLUMNS:
-            value = row[column]
-            missing = value is None or (isinstance(value, float) and math.isnan(value))
-            cells.append("-" if missing else fmt.format(value))
-        body.append(cells)
-    widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(header)]
-    lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in body]
-    return "\n".join(lines)
-
-
-def _json_value(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
+def action_list_figures(model: TrainedModel, n: int = TOP_N) -> dict[str, Any] | None:
+    """The first `n` accounts' figures per ranking (default, probability), averaged over the
+    backtest cut-offs, from `TrainedModel.ranking_metrics` (None when the model has none)."""
+    records = getattr(model, "ranking_metrics", None)
+    if not records:
         return None
-    if hasattr(value, "item"):
-        return _json_value(value.item())
-    return value
+    frame = pd.DataFrame(list(records))
+    if not {"cutoff", "ranking", "n_contacted"} <= set(frame.columns):
+        return None
+    # N = n, or every row of a cut-off with fewer
+    wanted = frame["n_contacted"] == (
+        np.minimum(n, frame["n_rows"]) if "n_rows" in frame.columns else n
+    )
+    at_n = frame.loc[wanted]
+    if at_n.empty:
+        return None
+    out: dict[str, Any] = {"n_contacted": n, "cutoffs": int(at_n["cutoff"].nunique())}
+    for ranking, rows in at_n.groupby("ranking", sort=True):
+        out[str(ranking)] = {
+            k: float(pd.to_numeric(rows[k], errors="coerce").mean())
+            for k in RANKING_FIGURES
+            if k in rows.columns
+        }
+    default, probability = out.get("default"), out.get("probability")
+    if default and probability and probability.get("hit_rate"):
+        out["hit_rate_ratio"] = default["hit_rate"] / probability["hit_rate"]
+    return out
 
 
-def evaluate(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
-    """Print the table and bars; return the summary record and the exit code."""
-    params = load_params(get_settings().params_path)
-    bars = params.acceptance
+def print_action_list(figures: dict[str, Any]) -> None:
+    print(
+        f"action list, first {figures['n_contacted']} accounts (mean over "
+        f"{figures['cutoffs']} cut-offs):"
+    )
+    for ranking in ("default", "probability"):
+        f = figures.get(ranking)
+        if not f:
+            continue
+        parts = [f"hit rate {f['hit_rate']:.1%}"] if "hit_rate" in f else []
+        parts += [
+            f"{k.replace('_', ' ')} {f[k]:,.0f}"
+            for k in ("expansion_mrr_captured", "expected_mrr_captured")
+            if k in f and math.isfinite(f[k])
+        ]
+        print(f"  {ranking + ' ranking:':<22} {', '.join(parts)}")
+    if "hit_rate_ratio" in figures:
+        print(f"  default / probability hit rate: {figures['hit_rate_ratio']:.2f}")
+
+
+def evaluate_backtest(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
+    """Print the per-cut-off table, pooled figures and bars; return the record and exit code."""
     version = args.version or champion_version(args.registry)
     if version is None:
         raise NothingToEvaluate(f"no champion in {args.registry}: run the pipeline first")
     model = load_model(args.registry, version)
-    if not args.oracle.is_file():
-        raise NothingToEvaluate(
-            f"no oracle at {args.oracle}: the bars compare with the demo generator's oracle"
-        )
-    oracle = pd.read_parquet(args.oracle)
+    params = model.params
+    oracle = pd.read_parquet(args.oracle) if args.oracle.is_file() else None
     predictions = _predictions(model, args.warehouse)
-    target = model.params.primary_target
-    baseline = bars.must_beat_baseline or "logistic"
-    table = backtest_table(predictions, target, oracle, baseline=baseline, bins=bars.ece_bins)
+    target = params.primary_target
+    baseline = params.acceptance.must_beat_baseline or "logistic"
+    table = backtest_table(
+        predictions, target, oracle, baseline=baseline, bins=params.acceptance.ece_bins
+    )
     if table.empty:
         raise NothingToEvaluate(f"model {version} has no backtest rows for target {target!r}")
     print(
         f"model {version} (trained {model.trained_at or '?'}, code {model.code_version or '?'}); "
-        f"target {target}; baseline {baseline}; backtest per cut-off:"
+        f"target {target}; baseline {baseline}; "
+        + (f"oracle {args.oracle}" if oracle is not None else f"no oracle ({args.oracle} absent)")
     )
-    print(format_table(table))
+    columns = tuple(c for c in TABLE_COLUMNS if oracle is not None or "oracle" not in c[0])
+    columns = tuple(c for c in columns if oracle is not None or c[0] != "auc_ratio")
+    print(format_table(table, columns))
     for note in _check_rows(table, model):
         print(f"warning: {note}")
-    together = pooled(predictions, target, oracle, baseline)
-    print(
-        f"pooled over the {len(table)} cut-offs ({together['pooled_n']:.0f} rows): ROC AUC "
-        f"{together['pooled_auc']:.4f}, oracle {together['pooled_oracle_auc']:.4f} (ratio "
-        f"{together['pooled_auc_ratio']:.3f}), {baseline} {together['pooled_baseline_auc']:.4f}"
-    )
-    latest = table.iloc[-1]
-    failures = acceptance_failures(
-        latest,
-        bars.min_oracle_auc_ratio,
-        bars.max_ece,
-        must_beat_baseline=bars.must_beat_baseline is not None,
-    )
-    print(
-        f"bars on the latest cut-off {latest['cutoff']}: ROC AUC >= "
-        f"{bars.min_oracle_auc_ratio} x oracle ({bars.min_oracle_auc_ratio * latest['oracle_auc']:.4f})"
-        + (f", > {baseline} ({latest['baseline_auc']:.4f})" if bars.must_beat_baseline else "")
-        + f", ECE <= {bars.max_ece}"
-    )
-    for failure in failures:
-        print(f"FAIL: {failure}")
-    print("PASS: all bars met" if not failures else f"{len(failures)} bar(s) failed")
+    assessment = assess(predictions, params, oracle=oracle)
+    print_assessment(assessment, f"pooled over the {len(table)} cut-offs")
+    action_list = action_list_figures(model)
+    if action_list:
+        print_action_list(action_list)
     record = {
         "model_version": version,
-        "target": target,
-        "cutoff": latest["cutoff"],
-        **{k: _json_value(latest[k]) for k in table.columns if k != "cutoff"},
-        **{k: _json_value(v) for k, v in together.items()},
-        "passed": not failures,
-        "failures": failures,
+        "mode": "backtest",
+        "oracle": oracle is not None,
+        **assessment.record(),
+        "per_cutoff": table.loc[:, [c for c, _, _ in columns]].to_dict(orient="records"),
+        "action_list": action_list,
     }
-    return record, (1 if failures else 0)
+    return _json_value(record), (0 if assessment.passed else 1)
+
+
+def _scores_at(warehouse: Path, day: date) -> pd.DataFrame:
+    if not warehouse.is_file():
+        raise NothingToEvaluate(f"no warehouse at {warehouse}")
+    db = Warehouse(warehouse)
+    try:
+        scores = db.read_frame("select * from scores.account_score_history where as_of = ?", [day])
+    except Exception as exc:  # the table is made by the first scoring run
+        raise NothingToEvaluate(f"no scores.account_score_history in {warehouse}: {exc}") from exc
+    if scores.empty:
+        raise NothingToEvaluate(
+            f"no scores at {day} in scores.account_score_history ({warehouse}); score that date "
+            "first (expansion run --as-of, or expansion backfill)"
+        )
+    return scores
+
+
+def _params_of(registry: Path, versions: list[str]) -> tuple[Params, str]:
+    """The params of the model that scored (the newest of them), else the params file."""
+    known = set(list_models(registry)["version"]) if registry.is_dir() else set()
+    for version in sorted(versions, reverse=True):
+        if version in known:
+            return load_model(registry, version).params, f"model {version}"
+    return load_params(get_settings().params_path), "the params file (model not in the registry)"
+
+
+def hit_rate(hits: FloatArray, params: Params) -> Estimate:
+    """The share of 1s among `hits` (the first accounts of a list) with its interval."""
+
+    def rate(W: np.ndarray[Any, np.dtype[np.float64]]) -> dict[str, FloatArray]:
+        return {"hit_rate": np.asarray(W @ hits) / W.sum(axis=1)}
+
+    acc = params.acceptance
+    return bootstrap(np.zeros(len(hits)), rate, acc.resamples, acc.seed, acc.confidence)["hit_rate"]
+
+
+def evaluate_as_of(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
+    """The scores of one date against the labels of that date's snapshot."""
+    day: date = args.as_of
+    scores = _scores_at(args.warehouse, day)
+    versions = sorted(scores["model_version"].dropna().astype(str).unique())
+    params, source = _params_of(args.registry, versions)
+    labels = list(params.targets.values())
+    snapshot = Warehouse(args.warehouse).read_frame(
+        "select account_id, is_label_complete, "
+        + ", ".join(labels)
+        + " from marts.account_features where snapshot_date = ? and is_active",
+        [day],
+    )
+    complete = snapshot.loc[snapshot["is_label_complete"].fillna(False).astype(bool)]
+    if complete.empty:
+        until = pd.Timestamp(day) + pd.Timedelta(days=params.label_horizon_days)
+        raise NothingToEvaluate(
+            f"the labels of {day} are not complete: marts.account_features has "
+            f"{len(snapshot):,} active rows at snapshot_date {day}, none with is_label_complete; "
+            f"they need data up to {until.date()} ({params.label_horizon_days}-day horizon)"
+        )
+    scores = scores.assign(account_id=scores["account_id"].astype(str))
+    complete = complete.assign(account_id=complete["account_id"].astype(str))
+    rows = scores.merge(complete, on="account_id", how="inner")
+    frames = [
+        pd.DataFrame(
+            {
+                "cutoff": day.isoformat(),
+                "target": target,
+                "model": "lightgbm",
+                "account_id": rows["account_id"],
+                "y": rows[label].fillna(False).astype(np.int8),
+                "p": rows[f"p_{target}"].astype(float),
+            }
+        )
+        for target, label in params.targets.items()
+        if f"p_{target}" in rows.columns and rows[f"p_{target}"].notna().all()
+    ]
+    predictions = pd.concat(frames, ignore_index=True)
+    print(
+        f"scores of {day} by {', '.join(versions) or '?'} ({len(scores):,} accounts, "
+        f"{len(rows):,} with complete labels; bars of {source}); target {params.primary_target}"
+    )
+    assessment = assess(predictions, params)
+    print_assessment(
+        assessment, f"what happened in the {params.label_horizon_days} days after {day}"
+    )
+    label = params.targets[params.primary_target]
+    y = rows[label].fillna(False).to_numpy(dtype=np.float64)
+    lists = {}
+    for name, column, ascending in (
+        ("action_rank", "action_rank", True),
+        ("p_expansion", f"p_{params.primary_target}", False),
+    ):
+        ranked = rows.loc[rows[column].notna()].sort_values(column, ascending=ascending)
+        first = ranked.head(TOP_N).index
+        hits = y[rows.index.get_indexer(first)]
+        if not len(hits):
+            continue
+        est = hit_rate(hits, params)
+        lists[name] = {"n": len(hits), **est.as_dict()}
+        print(
+            f"first {len(hits)} by {name}: hit rate {est.format('.1%')} (base rate {y.mean():.1%})"
+        )
+    record = {
+        "model_version": versions[0] if len(versions) == 1 else versions,
+        "mode": "as_of",
+        "as_of": day.isoformat(),
+        "n_scored": len(scores),
+        **assessment.record(),
+        "first_100": lists,
+    }
+    return _json_value(record), (0 if assessment.passed else 1)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _args(argv)
     try:
-        record, code = evaluate(args)
+        record, code = evaluate_as_of(args) if args.as_of else evaluate_backtest(args)
     except (NothingToEvaluate, FileNotFoundError) as exc:
         record, code = {"passed": False, "failures": [str(exc)]}, 2
         print(f"error: {exc}", file=sys.stderr)

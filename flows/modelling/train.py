@@ -36,7 +36,7 @@ from flows.transform.manifest import FEATURES_TABLE, model_params
 from flows.warehouse import Warehouse, replace_table, table_columns
 from models.fingerprint import data_fingerprint
 from models.params import Params
-from models.promotion import comparable_metrics, should_promote
+from models.promotion import decide_promotion
 
 log = logging.getLogger(__name__)
 
@@ -178,20 +178,13 @@ def train_model(settings: Settings, as_of: date, *, force: bool = False) -> Trai
         _write_model_metrics(settings)
         return out
     model = load_model(settings.registry, version)
-    mine: dict[str, Any] = {}
-    if champion and not gone:
-        mine, theirs = comparable_metrics(model, load_model(settings.registry, champion), snapshots)
-        promoted, reason = should_promote(mine, theirs, params)
-    else:
-        latest = model.latest_cutoff()
-        mine = (model.metrics_at(latest) if latest else None) or {}
-        promoted, reason = should_promote(mine, None, params)
+    # The bars make evaluate and the model report show (models.acceptance), and against a
+    # champion that can still score, the paired comparison on the rows both predicted.
+    rival = load_model(settings.registry, champion) if champion and not gone else None
+    decision = decide_promotion(model, rival, snapshots, params)
+    promoted, reason = decision.promote, decision.reason
     out.decision = reason
-    out.challenger_metrics = (
-        {k: mine.get(k) for k in ("cutoff", "roc_auc", "pr_auc", "brier", "lift_top_decile")}
-        if mine
-        else {}
-    )
+    out.challenger_metrics = decision.summary()
     if promoted:
         promote(settings.registry, version)
         crash_point("train.promoted")

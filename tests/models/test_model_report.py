@@ -106,7 +106,7 @@ def test_report_without_oracle_or_predictions(
 def test_report_bars_verdict(
     trained: TrainedModel, snapshots: pd.DataFrame, scores: pd.DataFrame
 ) -> None:
-    """Against an oracle that ranks perfectly, the 0.95 x oracle bar is shown as failed."""
+    """Against an oracle that ranks perfectly, the 0.95 x oracle bar fails on evidence."""
     preds = trained.backtest_predictions
     assert preds is not None
     rows = preds[(preds["target"] == "expansion") & (preds["model"] == "lightgbm")]
@@ -118,8 +118,10 @@ def test_report_bars_verdict(
         }
     )
     page = render_report(trained, snapshots, scores, oracle)
-    assert "Acceptance on the latest cut-off" in page
-    assert '<span class="fail">' in page and "x oracle 1.0000" in page
+    assert "Bars on the" in page and "bootstrap resamples within each cut-off" in page
+    assert 'data-bar="oracle" data-status="failed"' in page
+    assert '<span class="fail">1 bar(s) failed</span>' in page
+    assert "All cut-offs" in page  # the pooled row of the backtest table, with intervals
 
 
 def test_model_charts_are_rendered_once_per_version(
@@ -185,7 +187,7 @@ def test_a_ja_jpy_report_reads_in_japanese_with_yen(
     assert '<html lang="ja">' in page
     for heading in ("モデルカード", "バックテスト", "グラフ", "アプローチすべき上位アカウント"):
         assert f">{heading}</h2>" in page, heading
-    for label in ("学習期間", "順位", "オファーMRR", "期待MRR", "理由", "最新のカットオフ"):
+    for label in ("学習期間", "順位", "オファーMRR", "期待MRR", "理由", "ブートストラップ"):
         assert label in text, label
     for english in ("Model card", "Top accounts", "Offer MRR", "Training window", "Rank"):
         assert english not in text, english
