@@ -291,14 +291,7 @@ def score_accounts(
     frame, X, probs = frame.iloc[order], X.iloc[order], probs.iloc[order]
     suppression = suppression_reasons(frame, params, locale=locale)
     suppressed = suppression.notna()
-    offers = next_best_offers(
-        frame,
-        probs,
-        params,
-        model.offer_values,
-        legacy_ratio=model.expansion_mrr_ratio,
-        locale=locale,
-    )
+    offers = next_best_offers(frame, probs, params, locale=locale)
     rank = action_ranks(
         suppressed,
         probs["p_expansion"],
