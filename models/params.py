@@ -165,20 +165,25 @@ class Acceptance(_Strict):
     seed: int = 0
 
 
-class ExpectedMrr(_Strict):
-    max_ratio: float = Field(default=3.0, gt=0)
-    min_group_rows: int = Field(default=20, ge=1)
-    min_extra_seats: int = Field(default=1, ge=1)
-
-
 class Offers(_Strict):
-    # per_unit_limit_utilization at or above: more units of the core plan before a higher tier
-    unit_utilization_threshold: float = Field(default=0.85, ge=0)
+    """How the next-best offer is chosen and phrased (models/offers.py); what is offered and
+    its value come from the catalogue (dbt: account_offers)."""
+
     choose_by: Literal["expected_mrr", "probability"] = "expected_mrr"
+    # The texts, in English ({change}: limit_change / limit_unlimited, or "" without a limit)
     cross_sell: str = "cross-sell: {product}"
-    upsell_tier: str = "upsell: {plan}"
-    upsell_seats: str = "upsell: +{seats} seats"
-    upsell_seats_unknown: str = "upsell: more seats"  # when no unit count can be estimated
+    upsell_tier: str = "upsell: {plan}{change}"
+    upsell_units: str = "upsell: +{units} seats"
+    upsell_addon: str = "upsell: {plan} x{units}{change}"
+    limit_change: str = " ({label} {before} → {after}{unit})"
+    limit_unlimited: str = " ({label} {before}{unit} → unlimited)"
+
+
+class MetricText(_Strict):
+    """A usage metric as people read it in one language (config/business.yml)."""
+
+    label: str
+    unit: str = ""
 
 
 # Touch-tier keys before the money columns lost their `_usd` (issue #16): the params saved with
@@ -272,12 +277,14 @@ class Params(_Strict):
     baseline: Baseline = Baseline()
     quality: Quality = Quality()
     acceptance: Acceptance = Acceptance()
-    expected_mrr: ExpectedMrr = ExpectedMrr()
     offers: Offers = Offers()
     touch_tiers: TouchTiers
     action_list: ActionList = ActionList()
     suppression: list[SuppressionRule] = Field(default_factory=list)
     reasons: dict[str, ReasonTemplate]
+    # Label and unit of each declared usage metric, in the locale with_usage_features phrased
+    # the usage reasons in (offers print them); a metric without one prints its name.
+    metric_texts: dict[str, MetricText] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check(self) -> Params:
@@ -334,12 +341,15 @@ class Params(_Strict):
     ) -> Params:
         """These params plus the usage features among `columns` (`<declared metric>__<stat>`,
         models/usage_features.py) as numeric features, appended in the order given, with their
-        reasons phrased in `locale`. A feature listed here already keeps its entry and its
-        reason phrase (as `with_declared_features` does)."""
+        reasons phrased in `locale`, and every declared metric's label and unit in `locale`
+        (`metric_texts`). A feature listed here already keeps its entry and its reason phrase
+        (as `with_declared_features` does)."""
         reasons = usage_reasons(business, columns, locale)
-        if not reasons:
-            return self
         data = self.model_dump(mode="json")
+        data["metric_texts"] = {
+            m.name: {"label": m.label_in(locale), "unit": m.unit_in(locale)}
+            for m in business.usage_metrics
+        }
         listed = set(self.features.all)
         for name, reason in reasons.items():
             if name not in listed:

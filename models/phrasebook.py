@@ -162,22 +162,26 @@ class MoneyFormat(_Strict):
         return self
 
 
-# The offer labels of params.yaml (`offers:`) and the field each one formats.
+# The offer texts of params.yaml (`offers:`) and the fields each one formats.
 OFFER_LABEL_FIELDS: dict[str, set[str]] = {
     "cross_sell": {"product"},
-    "upsell_tier": {"plan"},
-    "upsell_seats": {"seats"},
-    "upsell_seats_unknown": set(),
+    "upsell_tier": {"plan", "change"},
+    "upsell_units": {"units"},
+    "upsell_addon": {"plan", "units", "change"},
+    "limit_change": {"label", "before", "after", "unit"},
+    "limit_unlimited": {"label", "before", "unit"},
 }
 
 
 class OfferLabels(_Strict):
-    """This language's offer labels (`offers:` in params.yaml has the English ones)."""
+    """This language's offer texts (`offers:` in params.yaml has the English ones)."""
 
     cross_sell: str
     upsell_tier: str
-    upsell_seats: str
-    upsell_seats_unknown: str
+    upsell_units: str
+    upsell_addon: str
+    limit_change: str
+    limit_unlimited: str
 
     @model_validator(mode="after")
     def _check(self) -> OfferLabels:

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from models.features import as_float, require_columns
-from models.offers import OFFER_COLUMNS, OfferValues, next_best_offers
+from models.offers import OFFER_COLUMNS, next_best_offers
 from models.params import Condition, Params
 from models.phrasebook import DEFAULT_LOCALE
 
@@ -99,16 +99,13 @@ def offers_of(
     frame: pd.DataFrame,
     probs: pd.DataFrame,
     params: Params,
-    values: OfferValues | None = None,
-    legacy_ratio: float = math.nan,
     *,
     locale: str = DEFAULT_LOCALE,
 ) -> pd.DataFrame:
     """The next-best offer of each row of `frame` (`models.offers.next_best_offers`: offer_type,
     next_best_offer, offer_mrr, expected_expansion_mrr): the one call of it, shared by scoring
-    and the backtest's ranking figures. `values`, `legacy_ratio`: what the model learned about
-    offer values (`TrainedModel.offer_values`, `expansion_mrr_ratio`)."""
-    return next_best_offers(frame, probs, params, values, legacy_ratio=legacy_ratio, locale=locale)
+    and the backtest's ranking figures."""
+    return next_best_offers(frame, probs, params, locale=locale)
 
 
 def value_weight(params: Params, chosen: float | None) -> float:
@@ -168,9 +165,6 @@ def backtest_lists(
     frame: pd.DataFrame,
     predictions: pd.DataFrame,
     params: Params,
-    *,
-    offer_values: OfferValues | None = None,
-    legacy_ratio: float = math.nan,
 ) -> pd.DataFrame:
     """The action list of every backtest cut-off: one row per non-suppressed test row with
     cutoff, account_id, p_expansion, offer_mrr, expected_expansion_mrr, y (expanded within
@@ -208,7 +202,7 @@ def backtest_lists(
             continue
         p = probs.reindex(test["account_id"].astype(str).to_numpy())
         p = pd.DataFrame({f"p_{t}": p[t].to_numpy(dtype=float) for t in targets}, index=test.index)
-        offers = offers_of(test, p, params, offer_values, legacy_ratio, locale=locale)
+        offers = offers_of(test, p, params, locale=locale)
         listed = suppression_reasons(test, params, locale=locale).isna()
         gain = as_float(test["expansion_mrr_next"], "expansion_mrr_next").fillna(0.0)
         rows = pd.DataFrame(
@@ -346,8 +340,6 @@ def rank_backtest(
     predictions: pd.DataFrame | None,
     params: Params,
     *,
-    offer_values: OfferValues | None = None,
-    legacy_ratio: float = math.nan,
     owners: Mapping[Any, Any] | pd.Series | None = None,
 ) -> RankingResult:
     """The auto w and the ranking figures of every backtest cut-off, for the default ranking
@@ -357,9 +349,7 @@ def rank_backtest(
     if predictions is None or predictions.empty:
         return RankingResult(None)
     require_columns(frame, [*OFFER_COLUMNS, "expansion_mrr_next"], "the ranking figures")
-    lists = backtest_lists(
-        frame, predictions, params, offer_values=offer_values, legacy_ratio=legacy_ratio
-    )
+    lists = backtest_lists(frame, predictions, params)
     chosen, scan = choose_value_weight(lists, params)
     default = _default_ranking(params, chosen if chosen is not None else math.nan)
     out = RankingResult(chosen, scan=scan)

@@ -140,26 +140,6 @@ def _table(
 # --- sections ---------------------------------------------------------------------------------
 
 
-def _offer_values(model: TrainedModel, t: _Texts) -> str:
-    offer = model.offer_values
-    if offer is None:
-        return t("card_offer_values_legacy")
-    prices = t.join(
-        f"{_esc(tier)}: {t.money(v, None)}" for tier, v in sorted(offer.seat_price_by_tier.items())
-    )
-    cross_sell = t.join(
-        f"{_esc(p)}: {t.money(v.get('*', math.nan), None)}"
-        for p, v in sorted(offer.cross_sell_mrr_per_seat.items())
-        if p != "*"
-    )
-    return t(
-        "card_offer_values_value",
-        prices=prices,
-        fraction=_fmt(offer.extra_seat_fraction, ".0%"),
-        cross_sell=cross_sell,
-    )
-
-
 def _model_card(model: TrainedModel, snapshots: pd.DataFrame, t: _Texts) -> str:
     params = model.params
     lgbm = params.lightgbm
@@ -237,7 +217,7 @@ def _model_card(model: TrainedModel, snapshots: pd.DataFrame, t: _Texts) -> str:
                 validation_dates=str(params.backtest.validation_dates),
             ),
         ),
-        (t("card_offer_values"), _offer_values(model, t)),
+        (t("card_offer_values"), t("card_offer_values_value")),
     ]
     return _table(["", ""], rows, css="card").replace(
         "<thead><tr><th></th><th></th></tr></thead>", ""

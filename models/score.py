@@ -286,9 +286,7 @@ def score_accounts(
     frame, X, probs = frame.iloc[order], X.iloc[order], probs.iloc[order]
     suppression = suppression_reasons(frame, params, locale=locale)
     suppressed = suppression.notna()
-    offers = offers_of(
-        frame, probs, params, model.offer_values, model.expansion_mrr_ratio, locale=locale
-    )
+    offers = offers_of(frame, probs, params, locale=locale)
     key = ranking_key(
         probs["p_expansion"],
         offers["offer_mrr"],
@@ -392,9 +390,7 @@ def explain_account(
     frame = scoring_frame(at, day)
     X, _ = prepare_features(frame, model.params, model.categories)
     probs = model.predict_proba(X)
-    offers = offers_of(
-        frame, probs, params, model.offer_values, model.expansion_mrr_ratio, locale=locale
-    )
+    offers = offers_of(frame, probs, params, locale=locale)
     suppression = suppression_reasons(frame, params, locale=locale)
     reasons = _reasons(model, X, frame, frame.index, params, None, currency)
     row = pd.concat([probs, offers, reasons], axis=1).iloc[0]

@@ -31,8 +31,8 @@ from models.booster import (
     refit_local,
 )
 from models.calibration import Calibrator
-from models.features import TABLE, Categories, as_float, label_array, training_frame
-from models.offers import OfferValues, fit_offer_values
+from models.features import Categories, label_array, training_frame
+from models.offers import OfferValues
 from models.params import Params
 from models.ranking import rank_backtest
 from models.splits import final_split, split_matrices
@@ -57,13 +57,15 @@ class TrainedModel:
     n_rows: int
     n_train_rows: int  # rows of the early-stopping fit
     n_validation_rows: int  # held out for early stopping and calibration
-    expansion_mrr_ratio: float  # mean expansion_mrr_next / mrr on positive rows
+    # legacy: what models saved before offers came from the catalogue used for their value
+    # (mean expansion_mrr_next / mrr on positive rows); loaded, unused
+    expansion_mrr_ratio: float = math.nan
     best_iterations: dict[str, int] = field(default_factory=dict)
     version: str | None = None  # set by the registry
     # Backtest test-row predictions (PREDICTION_COLUMNS; p is a score for single_rule), for
     # charts and audits; None for models saved before they were kept.
     backtest_predictions: pd.DataFrame | None = None
-    offer_values: OfferValues | None = None  # None: models saved before offer values
+    offer_values: OfferValues | None = None  # legacy, as expansion_mrr_ratio: loaded, unused
     code_version: str | None = None  # set by the registry
     data_fingerprint: str | None = None  # set by the registry
     trained_at: str | None = None  # ISO UTC, set by the registry
@@ -117,22 +119,6 @@ class TrainedModel:
         return None
 
 
-def expansion_mrr_ratio(frame: pd.DataFrame, params: Params) -> float:
-    """Mean expansion_mrr_next / mrr over positive expansion rows (clipped), NaN if none."""
-    label = params.targets["expansion"]
-    for col in ("mrr", "expansion_mrr_next", label):
-        if col not in frame.columns:
-            raise ValueError(f"{TABLE} is missing {col} (needed for expected MRR)")
-    positive = frame[label].astype(bool)
-    mrr = as_float(frame["mrr"], "mrr")
-    gain = as_float(frame["expansion_mrr_next"], "expansion_mrr_next")
-    ok = positive & (mrr > 0) & gain.notna()
-    if not ok.any():
-        return math.nan
-    ratio = (gain[ok] / mrr[ok]).clip(lower=0.0, upper=params.expected_mrr.max_ratio)
-    return float(ratio.mean())
-
-
 def train_model(
     snapshots: pd.DataFrame,
     params: Params,
@@ -178,11 +164,7 @@ def train_model(
             out_of_fold=out_of_fold,
         )
         boosters[target], calibrators[target] = booster, calibrator
-    offer_values = fit_offer_values(frame, params)
-    ratio = expansion_mrr_ratio(frame, params)
-    ranking = rank_backtest(
-        frame, predictions, params, offer_values=offer_values, legacy_ratio=ratio, owners=owners
-    )
+    ranking = rank_backtest(frame, predictions, params, owners=owners)
     return TrainedModel(
         boosters=boosters,
         calibrators=calibrators,
@@ -197,10 +179,8 @@ def train_model(
         n_rows=len(known),
         n_train_rows=len(train),
         n_validation_rows=len(val),
-        expansion_mrr_ratio=ratio,
         best_iterations={t: b.current_iteration() for t, b in boosters.items()},
         backtest_predictions=predictions,
-        offer_values=offer_values,
         action_value_weight=ranking.value_weight,
         ranking_metrics=ranking.metrics,
         ranking_curve=ranking.curve,

@@ -203,7 +203,37 @@ def synthetic_snapshots(
         frame[col] = pd.array(frame[col], dtype="boolean")
         frame.loc[~complete.to_numpy(), col] = pd.NA
     frame.loc[~complete.to_numpy(), "expansion_mrr_next"] = np.nan
-    return frame
+    return frame.assign(**offer_columns(frame, seed))
+
+
+def offer_columns(frame: pd.DataFrame, seed: int = 0) -> dict[str, object]:
+    """The offer columns of account_snapshots (dbt: account_offers) for `frame`: a next tier
+    for most accounts, more seats for some on the top tier, a cross-sell for those with a
+    companion (drawn apart from the other columns, so adding them changed none)."""
+    rng = np.random.default_rng(seed + 1000)
+    rows = len(frame)
+    top = frame["is_top_tier"].to_numpy(dtype=bool)
+    units = top & (rng.random(rows) < 0.5)
+    kind = np.where(units, "units", np.where(top, None, "tier"))
+    quantity = frame["core_quantity"].to_numpy(dtype=float)
+    companion = frame["top_companion_product_name"].notna().to_numpy()
+    return {
+        "upsell_offer_kind": kind,
+        "upsell_plan_name": np.where(kind == "tier", "Scale", None),
+        "upsell_units": pd.array(np.where(units, rng.integers(1, 10, rows), pd.NA), dtype="Int64"),
+        "upsell_offer_mrr": np.where(
+            units, rng.integers(1, 10, rows) * 30.0, np.where(top, np.nan, quantity * 25.0)
+        ),
+        "upsell_limit_metric": np.where(kind == "tier", "widget_gb", None),
+        "upsell_limit_from": np.where(kind == "tier", 100.0, np.nan),
+        "upsell_limit_to": np.where(kind == "tier", 1000.0, np.nan),
+        "cross_sell_product_id": np.where(companion, "P-ANL", None),
+        "cross_sell_product_name": np.where(companion, "Analytics", None),
+        "cross_sell_plan_id": np.where(companion, "plan-anl", None),
+        "cross_sell_plan_name": np.where(companion, "Analytics", None),
+        "cross_sell_units": pd.array(np.where(companion, quantity, pd.NA), dtype="Int64"),
+        "cross_sell_offer_mrr": np.where(companion, quantity * 15.0, np.nan),
+    }
 
 
 def fast_params(params: Params) -> Params:

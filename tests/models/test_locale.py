@@ -74,7 +74,7 @@ def test_localizing_changes_only_the_words() -> None:
         for key in ("when_zero", "when_missing"):
             assert (getattr(other, key) is None) == (getattr(template, key) is None), feature
     assert [r.when for r in ja.suppression] == [r.when for r in params.suppression]
-    assert ja.offers.unit_utilization_threshold == params.offers.unit_utilization_threshold
+    assert ja.offers.choose_by == params.offers.choose_by
     assert ja.localized("ja") == ja  # twice is once
     with pytest.raises(ValueError, match=r"reasons in \['ja'\] cannot be localized to 'en'"):
         ja.localized("en")
@@ -116,12 +116,14 @@ def test_a_phrase_table_must_phrase_what_params_yaml_phrases(
 def test_offer_labels_must_format_their_own_field() -> None:
     from models.phrasebook import OfferLabels
 
-    with pytest.raises(ValueError, match=r"offers\.upsell_seats .*expected \{seats\}"):
+    with pytest.raises(ValueError, match=r"offers\.upsell_units .*expected \{units\}"):
         OfferLabels(
             cross_sell="{product}",
-            upsell_tier="{plan}",
-            upsell_seats="+席",
-            upsell_seats_unknown="席",
+            upsell_tier="{plan}{change}",
+            upsell_units="+席",
+            upsell_addon="{plan} x{units}{change}",
+            limit_change="{label} {before} {after}{unit}",
+            limit_unlimited="{label} {before}{unit}",
         )
 
 

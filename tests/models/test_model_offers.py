@@ -1,4 +1,4 @@
-"""Offer values learned from training rows, and what each offer adds."""
+"""next_best_offers: the upsell or the cross-sell of account_offers, its MRR and its text."""
 
 from __future__ import annotations
 
@@ -8,122 +8,127 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.offers import OfferValues, fit_offer_values, next_best_offers, seat_price
-from models.params import Params
+from models.business import Business
+from models.offers import OFFER_COLUMNS, next_best_offers
+from models.params import Params, load_params
+
+# One row per case: a next tier lifting storage, one lifting a limit to unlimited, more seats,
+# two add-on packs, a next tier that changes no limit, a cross-sell only, nothing at all.
+ROWS = [
+    ("tier", "Growth", None, 250.0, "widget_gb", 100.0, 1000.0, "Analytics", 150.0),
+    ("tier", "Enterprise", None, 400.0, "widget_calls", 2_500_000.0, None, None, None),
+    ("units", None, 25, 625.0, "widget_users", 100.0, 125.0, None, None),
+    ("addon", "Data Pack", 2, 6800.0, "widget_gb", 50_000.0, 90_000.0, None, None),
+    ("tier", "Scale", None, 90.0, None, None, None, None, None),
+    (None, None, None, None, None, None, None, "CPQ", 700.0),
+    (None, None, None, None, None, None, None, None, None),
+]
 
 
-def _rows() -> pd.DataFrame:
-    """Training rows: core-only accounts set tier prices; upsells and cross-sells set values."""
-    n = 8
+def _frame() -> pd.DataFrame:
+    frame = pd.DataFrame(ROWS, columns=list(OFFER_COLUMNS), index=[f"A{i}" for i in range(7)])
+    frame["upsell_units"] = frame["upsell_units"].astype("Int64")
+    return frame
+
+
+def _probs(p_upsell: float, p_cross_sell: float, n: int = len(ROWS)) -> pd.DataFrame:
     return pd.DataFrame(
-        {
-            "account_id": [f"A{i}" for i in range(n)],
-            "segment": ["smb"] * 4 + ["enterprise"] * 4,
-            "core_quantity": [10, 10, 20, 20, 100, 100, 100, 100],
-            "mrr": [250.0, 500.0, 500.0, 1000.0, 2500.0, 5000.0, 9000.0, 9000.0],
-            "products_held": [1, 1, 1, 1, 1, 1, 2, 2],
-            "core_tier_rank": [1, 2, 1, 2, 1, 2, 2, 2],
-            "top_companion_product_name": [None, None, None, None, None, None, "CPQ", "CPQ"],
-            "companion_products_not_held": [0, 0, 0, 0, 0, 0, 1, 1],
-            "is_top_tier": [False] * n,
-            "next_tier_plan_name": ["Growth", "Scale", "Growth", "Scale"] * 2,
-            "per_unit_limit_utilization": [0.9, 0.9, 0.9, 0.5, 0.9, 0.9, 0.5, 0.5],
-            "label_expansion": [True, True, True, False, True, False, True, True],
-            "label_upsell": [True, True, True, False, True, False, False, False],
-            "label_cross_sell": [False, False, False, False, False, False, True, True],
-            "expansion_mrr_next": [50.0, 100.0, 150.0, 0.0, 250.0, 0.0, 1000.0, 2000.0],
-        }
+        {"p_expansion": 0.5, "p_upsell": [p_upsell] * n, "p_cross_sell": [p_cross_sell] * n},
+        index=[f"A{i}" for i in range(n)],
     )
 
 
-@pytest.fixture()
-def small_groups(params: Params) -> Params:
-    return params.model_copy(
-        update={"expected_mrr": params.expected_mrr.model_copy(update={"min_group_rows": 2})}
-    )
+@pytest.fixture(scope="module")
+def offer_params(business: Business) -> Params:
+    """params.yaml with the test business's metric labels in English."""
+    return load_params().with_usage_features(business, [])
 
 
-def test_fit_offer_values(small_groups: Params) -> None:
-    values = fit_offer_values(_rows(), small_groups)
-    # core-only rows: tier 1 at 25/seat (250/10, 500/20, 2500/100), tier 2 at 50/seat
-    assert values.seat_price_by_tier == {1: 25.0, 2: 50.0}
-    # pure seat upsells: 50 / 250, 100 / 500, 150 / 500, 250 / 2500 -> median of growth
-    assert values.extra_seat_fraction == pytest.approx(np.median([0.2, 0.2, 0.3, 0.1]))
-    # pure cross-sells of CPQ in enterprise: 1000 / 100 and 2000 / 100 per seat -> median 15
-    assert values.cross_sell_mrr_per_seat["CPQ"]["enterprise"] == pytest.approx(15.0)
-    assert values.cross_sell_mrr_per_seat["CPQ"]["*"] == pytest.approx(15.0)
-    assert values.cross_sell_per_seat("CPQ", "smb") == pytest.approx(15.0)  # falls back
-    assert values.cross_sell_per_seat("Analytics", "smb") == pytest.approx(15.0)  # all
-    assert OfferValues.from_dict(values.to_dict()) == values
-
-
-def test_groups_below_the_minimum_fall_back(params: Params) -> None:
-    strict = params.model_copy(
-        update={"expected_mrr": params.expected_mrr.model_copy(update={"min_group_rows": 3})}
-    )
-    values = fit_offer_values(_rows(), strict)
-    assert values.cross_sell_mrr_per_seat == {}
-    assert math.isnan(values.cross_sell_per_seat("CPQ", "enterprise"))
-
-
-def test_offer_mrr_per_offer_type(params: Params) -> None:
-    values = OfferValues(
-        seat_price_by_tier={1: 25.0, 2: 50.0, 3: 80.0},
-        extra_seat_fraction=0.25,
-        cross_sell_mrr_per_seat={"CPQ": {"*": 15.0}, "*": {"*": 10.0}},
-    )
-    frame = _rows().iloc[[0, 3, 6]].reset_index(drop=True)
-    frame.loc[0, "next_tier_plan_name"] = None  # no next tier known: seats
-    probs = pd.DataFrame(
-        {
-            "p_expansion": [0.5, 0.5, 0.5],
-            "p_upsell": [0.4, 0.3, 0.1],
-            "p_cross_sell": [0.0, 0.0, 0.6],
-        }
-    )
-    out = next_best_offers(frame, probs, params, values)
-    assert out["offer_type"].tolist() == ["upsell_seats", "upsell_tier", "cross_sell"]
-    # seats: own price 25/seat x ceil(10 x 0.25) = 3 seats
-    # tier: 20 seats x (80 - 50) x (own 50 / tier 50); cross-sell: 100 seats x 15
-    assert out["offer_mrr"].tolist() == pytest.approx([75.0, 600.0, 1500.0])
+def test_every_kind_of_offer_says_what_changes_in_english(offer_params: Params) -> None:
+    out = next_best_offers(_frame(), _probs(0.4, 0.1), offer_params)
     assert out["next_best_offer"].tolist() == [
-        "upsell: +3 seats",
+        "upsell: Growth (widget storage 100 → 1,000 GB)",
+        "upsell: Enterprise (widget calls 2,500,000 calls → unlimited)",
+        "upsell: +25 seats",
+        "upsell: Data Pack x2 (widget storage 50,000 → 90,000 GB)",
         "upsell: Scale",
         "cross-sell: CPQ",
+        None,
     ]
-    expected = [0.4 * 75.0, 0.3 * 600.0, 0.6 * 1500.0]
-    assert out["expected_expansion_mrr"].tolist() == pytest.approx(expected)
-    ja = next_best_offers(frame, probs, params, values, locale="ja")
-    assert ja["next_best_offer"].tolist() == [
-        "アップセル: 3ユニット追加",
+    assert out["offer_type"].tolist() == [
+        "upsell_tier",
+        "upsell_tier",
+        "upsell_units",
+        "upsell_addon",
+        "upsell_tier",
+        "cross_sell",
+        None,
+    ]
+    expected_mrr = [250.0, 400.0, 625.0, 6800.0, 90.0, 700.0, math.nan]
+    np.testing.assert_allclose(out["offer_mrr"], expected_mrr)
+    np.testing.assert_allclose(
+        out["expected_expansion_mrr"], [100.0, 160.0, 250.0, 2720.0, 36.0, 70.0, 0.0]
+    )
+    assert list(out.index) == list(_frame().index)
+
+
+def test_texts_in_japanese(business: Business) -> None:
+    params = load_params().with_usage_features(business, [], "ja").localized("ja")
+    frame = _frame().assign(
+        upsell_limit_metric=lambda f: f["upsell_limit_metric"].replace("widget_gb", "widget_users")
+    )
+    out = next_best_offers(frame, _probs(0.4, 0.1), params, locale="ja")
+    assert out["next_best_offer"].tolist()[:6] == [
+        "アップセル: Growth（ウィジェット利用者 100→1,000人）",  # noqa: RUF001
+        "アップセル: Enterprise（widget calls 2,500,000calls→無制限）",  # noqa: RUF001
+        "アップセル: 25席追加",
+        "アップセル: Data Pack ×2（ウィジェット利用者 50,000→90,000人）",  # noqa: RUF001
         "アップセル: Scale",
         "クロスセル: CPQ",
     ]
-    pd.testing.assert_frame_equal(
-        ja.drop(columns="next_best_offer"), out.drop(columns="next_best_offer")
+
+
+def test_a_metric_without_a_declaration_prints_its_name(params: Params) -> None:
+    bare = params.model_copy(update={"metric_texts": {}})
+    out = next_best_offers(_frame().iloc[:1], _probs(0.4, 0.1, 1), bare)
+    assert out["next_best_offer"].tolist() == ["upsell: Growth (widget_gb 100 → 1,000)"]
+
+
+def test_the_larger_expected_mrr_wins_or_the_larger_probability(offer_params: Params) -> None:
+    frame = _frame().iloc[:1]  # upsell 250, cross-sell 150
+    by_value = next_best_offers(frame, _probs(0.2, 0.3, 1), offer_params)
+    assert by_value["offer_type"].tolist() == ["upsell_tier"]  # 50 > 45
+    assert by_value["expected_expansion_mrr"].tolist() == [pytest.approx(50.0)]
+    cross = next_best_offers(frame, _probs(0.1, 0.3, 1), offer_params)
+    assert cross["offer_type"].tolist() == ["cross_sell"]  # 25 < 45
+    assert cross["offer_mrr"].tolist() == [150.0]
+    assert cross["next_best_offer"].tolist() == ["cross-sell: Analytics"]
+    by_p = offer_params.model_copy(
+        update={"offers": offer_params.offers.model_copy(update={"choose_by": "probability"})}
     )
+    assert next_best_offers(frame, _probs(0.2, 0.3, 1), by_p)["offer_type"].tolist() == [
+        "cross_sell"
+    ]
 
 
-def test_offer_chosen_by_expected_mrr(params: Params) -> None:
-    values = OfferValues(
-        seat_price_by_tier={1: 25.0, 2: 50.0, 3: 80.0},
-        extra_seat_fraction=0.25,
-        cross_sell_mrr_per_seat={"*": {"*": 1.0}},
-    )
-    frame = _rows().iloc[[6]].reset_index(drop=True)  # tier 2, CPQ not held, 100 seats
-    probs = pd.DataFrame({"p_expansion": [0.5], "p_upsell": [0.2], "p_cross_sell": [0.4]})
-    # upsell to tier 3: 0.2 x 100 seats x (80 - 50) = 600 beats cross-sell 0.4 x 100 x 1 = 40
-    out = next_best_offers(frame, probs, params, values)
-    assert out["offer_type"].tolist() == ["upsell_tier"]
-    by_p = params.model_copy(
-        update={"offers": params.offers.model_copy(update={"choose_by": "probability"})}
-    )
-    assert next_best_offers(frame, probs, by_p, values)["offer_type"].tolist() == ["cross_sell"]
+def test_a_missing_candidate_never_wins(offer_params: Params) -> None:
+    frame = _frame().iloc[[1, 5, 6]]  # only an upsell, only a cross-sell, nothing
+    for probs in (_probs(0.0, 0.9, 3), _probs(0.9, 0.0, 3)):
+        probs.index = frame.index
+        out = next_best_offers(frame, probs, offer_params)
+        assert out["offer_type"].tolist() == ["upsell_tier", "cross_sell", None]
+        assert out["next_best_offer"].iloc[2] is None
+        assert math.isnan(out["offer_mrr"].iloc[2])
+        assert out["expected_expansion_mrr"].iloc[2] == 0.0
 
 
-def test_seat_price(params: Params) -> None:
-    values = OfferValues(seat_price_by_tier={1: 25.0, 2: 50.0})
-    frame = _rows()
-    price = seat_price(frame, values)
-    assert price.iloc[0] == 25.0  # core only: its own price
-    assert price.iloc[6] == 50.0  # holds add-ons: the tier median
+def test_an_offer_worth_nothing_is_no_offer(offer_params: Params) -> None:
+    frame = _frame().iloc[:1].assign(upsell_offer_mrr=0.0, cross_sell_offer_mrr=-5.0)
+    out = next_best_offers(frame, _probs(0.5, 0.5, 1), offer_params)
+    assert out["offer_type"].tolist() == [None]
+    assert out["expected_expansion_mrr"].tolist() == [0.0]
+
+
+def test_missing_offer_columns_are_named(offer_params: Params) -> None:
+    with pytest.raises(ValueError, match="upsell_offer_mrr"):
+        next_best_offers(_frame().drop(columns="upsell_offer_mrr"), _probs(0.1, 0.1), offer_params)

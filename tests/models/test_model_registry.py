@@ -120,7 +120,8 @@ def test_model_saved_under_an_older_params_schema_still_loads(
 def test_model_without_backtest_predictions_or_offer_values_still_loads(
     trained: TrainedModel, snapshots: pd.DataFrame, params: Params, as_of: date, tmp_path: Path
 ) -> None:
-    """Models saved before predictions and offer values were kept: legacy expected MRR."""
+    """Models saved before predictions were kept, or with the offer values learned before
+    offers came from the catalogue: they load, and their offers are the catalogue's."""
     import json
 
     model = TrainedModel(**{**trained.__dict__, "version": None})
@@ -128,15 +129,26 @@ def test_model_without_backtest_predictions_or_offer_values_still_loads(
     folder = tmp_path / "models" / version
     (folder / "backtest_predictions.parquet").unlink()
     meta = json.loads((folder / "metadata.json").read_text())
+    legacy = {"seat_price_by_tier": {"1": 25.0}, "extra_seat_fraction": 0.25}
+    meta.update(offer_values={**legacy, "cross_sell_mrr_per_seat": {}}, expansion_mrr_ratio=0.3)
+    (folder / "metadata.json").write_text(json.dumps(meta))
+    loaded = load_model(tmp_path, version)
+    assert loaded.backtest_predictions is None
+    assert loaded.offer_values is not None and loaded.offer_values.seat_price_by_tier == {1: 25.0}
+    assert loaded.expansion_mrr_ratio == 0.3
     del meta["offer_values"]
     (folder / "metadata.json").write_text(json.dumps(meta))
     loaded = load_model(tmp_path, version)
-    assert loaded.backtest_predictions is None and loaded.offer_values is None
+    assert loaded.offer_values is None
     scored = score_accounts(loaded, snapshots, as_of, params)
-    frame = scoring_frame(snapshots, as_of).set_index("account_id")
-    mrr = frame.loc[scored["account_id"], "mrr"].to_numpy()
-    expected = scored["p_expansion"].to_numpy() * mrr * trained.expansion_mrr_ratio
-    assert np.allclose(scored["expected_expansion_mrr"], expected)
+    frame = scoring_frame(snapshots, as_of).set_index("account_id").loc[scored["account_id"]]
+    upsell = scored["offer_type"].str.startswith("upsell").fillna(False).to_numpy()
+    expected = np.where(
+        upsell,
+        scored["p_upsell"] * frame["upsell_offer_mrr"].to_numpy(),
+        scored["p_cross_sell"] * frame["cross_sell_offer_mrr"].to_numpy(),
+    )
+    assert np.allclose(scored["expected_expansion_mrr"], np.nan_to_num(expected))
 
 
 def test_promotion_keeps_the_champion_when_the_challenger_is_worse(

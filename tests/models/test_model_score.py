@@ -9,26 +9,18 @@ import pandas as pd
 import pytest
 
 from models.features import scoring_frame
-from models.offers import OfferValues
 from models.params import Condition, Params, SuppressionRule, TouchTier, TouchTiers
 from models.score import (
     HEALTH_COLUMNS,
     SCORE_COLUMNS,
     deciles,
     explain_account,
-    next_best_offers,
     reasons_for_accounts,
     score_accounts,
     suppression_reasons,
     touch_tiers,
 )
 from models.train import TrainedModel
-
-VALUES = OfferValues(
-    seat_price_by_tier={1: 25.0, 2: 50.0, 3: 80.0},
-    extra_seat_fraction=0.25,
-    cross_sell_mrr_per_seat={"Analytics": {"*": 8.0}, "*": {"*": 10.0}},
-)
 
 
 @pytest.fixture(scope="module")
@@ -54,12 +46,17 @@ def test_schema_ranges_and_order(
     # expected expansion MRR = the offer's own probability x the MRR the offer adds
     cross = scores["offer_type"] == "cross_sell"
     p_offer = scores["p_cross_sell"].where(cross, scores["p_upsell"])
-    assert np.allclose(scores["expected_expansion_mrr"], p_offer * scores["offer_mrr"])
-    assert (scores["offer_mrr"] >= 0).all()
-    assert set(scores["offer_type"]) <= {"cross_sell", "upsell_tier", "upsell_seats"}
+    # (0 without an offer)
+    assert np.allclose(
+        scores["expected_expansion_mrr"], (p_offer * scores["offer_mrr"]).fillna(0.0)
+    )
+    offered = scores["offer_type"].notna()
+    assert (scores.loc[offered, "offer_mrr"] > 0).all()
+    assert scores.loc[~offered, "offer_mrr"].isna().all()
+    assert set(scores["offer_type"].dropna()) <= {"cross_sell", "upsell_tier", "upsell_units"}
     assert scores["touch_tier"].isin(["high_touch", "low_touch", "tech_touch"]).all()
-    assert scores["next_best_offer"].str.match(r"^(cross-sell|upsell): ").all()
-    assert scores.loc[~cross, "next_best_offer"].str.startswith("upsell: ").all()
+    assert scores.loc[offered, "next_best_offer"].str.match(r"^(cross-sell|upsell): ").all()
+    assert scores.loc[offered & ~cross, "next_best_offer"].str.startswith("upsell: ").all()
     assert (scores["is_suppressed"] == scores["suppression_reason"].notna()).all()
     assert scores.loc[~scores["is_suppressed"], "reason_1"].notna().all()
     listed = scores[~scores["is_suppressed"]].sort_values("action_rank")
@@ -371,48 +368,6 @@ def test_touch_tiers(params: Params) -> None:
         "low_touch",
         "tech_touch",
         "low_touch",
-    ]
-
-
-def test_next_best_offers(params: Params) -> None:
-    frame = pd.DataFrame(
-        {
-            "top_companion_product_name": ["Analytics", "Analytics", None, None, "Analytics"],
-            "companion_products_not_held": [1, 1, 0, 0, 0],
-            "is_top_tier": [False, False, True, False, False],
-            "next_tier_plan_name": ["Growth", "Growth", None, "Growth", "Scale"],
-            "per_unit_limit_utilization": [0.5, 0.5, 0.5, 0.95, 0.2],
-            "core_quantity": [10, 10, 10, 10, 10],
-            "mrr": [250.0, 250.0, 800.0, 250.0, 500.0],
-            "products_held": [1, 1, 1, 1, 1],
-            "core_tier_rank": [1, 1, 3, 1, 2],
-            "segment": ["smb"] * 5,
-        }
-    )
-    probs = pd.DataFrame(
-        {
-            "p_expansion": [0.5, 0.4, 0.5, 0.5, 0.5],
-            "p_cross_sell": [0.4, 0.1, 0.4, 0.4, 0.4],
-            "p_upsell": [0.2, 0.3, 0.2, 0.2, 0.2],
-        }
-    )
-    by_p = params.model_copy(
-        update={"offers": params.offers.model_copy(update={"choose_by": "probability"})}
-    )
-    out = next_best_offers(frame, probs, by_p, VALUES)
-    assert out["next_best_offer"].tolist() == [
-        "cross-sell: Analytics",
-        "upsell: Growth",
-        "upsell: +3 seats",
-        "upsell: +3 seats",
-        "upsell: Scale",
-    ]
-    assert out["offer_type"].tolist() == [
-        "cross_sell",
-        "upsell_tier",
-        "upsell_seats",
-        "upsell_seats",
-        "upsell_tier",
     ]
 
 

@@ -18,7 +18,7 @@ from models.features import InsufficientLabelsError, prepare_features, training_
 from models.params import Params, load_params
 from models.score import score_accounts
 from models.splits import backtest_splits, final_split
-from models.train import TrainedModel, expansion_mrr_ratio, train_model
+from models.train import TrainedModel, train_model
 
 H = pd.Timedelta(days=90)
 
@@ -80,8 +80,8 @@ def test_final_model_metadata(
     assert trained.n_rows == len(training_frame(snapshots, params))
     assert trained.n_rows > trained.n_train_rows + trained.n_validation_rows
     assert set(trained.boosters) == {"expansion", "upsell", "cross_sell"}
-    assert 0.1 < trained.expansion_mrr_ratio < 0.5  # planted uniform(0.1, 0.5)
-    assert trained.offer_values is not None
+    # offers come from the catalogue (dbt: account_offers): no offer values are learned
+    assert trained.offer_values is None and math.isnan(trained.expansion_mrr_ratio)
     preds = trained.backtest_predictions
     assert preds is not None
     assert list(preds.columns) == ["cutoff", "target", "model", "account_id", "y", "p"]
@@ -166,19 +166,6 @@ def test_single_class_training_target_is_an_error(snapshots: pd.DataFrame, param
     y = np.zeros(20, dtype=np.int64)
     with pytest.raises(InsufficientLabelsError, match="upsell"):
         fit_booster(X, y, X, y, params, "upsell")
-
-
-def test_expansion_mrr_ratio(params: Params) -> None:
-    frame = pd.DataFrame(
-        {
-            "mrr": [100.0, 200.0, 0.0, 50.0, 100.0],
-            "expansion_mrr_next": [20.0, 100.0, 30.0, 0.0, 900.0],
-            "label_expansion": [True, True, True, False, True],
-        }
-    )
-    # 0.2, 0.5, (mrr 0 skipped), (negative row skipped), 9.0 clipped to max_ratio 3.0
-    assert expansion_mrr_ratio(frame, params) == pytest.approx((0.2 + 0.5 + 3.0) / 3)
-    assert math.isnan(expansion_mrr_ratio(frame.assign(label_expansion=False), params))
 
 
 def test_training_frame_is_what_training_sees(snapshots: pd.DataFrame, params: Params) -> None:

@@ -198,7 +198,10 @@ def test_with_usage_features_appends_numeric_features_with_reasons() -> None:
     assert out.features.categorical == params.features.categorical
     assert out.reasons["storage__utilization"].text == "ストレージがプラン上限の{pct}"
     assert out.reasons["tenure_days"] == params.reasons["tenure_days"]
-    assert params.with_usage_features(BUSINESS, ["tenure_days", "undeclared__7d"]) is params
+    assert out.metric_texts["users"].model_dump() == {"label": "アクティブユーザー", "unit": "人"}
+    none = params.with_usage_features(BUSINESS, ["tenure_days", "undeclared__7d"])
+    assert (none.features, none.reasons) == (params.features, params.reasons)
+    assert none.metric_texts["users"].label == "active users"  # what offers print
 
 
 def test_with_usage_features_keeps_what_params_yaml_lists() -> None:

@@ -1,8 +1,12 @@
 {#-
     Each plan with its price and pricing model, and its place on its product's tier ladder:
-    whether it is the top tier and which plan is one tier up (the smallest tier_rank above it;
-    among several plans at that rank, the lowest list price, then the lowest plan_id). Plan
-    limits are per metric: stg_billing__plan_limits, int_account_limits_snapshotted.
+    whether it is the top tier (no plan of the product ranks higher) and which plan is one
+    tier up at the plan's own billing period (DECISIONLOG.md, "Offers"): a plan of the same
+    product with the smallest tier_rank above it that is sold on the same billing period (a
+    plan without one is sold on any), preferring the plan's currency, then exactly its period,
+    then the lowest list price, then plan_id (macros/plan_choice.sql). A plan sold on any
+    period gets its next tier on any period here; account_offers matches the account's own.
+    Plan limits are per metric: stg_billing__plan_limits, int_account_limits_snapshotted.
 -#}
 with
 
@@ -27,12 +31,17 @@ higher_tiers as (
         higher.tier_rank as next_tier_rank,
         row_number() over (
             partition by plans.plan_id
-            order by higher.tier_rank, higher.list_price nulls last, higher.plan_id
+            order by {{ plan_preference(
+                'higher', 'plans.currency', 'plans.billing_period_months'
+            ) }}
         ) as closeness
     from plans
     inner join plans as higher
         on higher.product_id = plans.product_id
         and higher.tier_rank > plans.tier_rank
+        and {{ billing_period_matches(
+            'higher.billing_period_months', 'plans.billing_period_months'
+        ) }}
 
 ),
 

@@ -10,7 +10,8 @@
     Usage features are per declared metric: account_metric_snapshots (long) and
     account_features (this table plus one column per metric and stat); here only the limit
     pressure over all metrics (the highest utilization, its metric, the highest among limits
-    that grow with the core plan's quantity).
+    that grow with the core plan's quantity). The next tier and the upsell and cross-sell
+    offers (not features) come from account_offers.
     Health (four 0-100 components and their mean) and the loyalty stage are for people, not
     model features: int_account_health_snapshotted, DECISIONLOG.md "Health and loyalty".
 -#}
@@ -97,6 +98,12 @@ labels as (
 health as (
 
     select * from {{ ref('int_account_health_snapshotted') }}
+
+),
+
+offers as (
+
+    select * from {{ ref('account_offers') }}
 
 ),
 
@@ -212,7 +219,21 @@ final as (
         opportunities.opportunities_won_365d,
         movements.days_since_last_expansion,
         movements.days_since_last_contraction,
-        contracts.next_tier_plan_name,
+        offers.next_tier_plan_name,
+        offers.upsell_offer_kind,
+        offers.upsell_plan_id,
+        offers.upsell_plan_name,
+        offers.upsell_units,
+        offers.upsell_offer_mrr,
+        offers.upsell_limit_metric,
+        offers.upsell_limit_from,
+        offers.upsell_limit_to,
+        offers.cross_sell_product_id,
+        offers.cross_sell_product_name,
+        offers.cross_sell_plan_id,
+        offers.cross_sell_plan_name,
+        offers.cross_sell_units,
+        offers.cross_sell_offer_mrr,
         labels.label_expansion,
         labels.label_upsell,
         labels.label_cross_sell,
@@ -262,6 +283,9 @@ final as (
     left join health
         on health.account_id = spine.account_id
         and health.snapshot_date = spine.snapshot_date
+    left join offers
+        on offers.account_id = spine.account_id
+        and offers.snapshot_date = spine.snapshot_date
 
 )
 
