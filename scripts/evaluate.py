@@ -50,6 +50,7 @@ from models.backtest import run_backtest
 from models.evaluate import backtest_table
 from models.features import training_frame
 from models.params import Params, load_params
+from models.ranking import ranking_summary, ranking_table
 from models.train import TrainedModel
 
 ORACLE_FILE = "expansion_oracle.parquet"
@@ -78,7 +79,6 @@ FIGURES = (
     ("ece", "ECE", ".4f"),
     ("lift_top_decile", "top-decile lift", ".2f"),
 )
-RANKING_FIGURES = ("hit_rate", "expanders", "expansion_mrr_captured", "expected_mrr_captured")
 
 
 class NothingToEvaluate(RuntimeError):
@@ -125,7 +125,7 @@ def format_table(table: pd.DataFrame, columns: tuple[tuple[str, str, str], ...])
     for _, row in table.iterrows():
         cells = []
         for column, _, fmt in columns:
-            value = row[column]
+            value = row.get(column)
             missing = value is None or (isinstance(value, float) and math.isnan(value))
             cells.append("-" if missing else fmt.format(value))
         body.append(cells)
@@ -187,53 +187,36 @@ def _check_rows(table: pd.DataFrame, model: TrainedModel) -> list[str]:
     return notes
 
 
-def action_list_figures(model: TrainedModel, n: int = TOP_N) -> dict[str, Any] | None:
-    """The first `n` accounts' figures per ranking (default, probability), averaged over the
-    backtest cut-offs, from `TrainedModel.ranking_metrics` (None when the model has none)."""
-    records = getattr(model, "ranking_metrics", None)
-    if not records:
+def action_list_figures(model: TrainedModel, params: Params) -> dict[str, Any] | None:
+    """The action list's figures on the backtest (models.ranking: per cut-off, default ranking
+    beside probability at N = `action_list.hit_rate_at`), printed; their means over the
+    cut-offs for the JSON line (None when the model kept none)."""
+    metrics = getattr(model, "ranking_metrics", None)
+    if not metrics:
         return None
-    frame = pd.DataFrame(list(records))
-    if not {"cutoff", "ranking", "n_contacted"} <= set(frame.columns):
-        return None
-    # N = n, or every row of a cut-off with fewer
-    wanted = frame["n_contacted"] == (
-        np.minimum(n, frame["n_rows"]) if "n_rows" in frame.columns else n
+    n = params.action_list.hit_rate_at
+    table = ranking_table(metrics, f"top_{n}", mean="mean")
+    print(f"action list, first {n} accounts: default ranking vs by probability")
+    columns = (
+        ("cutoff", "cut-off", "{}"),
+        ("n_rows", "rows", "{:,.0f}"),
+        ("hit_rate_default", "hit rate", "{:.1%}"),
+        ("hit_rate_probability", "by p", "{:.1%}"),
+        ("hit_rate_ratio", "ratio", "{:.2f}"),
+        ("expansion_mrr_captured_default", "MRR found", "{:,.0f}"),
+        ("expansion_mrr_captured_probability", "by p", "{:,.0f}"),
+        ("expected_mrr_captured_default", "expected MRR", "{:,.0f}"),
+        ("expected_mrr_captured_probability", "by p", "{:,.0f}"),
     )
-    at_n = frame.loc[wanted]
-    if at_n.empty:
-        return None
-    out: dict[str, Any] = {"n_contacted": n, "cutoffs": int(at_n["cutoff"].nunique())}
-    for ranking, rows in at_n.groupby("ranking", sort=True):
-        out[str(ranking)] = {
-            k: float(pd.to_numeric(rows[k], errors="coerce").mean())
-            for k in RANKING_FIGURES
-            if k in rows.columns
-        }
-    default, probability = out.get("default"), out.get("probability")
-    if default and probability and probability.get("hit_rate"):
-        out["hit_rate_ratio"] = default["hit_rate"] / probability["hit_rate"]
-    return out
-
-
-def print_action_list(figures: dict[str, Any]) -> None:
+    print(format_table(table, columns))
+    summary = ranking_summary(metrics, params, getattr(model, "action_value_weight", None))
     print(
-        f"action list, first {figures['n_contacted']} accounts (mean over "
-        f"{figures['cutoffs']} cut-offs):"
+        f"default / probability hit rate {summary['hit_rate_ratio']:.2f} (bar "
+        f"{params.action_list.min_hit_rate_ratio}: "
+        + ("met" if summary["hit_rate_ratio_met"] else "NOT met")
+        + ")"
     )
-    for ranking in ("default", "probability"):
-        f = figures.get(ranking)
-        if not f:
-            continue
-        parts = [f"hit rate {f['hit_rate']:.1%}"] if "hit_rate" in f else []
-        parts += [
-            f"{k.replace('_', ' ')} {f[k]:,.0f}"
-            for k in ("expansion_mrr_captured", "expected_mrr_captured")
-            if k in f and math.isfinite(f[k])
-        ]
-        print(f"  {ranking + ' ranking:':<22} {', '.join(parts)}")
-    if "hit_rate_ratio" in figures:
-        print(f"  default / probability hit rate: {figures['hit_rate_ratio']:.2f}")
+    return summary
 
 
 def evaluate_backtest(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
@@ -264,9 +247,7 @@ def evaluate_backtest(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
         print(f"warning: {note}")
     assessment = assess(predictions, params, oracle=oracle)
     print_assessment(assessment, f"pooled over the {len(table)} cut-offs")
-    action_list = action_list_figures(model)
-    if action_list:
-        print_action_list(action_list)
+    action_list = action_list_figures(model, params)
     record = {
         "model_version": version,
         "mode": "backtest",

@@ -55,6 +55,15 @@ def test_first_run_scores_every_active_account(project: Path, first_run: dict) -
     assert scores["model_version"].eq(first_run["model"]["champion_version"]).all()
     assert scores["reason_1"].notna().mean() > 0.5  # the top accounts carry reasons
     assert set(scores["touch_tier"]) <= {"high_touch", "low_touch", "tech_touch"}
+    # health beside the score: every active account has a score, its stage, and offers priced
+    # from the catalogue are worth something
+    health = ["health_score", "health_adoption", "health_engagement", "health_support"]
+    assert scores[health].notna().all().all() and scores[health].stack().between(0, 100).all()
+    assert set(scores["loyalty_stage"]) <= {"new", "repeater", "promoter", "fan"}
+    assert scores["loyalty_stage"].nunique() > 1 and scores["health_score"].std() > 1
+    offered = scores["offer_type"].notna()
+    assert offered.mean() > 0.5 and (scores.loc[offered, "offer_mrr"] > 0).all()
+    assert (scores.loc[~offered, "expected_expansion_mrr"].fillna(0) == 0).all()
     history = _serving(project, "select count(*) as n from account_score_history")
     assert history["n"].iloc[0] == len(scores)
     assert first_run["model"]["trained_version"] == first_run["model"]["champion_version"]

@@ -72,6 +72,15 @@ def test_scores_every_active_account_with_its_own_usage_features(
     )
     scores = _query(warehouse, "select * from scores.account_scores")
     assert set(scores["account_id"]) == set(active["account_id"]) and len(scores) > 100
+    # health beside the score: every active account has a score, its stage, and offers priced
+    # from the catalogue are worth something
+    health = ["health_score", "health_adoption", "health_engagement", "health_support"]
+    assert scores[health].notna().all().all() and scores[health].stack().between(0, 100).all()
+    assert set(scores["loyalty_stage"]) <= {"new", "repeater", "promoter", "fan"}
+    assert scores["loyalty_stage"].nunique() > 1 and scores["health_score"].std() > 1
+    offered = scores["offer_type"].notna()
+    assert offered.mean() > 0.5 and (scores.loc[offered, "offer_mrr"] > 0).all()
+    assert (scores.loc[~offered, "expected_expansion_mrr"].fillna(0) == 0).all()
     # the model learnt from the metrics the declaration names, through the generic families
     metrics = load_business(DECLARATION).metric_names
     version = business_run["model"]["champion_version"]

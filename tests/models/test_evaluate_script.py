@@ -22,6 +22,7 @@ from models.evaluate import backtest_table
 from models.features import prepare_features
 from models.params import Params
 from models.promotion import decide_promotion
+from models.ranking import ranking_summary
 from models.report import render_report
 from models.score import score_accounts
 from models.train import TrainedModel
@@ -108,7 +109,13 @@ def test_evaluate_prints_intervals_and_ends_with_json(
     assert {b["name"] for b in record["bars"]} >= {"roc_auc", "brier", "calibration", "oracle"}
     assert record["passed"] == expected.passed and code == (0 if expected.passed else 1)
     assert len(record["per_cutoff"]) == len(expected.cutoffs)
-    assert record["action_list"] is None  # this model has no ranking figures
+    # the action list's figures: the ranking module's summary of the model's own records
+    summary = ranking_summary(model.ranking_metrics, model.params, model.action_value_weight)
+    assert record["action_list"]["hit_rate_ratio"] == pytest.approx(summary["hit_rate_ratio"])
+    assert record["action_list"]["hit_rate_default_mean"] == pytest.approx(
+        summary["hit_rate_default_mean"]
+    )
+    assert "first 100 accounts" in out
     # the per-cut-off table, then every pooled figure with its interval beside it
     assert "auc/oracle" in out and "baseline_auc" in out and "top_decile_lift" in out
     auc = expected.figures["roc_auc"]
