@@ -162,12 +162,19 @@ def test_evaluate_without_champion_exits_2(
     assert code == 2 and record["passed"] is False and "no champion" in record["failures"][0]
 
 
-def test_action_list_figures_at_100(script: ModuleType, model: TrainedModel) -> None:
-    assert script.action_list_figures(model) is None  # no ranking_metrics: nothing to show
+def test_action_list_figures_at_100(
+    script: ModuleType, model: TrainedModel, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The figures at N = action_list.hit_rate_at, averaged over the cut-offs (the ranking
+    module's summary); a model without ranking figures has none."""
+    bare = TrainedModel(**model.__dict__)
+    bare.ranking_metrics = []
+    assert script.action_list_figures(bare, model.params) is None
     records = [
         {
             "cutoff": cutoff,
             "ranking": ranking,
+            "cut": cut,
             "n_contacted": n,
             "expanders": hits,
             "hit_rate": hits / n,
@@ -177,16 +184,19 @@ def test_action_list_figures_at_100(script: ModuleType, model: TrainedModel) -> 
         }
         for cutoff, base in (("2025-09-30", 40), ("2025-10-31", 50))
         for ranking, hits in (("default", base), ("probability", base + 10))
-        for n in (100, 250)
+        for cut, n in (("top_100", 100), ("low_touch", 250))
     ]
     ranked = TrainedModel(**model.__dict__)
-    ranked.ranking_metrics = records  # type: ignore[attr-defined]
-    figures = script.action_list_figures(ranked)
-    assert figures["n_contacted"] == 100 and figures["cutoffs"] == 2
-    assert figures["default"]["hit_rate"] == pytest.approx(0.45)
-    assert figures["probability"]["hit_rate"] == pytest.approx(0.55)
-    assert figures["default"]["expansion_mrr_captured"] == pytest.approx(450.0)
+    ranked.ranking_metrics = records
+    figures = script.action_list_figures(ranked, model.params)
+    assert figures["list_at"] == 100 and figures["cutoffs"] == 2
+    assert figures["hit_rate_default_mean"] == pytest.approx(0.45)
+    assert figures["hit_rate_probability_mean"] == pytest.approx(0.55)
+    assert figures["expansion_mrr_captured_default_mean"] == pytest.approx(450.0)
     assert figures["hit_rate_ratio"] == pytest.approx(0.45 / 0.55)
+    assert figures["hit_rate_ratio_met"] is False  # 0.82 < 0.9
+    out = capsys.readouterr().out
+    assert "2025-09-30" in out and "40.0%" in out and "NOT met" in out
 
 
 def _scored_warehouse(model: TrainedModel, snapshots: pd.DataFrame, day: date, path: Path) -> Path:
