@@ -18,7 +18,8 @@ class Calibrator:
 
     `sigmoid`: 1 / (1 + exp(-(a * raw + b))) (Platt); `isotonic`: piecewise-linear through
     (x, y) with clipping at the ends; `identity`: the booster's own sigmoid (fallback when the
-    validation window has a single class).
+    held-out rows have a single class, or when their scores do not rank them: a Platt slope
+    <= 0 would reverse the booster's ranking).
     """
 
     method: str
@@ -56,7 +57,9 @@ class Calibrator:
 
 
 def fit_calibrator(raw_score: Any, y: Any, method: str) -> Calibrator:
-    """Fit a Platt (`sigmoid`) or `isotonic` calibrator on held-out raw scores."""
+    """Fit a Platt (`sigmoid`) or `isotonic` calibrator on held-out raw scores (identity when
+    they have a single class or, for Platt, do not rank the rows: the booster's ranking is never
+    reversed)."""
     raw = np.asarray(raw_score, dtype=np.float64)
     y_arr = np.asarray(y, dtype=np.int64)
     if y_arr.size == 0 or y_arr.min() == y_arr.max():
@@ -70,5 +73,8 @@ def fit_calibrator(raw_score: Any, y: Any, method: str) -> Calibrator:
         )
     if method == "sigmoid":
         lr = LogisticRegression(C=np.inf).fit(raw.reshape(-1, 1), y_arr)
-        return Calibrator(method="sigmoid", a=float(lr.coef_[0, 0]), b=float(lr.intercept_[0]))
+        a = float(lr.coef_[0, 0])
+        if not a > 0:  # higher scores are not more often positive here: keep the ranking
+            return Calibrator(method="identity")
+        return Calibrator(method="sigmoid", a=a, b=float(lr.intercept_[0]))
     raise ValueError(f"calibration.method must be sigmoid or isotonic, got {method!r}")
