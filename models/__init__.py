@@ -20,7 +20,10 @@
   one row per account: probabilities, offer and its MRR (in the reporting currency, named in
   `reporting_currency`), action rank, touch tier (with capacity), suppression, reasons (texts
   in `locale`)
-- `offers`: next-best offer and the MRR it adds (values learned at training time)
+- `offers.next_best_offers(frame, probs, params, locale=)`: the upsell or cross-sell the
+  catalogue offers (marts.account_offers, in dbt), what it changes and its MRR
+- `ranking`: the action list's order (`p_expansion x offer_mrr^w`, w chosen on the backtest),
+  suppression, which accounts get reasons, and the hit rate and MRR found per cut-off
 - `reasons.top_reasons(model, X, snapshots)` -> phrases for the top contributions
 - `evaluate`: `binary_metrics`, `calibration_table`, `backtest_table` (vs the oracle)
 - `acceptance.assess(predictions, params, oracle=None)`: the one evaluation of a model, its
@@ -33,7 +36,8 @@
 - `psi`: population stability index of the rows to score against the training rows (drift)
 - `fingerprint`: `frame_fingerprint`, `data_fingerprint` (data lineage, training-cache key)
 - `report.render_report(model, snapshots, scores, oracle=None, chart_cache=None, locale=,
-  currency=)` -> one offline HTML page, its texts in `locale` (`charts` draws its figures;
+  currency=)` -> one offline HTML page, its texts in `locale` (`charts` draws its figures,
+  `report_html` holds its HTML building blocks, `report_actions` its action-list sections;
   report.py reads its HTML template)
 - `distributed`: the pure parts of scoring and training on a Dask cluster
 
