@@ -388,7 +388,7 @@ def assess(
             (predictions["target"] == target) & (predictions["model"] == baseline)
         ]
         if others.empty:
-            notes.append(f"no {baseline} baseline rows in the backtest: no baseline bar")
+            notes.append(f"no {baseline} predictions on these rows: no baseline bar")
         else:
             p_base = _aligned(rows, others, f"the {baseline} baseline")
     p_oracle = (
