@@ -41,7 +41,7 @@ bench-nightly: $(STAMP) ## the pipeline benchmark at S, M and L (L scores with S
 bench-gx: $(STAMP) ## GX validation speed: 1M rows x 20 expectations
 	$(BIN)/python bench/gx_speed.py
 
-evaluate: $(STAMP) ## champion vs bars: ROC AUC >= 0.95 x oracle, beats logistic, ECE <= 0.03
+evaluate: $(STAMP) ## the champion judged on its backtest pooled over the cut-offs, with bootstrap intervals (models/acceptance.py), and its action list
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python scripts/evaluate.py
 
 lint: $(STAMP) ## ruff, ruff format, mypy, import contracts, dbt parse, sqlfluff (CI runs it first)
