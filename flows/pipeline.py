@@ -1,7 +1,13 @@
 """The expansion pipeline: one parent Prefect flow, and THE ordered list of its stages.
 
-load -> freshness -> validate raw -> dbt build -> validate marts -> drift -> train (when
-needed) -> score -> validate scores -> publish -> reverse-ETL sync
+load -> freshness -> validate raw -> as_of -> dbt build -> validate marts -> drift -> train
+(when needed) -> score -> validate scores -> publish -> reverse-ETL sync
+
+The clock (the `as_of` stage): a run whose as_of is before the as_of of the serving version in
+place runs as a backfill does, whether or not it was asked to: a model of its own date, no
+drift gate, no alerts, the score history published alone, nothing synced. The current
+serving version and every destination stay as they are, and the run's notes say so. A rerun
+of the same as_of as the serving version, or a later one, publishes and syncs as usual.
 
 `STAGES` is the only place the order is written: the flow runs it, `bench/pipeline_bench.py`
 measures it stage by stage (`run_stages` without Prefect). Each stage is a plain function of
@@ -28,7 +34,7 @@ from prefect.runtime import flow_run
 from prefect.tasks import exponential_backoff
 
 from flows.delivery import stage as delivery
-from flows.delivery.publish import PublishReport
+from flows.delivery.publish import PublishReport, published_as_of, replaces_current
 from flows.delivery.sync import SyncReport
 from flows.errors import GateFailed, TransientSourceError
 from flows.faults import crash_point
@@ -42,7 +48,7 @@ from flows.quality import drift, gates
 from flows.quality.artifacts import gate_artifacts
 from flows.quality.champion import will_train
 from flows.quality.results import GateResult
-from flows.run.as_of import backfill_dates, resolve_as_of
+from flows.run.as_of import backfill_dates, choose_as_of
 from flows.run.lock import pipeline_lock
 from flows.run.records import RunSummary, write_run_record
 from flows.run.recovery import recover
@@ -77,8 +83,8 @@ def load_raw(settings: Settings, run_id: str) -> LoadReport:
 
 
 @task(name="check_source_freshness", cache_policy=NONE)
-def check_source_freshness(settings: Settings) -> list[SourceFreshness]:
-    return freshness.check_freshness(settings)
+def check_source_freshness(settings: Settings, as_of: date | None) -> list[SourceFreshness]:
+    return freshness.check_freshness(settings, as_of)
 
 
 def _gate_task(
@@ -184,6 +190,7 @@ class RunContext:
     trains: bool = False
     model: TrainResult | None = None
     scored: ScoreResult | None = None
+    published: PublishReport | None = None
     synced: list[SyncReport] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -206,8 +213,14 @@ class RunContext:
     @property
     def day(self) -> date:
         if self.as_of is None:
-            raise RuntimeError("the run's as_of is set by the dbt_build stage")
+            raise RuntimeError("the run's as_of is set by the as_of stage")
         return self.as_of
+
+    def note(self, text: str) -> None:
+        """Something the run's reader must know (a warning): logged, and kept in the run
+        summary's `notes` (the run record, the flow's result)."""
+        log.warning("%s", text)
+        vars(self.summary).setdefault("notes", []).append(text)
 
 
 def _load(ctx: RunContext) -> LoadReport:
@@ -219,8 +232,16 @@ def _load(ctx: RunContext) -> LoadReport:
     return load
 
 
+def _likely_as_of(ctx: RunContext) -> date | None:
+    """The as_of the build will likely get (the as_of stage decides, after the raw gate)."""
+    try:
+        return choose_as_of(ctx.settings).day
+    except Exception:  # no usage yet, say: the as_of stage says so
+        return None
+
+
 def _freshness(ctx: RunContext) -> list[SourceFreshness]:
-    rows: list[SourceFreshness] = ctx.call(check_source_freshness, ctx.settings)
+    rows: list[SourceFreshness] = ctx.call(check_source_freshness, ctx.settings, _likely_as_of(ctx))
     ctx.summary.freshness = [asdict(r) for r in rows]
     return rows
 
@@ -229,11 +250,32 @@ def _validate_raw(ctx: RunContext) -> list[GateResult]:
     return ctx.gate(validate_raw, ctx.settings, ctx.run_id)
 
 
-def _dbt_build(ctx: RunContext) -> DbtReport:
-    # the as_of of the raw rows that passed the gate (it may have taken a bad load back out)
-    ctx.as_of = resolve_as_of(ctx.settings)
-    ctx.summary.as_of = ctx.as_of.isoformat()
+def _as_of(ctx: RunContext) -> date:
+    """The run's as_of, from the raw rows that passed the gate (it may have taken a bad load
+    back out); a date before the serving version's makes the run a backfill (the clock)."""
+    choice = choose_as_of(ctx.settings)
+    ctx.as_of = choice.day
+    ctx.summary.as_of = choice.day.isoformat()
+    if choice.warning:
+        ctx.note(choice.warning)
+    try:
+        current = published_as_of(ctx.settings.serving_db)
+    except Exception as exc:  # publish checks again under the same lock
+        log.warning("could not read the as_of of the serving version in place: %s", exc)
+        current = None
+    if not ctx.backfill and not replaces_current(choice.day, current):
+        ctx.backfill = True
+        ctx.note(
+            f"as_of {choice.day} is before the as_of of the current publication ({current}): "
+            "this run writes the score history only, as a backfill does (a model of its own "
+            "date, no drift gate, no alerts); the current scores, marts and destinations stay "
+            "as they are and nothing is synced"
+        )
     log.info("scoring as of %s", ctx.as_of)
+    return choice.day
+
+
+def _dbt_build(ctx: RunContext) -> DbtReport:
     report: DbtReport = ctx.call(run_dbt_build, ctx.settings, ctx.day)
     ctx.summary.dbt = asdict(report)
     # a backfill trains a model of its own date
@@ -287,7 +329,10 @@ def _validate_scores(ctx: RunContext) -> list[GateResult]:
 def _publish(ctx: RunContext) -> PublishReport:
     args = (ctx.settings, ctx.run_id, ctx.day, _champion(ctx), ctx.backfill)
     published: PublishReport = ctx.call(publish_scores, *args)
+    ctx.published = published
     ctx.summary.published = asdict(published)
+    if published.history_only and not ctx.backfill:  # publish's own check (defence in depth)
+        ctx.note(published.note)
     return published
 
 
@@ -299,6 +344,12 @@ def _sync(ctx: RunContext) -> list[SyncReport]:
 
 def _always(ctx: RunContext) -> bool:
     return True
+
+
+def _sends(ctx: RunContext) -> bool:
+    """Only a run that replaced the current serving version syncs: never a backfill or a
+    past date, nor a run whose publish kept the current version (history only)."""
+    return not ctx.backfill and not (ctx.published and ctx.published.history_only)
 
 
 @dataclass(frozen=True)
@@ -316,6 +367,7 @@ STAGES: tuple[Stage, ...] = (
     # a backfill of a past date does not need fresh data
     Stage("freshness", _freshness, when=lambda ctx: ctx.settings.as_of is None),
     Stage("validate_raw", _validate_raw),
+    Stage("as_of", _as_of),  # the clock: may turn the run into a backfill
     Stage("dbt_build", _dbt_build),
     Stage("validate_marts", _validate_marts),
     # a backfill scores with a model of its own date: no drift to check
@@ -324,7 +376,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("score", _score),
     Stage("validate_scores", _validate_scores),
     Stage("publish", _publish),
-    Stage("sync", _sync, when=lambda ctx: not ctx.backfill),
+    Stage("sync", _sync, when=_sends),
 )
 
 
@@ -382,11 +434,13 @@ def expansion_pipeline(
     full_refresh: bool = False,
     backfill: bool = False,
 ) -> dict[str, Any]:
-    """Run every stage once for `as_of` (default: the latest data in the landing zone).
+    """Run every stage once for `as_of` (default: the latest complete day of usage data,
+    flows/run/as_of.py).
 
     `backfill=True` (with a past as_of) scores that date with a model trained only on what was
     known then, adds the scores to the history, leaves BI's current scores as they are and
-    sends nothing to destinations.
+    sends nothing to destinations. An as_of before the current publication's is run so
+    whether or not `backfill` is set (the clock: see the module's docstring).
     """
     if backfill and as_of is None:
         raise ValueError("a backfill needs an as_of date")

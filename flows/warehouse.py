@@ -74,11 +74,65 @@ class Warehouse:
     def exists(self) -> bool:
         return self.path.exists()
 
-    def latest_data_date(self) -> date | None:
-        """The last day with usage data in raw: the default as_of."""
+    def latest_data_date(self, *, until: date | None = None) -> date | None:
+        """The last day with usage data in raw (on or before `until`, when given)."""
         with self.connect(read_only=True) as con:
-            row = con.execute("select max(usage_date) from raw.usage__usage_daily").fetchone()
+            row = con.execute(
+                f"select max(usage_date) from {USAGE} where ? is null or usage_date <= ?",
+                [until, until],
+            ).fetchone()
         return row[0] if row and row[0] else None
+
+    def accounts_per_usage_day(self, since: date, until: date) -> dict[date, int]:
+        """How many accounts have usage on each day in [since, until] (days with rows only)."""
+        with self.connect(read_only=True) as con:
+            rows = con.execute(
+                f"select usage_date, count(distinct account_id) from {USAGE} "
+                "where usage_date between ? and ? group by usage_date",
+                [since, until],
+            ).fetchall()
+        return {r[0]: int(r[1]) for r in rows}
+
+    def usage_rows_after(self, day: date, *, sample: int = 5) -> UsageAfter:
+        """The raw usage rows dated after `day`: how many, per source file their count and
+        dates, and the first few rows (key columns, file, and the row number when raw keeps
+        one) for a message."""
+        with self.connect(read_only=True) as con:
+            columns = table_columns(con, USAGE)
+            row_col = next((c for c in ("_row", "_source_row") if c in columns), None)
+            files = con.execute(
+                f"select _source_file, count(*), min(usage_date), max(usage_date) from {USAGE} "
+                "where usage_date > ? group by _source_file order by min(usage_date), 1",
+                [day],
+            ).fetchall()
+            shown = ", ".join(["account_id", "usage_date", "metric", "_source_file"])
+            order = f"usage_date, _source_file{', ' + row_col if row_col else ''}, account_id"
+            rows = con.execute(
+                f"select {shown}{', ' + row_col if row_col else ', null'} from {USAGE} "
+                f"where usage_date > ? order by {order} limit {int(sample)}",
+                [day],
+            ).fetchall()
+        return UsageAfter(
+            rows=sum(int(f[1]) for f in files),
+            files=[(str(f[0]), int(f[1]), f[2], f[3]) for f in files],
+            sample=[
+                {"account_id": r[0], "usage_date": r[1], "metric": r[2], "file": r[3], "row": r[4]}
+                for r in rows
+            ],
+        )
+
+
+USAGE = "raw.usage__usage_daily"  # the table whose days set a run's as_of
+
+
+@dataclass(frozen=True)
+class UsageAfter:
+    """Raw usage rows after a date: their count, per file (file, rows, first and last date),
+    and a sample of rows."""
+
+    rows: int
+    files: list[tuple[str, int, date, date]]
+    sample: list[dict[str, Any]]
 
 
 def configure(con: Connection, warehouse: Warehouse, **options: Any) -> None:

@@ -12,6 +12,13 @@ serving file with the previous Parquet `current` (killed between the two swaps),
 files. `recover` (at the start of every run and every publish) removes the temp files and
 points `current` at the Parquet version written with the serving file in place, which
 `_publication.parquet_version` names.
+
+The clock: the serving version in place is never replaced by one with an EARLIER as_of. A
+publish for a date before `_publication.as_of` writes the score history only, as a backfill
+does (`history_only`): every other table, and its Parquet file, stays as it was, and the
+report says so (`PublishReport.history_only`, `note`), so the pipeline sends nothing.
+`flows/pipeline.py` plans such a run as history-only from the start; this check is the
+defence in depth, made under the caller's pipeline lock right before the swap.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import logging
 import os
 import shutil
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -52,6 +59,48 @@ class PublishReport:
     serving_db: str
     parquet_dir: str
     rows: dict[str, int] = field(default_factory=dict)
+    history_only: bool = False  # the current version stayed; only the score history changed
+    note: str = ""  # why, in words, for the run summary
+
+
+def published_as_of(serving_db: Path) -> date | None:
+    """The as_of of the serving version in place (None: nothing published, or a history-only
+    first publication that has no current scores)."""
+    if not serving_db.is_file():
+        return None
+    with Warehouse(serving_db).connect(read_only=True) as con:
+        row = con.execute("select max(as_of) from _publication").fetchone()
+    return row[0] if row and row[0] else None
+
+
+# A published as_of further ahead of the wall clock (UTC) than this was set by a clock error
+# before the as_of rule (flows/run/as_of.py) existed: it does not hold back a real date.
+FUTURE_TOLERANCE = timedelta(days=1)
+
+
+def replaces_current(as_of: date, current: date | None, *, now: datetime | None = None) -> bool:
+    """Whether a run of `as_of` may replace the serving version of `current` as_of: the same
+    date (a rerun) or a later one, or nothing (credible) in place."""
+    if current is None or as_of >= current:
+        return True
+    if current > ((now or datetime.now(UTC)).astimezone(UTC) + FUTURE_TOLERANCE).date():
+        log.warning(
+            "the serving version in place has as_of %s, later than today in UTC plus %s day: "
+            "a date no run can have scored; the run of %s replaces it",
+            current,
+            FUTURE_TOLERANCE.days,
+            as_of,
+        )
+        return True
+    return False
+
+
+def _current_as_of(target: Path) -> date | None:
+    try:
+        return published_as_of(target)
+    except duckdb.Error as exc:  # unreadable: it serves nobody, a new version may replace it
+        log.warning("could not read _publication of %s: %s", target, exc)
+        return None
 
 
 def _fsync(path: Path) -> None:
@@ -77,8 +126,10 @@ def publish(
     """Copy the published relations into a fresh serving file + Parquet set and swap them in.
 
     `history_only` (backfills): every table comes from the current serving version except the
-    score history, so BI's current scores and marts stay as they are; with no version
-    published yet, the other tables go out empty and `_publication.as_of` is null.
+    score history, so BI's current scores and marts stay as they are (their Parquet files are
+    the same bytes); with no version published yet, the other tables go out empty and
+    `_publication.as_of` is null. A publish whose as_of is before the serving version's is
+    history-only whatever the caller asked (see the module's docstring).
     """
     serving_dir.mkdir(parents=True, exist_ok=True)
     target = serving_dir / "expansion.duckdb"
@@ -92,6 +143,22 @@ def publish(
     report = PublishReport(
         serving_db=str(target), parquet_dir=str(serving_dir / "parquet" / "current")
     )
+    current = _current_as_of(target)
+    if not history_only and not replaces_current(date.fromisoformat(as_of), current):
+        history_only = True
+        report.note = (
+            f"as_of {as_of} is before the as_of of the serving version in place ({current}): "
+            "only the score history was published; the current scores, marts and Parquet "
+            "files stay as they were"
+        )
+        log.warning("%s", report.note)
+    elif history_only:
+        report.note = (
+            f"history only: the scores of {as_of} were added to the score history; the current "
+            f"scores and marts (as_of {current}) stay as they were"
+        )
+    report.history_only = history_only
+    previous_parquet = serving_dir / "parquet" / "current"
     with warehouse.connect() as con:
         con.execute(
             f"attach {sql_str(tmp.as_posix())} as serving "
@@ -118,8 +185,14 @@ def publish(
             con.execute(f"create table serving.main.{name} as select * from {relation}{empty}")
             count = con.execute(f"select count(*) from serving.main.{name}").fetchone()
             report.rows[name] = int(count[0]) if count else 0
-            out = sql_str((version_dir / f"{name}.parquet").as_posix())
-            con.execute(f"copy serving.main.{name} to {out} (format parquet)")
+            out = version_dir / f"{name}.parquet"
+            kept = previous_parquet / f"{name}.parquet"
+            if history_only and not first and name not in HISTORY_TABLES and kept.is_file():
+                shutil.copyfile(kept, out)  # the same bytes BI reads now
+            else:
+                con.execute(
+                    f"copy serving.main.{name} to {sql_str(out.as_posix())} (format parquet)"
+                )
         if first:
             con.execute(
                 "create table serving.main._publication as select ? as run_id, "

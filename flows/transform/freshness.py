@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import date
 
 from flows.errors import SourceStale
 from flows.settings import Settings
@@ -23,18 +24,20 @@ class SourceFreshness:
     age_hours: float | None
 
 
-def check_freshness(settings: Settings) -> list[SourceFreshness]:
+def check_freshness(settings: Settings, as_of: date | None = None) -> list[SourceFreshness]:
     """`dbt source freshness` on the raw tables; error_after fails the run when enforced.
 
-    Run with the vars the build will get (the as_of the loaded data gives), so the build
+    Run with the vars the build will get (`as_of`: the as_of the loaded data gives, which the
+    pipeline chooses with flows/run/as_of.py; default the latest usage day), so the build
     reuses dbt's parse instead of parsing the project again (dbt re-parses everything
     when --vars change between two commands)."""
     if settings.freshness == "off":
         return []
     from dbt.cli.main import dbtRunner
 
-    latest = Warehouse.from_settings(settings).latest_data_date()
-    args = dbt_args(["source", "freshness"], settings, settings.as_of or latest)
+    if as_of is None:
+        as_of = settings.as_of or Warehouse.from_settings(settings).latest_data_date()
+    args = dbt_args(["source", "freshness"], settings, as_of)
     with dbt_env(settings):
         result = dbtRunner().invoke(args)
     rows = []
