@@ -191,8 +191,11 @@ def record_alerts(settings: Settings, run_id: str) -> int:
     with Warehouse.from_settings(settings).connect() as con:
         schemas.ensure(con, "scores.account_alerts")
         previous = con.execute(
+            # the latest run of this as_of or an earlier one: a backfill (or a past-date run,
+            # which is one) scored later but of an earlier date is not "the last run"
             "select run_id from scores.account_score_history where run_id <> ? "
-            "order by scored_at desc limit 1",
+            "and as_of <= (select max(as_of) from scores.account_scores) "
+            "order by as_of desc, scored_at desc limit 1",
             [run_id],
         ).fetchone()
         if previous is None:
