@@ -80,6 +80,15 @@ def forget_secrets() -> None:
     _secrets.clear()
 
 
+def mask_fields(obj: object, **limits: int | None) -> None:
+    """Mask and bound the named text fields of `obj` in place, frozen dataclasses included
+    (call it from `__post_init__`): `mask_fields(self, value=120, reason=600)`."""
+    for name, limit in limits.items():
+        value = getattr(obj, name)
+        if isinstance(value, str):
+            object.__setattr__(obj, name, mask_text(value, limit))
+
+
 def _clip(text: str, limit: int | None) -> str:
     if limit is None or len(text) <= limit:
         return text

@@ -1,4 +1,9 @@
-"""config/sources.yml: which connector serves each source, and the bad-row policy."""
+"""config/sources.yml: which connector serves each source, and the bad-row policy.
+
+`{landing_dir}` in a value is EXPANSION_LANDING_DIR. It is substituted in the parsed values,
+never in the YAML text: a path holding `"`, `#`, `: ` or a line break is a value like any
+other, and cannot change the configuration's structure.
+"""
 
 from __future__ import annotations
 
@@ -65,16 +70,31 @@ def files_config(landing_dir: Path) -> SourcesConfig:
     )
 
 
+LANDING_DIR = "{landing_dir}"
+
+
+def _substitute(value: Any, landing_dir: str) -> Any:
+    """`value` with `{landing_dir}` replaced in every string it holds (keys stay as written)."""
+    if isinstance(value, str):
+        return value.replace(LANDING_DIR, landing_dir)
+    if isinstance(value, dict):
+        return {k: _substitute(v, landing_dir) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, landing_dir) for v in value]
+    return value
+
+
 def load_sources_config(path: Path, landing_dir: Path) -> SourcesConfig:
     try:
         text = path.read_text()
     except FileNotFoundError:
         raise FileNotFoundError(f"sources config {path} does not exist") from None
-    text = text.replace("{landing_dir}", str(landing_dir))
+    used = f" ({LANDING_DIR} = {str(landing_dir)!r})" if LANDING_DIR in text else ""
     try:
-        return SourcesConfig.model_validate(yaml.safe_load(text) or {})
+        parsed = _substitute(yaml.safe_load(text) or {}, str(landing_dir))
+        return SourcesConfig.model_validate(parsed)
     except (ValueError, yaml.YAMLError) as exc:
-        raise ValueError(f"{path}: {exc}") from exc
+        raise ValueError(f"{path}{used}: {exc}") from exc
 
 
 def build_connector(name: str, spec: SourceSpec, staging_dir: Path, run_id: str) -> Connector:

@@ -29,9 +29,10 @@ def pipeline_lock(
     seconds: how long to wait for a running holder (0: fail at once) before PipelineBusy.
     `holder` says who holds it, for the message the waiting side prints.
     """
-    settings.home.mkdir(parents=True, exist_ok=True)
-    path = settings.home / "pipeline.lock"
-    fh = path.open("a+")
+    from flows.run.private import ensure_home
+
+    path = ensure_home(settings) / "pipeline.lock"
+    fh = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600), "a+")
     try:
         deadline = time.monotonic() + max(wait, 0.0)
         announced = False

@@ -1,14 +1,29 @@
-"""Landing-zone connector: export files under `<url>/<table>/` on any fsspec filesystem."""
+"""Landing-zone connector: export files under `<url>/<table>/` on any fsspec filesystem.
+
+The landing zone is a trust boundary: a file is read only when it lies inside its source's
+root (`<url>`, resolved once: a landing folder that is itself a link, to a mounted share say,
+is the operator's choice). On a local filesystem every file and folder is resolved, links
+included: a symbolic link whose target stays inside the root is followed (an export tool's
+`latest -> 2024-05-01/`), one that leads out of it (to a file, or to a folder) is refused
+with the link and its target named, and nothing of the load is kept. Folders are walked
+without following links out, so a link to `/` costs nothing. Remote filesystems (s3://,
+gs://, memory://, ...) have no links: a listed path must lie under the root's prefix, with no
+`..` segment.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import os
+import posixpath
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from flows.errors import TransientSourceError
+from flows.errors import ExtractError, TransientSourceError
 from flows.ingest.connectors import Extract, Ledger
 from flows.ingest.contract import Table
 
@@ -21,6 +36,56 @@ SUFFIXES = {
     ".ndjson": "json",
     ".ndjson.gz": "json",
 }
+
+
+class OutsideLandingZone(ExtractError):
+    """A file (or folder) of the landing zone resolves to a path outside its source's root."""
+
+
+def _outside(root: Path, link: Path, table: str | None) -> OutsideLandingZone:
+    target = Path(os.path.realpath(link))
+    shown = os.readlink(link) if link.is_symlink() else str(target)
+    points = shown if str(target) == shown else f"{shown} (resolved: {target})"
+    where = f" (table {table})" if table else ""
+    return OutsideLandingZone(
+        f"{link}{where}: a symbolic link to {points}, outside the landing zone {root}: "
+        "files outside the landing zone are never read. Nothing was loaded; replace the link "
+        "with the file itself, or point it inside the landing zone"
+    )
+
+
+def local_files(root: Path, folder: Path | None = None, table: str | None = None) -> Iterator[Path]:
+    """Every file under `folder` (default `root`), as a path under `folder`, walking links that
+    stay inside `root` (each real folder once) and raising `OutsideLandingZone` at the first
+    file or folder whose real path leaves `root`."""
+    real_root = Path(os.path.realpath(root))
+    start = Path(folder) if folder is not None else Path(root)
+    seen: set[Path] = set()
+
+    def inside(path: Path) -> bool:
+        real = Path(os.path.realpath(path))
+        return real == real_root or real.is_relative_to(real_root)
+
+    def walk(here: Path) -> Iterator[Path]:
+        real = Path(os.path.realpath(here))
+        if real in seen:  # a link back to a folder already walked (or a loop)
+            return
+        seen.add(real)
+        with os.scandir(here) as entries:
+            items = sorted(entries, key=lambda e: e.name)
+        for entry in items:
+            path = here / entry.name
+            if entry.is_symlink() and not inside(path):
+                raise _outside(root, path, table)
+            if entry.is_dir():  # follows a link, which stays inside
+                yield from walk(path)
+            elif entry.is_file():
+                yield path
+
+    if not inside(start):
+        raise _outside(root, start, table)
+    if start.is_dir():
+        yield from walk(start)
 
 
 def format_of(name: str) -> str | None:
@@ -61,14 +126,30 @@ class FilesConnector:
                 digest.update(chunk)
         return digest.hexdigest()
 
+    def _listed(self, folder: str, table: Table) -> list[str]:
+        """Every file under `folder`, refusing any that leaves the root."""
+        if self.is_local:
+            return [str(p) for p in local_files(Path(self.root), Path(folder), table.name)]
+        prefix = self.root.rstrip("/") + "/"
+        found = list(self.fs.find(folder))
+        for path in found:
+            if not posixpath.normpath(path).startswith(prefix) or ".." in path.split("/"):
+                raise ExtractError(
+                    f"{path} (table {table.name}) lies outside the landing zone {self.url}: "
+                    "files outside the landing zone are never read; nothing was loaded"
+                )
+        return found
+
     def extracts(self, table: Table, ledger: Ledger) -> list[Extract]:
         folder = f"{self.root}/{table.name}"
         try:
-            if not self.fs.isdir(folder):
+            if self.is_local and os.path.lexists(folder) and not os.path.isdir(folder):
+                return []
+            if not self.is_local and not self.fs.isdir(folder):
                 return []
             paths = sorted(
                 p
-                for p in self.fs.find(folder)
+                for p in self._listed(folder, table)
                 if format_of(p) and not p.split("/")[-1].startswith(".")
             )
             out = []
