@@ -25,6 +25,9 @@ class SourceSpec(BaseModel):
     type: Literal["files", "postgres"]
     url: str | None = None  # files
     storage_options: dict[str, Any] = Field(default_factory=dict)  # files: fsspec options
+    # files: the folder every file must resolve inside (links out of it are refused); set to
+    # the landing dir for a url under `{landing_dir}`; unset: the url itself
+    landing_zone: str | None = None
 
 
 class BadRows(BaseModel):
@@ -66,7 +69,10 @@ class SourcesConfig(BaseModel):
 def files_config(landing_dir: Path) -> SourcesConfig:
     """Every source as files under one landing directory (the default layout)."""
     return SourcesConfig(
-        sources={s: SourceSpec(type="files", url=str(landing_dir / s)) for s in SOURCES}
+        sources={
+            s: SourceSpec(type="files", url=str(landing_dir / s), landing_zone=str(landing_dir))
+            for s in SOURCES
+        }
     )
 
 
@@ -74,10 +80,14 @@ LANDING_DIR = "{landing_dir}"
 
 
 def _substitute(value: Any, landing_dir: str) -> Any:
-    """`value` with `{landing_dir}` replaced in every string it holds (keys stay as written)."""
+    """`value` with `{landing_dir}` replaced in every string it holds (keys stay as written);
+    a source whose url lies under it gets the landing dir as its `landing_zone`."""
     if isinstance(value, str):
         return value.replace(LANDING_DIR, landing_dir)
     if isinstance(value, dict):
+        url = value.get("url")
+        if isinstance(url, str) and LANDING_DIR in url and "landing_zone" not in value:
+            value = {**value, "landing_zone": landing_dir}
         return {k: _substitute(v, landing_dir) for k, v in value.items()}
     if isinstance(value, list):
         return [_substitute(v, landing_dir) for v in value]
@@ -103,7 +113,7 @@ def build_connector(name: str, spec: SourceSpec, staging_dir: Path, run_id: str)
 
         if not spec.url:
             raise ValueError(f"source {name}: type files needs a url")
-        return FilesConnector(spec.url, spec.storage_options)
+        return FilesConnector(spec.url, spec.storage_options, landing_zone=spec.landing_zone)
     from flows.ingest.connectors.postgres import connector_from_config
 
     return connector_from_config(name, spec.model_dump(), staging_dir, run_id)

@@ -54,11 +54,35 @@ def _outside(root: Path, link: Path, table: str | None) -> OutsideLandingZone:
     )
 
 
-def local_files(root: Path, folder: Path | None = None, table: str | None = None) -> Iterator[Path]:
+def _first_link_out(zone: Path, path: Path) -> Path:
+    """The first component of `path` below `zone` that is a link leading out of `zone`."""
+    real_zone = Path(os.path.realpath(zone))
+    current = Path(zone)
+    for part in path.relative_to(zone).parts:
+        current = current / part
+        real = Path(os.path.realpath(current))
+        if current.is_symlink() and not (real == real_zone or real.is_relative_to(real_zone)):
+            return current
+    return path
+
+
+def local_files(
+    root: Path,
+    folder: Path | None = None,
+    table: str | None = None,
+    *,
+    zone: Path | None = None,
+) -> Iterator[Path]:
     """Every file under `folder` (default `root`), as a path under `folder`, walking links that
     stay inside `root` (each real folder once) and raising `OutsideLandingZone` at the first
-    file or folder whose real path leaves `root`."""
+    file or folder whose real path leaves `root`. `zone`: the landing zone `root` lies in (a
+    source folder `<landing>/crm` that is a link out of `<landing>` is refused too)."""
+    root = Path(root)
     real_root = Path(os.path.realpath(root))
+    if zone is not None and root.is_relative_to(zone):
+        real_zone = Path(os.path.realpath(zone))
+        if not (real_root == real_zone or real_root.is_relative_to(real_zone)):
+            raise _outside(Path(zone), _first_link_out(Path(zone), root), table)
     start = Path(folder) if folder is not None else Path(root)
     seen: set[Path] = set()
 
@@ -104,8 +128,15 @@ class FilesConnector:
     loader, which reads the files straight from them.
     """
 
-    def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        storage_options: dict[str, Any] | None = None,
+        *,
+        landing_zone: str | None = None,
+    ) -> None:
         self.url = url
+        self.landing_zone = Path(os.path.abspath(landing_zone)) if landing_zone else None
         self.fs, self.root = fsspec.core.url_to_fs(url, **(storage_options or {}))
         self.root = self.root.rstrip("/")
 
@@ -129,7 +160,8 @@ class FilesConnector:
     def _listed(self, folder: str, table: Table) -> list[str]:
         """Every file under `folder`, refusing any that leaves the root."""
         if self.is_local:
-            return [str(p) for p in local_files(Path(self.root), Path(folder), table.name)]
+            files = local_files(Path(self.root), Path(folder), table.name, zone=self.landing_zone)
+            return [str(p) for p in files]
         prefix = self.root.rstrip("/") + "/"
         found = list(self.fs.find(folder))
         for path in found:
