@@ -131,13 +131,18 @@ def run(
     settings = get_settings()
     _guarded(lambda: check_landing_zone(settings))  # before anything is written, Prefect's too
     _configure(settings)
+    _guarded(lambda: _secrets(settings))  # reads each named secret: masked from now on
+    from flows.files import readable
     from flows.pipeline import expansion_pipeline
 
-    summary = _guarded(
-        lambda: expansion_pipeline(
-            as_of=as_of.date() if as_of else None, retrain=retrain, full_refresh=full_refresh
+    try:
+        summary = _guarded(
+            lambda: expansion_pipeline(
+                as_of=as_of.date() if as_of else None, retrain=retrain, full_refresh=full_refresh
+            )
         )
-    )
+    finally:  # the process umask is 077 (private state); serving is for BI, readable
+        readable(settings.serving)
     if json_out:
         print(json.dumps(summary, default=str, indent=2))
     else:

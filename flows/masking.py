@@ -17,6 +17,7 @@ Standard library only: every module (errors included) may import it.
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import overload
 from urllib.parse import unquote, urlsplit
@@ -98,9 +99,7 @@ def _clip(text: str, limit: int | None) -> str:
 @overload
 def mask_text(text: str, limit: int | None = ..., *, line_limit: int | None = ...) -> str: ...
 @overload
-def mask_text(
-    text: None, limit: int | None = ..., *, line_limit: int | None = ...
-) -> None: ...
+def mask_text(text: None, limit: int | None = ..., *, line_limit: int | None = ...) -> None: ...
 def mask_text(
     text: str | None, limit: int | None = DEFAULT_LIMIT, *, line_limit: int | None = None
 ) -> str | None:
@@ -113,17 +112,38 @@ def mask_text(
     if text is None:
         return None
     text = str(text)
+    if line_limit is not None:  # a registered secret may span lines (a PEM key)
+        text = "\n".join(mask_text(line, line_limit) for line in _registered(text).split("\n"))
+        return _clip(text, limit)  # each line masked already
     total = len(text)
-    cut = limit is not None and total > limit + _WINDOW
-    if cut:
-        text = text[: limit + _WINDOW]
+    if limit is not None and total > limit + _WINDOW:
+        return f"{_mask(text[: limit + _WINDOW])[:limit]}... ({total} characters)"
+    return _clip(_mask(text), limit)
+
+
+def _registered(text: str) -> str:
     for secret in sorted(_secrets, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, MASK)
+    return text
+
+
+def _mask(text: str) -> str:
+    text = _registered(text)
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
-    if line_limit is not None:
-        text = "\n".join(_clip(line, line_limit) for line in text.split("\n"))
-    if cut:
-        return f"{text[:limit]}... ({total} characters)"
-    return _clip(text, limit)
+    return text
+
+
+class MaskFilter(logging.Filter):
+    """A logging filter: the formatted message (and an exception's text) masked, for handlers
+    whose lines leave the process (the console, the Prefect API's log table)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_text(message, None)
+        if masked != message:
+            record.msg, record.args = masked, None
+        if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
+            record.exc_text = mask_text(logging.Formatter().formatException(record.exc_info), None)
+        return True

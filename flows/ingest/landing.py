@@ -70,9 +70,7 @@ def check_landing_zone(settings: Settings) -> None:
         raise LandingZoneEmpty(f"landing zone {root} is missing: no such folder; {hint}")
     # every file walked (not just the first): a link out of the zone stops the run here
     found = sum(sum(1 for _ in local_files(f, zone=root)) for f in folders if f.is_dir())
-    if not found and not _loaded_before(
-        Warehouse.from_settings(settings)
-    ):
+    if not found and not _loaded_before(Warehouse.from_settings(settings)):
         looked = ", ".join(str(f) for f in folders)
         raise LandingZoneEmpty(
             f"landing zone {root} is empty: no extract file under {looked}, and nothing was "

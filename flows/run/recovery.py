@@ -44,6 +44,8 @@ def recover(settings: Settings) -> list[str]:
         stale.unlink(missing_ok=True)
     done += [f"private state: {line}" for line in secure_state(settings)]  # logs its own
     for line in done:
-        if not line.startswith(("serving: ", "private state: ")):  # flows.delivery.publish logged those
+        if not line.startswith(
+            ("serving: ", "private state: ")
+        ):  # flows.delivery.publish logged those
             log.warning("recovered after an interrupted run: %s", line)
     return done

@@ -156,7 +156,7 @@ class _GuardedSubprocess(types.ModuleType):
     def __getattr__(self, name: str) -> Any:
         return getattr(subprocess, name)
 
-    def Popen(self, args: Any, **kwargs: Any) -> subprocess.Popen[Any]:  # noqa: N802
+    def Popen(self, args: Any, **kwargs: Any) -> subprocess.Popen[Any]:
         if threading.current_thread() is threading.main_thread() and _PRCTL is not None:
             parent, hook = os.getpid(), kwargs.get("preexec_fn")
 

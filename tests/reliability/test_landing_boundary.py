@@ -47,7 +47,7 @@ NEW_ACCOUNT = (
     "2026-10-01T09:00:00Z,2026-10-01T09:00:00Z\n"
 )
 # a landing path as a careless world names folders: quote, apostrophe, space, colon, hash
-ODD_NAME = "landing \"zone\" o'brien: #1"
+ODD_NAME = 'landing "zone" o\'brien: #1'
 
 
 @dataclasses.dataclass(frozen=True)
