@@ -132,8 +132,8 @@ def run(
     _guarded(lambda: check_landing_zone(settings))  # before anything is written, Prefect's too
     _configure(settings)
     _guarded(lambda: _secrets(settings))  # reads each named secret: masked from now on
-    from flows.files import readable
     from flows.pipeline import expansion_pipeline
+    from flows.run.private import serving_readable
 
     try:
         summary = _guarded(
@@ -142,7 +142,7 @@ def run(
             )
         )
     finally:  # the process umask is 077 (private state); serving is for BI, readable
-        readable(settings.serving)
+        serving_readable(settings)
     if json_out:
         print(json.dumps(summary, default=str, indent=2))
     else:

@@ -29,7 +29,7 @@ import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from flows.files import PRIVATE_DIR, private_dir, readable
+from flows.files import private_dir, readable
 from flows.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -104,21 +104,14 @@ def secure_state(settings: Settings) -> list[str]:
                 continue
             mode = stat.S_IMODE(st.st_mode)
             wanted = mode & ~OPEN_BITS
-            if path == settings.home and _inside(serving, settings.home):
-                wanted = HOME_WITH_SERVING if stat.S_ISDIR(st.st_mode) else wanted
+            if stat.S_ISDIR(st.st_mode) and _inside(serving, path):  # on the way to serving
+                wanted |= HOME_WITH_SERVING & OPEN_BITS
                 if mode == wanted:
                     continue
             os.chmod(path, wanted)
-            fixed.append(f"{path}: {stat.filemode(st.st_mode)} -> {stat.filemode(wanted)}")
-    if _inside(serving, settings.home) and serving.is_dir():
-        # the folders between the state folder and serving: passable, not listable
-        for folder in [serving.parent, *serving.parent.parents]:
-            if not _inside(folder, settings.home):
-                break
-            if stat.S_IMODE(folder.stat().st_mode) & 0o011 != 0o011:
-                os.chmod(folder, stat.S_IMODE(folder.stat().st_mode) | 0o011)
-    if serving.is_dir():
-        readable(serving)
+            now = stat.filemode(stat.S_IFMT(st.st_mode) | wanted)
+            fixed.append(f"{path}: {stat.filemode(st.st_mode)} -> {now}")
+    serving_readable(settings)
     if fixed:
         log.warning(
             "private state was readable by other users; now owner-only (%d path(s)): %s%s",
@@ -129,13 +122,34 @@ def secure_state(settings: Settings) -> list[str]:
     return fixed
 
 
+def _passable(folder: Path, settings: Settings) -> None:
+    """Others may pass through `folder` (inside the state folder) to serving: `--x` for group
+    and others, nothing more."""
+    mode = stat.S_IMODE(folder.stat().st_mode)
+    wanted = (mode & ~OPEN_BITS) | (HOME_WITH_SERVING & OPEN_BITS)
+    if mode != wanted:
+        os.chmod(folder, wanted)
+
+
+def serving_readable(settings: Settings) -> None:
+    """Serving readable by every local user (`0755`/`0644`), and the folders between the
+    state folder and serving passable (`0711`) when serving lies inside it."""
+    serving, home = settings.serving, settings.home
+    if _inside(serving, home) and serving != home and home.is_dir():
+        for folder in [serving.parent, *serving.parent.parents]:
+            if not _inside(folder, home):
+                break
+            if folder.is_dir():
+                _passable(folder, settings)
+    if serving.is_dir():
+        readable(serving)
+
+
 def ensure_home(settings: Settings) -> Path:
     """The state folder, created owner-only (`0711` when serving lies inside it)."""
     home = private_dir(settings.home)
     if _inside(settings.serving, home) and home != settings.serving:
-        wanted = HOME_WITH_SERVING
-    else:
-        wanted = PRIVATE_DIR
-    if stat.S_IMODE(home.stat().st_mode) & OPEN_BITS & ~wanted:
-        os.chmod(home, wanted)
+        _passable(home, settings)
+    elif stat.S_IMODE(home.stat().st_mode) & OPEN_BITS:
+        os.chmod(home, stat.S_IMODE(home.stat().st_mode) & ~OPEN_BITS)
     return home

@@ -385,7 +385,7 @@ def test_state_is_created_owner_only_and_serving_stays_readable(tmp_path: Path) 
     settings = Settings(home=tmp_path / "state")
     with private_umask():  # what `expansion` sets for its whole process (prefect_env.configure)
         with pipeline_lock(settings):
-            pass
+            assert _mode(settings.home) == 0o711  # serving will lie inside: passable, not listable
         with Warehouse(settings.warehouse).connect() as con:
             con.execute("create table contacts as select 'ann@example.com' as email")
         serving = settings.serving
