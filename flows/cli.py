@@ -39,12 +39,16 @@ AsOf = Annotated[
 
 
 def _configure(settings: Settings) -> Settings:
-    """Process defaults for Prefect, logging and secrets (creates `<home>/prefect`)."""
+    """Process defaults for Prefect, logging and secrets (creates `<home>/prefect`), and the
+    guard that stops the temporary Prefect server with this process (`flows.run.server`)."""
     from flows import prefect_env
 
     prefect_env.configure(
         settings.home, log_level=settings.log_level, secrets_dir=settings.secrets_dir
     )
+    from flows.run import server
+
+    server.guard()  # the temporary Prefect server dies with this process; orphans are reaped
     return settings
 
 

@@ -9,6 +9,7 @@ made readable on purpose (`readable`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import uuid
@@ -19,6 +20,22 @@ PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
 READABLE_DIR = 0o755
 READABLE_FILE = 0o644
+PRIVATE_UMASK = 0o077
+
+
+def restrict_umask() -> int:
+    """Make every file and folder this process (and its children) creates owner-only."""
+    return os.umask(PRIVATE_UMASK)
+
+
+@contextlib.contextmanager
+def private_umask() -> Iterator[None]:
+    """Owner-only creation inside the block (for code that runs outside the CLI)."""
+    old = os.umask(PRIVATE_UMASK)
+    try:
+        yield
+    finally:
+        os.umask(old)
 
 
 def private_dir(path: Path) -> Path:

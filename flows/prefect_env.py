@@ -5,8 +5,7 @@ the project's state directory, analytics are off and the start-up timeout is rai
 machine does not fail. With `PREFECT_API_URL` set, runs report to that server instead.
 Values already in the environment win.
 
-A temporary server started by this process dies with it, and one a killed run left is
-stopped (`flows.run.server`). The process umask becomes `077` here, before anything is written (`flows.run.private`): state
+The process umask becomes `077` here, before anything is written (`flows.files.restrict_umask`): state
 is owner-only from its first byte, the Prefect server's database included.
 """
 
@@ -20,15 +19,11 @@ from flows.secrets import SECRETS_DIR_ENV
 
 
 def configure(home: Path, *, log_level: str | None = None, secrets_dir: Path | None = None) -> None:
-    from flows.files import private_dir
-    from flows.run.private import restrict_umask
+    from flows.files import private_dir, restrict_umask
 
     restrict_umask()
     os.environ.setdefault("PREFECT_HOME", str(home / "prefect"))
     private_dir(Path(os.environ["PREFECT_HOME"]).expanduser())
-    from flows.run import server
-
-    server.guard()  # the temporary Prefect server dies with this process; orphans are reaped
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     os.environ.setdefault("PREFECT_LOGGING_LOG_PRINTS", "true")

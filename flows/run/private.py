@@ -4,7 +4,7 @@ The warehouse holds contacts' names and e-mails as delivered; the Prefect databa
 records, models, locks, staged extracts, dbt artifacts and quality results are the run's own.
 None of it is for other local users. Two things keep it so:
 
-- `restrict_umask` (called by `flows.prefect_env.configure`, so by every command before it
+- `flows.files.restrict_umask` (called by `flows.prefect_env.configure`, so by every command before it
   writes anything): the process umask is `077`, so every file any library creates (DuckDB,
   SQLite under Prefect, dbt, Great Expectations) is owner-only from its first byte; the
   temporary Prefect server, a child process, inherits it.
@@ -22,11 +22,10 @@ through it to serving but cannot list it, and everything else in it is owner-onl
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 from flows.files import private_dir, readable
@@ -34,25 +33,9 @@ from flows.settings import Settings
 
 log = logging.getLogger(__name__)
 
-PRIVATE_UMASK = 0o077
 HOME_WITH_SERVING = 0o711  # others may traverse to <home>/serving, not list or read the rest
 OPEN_BITS = stat.S_IRWXG | stat.S_IRWXO
 SHOWN = 10  # paths named in the warning; the count says how many more
-
-
-def restrict_umask() -> int:
-    """Make every file and folder this process (and its children) creates owner-only."""
-    return os.umask(PRIVATE_UMASK)
-
-
-@contextlib.contextmanager
-def private_umask() -> Iterator[None]:
-    """Owner-only creation inside the block (for code that runs outside the CLI)."""
-    old = os.umask(PRIVATE_UMASK)
-    try:
-        yield
-    finally:
-        os.umask(old)
 
 
 def _inside(path: Path, folder: Path) -> bool:

@@ -375,9 +375,9 @@ def _mode(path: Path) -> int:
 
 
 def test_state_is_created_owner_only_and_serving_stays_readable(tmp_path: Path) -> None:
-    from flows.files import write_atomic
+    from flows.files import private_umask, write_atomic
     from flows.run.lock import pipeline_lock
-    from flows.run.private import private_umask, secure_state
+    from flows.run.private import secure_state
     from flows.run.records import write_run_record
     from flows.settings import Settings
     from flows.warehouse import Warehouse
