@@ -26,6 +26,7 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
+from flows.cli import app
 from flows.errors import ExtractError
 from flows.ingest.contract import TABLES
 from flows.ingest.load import load_sources
@@ -182,7 +183,7 @@ def test_the_run_refuses_a_link_out_before_anything_is_written(
     link = _file(project)
     home = tmp_path / "state"
     result = CliRunner().invoke(
-        __import__("flows.cli", fromlist=["app"]).app,
+        app,
         ["run"],
         env={"EXPANSION_HOME": str(home), "EXPANSION_LANDING_DIR": str(project.landing)},
     )

@@ -497,3 +497,26 @@ def test_mask_text_masks_every_secret_read_and_bounds_the_text(
     long = mask_text("x" * 100_000 + "password=Pw-x9", limit=50)
     assert len(long) < 100 and long.endswith("(100014 characters)")
     assert "Pw-x9" not in mask_text("y" * 30 + " password=Pw-x9 " + "z" * 30, limit=40)
+
+
+def test_the_log_filter_masks_messages_and_tracebacks() -> None:
+    import io
+    import logging
+
+    from flows.masking import MaskFilter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(MaskFilter())
+    logger = logging.getLogger("tests.masking")
+    logger.addHandler(handler)
+    try:
+        logger.warning("first line %s", "postgresql://app:Pw-x9@db/crm")
+        try:
+            raise ValueError("token=Pw-x9")
+        except ValueError:
+            logger.exception("failed")
+    finally:
+        logger.removeHandler(handler)
+    said = stream.getvalue()
+    assert "Pw-x9" not in said and "app:***@db" in said and "token=***" in said
