@@ -39,12 +39,16 @@ AsOf = Annotated[
 
 
 def _configure(settings: Settings) -> Settings:
-    """Process defaults for Prefect, logging and secrets (creates `<home>/prefect`)."""
+    """Process defaults for Prefect, logging and secrets (creates `<home>/prefect`), and the
+    guard that stops the temporary Prefect server with this process (`flows.run.server`)."""
     from flows import prefect_env
 
     prefect_env.configure(
         settings.home, log_level=settings.log_level, secrets_dir=settings.secrets_dir
     )
+    from flows.run import server
+
+    server.guard()  # the temporary Prefect server dies with this process; orphans are reaped
     return settings
 
 
@@ -131,13 +135,18 @@ def run(
     settings = get_settings()
     _guarded(lambda: check_landing_zone(settings))  # before anything is written, Prefect's too
     _configure(settings)
+    _guarded(lambda: _secrets(settings))  # reads each named secret: masked from now on
     from flows.pipeline import expansion_pipeline
+    from flows.run.private import serving_readable
 
-    summary = _guarded(
-        lambda: expansion_pipeline(
-            as_of=as_of.date() if as_of else None, retrain=retrain, full_refresh=full_refresh
+    try:
+        summary = _guarded(
+            lambda: expansion_pipeline(
+                as_of=as_of.date() if as_of else None, retrain=retrain, full_refresh=full_refresh
+            )
         )
-    )
+    finally:  # the process umask is 077 (private state); serving is for BI, readable
+        serving_readable(settings)
     if json_out:
         print(json.dumps(summary, default=str, indent=2))
     else:

@@ -3,12 +3,19 @@
 A scheduler acts on the exit code: 3 bad input (fix the extract or the landing zone), 4 a
 data-quality gate stopped the run, 5 another run holds the lock (try later), 6 a source is
 stale, 7 published but a destination rejected records. Anything else is 1.
+
+Messages that quote extracts (ExtractError and its violations, GateFailed) pass through
+`flows.masking.mask_text` when the error is made: whatever shows or stores them later (the
+console, the run record, raw._quarantine, Prefect's database) gets the masked, bounded text.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
+
+from flows.masking import mask_text
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -18,6 +25,27 @@ EXIT_BUSY = 5
 EXIT_STALE = 6
 EXIT_PARTIAL = 7  # the run published, but some records were rejected by a destination
 
+LINE_LIMIT = 1000  # characters of one line of an error message
+VALUE_LIMIT = 120  # characters of a value a violation quotes
+REASON_LIMIT = 600  # characters of a violation's reason
+
+
+def masked_message(message: str) -> str:
+    """An error message as shown and stored: secrets masked, each line bounded."""
+    return mask_text(message, None, line_limit=LINE_LIMIT)
+
+
+def masked_violation(violation: Any) -> Any:
+    """A violation (flows.ingest.readers.Violation) with its value and reason masked and bounded."""
+    if not dataclasses.is_dataclass(violation) or isinstance(violation, type):
+        return violation
+    changes = {
+        name: mask_text(getattr(violation, name), limit)
+        for name, limit in (("value", VALUE_LIMIT), ("reason", REASON_LIMIT))
+        if isinstance(getattr(violation, name, None), str)
+    }
+    return dataclasses.replace(violation, **changes) if changes else violation
+
 
 class ExtractError(ValueError):
     """Extracts break the contract (or cannot be read); nothing of the load was kept."""
@@ -25,8 +53,9 @@ class ExtractError(ValueError):
     exit_code = EXIT_BAD_INPUT
 
     def __init__(self, message: str, violations: list[Any] | None = None) -> None:
-        super().__init__(message)
-        self.violations = violations or []  # flows.ingest.readers.Violation
+        super().__init__(masked_message(message))
+        # flows.ingest.readers.Violation
+        self.violations = [masked_violation(v) for v in violations or []]
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (str(self), self.violations))
@@ -57,7 +86,7 @@ class GateFailed(RuntimeError):
             lines.append(f"  validation results: {result.results_path}")
         if result.page:
             lines.append(f"  Data Docs: {result.page}")
-        super().__init__("\n".join(lines))
+        super().__init__(masked_message("\n".join(lines)))
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.result, self.results))

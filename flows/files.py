@@ -1,25 +1,91 @@
 """Files written whole: a reader (or a run killed mid-write) sees the old content or the new,
 never half of either. With `registry.py`, the only modules here that write files (both are
-I/O for the flows: they are to move to `flows/`)."""
+I/O for the flows: they are to move to `flows/`).
+
+Private state is created owner-only: folders `0700` (`private_dir`), files `0600`
+(`write_atomic`'s default mode), whatever the process umask. Serving files are the exception,
+made readable on purpose (`readable`).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 import uuid
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+READABLE_DIR = 0o755
+READABLE_FILE = 0o644
+PRIVATE_UMASK = 0o077
 
-def write_atomic(path: Path, text: str) -> Path:
+
+def restrict_umask() -> int:
+    """Make every file and folder this process (and its children) creates owner-only."""
+    return os.umask(PRIVATE_UMASK)
+
+
+@contextlib.contextmanager
+def private_umask() -> Iterator[None]:
+    """Owner-only creation inside the block (for code that runs outside the CLI)."""
+    old = os.umask(PRIVATE_UMASK)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def private_dir(path: Path) -> Path:
+    """Create folder `path` and its missing parents `0700` (an existing one is left as it is)."""
+    path = Path(path)
+    missing = []
+    for folder in (path, *path.parents):
+        if folder.is_dir():
+            break
+        missing.append(folder)
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=PRIVATE_DIR)
+        except FileExistsError:  # made by a concurrent writer, or not a folder (mkdir says)
+            if not folder.is_dir():
+                raise
+            continue
+        os.chmod(folder, PRIVATE_DIR)  # the umask may have taken bits we asked for: exact mode
+    return path
+
+
+def readable(path: Path) -> Path:
+    """Make `path` (and, for a folder, everything under it) readable by every local user:
+    serving files, published for BI, are the only state that is, on purpose."""
+    path = Path(path)
+    if not path.exists() or path.is_symlink():
+        return path
+    entries = [path, *path.rglob("*")] if path.is_dir() else [path]
+    for entry in entries:
+        if entry.is_symlink():
+            continue
+        mode = READABLE_DIR if entry.is_dir() else READABLE_FILE
+        if stat.S_IMODE(entry.stat().st_mode) != mode:
+            os.chmod(entry, mode)
+    return path
+
+
+def write_atomic(path: Path, text: str, *, mode: int = PRIVATE_FILE) -> Path:
     """Write `text` to a temporary file beside `path`, flush it to disk, rename it over `path`.
 
     The temporary name is unique, so concurrent writers of the same path do not clash (the
-    last rename wins); it is removed when the write fails.
+    last rename wins); it is removed when the write fails. The file gets `mode` (default
+    `0600`: private state); missing folders are created `0700`.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with tmp.open("x", encoding="utf-8") as fh:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            os.fchmod(fh.fileno(), mode)
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())

@@ -4,6 +4,9 @@ Without `PREFECT_API_URL`, Prefect starts a temporary local server; its state (S
 the project's state directory, analytics are off and the start-up timeout is raised so a slow
 machine does not fail. With `PREFECT_API_URL` set, runs report to that server instead.
 Values already in the environment win.
+
+The process umask becomes `077` here, before anything is written (`flows.files.restrict_umask`): state
+is owner-only from its first byte, the Prefect server's database included.
 """
 
 from __future__ import annotations
@@ -16,8 +19,11 @@ from flows.secrets import SECRETS_DIR_ENV
 
 
 def configure(home: Path, *, log_level: str | None = None, secrets_dir: Path | None = None) -> None:
+    from flows.files import private_dir, restrict_umask
+
+    restrict_umask()
     os.environ.setdefault("PREFECT_HOME", str(home / "prefect"))
-    Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
+    private_dir(Path(os.environ["PREFECT_HOME"]).expanduser())
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     os.environ.setdefault("PREFECT_LOGGING_LOG_PRINTS", "true")

@@ -37,7 +37,7 @@ from typing import Any
 import lightgbm as lgb
 import pandas as pd
 
-from flows.files import write_atomic
+from flows.files import private_dir, write_atomic
 from models.backtest import PREDICTION_COLUMNS
 from models.calibration import Calibrator
 from models.offers import OfferValues
@@ -109,7 +109,7 @@ def save_model(
     `training_key` identifies everything the fit depended on (see `find_trained`)."""
     registry_dir = Path(registry_dir)
     root = registry_dir / MODELS_DIR
-    root.mkdir(parents=True, exist_ok=True)
+    private_dir(root)  # owner-only, whatever the umask
     trained_at = _utc(trained_at)
     existing = _versions(registry_dir)
     seq = int(VERSION_RE.match(existing[-1]).group(1)) + 1 if existing else 1  # type: ignore[union-attr]

@@ -5,6 +5,9 @@ config/syncs.yml and config/sources.yml). `read_secret(name)` returns the enviro
 of that name, or else the file `<EXPANSION_SECRETS_DIR>/<name>` (the layout of Docker and
 Kubernetes secrets). The folder must lie outside the project directory, so a secret cannot be
 committed by accident, and a secret file readable by other users is refused.
+
+Every value read is registered with `flows.masking`, so no message, record or log line that
+passes through `mask_text` shows it.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import stat
 from pathlib import Path
 
 from flows.errors import SecretError
+from flows.masking import register_secret
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 SECRETS_DIR_ENV = "EXPANSION_SECRETS_DIR"
@@ -36,6 +40,7 @@ def read_secret(name: str) -> str | None:
     """The secret `name`: its environment variable, else its file in the secrets folder."""
     value = os.environ.get(name)
     if value:
+        register_secret(value)
         return value
     folder = secrets_dir()
     if folder is None:
@@ -49,4 +54,6 @@ def read_secret(name: str) -> str | None:
             f"secret file {path} can be read or written by other users "
             f"(mode {stat.filemode(mode)}): chmod 600 {path}"
         )
-    return path.read_text(encoding="utf-8").strip() or None
+    secret = path.read_text(encoding="utf-8").strip() or None
+    register_secret(secret)
+    return secret

@@ -3,7 +3,9 @@
 The runtime never invents data: a landing zone that is missing (a misspelled
 `EXPANSION_LANDING_DIR`, an unmounted share) or that holds no file while nothing was ever
 loaded is bad input (exit 3), named with the path looked at. Demo extracts come only from
-`expansion demo-data`. Sources that are not local folders (PostgreSQL, s3://, ...) are not
+`expansion demo-data`. Every file of a local source is walked: a link out of the landing zone
+is refused here, before the run writes anything (`OutsideLandingZone`, exit 3). Sources that
+are not local folders (PostgreSQL, s3://, ...) are not
 checked here; their connectors report what they cannot reach.
 """
 
@@ -15,6 +17,7 @@ from urllib.parse import urlparse
 import duckdb
 
 from flows.errors import LandingZoneEmpty
+from flows.ingest.connectors.files import local_files
 from flows.ingest.sources import load_sources_config
 from flows.settings import Settings
 from flows.warehouse import Warehouse, table_columns
@@ -33,8 +36,8 @@ def _local_folder(url: str) -> Path | None:
 
 
 def has_file(folder: Path) -> bool:
-    """Whether `folder` holds at least one file (at any depth)."""
-    return folder.is_dir() and any(p.is_file() for p in folder.rglob("*"))
+    """Whether `folder` holds at least one file (at any depth), not following links out."""
+    return folder.is_dir() and any(True for _ in local_files(folder))
 
 
 def _loaded_before(warehouse: Warehouse) -> bool:
@@ -65,9 +68,9 @@ def check_landing_zone(settings: Settings) -> None:
     root, hint = settings.landing_dir, HINT.format(sources=settings.sources_file)
     if not root.is_dir() and any(f.is_relative_to(root) for f in folders):
         raise LandingZoneEmpty(f"landing zone {root} is missing: no such folder; {hint}")
-    if not any(has_file(f) for f in folders) and not _loaded_before(
-        Warehouse.from_settings(settings)
-    ):
+    # every file walked (not just the first): a link out of the zone stops the run here
+    found = sum(sum(1 for _ in local_files(f, zone=root)) for f in folders if f.is_dir())
+    if not found and not _loaded_before(Warehouse.from_settings(settings)):
         looked = ", ".join(str(f) for f in folders)
         raise LandingZoneEmpty(
             f"landing zone {root} is empty: no extract file under {looked}, and nothing was "

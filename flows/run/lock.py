@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from flows.errors import PipelineBusy
+from flows.run.private import ensure_home
 from flows.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -29,9 +30,8 @@ def pipeline_lock(
     seconds: how long to wait for a running holder (0: fail at once) before PipelineBusy.
     `holder` says who holds it, for the message the waiting side prints.
     """
-    settings.home.mkdir(parents=True, exist_ok=True)
-    path = settings.home / "pipeline.lock"
-    fh = path.open("a+")
+    path = ensure_home(settings) / "pipeline.lock"
+    fh = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600), "a+")
     try:
         deadline = time.monotonic() + max(wait, 0.0)
         announced = False

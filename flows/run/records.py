@@ -1,4 +1,9 @@
-"""The run record: one JSON file per run in `<home>/runs/`, and the summary it holds."""
+"""The run record: one JSON file per run in `<home>/runs/`, and the summary it holds.
+
+A record is private state (`0600` in a `0700` folder), and every text in it passes through
+`flows.masking.mask_text` on the way to disk: an error that quotes an extract's content keeps
+its message, not the secrets in it.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from flows.files import write_atomic
+from flows.masking import mask_text
 from flows.settings import Settings
 
 
@@ -67,6 +73,23 @@ class RunSummary:
         return "\n".join(lines)
 
 
+ERROR_LINE_LIMIT = 1000  # characters of one line of a recorded error
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask_text(value, None)
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(v) for v in value]
+    return value
+
+
 def write_run_record(settings: Settings, record: dict[str, Any]) -> Path:
+    """Write `record` whole to `<home>/runs/<run_id>.json` (0600), masked."""
     path = settings.runs_dir / f"{record['run_id']}.json"
-    return write_atomic(path, json.dumps(record, indent=2, default=str))
+    masked = _masked(json.loads(json.dumps(record, default=str)))
+    if masked.get("error"):
+        masked["error"] = mask_text(masked["error"], None, line_limit=ERROR_LINE_LIMIT)
+    return write_atomic(path, json.dumps(masked, indent=2))

@@ -7,6 +7,7 @@ import logging
 
 from flows.delivery.publish import recover as recover_serving
 from flows.registry import clean_staging, repair_history
+from flows.run.private import secure_state
 from flows.run.records import write_run_record
 from flows.settings import Settings
 
@@ -21,6 +22,7 @@ def recover(settings: Settings) -> list[str]:
     `running`: their process is gone (it would hold the lock), so they become `interrupted`.
     Everything else a killed run leaves is safe as it is: raw rows and the load ledger, the
     scores and the sync ledger are written in transactions, and the next run redoes the rest.
+    Then private state open to other users is closed (`flows.run.private.secure_state`).
     """
 
     done = [f"serving: {line}" for line in recover_serving(settings.serving)]
@@ -40,7 +42,10 @@ def recover(settings: Settings) -> list[str]:
             done.append(f"run {record.get('run_id')}: marked interrupted")
     for stale in sorted(settings.runs_dir.glob("*.json.tmp")) if settings.runs_dir.is_dir() else []:
         stale.unlink(missing_ok=True)
+    done += [f"private state: {line}" for line in secure_state(settings)]  # logs its own
     for line in done:
-        if not line.startswith("serving: "):  # flows.delivery.publish logged those
+        if not line.startswith(
+            ("serving: ", "private state: ")
+        ):  # flows.delivery.publish logged those
             log.warning("recovered after an interrupted run: %s", line)
     return done

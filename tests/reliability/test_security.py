@@ -365,3 +365,158 @@ def test_no_file_or_folder_the_run_created_is_world_writable(secured_run: dict[s
         if not p.is_symlink() and p.stat().st_mode & stat.S_IWOTH
     ]
     assert writable == []
+
+
+# --- private state: owner-only (0700 / 0600), serving readable by design -------------------------
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.lstat().st_mode)
+
+
+def test_state_is_created_owner_only_and_serving_stays_readable(tmp_path: Path) -> None:
+    from flows.files import private_umask, write_atomic
+    from flows.run.lock import pipeline_lock
+    from flows.run.private import secure_state
+    from flows.run.records import write_run_record
+    from flows.settings import Settings
+    from flows.warehouse import Warehouse
+
+    settings = Settings(home=tmp_path / "state")
+    with private_umask():  # what `expansion` sets for its whole process (prefect_env.configure)
+        with pipeline_lock(settings):
+            assert _mode(settings.home) == 0o711  # serving will lie inside: passable, not listable
+        with Warehouse(settings.warehouse).connect() as con:
+            con.execute("create table contacts as select 'ann@example.com' as email")
+        serving = settings.serving
+        serving.mkdir()
+        duckdb.connect(str(serving / "expansion.duckdb")).close()
+        secure_state(settings)  # what a run does at its start, and serving gets readable
+    record = write_run_record(settings, {"run_id": "r1", "status": "running"})  # any umask
+    report = write_atomic(settings.home / "reports" / "deep" / "model.html", "<html/>")
+
+    home = settings.home
+    assert _mode(home) == 0o711  # serving lies inside: others pass through, cannot list
+    for private in (home / "pipeline.lock", settings.warehouse, record, report):
+        assert _mode(private) == 0o600, private
+    for folder in (settings.runs_dir, home / "reports", home / "reports" / "deep"):
+        assert _mode(folder) == 0o700, folder
+    assert _mode(serving) == 0o755 and _mode(serving / "expansion.duckdb") == 0o644
+
+
+def test_state_left_open_is_closed_at_the_next_run_and_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.run.recovery import recover
+    from flows.settings import Settings
+
+    home = tmp_path / "state"
+    settings = Settings(home=home, serving_dir=tmp_path / "bi")
+    for folder in (home / "runs", home / "models" / "v0001", home / "prefect", tmp_path / "bi"):
+        folder.mkdir(parents=True, mode=0o755)
+        folder.chmod(0o755)
+    opened = [home / "warehouse.duckdb", home / "runs" / "r0.json", home / "prefect" / "prefect.db"]
+    for path in opened:
+        path.write_text("{}")
+        path.chmod(0o644)
+    (tmp_path / "bi" / "expansion.duckdb").write_text("")
+    (tmp_path / "bi" / "expansion.duckdb").chmod(0o600)
+    (home / "prefect" / "prefect.db").chmod(0o666)
+    monkeypatch.setenv("PREFECT_HOME", str(home / "prefect"))
+    done = recover(settings)
+    assert all(_mode(p) == 0o600 for p in opened)
+    assert _mode(home) == 0o700  # serving lies elsewhere: nothing to pass through to
+    assert _mode(home / "models" / "v0001") == 0o700
+    assert _mode(tmp_path / "bi") == 0o755 and _mode(tmp_path / "bi" / "expansion.duckdb") == 0o644
+    said = " ".join(done) + caplog.text
+    assert str(home / "warehouse.duckdb") in said and "owner-only" in caplog.text
+    assert recover(settings) == []  # closed once, quiet after
+
+
+def test_every_command_creates_state_owner_only(tmp_path: Path) -> None:
+    """`flows.prefect_env.configure` (every command, before it writes): umask 077, and the
+    Prefect home (the API's SQLite database) 0700."""
+    code = (
+        "import os, sys; from pathlib import Path; from flows import prefect_env; "
+        "prefect_env.configure(Path(sys.argv[1])); "
+        "print(oct(os.umask(0)), oct(os.stat(os.environ['PREFECT_HOME']).st_mode & 0o777))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_HOME"}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "state")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert out.stdout.split() == ["0o77", "0o700"], out.stderr
+
+
+# --- masking: what an error or a record quotes -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("postgresql://app:Pw-x9@db:5432/crm", "postgresql://app:***@db:5432/crm"),
+        ("host=db user=app password=Pw-x9 dbname=crm", "host=db user=app password=*** dbname=crm"),
+        ("Server=db;PWD=Pw-x9;Database=crm", "Server=db;PWD=***;Database=crm"),
+        ('{"api_key": "Pw-x9", "region": "eu"}', '{"api_key": ***, "region": "eu"}'),
+        ("token=Pw-x9&page=2", "token=***&page=2"),
+        ("client_secret: 'Pw-x9'", "client_secret: ***"),
+        ("Authorization: Bearer eyJhbGciOi.Pw-x9", "Authorization: Bearer ***"),
+        ("authorization=Pw-x9", "authorization=***"),
+        ("account_id,account_name,created_at", "account_id,account_name,created_at"),
+    ],
+)
+def test_mask_text_masks_what_looks_like_a_secret(text: str, shown: str) -> None:
+    from flows.masking import mask_text
+
+    assert mask_text(text) == shown
+
+
+def test_mask_text_masks_every_secret_read_and_bounds_the_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.masking import forget_secrets, mask_text
+
+    folder = tmp_path / "secrets"
+    folder.mkdir()
+    (folder / "CRM_TOKEN").write_text("plain-token-4711\n")
+    (folder / "CRM_TOKEN").chmod(0o600)
+    monkeypatch.setenv(SECRETS_DIR_ENV, str(folder))
+    monkeypatch.setenv("BILLING_DSN", "postgresql://u:p%40ss-99@h/db")
+    try:
+        read_secret("CRM_TOKEN"), read_secret("BILLING_DSN")
+        said = mask_text("first line: plain-token-4711 | p@ss-99 | p%40ss-99 | ok")
+        assert said == "first line: *** | *** | *** | ok"
+    finally:
+        forget_secrets()
+    long = mask_text("x" * 100_000 + "password=Pw-x9", limit=50)
+    assert len(long) < 100 and long.endswith("(100014 characters)")
+    assert "Pw-x9" not in mask_text("y" * 30 + " password=Pw-x9 " + "z" * 30, limit=40)
+
+
+def test_the_log_filter_masks_messages_and_tracebacks() -> None:
+    import io
+    import logging
+
+    from flows.masking import MaskFilter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(MaskFilter())
+    logger = logging.getLogger("tests.masking")
+    logger.addHandler(handler)
+    try:
+        logger.warning("first line %s", "postgresql://app:Pw-x9@db/crm")
+        try:
+            raise ValueError("token=Pw-x9")
+        except ValueError:
+            logger.exception("failed")
+    finally:
+        logger.removeHandler(handler)
+    said = stream.getvalue()
+    assert "Pw-x9" not in said and "app:***@db" in said and "token=***" in said
