@@ -293,11 +293,13 @@ def _print_sync(r: Any) -> None:
     else:
         console.print(
             f"{r.name}: sent {r.inserted} inserts, {r.updated} updates, {r.deleted} deletes; "
-            f"{r.skipped} skipped (not at the destination), {r.failed} rejected{resync}"
+            f"{r.skipped} skipped (not at the destination), {r.failed} failed{resync}"
         )
     if r.status == "failed":
-        err.print(f"[red]{r.name}: destination not usable, nothing sent[/]: {escape(r.error)}")
-    elif r.check:
+        what = "its check failed" if r.dry_run else f"{r.failed} record(s) not sent"
+        err.print(f"[red]{r.name}: destination not usable, {what}[/]: {escape(r.error or '')}")
+        return
+    if r.check:
         console.print(f"  check: {escape(r.check)}")
     for f in r.failures[:10]:
         err.print(

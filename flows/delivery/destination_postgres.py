@@ -271,7 +271,10 @@ class PostgresWriter:
                     sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in cols)
                 )
             )
-            rows = list(changes[["_operation", "_key", "_hash", *cols]].itertuples(index=False))
+            rows = [
+                tuple(r)
+                for r in changes[["_operation", "_key", "_hash", *cols]].itertuples(index=False)
+            ]
             staged = self._stage(conn, cur, rows, result)
             apply = _Apply(self.spec, self.schema, self.table, columns, run_id, force)
             for start in range(0, len(staged), self.batch_size):
@@ -382,6 +385,7 @@ class _Apply:
 
         self.spec, self.run_id = spec, run_id
         self.skipped: set[str] = set()
+        self.exists: sql.Composed | None = None
         key = spec.key_field
         t = sql.Identifier(schema, table)
         ident = {c: sql.Identifier(c) for c in spec.fields}
@@ -420,7 +424,6 @@ class _Apply:
                 changed=changed,
             )
         else:
-            self.exists = None
             where = (
                 sql.SQL("")
                 if force

@@ -302,8 +302,7 @@ def test_http_dry_run_connects_sends_nothing_and_masks_the_sample(
 ) -> None:
     api = api_factory()
     serving(env["serving"], rows(7))
-    masked = {"masked_fields": ["Score__c"]}
-    ok = sync(env, spec(http(api), **masked), "r1", dry_run=True)
+    ok = sync(env, spec(http(api), masked_fields=["Score__c"]), "r1", dry_run=True)
     assert ok.status == "dry_run" and ok.inserted == 7
     assert f"127.0.0.1:{api.port}" in (ok.check or "") and "no request sent" in (ok.check or "")
     assert [r["AccountId"] for r in ok.sample] == ["A000", "A001", "A002", "A003", "A004"]
@@ -492,7 +491,7 @@ def test_expansion_sync_exits_7_when_every_record_was_rejected(
     result = CliRunner().invoke(app, ["sync", "--wait", "0"])
     assert result.exit_code == EXIT_PARTIAL, result.output
     assert "crm: sent 0 inserts, 0 updates, 0 deletes; 0 skipped" in result.output
-    assert "3 rejected" in result.output and "HTTP 422: no such owner" in result.output
+    assert "3 failed" in result.output and "HTTP 422: no such owner" in result.output
 
     unknown = CliRunner().invoke(app, ["sync", "--full-resync", "nope"])
     assert unknown.exit_code == 2 and "no sync named nope" in unknown.output
