@@ -18,6 +18,7 @@ nothing else was sent. Waits are read from a patched sleep, never timed.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -36,7 +37,7 @@ import flows.delivery.destination_http as destination_http
 from flows.delivery.destination_http import retry_after_seconds
 from flows.delivery.sync import SyncReport, run_sync, sync_one
 from flows.delivery.sync_config import SyncSpec
-from flows.errors import EXIT_PARTIAL, SyncFailed
+from flows.errors import EXIT_PARTIAL, SyncFailed, exit_code
 from flows.warehouse import Warehouse
 
 FIELDS = {"AccountId": "account_id", "Score__c": "p_expansion", "Decile__c": "decile"}
@@ -314,12 +315,13 @@ def test_http_dry_run_connects_sends_nothing_and_masks_the_sample(
     )
     assert probe.status == "dry_run" and "HTTP 200" in (probe.check or "") and api.gets == 1
 
-    closed = Api()
-    closed.server.server_close()  # nobody listens on that port any more
-    down = sync(env, spec(http(closed)), "r3", dry_run=True)
-    assert down.status == "failed" and f"cannot connect to 127.0.0.1:{closed.port}" in (
-        down.error or ""
-    )
+    with socket.socket() as bound:  # a port held but not listening: connections are refused
+        bound.bind(("127.0.0.1", 0))
+        port = bound.getsockname()[1]
+        closed = {**http(api), "url": f"http://127.0.0.1:{port}/batch"}
+        down = sync(env, spec(closed), "r3", dry_run=True)
+    assert down.status == "failed"
+    assert f"cannot connect to 127.0.0.1:{port}" in (down.error or "")
     assert api.requests == [] and ledger(env)["runs"] == []  # nothing sent, nothing recorded
 
 
@@ -492,6 +494,10 @@ def test_expansion_sync_exits_7_when_every_record_was_rejected(
     assert result.exit_code == EXIT_PARTIAL, result.output
     assert "crm: sent 0 inserts, 0 updates, 0 deletes; 0 skipped" in result.output
     assert "3 failed" in result.output and "HTTP 422: no such owner" in result.output
+
+    # `expansion run` reaches the same code through the sync stage: a destination it could
+    # not use at all raises SyncFailed after publishing, which is 7 as well
+    assert exit_code(SyncFailed("sync crm failed")) == EXIT_PARTIAL
 
     unknown = CliRunner().invoke(app, ["sync", "--full-resync", "nope"])
     assert unknown.exit_code == 2 and "no sync named nope" in unknown.output
