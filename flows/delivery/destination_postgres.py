@@ -266,7 +266,8 @@ class PostgresWriter:
                 columns = self._columns(cur)
             cur.execute(
                 sql.SQL(
-                    "create temp table _stage (_op text, _key text, _hash text, {}) on commit drop"
+                    "create temp table _stage (_op text, _key text primary key, _hash text, {}) "
+                    "on commit drop"
                 ).format(
                     sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in cols)
                 )
@@ -276,6 +277,7 @@ class PostgresWriter:
                 for r in changes[["_operation", "_key", "_hash", *cols]].itertuples(index=False)
             ]
             staged = self._stage(conn, cur, rows, result)
+            cur.execute("analyze _stage")  # batches pick their records by key
             apply = _Apply(self.spec, self.schema, self.table, columns, run_id, force)
             for start in range(0, len(staged), self.batch_size):
                 batch = staged[start : start + self.batch_size]
