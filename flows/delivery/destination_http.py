@@ -302,7 +302,7 @@ class HttpWriter:
                 raise RetryLater(f"HTTP {status}", seconds)
             if status == 408 or status >= 500:
                 raise RetryLater(f"HTTP {status}")
-            if status >= 400:
+            if not response.is_success:  # 4xx; a redirect is not followed
                 raise ValueError(f"HTTP {status}: {mask(response.text[:200])}")
             try:
                 return _BatchResponse.model_validate_json(response.content)

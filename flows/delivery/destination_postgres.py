@@ -86,9 +86,16 @@ def _pg_text(value: Any) -> str | None:
 
 
 def is_data_error(exc: BaseException) -> bool:
-    """An error PostgreSQL raised because of one record's values."""
+    """An error because of one record's values: raised by PostgreSQL (SQLSTATE class 22 or 23,
+    or P0001 from a trigger) or by psycopg before sending (a NUL byte in a text value)."""
+    import psycopg
+
     code = getattr(exc, "sqlstate", None) or ""
-    return code[:2] in _DATA_ERROR_CLASSES or code in _DATA_ERROR_CODES
+    return (
+        isinstance(exc, psycopg.DataError | psycopg.IntegrityError)
+        or code[:2] in _DATA_ERROR_CLASSES
+        or code in _DATA_ERROR_CODES
+    )
 
 
 def reason(exc: BaseException) -> str:
@@ -102,8 +109,9 @@ def reason(exc: BaseException) -> str:
     if diag is not None and diag.constraint_name:
         where.append(f"constraint {diag.constraint_name}")
     suffix = f" ({', '.join(where)})" if where else ""
-    code = getattr(exc, "sqlstate", None) or "?"
-    return f"SQLSTATE {code} {type(exc).__name__}: {mask(primary)}{suffix}"
+    code = getattr(exc, "sqlstate", None)
+    source = f"SQLSTATE {code}" if code else "refused by psycopg"
+    return f"{source} {type(exc).__name__}: {mask(primary)}{suffix}"
 
 
 class PostgresWriter:

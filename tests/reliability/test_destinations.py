@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pandas as pd
 import psycopg
 import pytest
 from typer.testing import CliRunner
@@ -382,6 +383,49 @@ def test_postgres_rejects_only_the_bad_records_with_the_database_reason(
     fixed = sync(env, spec(PG), "r2")  # only the three go again
     assert (fixed.inserted, fixed.failed, fixed.status) == (3, 0, "success")
     assert set(table(pg)) == ledger(env)["accepted"] and len(table(pg)) == 102
+
+
+@pytest.mark.postgres
+def test_postgres_values_that_do_not_fit_are_rejected_alone_never_cut(pg_database: str) -> None:
+    """Text too long for varchar(5) (never truncated), a NUL byte (refused before it is sent),
+    a duplicate of another unique column."""
+    from flows.delivery.destination_postgres import PostgresWriter
+
+    with psycopg.connect(pg_database, autocommit=True) as conn:
+        conn.execute(
+            'create table public.notes ("Id" text primary key, "Note" varchar(5) unique, '
+            "_sync_hash text, _synced_at timestamptz, _sync_run_id text)"
+        )
+    notes = SyncSpec.model_validate(
+        {
+            "name": "notes",
+            "source": "t",
+            "key": "id",
+            "destination": {"type": "postgres", "dsn_env": "X", "table": "public.notes"},
+            "fields": {"Id": "id", "Note": "note"},
+        }
+    )
+    values = {"a": "ok", "b": "nul\x00", "c": "too long", "d": "fine", "e": "ok"}
+    changes = pd.DataFrame(
+        {
+            "_operation": "insert",
+            "_key": list(values),
+            "_hash": "h",
+            "Id": list(values),
+            "Note": list(values.values()),
+        }
+    )
+    result = PostgresWriter(notes, pg_database, "public.notes").send(changes, "r1")
+    assert result.accepted == {"a", "d"}
+    assert (
+        result.failed["b"].startswith("refused by psycopg DataError")
+        and "NUL" in result.failed["b"]
+    )
+    assert result.failed["c"].startswith("SQLSTATE 22001") and "varying(5)" in result.failed["c"]
+    assert result.failed["e"].startswith("SQLSTATE 23505 UniqueViolation")
+    with psycopg.connect(pg_database) as conn:
+        held = dict(conn.execute('select "Id", "Note" from public.notes').fetchall())
+    assert held == {"a": "ok", "d": "fine"}
 
 
 @pytest.mark.postgres
