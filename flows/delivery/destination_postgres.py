@@ -44,6 +44,9 @@ _INTEGER_TYPES = {"smallint", "integer", "bigint"}
 # SQLSTATE classes / codes of errors that belong to a record, not to the connection or schema
 _DATA_ERROR_CLASSES = ("22", "23")
 _DATA_ERROR_CODES = ("P0001",)
+# after this many batches in a row rejected record by record, every record, a failing batch is
+# rejected whole: the table refuses everything, and that is not the records' fault
+GIVE_UP_AFTER = 3
 
 
 def _create_type(series: pd.Series) -> str:
@@ -186,6 +189,7 @@ class PostgresWriter:
                 self._privileges(cur)
                 if self.spec.mode != "update_only":
                     self._unique_key(cur)
+                    self._unfilled(cur)
                 return Check(
                     f"connected; table {self.schema}.{self.table} has the {len(self.spec.fields)} "
                     "fields with fitting types",
@@ -244,6 +248,21 @@ class PostgresWriter:
                 f"(mode {self.spec.mode} upserts by it)"
             )
 
+    def _unfilled(self, cur: Any) -> None:
+        """Columns an INSERT must fill (NOT NULL, no default) that this sync does not write."""
+        cur.execute(
+            "select attname from pg_attribute where attrelid = to_regclass(%s) and attnum > 0 "
+            "and not attisdropped and attnotnull and not atthasdef and attidentity = '' "
+            "and attgenerated = ''",
+            [self._regclass(cur)],
+        )
+        unfilled = sorted({r[0] for r in cur.fetchall()} - {*self.spec.fields, *BOOKKEEPING})
+        if unfilled:
+            raise ValueError(
+                f"{self.where}: columns {unfilled} are NOT NULL without a default and this sync "
+                f"does not write them: every insert would be rejected"
+            )
+
     def _existing(self, cur: Any, key_type: str, keys: list[str]) -> set[str]:
         from psycopg import sql
 
@@ -287,40 +306,63 @@ class PostgresWriter:
             staged = self._stage(conn, cur, rows, result)
             cur.execute("analyze _stage")  # batches pick their records by key
             apply = _Apply(self.spec, self.schema, self.table, columns, run_id, force)
+            whole = 0  # batches in a row whose every record was rejected
             for start in range(0, len(staged), self.batch_size):
                 batch = staged[start : start + self.batch_size]
                 try:
                     with conn.transaction():
                         result.accepted |= set(batch) - apply(cur, batch)
                         result.skipped |= apply.skipped
+                    whole = 0
                     continue
                 except Exception as exc:
                     if not is_data_error(exc):
                         raise
-                    log.info(
-                        "sync %s: a batch of %s failed on %s; applying it record by record",
-                        self.spec.name,
-                        len(batch),
-                        reason(exc),
+                    why = reason(exc)
+                if whole >= GIVE_UP_AFTER:
+                    # the table refuses every record (a NOT NULL column the sync does not fill,
+                    # say): record by record would only repeat it, batch after batch
+                    note = (
+                        f"batch not applied: {why} (the {whole} batches before were rejected "
+                        "record by record, every record)"
                     )
-                for key in batch:
-                    try:
-                        with conn.transaction():
-                            skipped = apply(cur, [key])
-                    except Exception as exc:
-                        if not is_data_error(exc):
-                            raise
-                        result.failed[key] = reason(exc)
-                        log.warning(
-                            "sync %s: %s rejected record %s: %s",
-                            self.spec.name,
-                            self.where,
-                            key,
-                            result.failed[key],
-                        )
-                        continue
-                    (result.skipped if skipped else result.accepted).add(key)
+                    result.failed.update(dict.fromkeys(batch, note))
+                    log.warning("sync %s: %s", self.spec.name, note)
+                    continue
+                log.info(
+                    "sync %s: a batch of %s failed on %s; applying it record by record",
+                    self.spec.name,
+                    len(batch),
+                    why,
+                )
+                rejected = self._one_by_one(conn, cur, apply, batch, result)
+                whole = whole + 1 if rejected == len(batch) > 1 else 0
         return result
+
+    def _one_by_one(
+        self, conn: Any, cur: Any, apply: _Apply, batch: list[str], result: DestinationResult
+    ) -> int:
+        """Apply each record of a failed batch under its own savepoint; the number rejected."""
+        rejected = 0
+        for key in batch:
+            try:
+                with conn.transaction():
+                    skipped = apply(cur, [key])
+            except Exception as exc:
+                if not is_data_error(exc):
+                    raise
+                rejected += 1
+                result.failed[key] = reason(exc)
+                log.warning(
+                    "sync %s: %s rejected record %s: %s",
+                    self.spec.name,
+                    self.where,
+                    key,
+                    result.failed[key],
+                )
+                continue
+            (result.skipped if skipped else result.accepted).add(key)
+        return rejected
 
     def _create(self, cur: Any, changes: pd.DataFrame) -> None:
         from psycopg import sql

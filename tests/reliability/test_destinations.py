@@ -429,6 +429,27 @@ def test_postgres_values_that_do_not_fit_are_rejected_alone_never_cut(pg_databas
 
 
 @pytest.mark.postgres
+def test_postgres_table_refusing_every_record_is_named_and_not_retried_forever(
+    env: dict[str, Path], pg: str
+) -> None:
+    with psycopg.connect(pg, autocommit=True) as conn:
+        conn.execute('alter table crm.scores add column "Owner__c" text not null')
+    serving(env["serving"], rows(10))
+    dry = sync(env, spec(PG), "r0", dry_run=True)
+    assert dry.status == "failed" and "columns ['Owner__c'] are NOT NULL" in (dry.error or "")
+    report = sync(env, spec({**PG, "batch_size": 2}), "r1")
+    assert report.status == "partial" and report.failed == 10 and table(pg) == {}
+    failed = ledger(env)["failed"]
+    assert failed["A000"].startswith("SQLSTATE 23502 NotNullViolation")
+    assert "column Owner__c" in failed["A000"]
+    # three batches record by record, then whole batches: the table refuses everything
+    assert failed["A004"].startswith("SQLSTATE 23502") and "column Owner__c" in failed["A004"]
+    assert failed["A006"].startswith("batch not applied: SQLSTATE 23502")
+    assert "the 3 batches before were rejected record by record" in failed["A006"]
+    assert ledger(env)["accepted"] == set()
+
+
+@pytest.mark.postgres
 def test_postgres_connection_lost_mid_sync_leaves_the_table_as_it_was(
     env: dict[str, Path], pg: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
