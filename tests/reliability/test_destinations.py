@@ -564,5 +564,13 @@ def test_expansion_sync_exits_7_when_every_record_was_rejected(
     # not use at all raises SyncFailed after publishing, which is 7 as well
     assert exit_code(SyncFailed("sync crm failed")) == EXIT_PARTIAL
 
+    again = CliRunner().invoke(app, ["sync", "--wait", "0"])  # the API takes them now
+    assert again.exit_code == 0 and "crm: sent 3 inserts" in again.output
+    sent = len(api.requests)
+    assert "sent 0 inserts, 0 updates" in CliRunner().invoke(app, ["sync"]).output
+    full = CliRunner().invoke(app, ["sync", "crm", "--full-resync", "--wait", "0"])
+    assert full.exit_code == 0 and "sent 0 inserts, 3 updates" in full.output
+    assert "(full resync)" in full.output and len(api.requests) == sent + 1
+
     unknown = CliRunner().invoke(app, ["sync", "--full-resync", "nope"])
     assert unknown.exit_code == 2 and "no sync named nope" in unknown.output
