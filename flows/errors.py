@@ -2,7 +2,9 @@
 
 A scheduler acts on the exit code: 3 bad input (fix the extract or the landing zone), 4 a
 data-quality gate stopped the run, 5 another run holds the lock (try later), 6 a source is
-stale, 7 published but a destination rejected records. Anything else is 1.
+stale, 7 a destination did not take every record (`expansion run`: the scores were published;
+`expansion sync`: also when a destination could not be reached, or, with --dry-run, failed its
+check): see `sync.failed_records`, the records go again next run. Anything else is 1.
 
 Messages that quote extracts (ExtractError and its violations, GateFailed) pass through
 `flows.masking.mask_text` when the error is made: whatever shows or stores them later (the
@@ -23,7 +25,7 @@ EXIT_BAD_INPUT = 3
 EXIT_GATE = 4
 EXIT_BUSY = 5
 EXIT_STALE = 6
-EXIT_PARTIAL = 7  # the run published, but some records were rejected by a destination
+EXIT_PARTIAL = 7  # published, but a destination rejected records or could not be reached
 
 LINE_LIMIT = 1000  # characters of one line of an error message
 VALUE_LIMIT = 120  # characters of a value a violation quotes
@@ -117,9 +119,10 @@ class ModelQualityError(RuntimeError):
 
 
 class SyncFailed(RuntimeError):
-    """A destination could not be reached at all; nothing was recorded as sent."""
+    """A destination could not be used at all (unreachable, misconfigured); every record of
+    that sync was recorded as failed, to go again next run. The publication stands: 7."""
 
-    exit_code = EXIT_FAILED
+    exit_code = EXIT_PARTIAL
 
 
 class SecretError(ValueError):

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -53,6 +53,9 @@ class PostgresDestination(BaseModel):
     type: Literal["postgres"]
     dsn_env: str  # name of the environment variable holding the connection string
     table: str  # schema.table, created if missing
+    # records applied per statement; a batch failing on a data error (a CHECK, NOT NULL or
+    # type error) is applied again one record at a time so only the bad records are rejected
+    batch_size: int = Field(1000, ge=1, le=100_000)
 
     @field_validator("dsn_env")
     @classmethod
@@ -77,8 +80,15 @@ class HttpDestination(BaseModel):
     batch_size: int = Field(500, ge=1, le=10000)
     max_attempts: int = Field(5, ge=1, le=20)
     backoff_seconds: float = Field(1.0, ge=0)
+    # a 429 or 503 with Retry-After is retried after the time it names; a longer wait than
+    # this fails the batch and the batches after it are not sent (resent next run)
+    max_retry_after_seconds: float = Field(60.0, ge=0)
     timeout_seconds: float = Field(30.0, gt=0)
     headers_env: dict[str, str] = Field(default_factory=dict)  # header: env var holding it
+    # `expansion sync --dry-run` GETs this URL with the headers (a health or "who am I"
+    # endpoint: checks the token too) and wants a 2xx; without it, it only opens a TCP (and
+    # TLS) connection to the host of `url` and sends no request
+    check_url: str | None = None
 
     @field_validator("headers_env")
     @classmethod
@@ -89,10 +99,10 @@ class HttpDestination(BaseModel):
             _env_name(env, f"http destination header {header} env")
         return value
 
-    @field_validator("url")
+    @field_validator("url", "check_url")
     @classmethod
-    def _url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^\s]+$", value):
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s]+$", value):
             raise ValueError(f"http destination url {value!r} must be an http(s) URL")
         return value
 
@@ -111,6 +121,8 @@ class SyncSpec(BaseModel):
     mode: Literal["upsert", "update_only", "mirror"] = "upsert"
     destination: Destination
     fields: dict[str, str] = Field(min_length=1)
+    # destination fields whose values `expansion sync --dry-run` shows as *** in its sample
+    masked_fields: list[str] = Field(default_factory=list)
 
     @field_validator("name", "source", "key")
     @classmethod
@@ -124,6 +136,16 @@ class SyncSpec(BaseModel):
             _ident(dest, "destination field")
             _ident(src, "source column")
         return value
+
+    @model_validator(mode="after")
+    def _masked(self) -> SyncSpec:
+        unknown = [f for f in self.masked_fields if f not in self.fields]
+        if unknown:
+            raise ValueError(
+                f"sync {self.name}: masked_fields {unknown} are not destination fields "
+                f"({', '.join(self.fields)})"
+            )
+        return self
 
     @property
     def key_field(self) -> str:

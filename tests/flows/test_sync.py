@@ -98,9 +98,18 @@ def test_mirror_deletes_and_dry_run_sends_nothing(env: dict[str, Path]) -> None:
     assert sync(env, spec(CSV, "mirror"), "r4").sent == 0
 
 
-def test_update_only_never_creates(env: dict[str, Path]) -> None:
-    serving(env["serving"], [("A", 0.1)])
-    assert sync(env, spec(CSV, "update_only"), "r1").sent == 0
+def test_update_only_sends_updates_only_and_full_resync_sends_everything(
+    env: dict[str, Path],
+) -> None:
+    serving(env["serving"], [("A", 0.1), ("B", 0.2)])
+    first = sync(env, spec(CSV, "update_only"), "r1")  # the CRM's import matches by key
+    assert {r["Operation"] for r in read_csv(first.files[0])} == {"update"}
+    assert (first.updated, first.inserted) == (2, 0)
+    assert sync(env, spec(CSV, "update_only"), "r2").sent == 0
+    full = sync(env, spec(CSV, "update_only"), "r3", full_resync=True)
+    assert [r["AccountId"] for r in read_csv(full.files[0])] == ["A", "B"]
+    runs = ledger(env, "select run_id, updated, skipped, full_resync from sync.runs order by 1")
+    assert runs == [("r1", 2, 0, False), ("r2", 0, 0, False), ("r3", 2, 0, True)]
 
 
 def test_config_rejects_unsafe_identifiers(tmp_path: Path) -> None:
@@ -178,26 +187,26 @@ def test_postgres_inserts_updates_exactly_what_changed_and_mirrors_deletes(
 def test_postgres_crash_mid_sync_leaves_all_or_nothing_and_next_run_completes(
     env: dict[str, Path], pg: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import flows.delivery.destinations as destinations
+    import flows.delivery.destination_postgres as destinations
 
     serving(env["serving"], [(f"A{i}", 0.1) for i in range(20)])
     sync(env, spec(PG), "r1")
     serving(env["serving"], [(f"A{i}", 0.9) for i in range(20)])
 
-    real_value = destinations._pg_value
+    real_value = destinations._pg_text
     sent = {"n": 0}
 
     def crash_after_some(value: Any) -> Any:
         sent["n"] += 1
-        if sent["n"] > 15:  # the process dies in the middle of the COPY
+        if sent["n"] > 15:  # the process dies while the records are staged
             raise KeyboardInterrupt("killed mid-sync")
         return real_value(value)
 
-    monkeypatch.setattr(destinations, "_pg_value", crash_after_some)
+    monkeypatch.setattr(destinations, "_pg_text", crash_after_some)
     with pytest.raises(KeyboardInterrupt):
         sync(env, spec(PG), "r2")
     assert set(pg_rows(pg).values()) == {0.1}  # none of the run's changes landed
-    monkeypatch.setattr(destinations, "_pg_value", real_value)
+    monkeypatch.setattr(destinations, "_pg_text", real_value)
     done = sync(env, spec(PG), "r3")
     assert done.updated == 20 and set(pg_rows(pg).values()) == {0.9}
 
