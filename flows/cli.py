@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from flows.errors import (
@@ -162,6 +163,8 @@ def _print_summary(settings: Settings, summary: dict[str, Any]) -> None:
     for name, seconds in summary["stages"].items():
         stages.add_row(name, f"{seconds:.1f}")
     console.print(stages)
+    for note in summary.get("notes") or []:  # e.g. a past as_of: history only, nothing synced
+        console.print(f"[yellow]{escape(note)}[/]")
     model = summary.get("model") or {}
     console.print(
         f"model [bold]{model.get('champion_version')}[/] "
@@ -291,7 +294,6 @@ def sync(
 
 def _print_sync(r: Any) -> None:
     """One sync's outcome: counts, then why it failed, the rejected records, the sample."""
-    from rich.markup import escape
 
     resync = " (full resync)" if r.full_resync else ""
     if r.dry_run:
@@ -504,6 +506,8 @@ def publish() -> None:
             )
 
     report = _guarded(call, run_id)
+    if report.note:  # an as_of before the serving version's: history only
+        console.print(f"[yellow]{escape(report.note)}[/]")
     console.print(f"published {sum(report.rows.values())} rows to {report.serving_db}")
 
 

@@ -220,7 +220,7 @@ class RunContext:
         """Something the run's reader must know (a warning): logged, and kept in the run
         summary's `notes` (the run record, the flow's result)."""
         log.warning("%s", text)
-        vars(self.summary).setdefault("notes", []).append(text)
+        self.summary.notes.append(text)
 
 
 def _load(ctx: RunContext) -> LoadReport:

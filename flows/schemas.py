@@ -121,7 +121,9 @@ TABLES: dict[str, list[str]] = {
             run_id varchar, sync_name varchar, started_at timestamp, finished_at timestamp,
             status varchar, dry_run boolean, rows_in bigint, inserted bigint, updated bigint,
             deleted bigint, unchanged bigint, failed bigint, error varchar
-        )"""
+        )""",
+        "alter table sync.runs add column if not exists skipped bigint",
+        "alter table sync.runs add column if not exists full_resync boolean",
     ],
     "sync.failed_records": [
         """create table if not exists sync.failed_records (

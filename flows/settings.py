@@ -72,7 +72,18 @@ class Settings(BaseSettings):
     freshness: Literal["enforce", "warn", "off"] = Field(
         "enforce", description="dbt source freshness: fail on error_after, or only warn, or skip"
     )
-    as_of: date | None = Field(None, description="score as of this date; default: latest data")
+    as_of: date | None = Field(
+        None,
+        description="score as of this date; default: the latest complete usage day "
+        "(flows/run/as_of.py)",
+    )
+    as_of_min_coverage: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="a usage day is complete (and may be the as_of) when at least this share of "
+        "a typical day's accounts (the median day of the 4 weeks before it) have usage on it",
+    )
     label_horizon_days: int = Field(90, ge=7, le=365)
     retrain: bool = Field(False, description="train a challenger even when a champion exists")
     reasons_top_n: int | None = Field(

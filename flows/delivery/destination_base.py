@@ -5,12 +5,13 @@ messages without secrets."""
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
 
 import pandas as pd
+
+from flows.masking import mask_text
 
 
 @dataclass
@@ -50,12 +51,8 @@ class DestinationUnavailable(ConnectionError):
 
 def mask(exc: BaseException | str) -> str:
     """The first line of an error, without passwords or a DSN's credentials."""
-    # TODO(mask): use flows.masking.mask_text once it is on this branch
     raw = str(exc).strip()
-    text = raw.splitlines()[0] if raw else type(exc).__name__
-    text = re.sub(r"(password\s*=\s*)\S+", r"\1***", text, flags=re.I)
-    text = re.sub(r"(://[^:/@\s]+:)[^@\s]+@", r"\1***@", text)
-    return text[:300]
+    return mask_text(raw.splitlines()[0] if raw else type(exc).__name__, 300)
 
 
 def json_value(value: Any) -> Any:

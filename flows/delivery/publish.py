@@ -34,6 +34,7 @@ import duckdb
 
 from flows import schemas
 from flows.faults import crash_point
+from flows.files import readable
 from flows.warehouse import Warehouse, sql_str, table_columns
 
 log = logging.getLogger(__name__)
@@ -220,6 +221,7 @@ def publish(
         con.execute("detach serving")
 
     _fsync(tmp)
+    readable(serving_dir)  # for BI, whatever the umask (state is 077): the new file and Parquet
     crash_point("publish.written")
     os.replace(tmp, target)  # the atomic swap readers rely on
     _fsync(serving_dir)  # the rename itself survives a power cut

@@ -7,9 +7,7 @@ from datetime import date
 
 from flows.delivery.publish import PublishReport
 from flows.delivery.publish import publish as publish_serving
-from flows.delivery.sync import SyncReport, run_sync
-from flows.delivery.sync_config import load_syncs
-from flows.errors import SyncFailed
+from flows.delivery.sync import SyncReport, sync_all
 from flows.settings import Settings
 from flows.warehouse import Warehouse
 
@@ -28,23 +26,6 @@ def publish(
 
 
 def sync(settings: Settings, run_id: str, *, dry_run: bool = False) -> list[SyncReport]:
-    """Every sync in config/syncs.yml; a destination that fails does not stop the others."""
-    specs = load_syncs(settings.syncs_file)
-    reports, errors = [], []
-    for spec in specs:
-        try:
-            reports.append(
-                run_sync(
-                    spec,
-                    settings.serving_db,
-                    Warehouse.from_settings(settings),
-                    settings.sync,
-                    run_id,
-                    dry_run=dry_run,
-                )
-            )
-        except SyncFailed as exc:
-            errors.append(str(exc))
-    if errors:
-        raise SyncFailed("; ".join(errors))
-    return reports
+    """Every sync in config/syncs.yml; a destination that fails does not stop the others: its
+    report says `failed` and why, and the run ends `completed_with_sync_failures` (exit 7)."""
+    return sync_all(settings, run_id, dry_run=dry_run)

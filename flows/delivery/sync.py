@@ -132,9 +132,6 @@ def diff(
 
 def _ensure_ledger(con: duckdb.DuckDBPyConnection) -> None:
     schemas.ensure(con, *schemas.SYNC_LEDGER)
-    # TODO(schemas): these two belong in flows/schemas.py's "sync.runs" (not this branch's file)
-    con.execute("alter table sync.runs add column if not exists skipped bigint")
-    con.execute("alter table sync.runs add column if not exists full_resync boolean")
 
 
 def run_sync(

@@ -37,11 +37,13 @@ class RunSummary:
     top_accounts: list[dict[str, Any]] = field(default_factory=list)
     published: dict[str, Any] = field(default_factory=dict)
     synced: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the reader must know (RunContext.note)
     error: str | None = None
 
     def markdown(self) -> str:
         lines = [f"# Expansion pipeline run `{self.run_id}`", ""]
         lines.append(f"**Status:** {self.status}  **as_of:** {self.as_of}")
+        lines += [f"> {note}" for note in self.notes]
         if self.error:
             lines += ["", "```", self.error, "```"]
         lines += ["", "| stage | seconds |", "|---|---|"]
