@@ -25,7 +25,7 @@ import duckdb
 from flows.errors import ExtractError
 from flows.faults import crash_point
 from flows.ingest.connectors import Extract
-from flows.ingest.contract import TABLES, Table
+from flows.ingest.contract import FUTURE_TOLERANCE, TABLES, Table
 from flows.ingest.currencies import MINOR_UNITS
 from flows.ingest.declarations import register_vocabularies, write_declarations
 from flows.ingest.ledger import LedgerView, ensure_raw_schema, record_loads
@@ -37,12 +37,23 @@ from flows.ingest.readers import (
     changed,
     clip,
     file_problems,
+    numbered_reader,
     open_extract,
     read_failure,
     stage_extract,
 )
 from flows.ingest.report import LoadedFile, LoadReport
-from flows.ingest.rules import dup_key, fast_counts, fast_select, ident, key_lookup, staged_rules
+from flows.ingest.rules import (
+    agreement_rules,
+    agreement_sql,
+    dup_key,
+    fast_counts,
+    fast_select,
+    ident,
+    key_lookup,
+    redelivered_sql,
+    staged_rules,
+)
 from flows.ingest.sources import BadRows, SourcesConfig, build_connector, files_config
 from flows.settings import get_settings
 from flows.warehouse import Connection, Warehouse
@@ -89,6 +100,7 @@ def load_sources(
         report.skipped_files = ledger.skipped
         report.duplicates = ledger.duplicates
         _register_currencies(con)
+        _register_clock(con, run_id, loaded_at)
         business = business or load_business(get_settings().business_file)
         register_vocabularies(con, business)
         _load(con, config.bad_rows, extracts, report, run_id, loaded_at, full_refresh, business)
@@ -299,16 +311,22 @@ def _fast_table(
         if extract.origin in bad:
             continue
         op = opened[extract.origin]
-        select, orig, derived = fast_select(table, op.types)
-        counts = fast_counts(table, orig, derived)
+        select, orig, derived, kinds = fast_select(table, op.types)
+        counts = fast_counts(table, orig, derived, kinds)
         try:
+            numbered, row_col = numbered_reader(extract, op)
             if extract.file_format == "parquet":
                 # a typed file is read again by each query: cheaper than copying its rows
-                source = f"(select {select} from {op.reader})"
-            else:  # text is parsed once
-                con.execute(
-                    f"create or replace temp table _load_file as select {select} from {op.reader}"
-                )
+                source = f"(select {select}, {row_col} as _row from {numbered})"
+            else:  # text is parsed once, in file order (for its row numbers)
+                con.execute("set preserve_insertion_order = true")
+                try:
+                    con.execute(
+                        f"create or replace temp table _load_file as "
+                        f"select {select}, {row_col} as _row from {numbered}"
+                    )
+                finally:
+                    con.execute("set preserve_insertion_order = false")
                 source = "_load_file"
             found = con.execute(
                 f"select count(*), {', '.join(counts)}, "
@@ -321,11 +339,13 @@ def _fast_table(
                 f"select count(*) from (select {', '.join(key)} from {source} "
                 "group by all having count(*) > 1)"
             ).fetchone()
-            broken = any(problems) or bool(repeats and repeats[0])
+            broken = (
+                any(problems) or bool(repeats and repeats[0]) or _breaks_across(con, table, source)
+            )
             if not broken:
                 con.execute(
-                    f"insert into {rel} ({cols}, _source_file, _loaded_at, _run_id, _extra) "
-                    f"select {cols}, ?, ?, ?, _extra from {source}",
+                    f"insert into {rel} ({cols}, _source_file, _row, _loaded_at, _run_id, _extra) "
+                    f"select {cols}, ?, _row, ?, ?, _extra from {source}",
                     [extract.origin, loaded_at, run_id],
                 )
             con.execute("drop table if exists _load_file")
@@ -443,8 +463,9 @@ def _precise_table(
         con.execute(f"delete from {staging} where (_file, _row) in (select _file, _row from _bad)")
     cols = ", ".join(ident(c.name) for c in table.columns)
     con.execute(
-        f"insert into raw.{table.raw_relation} ({cols}, _source_file, _loaded_at, _run_id, _extra) "
-        f"select {cols}, _file, ?, ?, _extra from {staging}",
+        f"insert into raw.{table.raw_relation} "
+        f"({cols}, _source_file, _row, _loaded_at, _run_id, _extra) "
+        f"select {cols}, _file, _row, ?, ?, _extra from {staging}",
         [loaded_at, run_id],
     )
     con.execute(f"drop table {staging}")
@@ -475,6 +496,17 @@ def check_staged(
                     reason,
                 )
             )
+    # a rule across tables is not news about a value that already breaks the contract (an
+    # unknown currency code is no customer's currency either)
+    named_already = {(v.source_file, v.row, v.column) for v in violations}
+    for column, sql in agreement_rules(table, staging):
+        for file, row, value, reason in con.execute(sql).fetchall():
+            if (file, int(row), column) not in named_already:
+                violations.append(
+                    Violation(
+                        f"{table.source}.{table.name}", file, int(row), column, clip(value), reason
+                    )
+                )
     return _reference_hints(con, violations, staged, source_types or {})
 
 
@@ -522,6 +554,32 @@ def _reference_hints(
                 )
         out.append(v)
     return out
+
+
+def _breaks_across(con: Connection, table: Table, source: str) -> bool:
+    """Whether a row of `source` (one file as `fast_select` reads it) breaks a rule across
+    tables (`Table.agreements`) or changes a row an earlier load holds (`redelivered_sql`)."""
+    for a in table.agreements:
+        where, _ = agreement_sql(table, a, source)
+        found = con.execute(f"select exists (select 1 {where})").fetchone()
+        if found and found[0]:
+            return True
+    on, differ, *_ = redelivered_sql(table)
+    found = con.execute(
+        f"select exists (select 1 from {source} s join raw.{table.raw_relation} o "
+        f"on {on} where {differ})"
+    ).fetchone()
+    return bool(found and found[0])
+
+
+def _register_clock(con: Connection, run_id: str, loaded_at: datetime) -> None:
+    """The temp table `_clock` the checks read: this load (its rows in raw are not "earlier")
+    and the latest instant a `not_future` column may hold (the clock plus the tolerance)."""
+    con.execute(
+        "create or replace temp table _clock as select ?::varchar as run_id, "
+        "?::timestamp as loaded_at, ?::timestamp as latest",
+        [run_id, loaded_at, loaded_at + FUTURE_TOLERANCE],
+    )
 
 
 def _register_currencies(con: Connection) -> None:

@@ -131,14 +131,25 @@ def _csv_reader(uri: str, names: list[str], *extra: str) -> str:
     return f"read_csv({sql_str(uri)}, {options})"
 
 
-def _reader(extract: Extract) -> tuple[str, list[str] | None]:
+def _json_reader(con: Connection, uri: str) -> str:
+    """JSON Lines with every column read as JSON: DuckDB's type inference would otherwise
+    give a column with one nested object the type JSON and quote every string in it
+    (`"Logistics"`), or read a column of whole numbers with one fraction as DOUBLE. Each
+    value's kind is judged per row instead (`flows/ingest/rules.py` as_text, json_kind)."""
+    inferred = f"read_json({sql_str(uri)}, format='newline_delimited')"
+    names = [str(r[0]) for r in con.execute(f"describe select * from {inferred}").fetchall()]
+    columns = "{" + ", ".join(f"{sql_str(n)}: 'JSON'" for n in names) + "}"
+    return f"read_json({sql_str(uri)}, format='newline_delimited', columns={columns})"
+
+
+def _reader(con: Connection, extract: Extract) -> tuple[str, list[str] | None]:
     uri = sql_str(extract.uri)
     if extract.file_format == "csv":
         names = _csv_header(extract)
         return _csv_reader(extract.uri, names), names
     if extract.file_format == "parquet":
         return f"read_parquet({uri})", None
-    return f"read_json({uri}, format='newline_delimited')", None
+    return _json_reader(con, extract.uri), None
 
 
 def _csv_rejects(
@@ -251,12 +262,24 @@ class ReadFailed(Exception):
         self.extract, self.opened, self.error = extract, opened, error
 
 
+def numbered_reader(extract: Extract, opened: Opened) -> tuple[str, str]:
+    """The file's rows with their row numbers (1 = the first data row): a relation and the
+    name of its row-number column (one the file does not use)."""
+    row_col = "_row"
+    while row_col in opened.types:
+        row_col = f"_{row_col}"
+    if extract.file_format == "parquet" and "file_row_number" not in opened.types:
+        reader = opened.reader.removesuffix(")") + ", file_row_number=true)"
+        return f"(select *, file_row_number + 1 as {row_col} from {reader})", row_col
+    return f"(select *, row_number() over () as {row_col} from {opened.reader})", row_col
+
+
 def open_extract(con: Connection, extract: Extract) -> Opened:
     """What can be checked without reading the rows: the file opens, the header or schema has
     the required columns. Run outside a transaction (a failed statement would abort it)."""
     names: list[str] | None = None
     try:
-        reader, names = _reader(extract)
+        reader, names = _reader(con, extract)
         described = con.execute(f"describe select * from {reader}").fetchall()
     except duckdb.Error as exc:
         raise FileProblem(
