@@ -38,6 +38,21 @@ INTEGER_PATTERN = r"[+-]?\d+(\.0*)?"
 FUTURE_TOLERANCE = timedelta(days=1)
 
 
+def future_tolerance_text() -> str:
+    """FUTURE_TOLERANCE for people: "1 day", "2 days", "6 hours"."""
+    hours = int(FUTURE_TOLERANCE.total_seconds() // 3600)
+    n, unit = (hours // 24, "day") if hours % 24 == 0 else (hours, "hour")
+    return f"{n} {unit}{'s' if n != 1 else ''}"
+
+
+# A file that restates rows loaded before says so in its name: `<anything>_correction.<ext>`
+# (e.g. usage_daily_2026-04_correction.parquet). Its rows may replace loaded rows of a table
+# without versions (a late usage correction); every restated row is logged with both values.
+# Anywhere else a loaded row that comes again with other values is rejected: history is not
+# rewritten by an export that happens to repeat a row.
+CORRECTION_PATTERN = r"_correction\.[A-Za-z0-9.]+$"
+
+
 @dataclass(frozen=True)
 class Column:
     name: str

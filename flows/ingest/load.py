@@ -14,6 +14,7 @@ is kept) or moves the bad rows to `raw._quarantine` and loads the rest.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ import duckdb
 from flows.errors import ExtractError
 from flows.faults import crash_point
 from flows.ingest.connectors import Extract
-from flows.ingest.contract import FUTURE_TOLERANCE, TABLES, Table
+from flows.ingest.contract import CORRECTION_PATTERN, FUTURE_TOLERANCE, TABLES, Table
 from flows.ingest.currencies import MINOR_UNITS
 from flows.ingest.declarations import register_vocabularies, write_declarations
 from flows.ingest.ledger import LedgerView, ensure_raw_schema, record_loads
@@ -340,7 +341,9 @@ def _fast_table(
                 "group by all having count(*) > 1)"
             ).fetchone()
             broken = (
-                any(problems) or bool(repeats and repeats[0]) or _breaks_across(con, table, source)
+                any(problems)
+                or bool(repeats and repeats[0])
+                or _breaks_across(con, table, source, extract.origin)
             )
             if not broken:
                 con.execute(
@@ -556,20 +559,41 @@ def _reference_hints(
     return out
 
 
-def _breaks_across(con: Connection, table: Table, source: str) -> bool:
-    """Whether a row of `source` (one file as `fast_select` reads it) breaks a rule across
-    tables (`Table.agreements`) or changes a row an earlier load holds (`redelivered_sql`)."""
+def is_correction(origin: str) -> bool:
+    """Whether a file says by its name that it restates loaded rows (CORRECTION_PATTERN)."""
+    return re.search(CORRECTION_PATTERN, origin) is not None
+
+
+def _breaks_across(con: Connection, table: Table, source: str, origin: str) -> bool:
+    """Whether a row of `source` (the file `origin` as `fast_select` reads it) breaks a rule
+    across tables (`Table.agreements`) or changes a row an earlier load holds
+    (`redelivered_sql`); a correction file's changed rows are logged, with both values."""
     for a in table.agreements:
         where, _ = agreement_sql(table, a, source)
         found = con.execute(f"select exists (select 1 {where})").fetchone()
         if found and found[0]:
             return True
-    on, differ, *_ = redelivered_sql(table)
-    found = con.execute(
-        f"select exists (select 1 from {source} s join raw.{table.raw_relation} o "
-        f"on {on} where {differ})"
+    now = {c.name: f"cast(s.{ident(c.name)} as varchar)" for c in table.columns}
+    on, differ, columns, values, _ = redelivered_sql(table, now)
+    changed_rows = f"from {source} s join raw.{table.raw_relation} o on {on} where {differ}"
+    if not is_correction(origin):
+        found = con.execute(f"select exists (select 1 {changed_rows})").fetchone()
+        return bool(found and found[0])
+    restated = con.execute(
+        f"select count(*), arg_min('row ' || s._row || ': ' || {columns} || ' now ' || {values} "
+        f"|| ', before ' || o._source_file || coalesce(', row ' || o._row, ''), s._row) "
+        f"{changed_rows}"
     ).fetchone()
-    return bool(found and found[0])
+    if restated and restated[0]:
+        log.warning(
+            "%s restates %s row(s) of %s.%s loaded before (a correction file); first: %s",
+            origin,
+            restated[0],
+            table.source,
+            table.name,
+            restated[1],
+        )
+    return False
 
 
 def _register_clock(con: Connection, run_id: str, loaded_at: datetime) -> None:

@@ -15,8 +15,8 @@ contract says (ISO 8601 timestamps and dates only, offsets converted to UTC).
 from __future__ import annotations
 
 from flows.ingest.contract import (
+    CORRECTION_PATTERN,
     DATE_PATTERN,
-    FUTURE_TOLERANCE,
     INTEGER_PATTERN,
     MAX_TEXT_LENGTH,
     TABLES_BY_KEY,
@@ -25,6 +25,7 @@ from flows.ingest.contract import (
     Agreement,
     Column,
     Table,
+    future_tolerance_text,
 )
 from flows.warehouse import sql_str
 
@@ -147,11 +148,6 @@ def staged_select(table: Table, types: dict[str, str], origin: str, row_col: str
     )
 
 
-def _tolerance() -> str:
-    hours = int(FUTURE_TOLERANCE.total_seconds() // 3600)
-    return f"{hours // 24} day(s)" if hours % 24 == 0 else f"{hours} hour(s)"
-
-
 def _lit(value: float) -> str:
     return repr(float(value))
 
@@ -225,7 +221,7 @@ def row_checks(
                 c,
                 f"{q} > {limit}",
                 f"'is in the future: later than the load''s clock plus "
-                f"{_tolerance()} (' || strftime({latest}, '%Y-%m-%dT%H:%M:%SZ') || '); "
+                f"{future_tolerance_text()} (' || strftime({latest}, '%Y-%m-%dT%H:%M:%SZ') || '); "
                 f"{c.name} records something that has happened'",
             )
         if c.type == "VARCHAR":
@@ -353,7 +349,8 @@ def staged_rules(
             (
                 None,
                 f"select s._file, s._row, {now} as value, {reason} as reason, {columns} "
-                f"from {staging} s join raw.{table.raw_relation} o on {on} where {differ} "
+                f"from {staging} s join raw.{table.raw_relation} o on {on} where ({differ}) "
+                f"and not regexp_matches(s._file, {sql_str(CORRECTION_PATTERN)}) "
                 "qualify row_number() over (partition by s._file, s._row "
                 "order by o._loaded_at, o._row) = 1",
             )
@@ -604,7 +601,8 @@ def redelivered_sql(
         f"a change is a new version with a later {table.updated_at}"
         if table.updated_at
         else "a row of a table without versions may not change once loaded (the history it "
-        "records would be rewritten)"
+        "records would be rewritten); a restatement comes in a file named "
+        "<name>_correction.<ext>"
     )
     reason = (
         f"{sql_str(what + ': ')} || {was} || ' (' || o._source_file || "
