@@ -31,6 +31,12 @@ DATE_PATTERN = r"\d{4}-\d{2}-\d{2}([T ]00:00(:00(\.0+)?)?(Z|[+-]00(:?00)?)?)?"
 # ("120", "+120", "120.0", as spreadsheets and pandas write whole numbers). "120.5", "1e2",
 # "1,200" and "12 000" are not whole numbers: they are rejected, never rounded or guessed.
 INTEGER_PATTERN = r"[+-]?\d+(\.0*)?"
+# A DECIMAL as text: plain digits and a decimal point ("12.50", ".5"); no exponent (DuckDB would
+# round "1.5e-3" to 0.00) and no digit separators ("1_000", "1,000").
+DECIMAL_PATTERN = r"[+-]?(\d+\.?\d*|\.\d+)"
+# A DOUBLE as text: a decimal number with an optional exponent, or inf / infinity / nan (which
+# the finiteness rule then rejects); no digit separators (DuckDB alone reads "1_000" as 1000).
+DOUBLE_PATTERN = r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(?i:inf|infinity|nan)"
 # How far past the wall clock of the load a timestamp or date of a `not_future` column may lie
 # (clocks of exporting systems drift, and a business's "today" may be tomorrow in UTC): a row
 # dated later than the load's clock plus this is rejected (an account version dated 9999-12-31

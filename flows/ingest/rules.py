@@ -17,6 +17,8 @@ from __future__ import annotations
 from flows.ingest.contract import (
     CORRECTION_PATTERN,
     DATE_PATTERN,
+    DECIMAL_PATTERN,
+    DOUBLE_PATTERN,
     INTEGER_PATTERN,
     MAX_TEXT_LENGTH,
     TABLES_BY_KEY,
@@ -44,7 +46,7 @@ _EXPECTED = {
     "INTEGER": "expected a whole number from -2147483648 to 2147483647, such as 120 or 120.0; "
     "a fraction, an exponent or a thousands separator is not one",
     "BIGINT": "expected a whole number of at most 18 digits",
-    "DOUBLE": "expected a number",
+    "DOUBLE": "expected a number such as 12.5 or 1.2e3, without digit separators",
     "BOOLEAN": "expected true or false",
     "VARCHAR": "expected text",
 }
@@ -55,7 +57,7 @@ def _expected(type_: str) -> str:
         precision, scale = (int(x) for x in type_[8:-1].split(","))
         return (
             f"expected a number with at most {precision - scale} digits before the decimal "
-            f"point and {scale} after it"
+            f"point and {scale} after it, without an exponent or digit separators"
         )
     return _EXPECTED.get(type_, f"expected a {type_}")
 
@@ -78,6 +80,14 @@ def typed(raw: str, type_: str) -> str:
         return (
             f"case when regexp_full_match({raw}, {sql_str(INTEGER_PATTERN)}) "
             f"then try_cast(regexp_replace({raw}, '\\.0*$', '') as {type_}) end"
+        )
+    pattern = {"DOUBLE": DOUBLE_PATTERN}.get(
+        type_, DECIMAL_PATTERN if type_.startswith("DECIMAL(") else None
+    )
+    if pattern is not None:
+        return (
+            f"case when regexp_full_match({raw}, {sql_str(pattern)}) "
+            f"then try_cast({raw} as {type_}) end"
         )
     if type_ == "DATE":
         # a timestamp with a time of day is not a date: cutting it would shift days
