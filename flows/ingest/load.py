@@ -340,10 +340,12 @@ def _fast_table(
                 f"select count(*) from (select {', '.join(key)} from {source} "
                 "group by all having count(*) > 1)"
             ).fetchone()
+            values = found[1 + len(counts) :]
+            span = [(values[i], values[i + 1]) for i in range(0, len(values), 2)]
             broken = (
                 any(problems)
                 or bool(repeats and repeats[0])
-                or _breaks_across(con, table, source, extract.origin)
+                or (n > 0 and _breaks_across(con, table, source, extract.origin, span))
             )
             if not broken:
                 con.execute(
@@ -369,8 +371,7 @@ def _fast_table(
                 "%s has no rows (only a header, or nothing): nothing to load", extract.origin
             )
         rows[extract.origin] = n
-        values = found[1 + len(counts) :]
-        ranges[extract.origin] = [(values[i], values[i + 1]) for i in range(0, len(values), 2)]
+        ranges[extract.origin] = span
     if not broken:
         for group in _overlapping({f: r for f, r in ranges.items() if rows[f]}):
             marks = ", ".join("?" for _ in group)
@@ -564,10 +565,20 @@ def is_correction(origin: str) -> bool:
     return re.search(CORRECTION_PATTERN, origin) is not None
 
 
-def _breaks_across(con: Connection, table: Table, source: str, origin: str) -> bool:
+def _breaks_across(
+    con: Connection,
+    table: Table,
+    source: str,
+    origin: str,
+    span: list[tuple[object, object]],
+) -> bool:
     """Whether a row of `source` (the file `origin` as `fast_select` reads it) breaks a rule
     across tables (`Table.agreements`) or changes a row an earlier load holds
-    (`redelivered_sql`); a correction file's changed rows are logged, with both values."""
+    (`redelivered_sql`); a correction file's changed rows are logged, with both values.
+
+    `span`: the file's (min, max) of each `dup_key` column. Raw is read only within it, so a
+    month of usage is compared with the raw row groups of that month alone (zone maps), not
+    with all the history loaded before it."""
     for a in table.agreements:
         where, _ = agreement_sql(table, a, source)
         found = con.execute(f"select exists (select 1 {where})").fetchone()
@@ -575,14 +586,20 @@ def _breaks_across(con: Connection, table: Table, source: str, origin: str) -> b
             return True
     now = {c.name: f"cast(s.{ident(c.name)} as varchar)" for c in table.columns}
     on, differ, columns, values, _ = redelivered_sql(table, now)
-    changed_rows = f"from {source} s join raw.{table.raw_relation} o on {on} where {differ}"
+    within = " and ".join(f"o.{ident(k)} between ? and ?" for k in dup_key(table))
+    bounds = [v for pair in span for v in pair]
+    changed_rows = (
+        f"from {source} s join (select * from raw.{table.raw_relation} o where {within}) o "
+        f"on {on} where {differ}"
+    )
     if not is_correction(origin):
-        found = con.execute(f"select exists (select 1 {changed_rows})").fetchone()
+        found = con.execute(f"select exists (select 1 {changed_rows})", bounds).fetchone()
         return bool(found and found[0])
     restated = con.execute(
         f"select count(*), arg_min('row ' || s._row || ': ' || {columns} || ' now ' || {values} "
         f"|| ', before ' || o._source_file || coalesce(', row ' || o._row, ''), s._row) "
-        f"{changed_rows}"
+        f"{changed_rows}",
+        bounds,
     ).fetchone()
     if restated and restated[0]:
         log.warning(
