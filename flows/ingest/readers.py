@@ -27,7 +27,7 @@ import fsspec
 
 from flows.ingest.connectors import Extract
 from flows.ingest.contract import Table
-from flows.ingest.rules import TEXT_TYPES, staged_select
+from flows.ingest.rules import TEXT_TYPES, ident, staged_select
 from flows.warehouse import Connection, sql_str
 
 log = logging.getLogger(__name__)
@@ -369,10 +369,33 @@ def stage_extract(
     if problem is not None:
         con.execute(f"delete from {staging} where _file = ?", [extract.origin])
         raise problem
+    if source_types is not None:
+        _json_number_ids(con, extract, staging, types, source_types)
     n = int(counted[0]) if counted else 0
     if n == 0:
         log.warning("%s has no rows (only a header, or nothing): nothing to load", extract.origin)
     return n
+
+
+def _json_number_ids(
+    con: Connection,
+    extract: Extract,
+    staging: str,
+    types: dict[str, str],
+    source_types: dict[tuple[str, str], str],
+) -> None:
+    """A JSON file's text columns that hold numbers (`"account_id": 101`), for the hint that
+    ids are text: JSON columns are read as JSON, so the file's type does not say it."""
+    for c in extract.table.columns:
+        if c.type == "VARCHAR" and types.get(c.name) == "JSON":
+            kind = ident("_kind_" + c.name)
+            found = con.execute(
+                f"select any_value({kind}) from {staging} where _file = ? and {kind} in "
+                "('BIGINT', 'UBIGINT', 'DOUBLE')",
+                [extract.origin],
+            ).fetchone()
+            if found and found[0]:
+                source_types[(extract.origin, c.name)] = f"a JSON number ({found[0]})"
 
 
 def file_problems(key: str, extract: Extract, exc: FileProblem) -> list[Violation]:
