@@ -3,7 +3,8 @@
 Connectors (`flows/ingest/connectors/`) say what is new for each contract table, asking the
 ledger (`flows/ingest/ledger.py`) what was loaded before; this module opens each extract
 (`flows/ingest/readers.py`), checks it against `flows/ingest/contract.py` with the SQL of
-`flows/ingest/rules.py` and appends it to `raw.<source>__<table>`, then records it in
+`flows/ingest/rules.py` (each row's values) and `flows/ingest/consistency.py` (across tables,
+across loads) and appends it to `raw.<source>__<table>`, then records it in
 `raw._load_ledger`: all in one transaction, so a load is kept whole or not at all.
 
 Rows that break the contract are listed with file, row, column, value and reason. Per table,
@@ -14,7 +15,6 @@ is kept) or moves the bad rows to `raw._quarantine` and loads the rest.
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -26,7 +26,8 @@ import duckdb
 from flows.errors import ExtractError
 from flows.faults import crash_point
 from flows.ingest.connectors import Extract
-from flows.ingest.contract import CORRECTION_PATTERN, FUTURE_TOLERANCE, TABLES, Table
+from flows.ingest.consistency import agreement_rules, breaks_across, precise_rules, register_clock
+from flows.ingest.contract import TABLES, Table
 from flows.ingest.currencies import MINOR_UNITS
 from flows.ingest.declarations import register_vocabularies, write_declarations
 from flows.ingest.ledger import LedgerView, ensure_raw_schema, record_loads
@@ -44,17 +45,7 @@ from flows.ingest.readers import (
     stage_extract,
 )
 from flows.ingest.report import LoadedFile, LoadReport
-from flows.ingest.rules import (
-    agreement_rules,
-    agreement_sql,
-    dup_key,
-    fast_counts,
-    fast_select,
-    ident,
-    key_lookup,
-    redelivered_sql,
-    staged_rules,
-)
+from flows.ingest.rules import dup_key, fast_counts, fast_select, ident, key_lookup, staged_rules
 from flows.ingest.sources import BadRows, SourcesConfig, build_connector, files_config
 from flows.settings import get_settings
 from flows.warehouse import Connection, Warehouse
@@ -101,7 +92,7 @@ def load_sources(
         report.skipped_files = ledger.skipped
         report.duplicates = ledger.duplicates
         _register_currencies(con)
-        _register_clock(con, run_id, loaded_at)
+        register_clock(con, run_id, loaded_at)
         business = business or load_business(get_settings().business_file)
         register_vocabularies(con, business)
         _load(con, config.bad_rows, extracts, report, run_id, loaded_at, full_refresh, business)
@@ -345,7 +336,7 @@ def _fast_table(
             broken = (
                 any(problems)
                 or bool(repeats and repeats[0])
-                or (n > 0 and _breaks_across(con, table, source, extract.origin, span))
+                or (n > 0 and breaks_across(con, table, source, extract.origin, span))
             )
             if not broken:
                 con.execute(
@@ -488,7 +479,10 @@ def check_staged(
     """Every problem of the rows staged in `staging` (file, row, column, value, reason), with
     a hint where an unmatched reference may be explained."""
     violations = []
-    for column, sql in staged_rules(table, staging, staged, earlier):
+    for column, sql in [
+        *staged_rules(table, staging, staged, earlier),
+        *precise_rules(table, staging, earlier),
+    ]:
         for file, row, value, reason, *named in con.execute(sql).fetchall():
             violations.append(
                 Violation(
@@ -558,69 +552,6 @@ def _reference_hints(
                 )
         out.append(v)
     return out
-
-
-def is_correction(origin: str) -> bool:
-    """Whether a file says by its name that it restates loaded rows (CORRECTION_PATTERN)."""
-    return re.search(CORRECTION_PATTERN, origin) is not None
-
-
-def _breaks_across(
-    con: Connection,
-    table: Table,
-    source: str,
-    origin: str,
-    span: list[tuple[object, object]],
-) -> bool:
-    """Whether a row of `source` (the file `origin` as `fast_select` reads it) breaks a rule
-    across tables (`Table.agreements`) or changes a row an earlier load holds
-    (`redelivered_sql`); a correction file's changed rows are logged, with both values.
-
-    `span`: the file's (min, max) of each `dup_key` column. Raw is read only within it, so a
-    month of usage is compared with the raw row groups of that month alone (zone maps), not
-    with all the history loaded before it."""
-    for a in table.agreements:
-        where, _ = agreement_sql(table, a, source)
-        found = con.execute(f"select exists (select 1 {where})").fetchone()
-        if found and found[0]:
-            return True
-    now = {c.name: f"cast(s.{ident(c.name)} as varchar)" for c in table.columns}
-    on, differ, columns, values, _ = redelivered_sql(table, now)
-    within = " and ".join(f"o.{ident(k)} between ? and ?" for k in dup_key(table))
-    bounds = [v for pair in span for v in pair]
-    changed_rows = (
-        f"from {source} s join (select * from raw.{table.raw_relation} o where {within}) o "
-        f"on {on} where {differ}"
-    )
-    if not is_correction(origin):
-        found = con.execute(f"select exists (select 1 {changed_rows})", bounds).fetchone()
-        return bool(found and found[0])
-    restated = con.execute(
-        f"select count(*), arg_min('row ' || s._row || ': ' || {columns} || ' now ' || {values} "
-        f"|| ', before ' || o._source_file || coalesce(', row ' || o._row, ''), s._row) "
-        f"{changed_rows}",
-        bounds,
-    ).fetchone()
-    if restated and restated[0]:
-        log.warning(
-            "%s restates %s row(s) of %s.%s loaded before (a correction file); first: %s",
-            origin,
-            restated[0],
-            table.source,
-            table.name,
-            restated[1],
-        )
-    return False
-
-
-def _register_clock(con: Connection, run_id: str, loaded_at: datetime) -> None:
-    """The temp table `_clock` the checks read: this load (its rows in raw are not "earlier")
-    and the latest instant a `not_future` column may hold (the clock plus the tolerance)."""
-    con.execute(
-        "create or replace temp table _clock as select ?::varchar as run_id, "
-        "?::timestamp as loaded_at, ?::timestamp as latest",
-        [run_id, loaded_at, loaded_at + FUTURE_TOLERANCE],
-    )
 
 
 def _register_currencies(con: Connection) -> None:
