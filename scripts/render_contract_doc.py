@@ -51,7 +51,7 @@ warehouse's `raw` schema; a source that follows it needs no code change in the p
 - **Append-only.** Files are exports: a new file is added for new or changed rows, an old file
   is never rewritten. Each file is loaded once, recognised by the SHA-256 checksum of its
   content: a file seen before is skipped, and a rewritten file counts as a new one (all its rows
-  load again).
+  load again: unchanged ones are fine, changed ones are checked as history, below).
 - **JSON Lines** files hold one object per line; keys are column names. A value is a string,
   a number, true/false or null: a nested object or array in a contract column rejects its row
   (named with row and column), and a string is loaded as the text it holds, without quotes.
