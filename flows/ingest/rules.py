@@ -352,15 +352,30 @@ def staged_rules(
     key = [ident(k) for k in table.primary_key]
     if table.updated_at:
         key.append(ident(table.updated_at))
+    others = [c.name for c in table.columns if c.name not in dup_key(table)]
+    first = "struct_pack(" + ", ".join(f"{ident(c)} := {ident(c)}" for c in others) + ")"
+    differ = (
+        "concat_ws(', ', "
+        + ", ".join(
+            f"case when struct_extract(first_values, {sql_str(c)}) is distinct from {ident(c)} "
+            f"then {sql_str(c)} end"
+            for c in others
+        )
+        + ")"
+        if others
+        else "''"
+    )
     rules.append(
         (
             ", ".join(table.primary_key),
             # only the keys that repeat go through the window (it is the slow part)
             f"select _file, _row, concat_ws(', ', {', '.join(key)}) as value, "
             f"'repeats a primary key already in row ' || first_row || ' of ' || first_file "
-            f"|| ' in this load' as reason "
+            f"|| ' in this load' || coalesce(' (other values in ' || nullif({differ}, '') || ')', "
+            f"' (with the same values)') as reason "
             f"from (select s.*, row_number() over w as n, first(_row) over w as first_row, "
-            f"first(_file) over w as first_file from {staging} s semi join "
+            f"first(_file) over w as first_file, first({first}) over w as first_values "
+            f"from {staging} s semi join "
             f"(select {', '.join(key)} from {staging} group by all having count(*) > 1) "
             f"using ({', '.join(key)}) "
             f"window w as (partition by {', '.join(key)} order by _file, _row)) where n > 1",
