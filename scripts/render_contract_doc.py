@@ -14,7 +14,14 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from flows.ingest.contract import SOURCES, TABLES, VOCABULARIES, Column, Table
+from flows.ingest.contract import (
+    SOURCES,
+    TABLES,
+    VOCABULARIES,
+    Column,
+    Table,
+    future_tolerance_text,
+)
 from flows.ingest.currencies import MINOR_UNITS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,10 +51,29 @@ warehouse's `raw` schema; a source that follows it needs no code change in the p
 - **Append-only.** Files are exports: a new file is added for new or changed rows, an old file
   is never rewritten. Each file is loaded once, recognised by the SHA-256 checksum of its
   content: a file seen before is skipped, and a rewritten file counts as a new one (all its rows
-  load again).
+  load again: unchanged ones are fine, changed ones are checked as history, below).
+- **JSON Lines** files hold one object per line; keys are column names. A value is a string,
+  a number, true/false or null: a nested object or array in a contract column rejects its row
+  (named with row and column), and a string is loaded as the text it holds, without quotes.
 - **Timestamps** are UTC, written as ISO 8601 (`2024-03-01T12:00:00Z`). A value with an offset
   (`2024-03-01T14:00:00+02:00`) is converted to UTC; a value without one is taken as UTC.
-  Dates are `YYYY-MM-DD`.
+  Dates are `YYYY-MM-DD`; a timestamp is a date only at midnight UTC (`2024-03-01T00:00:00`,
+  `2024-03-01 00:00:00+00`, as Parquet writers and PostgreSQL `timestamptz` give dates): any
+  other time of day in a DATE column is rejected, never cut to its day.
+- **Nothing that has happened is dated in the future.** Columns marked *not in the future*
+  below (versions, events, measurements: `updated_at`, `created_at`, `usage_date` ...) may not
+  be later than the load's wall clock plus {tolerance} (`FUTURE_TOLERANCE` in
+  `flows/ingest/contract.py`: exporting systems' clocks drift, and a business's today may be
+  tomorrow in UTC): such a row is rejected, named. An account version
+  dated 9999-12-31 would otherwise win over every later correction. Dates that lie ahead by
+  nature (a subscription's start or cancellation, a scheduled plan change, a due date, a budget
+  exchange rate, an open opportunity's expected close) are not limited.
+- **Whole numbers** (INTEGER columns) are digits with an optional sign: `120`, `+7`, and
+  `120.0` (a fraction of zeros only, as spreadsheets write whole numbers) read as 120.
+  `120.5`, `1e2`, `1,200`, `12 000` and `0x10` are rejected, never rounded or guessed; so is a
+  Parquet DOUBLE or a PostgreSQL `numeric` with a fraction. No value is ever changed by a cast:
+  a DECIMAL with more decimals than its column, a timestamp in a DATE column, a fraction in a
+  whole number are rejected where they are.
 - **Amounts** are in major units with a decimal point, next to a column naming their ISO 4217
   currency: 12.50 USD is `12.50`, 1250 JPY is `1250`, not `12.50`. An amount may not carry more
   decimals than its currency has (trailing zeros such as `1250.00` are fine): a fraction in a
@@ -62,6 +88,17 @@ warehouse's `raw` schema; a source that follows it needs no code change in the p
 - **Primary keys** are unique among the rows of a table loaded in one run, unless the table has
   an `updated_at` column: then several versions of a key may come (in one file or across files,
   each with its own `updated_at`), and the latest wins.
+- **History is not rewritten.** A row loaded before may come again (a full export, a
+  re-sent file) only unchanged: a row of a table without versions (the catalogue, usage,
+  subscription changes ...) or a version (same key and `updated_at`) that comes again with
+  other values is rejected, naming the new row, the columns that differ, their earlier values
+  and the file and row they were loaded from. A change is a new version with a later
+  `updated_at`; in a table without versions, a restatement (a late usage correction) comes in
+  a file named `<name>_correction.<ext>` (e.g. `usage_daily_2026-04_correction.parquet`),
+  whose changed rows replace the loaded ones and are logged with both values.
+- **Rules across tables** (listed with each table below) hold between a row and the rows it
+  references, e.g. a subscription change's plan belongs to the subscription's product; a row
+  that breaks one is rejected, naming both values.
 - **References** (`crm.accounts.account_id` and the like) must resolve to a row of the
   referenced table loaded in the same run or earlier.
 - **Bad rows** are listed with file, row, column, value and reason. What happens next is the
@@ -177,6 +214,11 @@ sources:
   `<staging>/<source>/<table>/<run_id>.csv` (by default `extracts/` next to the warehouse) and
   loads that file with the same checks as any other. The session runs with `TIME ZONE 'UTC'`:
   `timestamptz` values arrive in UTC, `timestamp` values are taken as UTC.
+- Values get the same checks as a file's text: a `numeric` seat count of 120.5 in an INTEGER
+  column or a `timestamptz` with a time of day (in UTC) in a DATE column is a bad row, named by
+  the extract's table and row (rows are copied in primary-key order). A `json`, `jsonb`, array
+  or composite column mapped to a contract column is refused, naming it: select a scalar in a
+  `query:` (`payload->>'industry' as industry`).
 - A refused or dropped connection or a lock timeout is retried; an error in a table or query
   (a syntax error, an unknown column) fails the run naming the source, table and config entry.
 """
@@ -210,6 +252,10 @@ def _rules(column: Column) -> str:
         rules.append("one of " + ", ".join(f"`{v}`" for v in column.values))
     if column.vocabulary:
         rules.append(f"one of {VOCABULARIES[column.vocabulary]} (`config/business.yml`)")
+    if column.not_future:
+        rules.append("not in the future")
+    if column.not_before:
+        rules.append(f"not before `{column.not_before}`")
     return "; ".join(rules)
 
 
@@ -236,6 +282,13 @@ def _table_section(table: Table) -> list[str]:
             f"| `{c.name}` | {c.type} | {'yes' if c.required else 'no'} | "
             f"{_cell(_rules(c))} | {_cell(c.description)} |"
         )
+    if table.agreements:
+        lines += ["", "Rules across tables:", ""]
+        for a in table.agreements:
+            lines.append(
+                f"- `{' -> '.join(a.left)}` = `{' -> '.join(a.right)}`: {a.reason} "
+                f"(reported on `{a.column}`)"
+            )
     return [*lines, ""]
 
 
@@ -280,7 +333,8 @@ def _currencies() -> list[str]:
 
 def render() -> str:
     """The whole document, as it must be committed."""
-    lines = [INTRO.format(command=COMMAND).rstrip("\n"), "", *_currencies(), *_overview()]
+    intro = INTRO.format(command=COMMAND, tolerance=future_tolerance_text())
+    lines = [intro.rstrip("\n"), "", *_currencies(), *_overview()]
     for source in SOURCES:
         lines += [f"## {SOURCE_TITLES.get(source, source)} (`{source}`)", ""]
         for t in TABLES:

@@ -13,6 +13,7 @@ values are at most `MAX_TEXT_LENGTH` characters; numbers are finite (no NaN, no 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 MAX_TEXT_LENGTH = 10_000  # characters in one text value (a name, an id, an e-mail address)
@@ -23,8 +24,39 @@ MAX_TEXT_LENGTH = 10_000  # characters in one text value (a name, an id, an e-ma
 TIMESTAMP_PATTERN = (
     r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?(Z|[+-](0\d|1[0-4])(:?[0-5]\d)?)?"
 )
-# A calendar date; a midnight time is tolerated (Parquet writers often store dates that way).
-DATE_PATTERN = r"\d{4}-\d{2}-\d{2}([T ]00:00(:00(\.0+)?)?)?"
+# A calendar date; a midnight time (UTC, when an offset is given) is tolerated: Parquet writers
+# and PostgreSQL timestamps often store dates that way. Any other time of day is not a date.
+DATE_PATTERN = r"\d{4}-\d{2}-\d{2}([T ]00:00(:00(\.0+)?)?(Z|[+-]00(:?00)?)?)?"
+# A whole number as text: digits with an optional sign, and an optional fraction of zeros only
+# ("120", "+120", "120.0", as spreadsheets and pandas write whole numbers). "120.5", "1e2",
+# "1,200" and "12 000" are not whole numbers: they are rejected, never rounded or guessed.
+INTEGER_PATTERN = r"[+-]?\d+(\.0*)?"
+# A DECIMAL as text: plain digits and a decimal point ("12.50", ".5"); no exponent (DuckDB would
+# round "1.5e-3" to 0.00) and no digit separators ("1_000", "1,000").
+DECIMAL_PATTERN = r"[+-]?(\d+\.?\d*|\.\d+)"
+# A DOUBLE as text: a decimal number with an optional exponent, or inf / infinity / nan (which
+# the finiteness rule then rejects); no digit separators (DuckDB alone reads "1_000" as 1000).
+DOUBLE_PATTERN = r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(?i:inf|infinity|nan)"
+# How far past the wall clock of the load a timestamp or date of a `not_future` column may lie
+# (clocks of exporting systems drift, and a business's "today" may be tomorrow in UTC): a row
+# dated later than the load's clock plus this is rejected (an account version dated 9999-12-31
+# would otherwise win over every real correction for good).
+FUTURE_TOLERANCE = timedelta(days=1)
+
+
+def future_tolerance_text() -> str:
+    """FUTURE_TOLERANCE for people: "1 day", "2 days", "6 hours"."""
+    hours = int(FUTURE_TOLERANCE.total_seconds() // 3600)
+    n, unit = (hours // 24, "day") if hours % 24 == 0 else (hours, "hour")
+    return f"{n} {unit}{'s' if n != 1 else ''}"
+
+
+# A file that restates rows loaded before says so in its name: `<anything>_correction.<ext>`
+# (e.g. usage_daily_2026-04_correction.parquet). Its rows may replace loaded rows of a table
+# without versions (a late usage correction); every restated row is logged with both values.
+# Anywhere else a loaded row that comes again with other values is rejected: history is not
+# rewritten by an export that happens to repeat a row.
+CORRECTION_PATTERN = r"_correction\.[A-Za-z0-9.]+$"
 
 
 @dataclass(frozen=True)
@@ -43,6 +75,10 @@ class Column:
     # the only values allowed are the names a business declares (VOCABULARIES), e.g. its metrics
     vocabulary: str | None = None
     first_of_month: bool = False  # a DATE that must be the first day of a month
+    # a TIMESTAMP or DATE of something that has happened (an event, a version, a measurement):
+    # not later than the load's clock plus FUTURE_TOLERANCE. False for dates that may lie
+    # ahead by nature (a scheduled start, cancellation or plan change, a due date).
+    not_future: bool = False
 
 
 @dataclass(frozen=True)
@@ -51,6 +87,26 @@ class Unique:
 
     columns: tuple[str, ...]
     reason: str
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """Two values reached from one row that must be equal (a rule across tables).
+
+    Each side is a path: reference columns of this row (and of the rows they reach) followed in
+    order, then the column compared, e.g. ("plan_id", "product_id") is the product of the row's
+    plan; ("currency",) is the row's own currency. A side that does not resolve (an empty value,
+    a missing parent) is not compared: references are checked on their own.
+    """
+
+    left: tuple[str, ...]
+    right: tuple[str, ...]
+    reason: str
+
+    @property
+    def column(self) -> str:
+        """The column of this row the problem is reported on."""
+        return self.left[0]
 
 
 @dataclass(frozen=True)
@@ -64,6 +120,7 @@ class Table:
     description: str = ""
     updated_at: str | None = None  # column that orders versions of one key, if any
     unique: tuple[Unique, ...] = ()  # checked against this load and everything loaded before
+    agreements: tuple[Agreement, ...] = ()  # rules across tables, checked against raw
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -116,8 +173,8 @@ TABLES: tuple[Table, ...] = (
             ),
             _c("owner_name", "VARCHAR", False, "account owner (sales or CSM)"),
             _c("owner_email", "VARCHAR", False),
-            _c("created_at", "TIMESTAMP"),
-            _c("updated_at", "TIMESTAMP"),
+            _c("created_at", "TIMESTAMP", not_future=True),
+            _c("updated_at", "TIMESTAMP", not_future=True),
         ),
         updated_at="updated_at",
         description="One row per customer account in the CRM.",
@@ -134,8 +191,8 @@ TABLES: tuple[Table, ...] = (
             _c("email", "VARCHAR", False),
             _c("title", "VARCHAR", False),
             _c("is_primary", "BOOLEAN", False),
-            _c("created_at", "TIMESTAMP"),
-            _c("updated_at", "TIMESTAMP"),
+            _c("created_at", "TIMESTAMP", not_future=True),
+            _c("updated_at", "TIMESTAMP", not_future=True),
         ),
         optional=True,
         updated_at="updated_at",
@@ -163,9 +220,14 @@ TABLES: tuple[Table, ...] = (
                 currency_column="currency",
             ),
             _c("currency", "VARCHAR", False, is_currency=True),
-            _c("created_at", "TIMESTAMP"),
-            _c("closed_at", "TIMESTAMP", False),
-            _c("updated_at", "TIMESTAMP"),
+            _c("created_at", "TIMESTAMP", not_future=True),
+            _c(
+                "closed_at",
+                "TIMESTAMP",
+                False,
+                "closed, or (while open) the expected close: may lie ahead",
+            ),
+            _c("updated_at", "TIMESTAMP", not_future=True),
         ),
         optional=True,
         updated_at="updated_at",
@@ -178,7 +240,7 @@ TABLES: tuple[Table, ...] = (
             _c("activity_id", "VARCHAR"),
             _c("account_id", "VARCHAR", references=ACCOUNT),
             _c("activity_type", "VARCHAR", description="email | call | meeting | qbr"),
-            _c("occurred_at", "TIMESTAMP"),
+            _c("occurred_at", "TIMESTAMP", not_future=True),
         ),
         optional=True,
     ),
@@ -191,9 +253,15 @@ TABLES: tuple[Table, ...] = (
             _c("account_id", "VARCHAR", references=ACCOUNT),
             _c("priority", "VARCHAR", description="low | normal | high | urgent"),
             _c("category", "VARCHAR", False),
-            _c("opened_at", "TIMESTAMP"),
-            _c("closed_at", "TIMESTAMP", False, "empty while the ticket is open"),
-            _c("updated_at", "TIMESTAMP"),
+            _c("opened_at", "TIMESTAMP", not_future=True),
+            _c(
+                "closed_at",
+                "TIMESTAMP",
+                False,
+                "empty while the ticket is open",
+                not_future=True,
+            ),
+            _c("updated_at", "TIMESTAMP", not_future=True),
         ),
         optional=True,
         updated_at="updated_at",
@@ -207,7 +275,7 @@ TABLES: tuple[Table, ...] = (
             _c("account_id", "VARCHAR", references=ACCOUNT),
             _c("contact_id", "VARCHAR", False),
             _c("score", "INTEGER", description="0-10", min_value=0, max_value=10),
-            _c("responded_at", "TIMESTAMP"),
+            _c("responded_at", "TIMESTAMP", not_future=True),
         ),
         optional=True,
     ),
@@ -325,8 +393,8 @@ TABLES: tuple[Table, ...] = (
                 references=ACCOUNT,
             ),
             _c("currency", "VARCHAR", description="ISO 4217 billing currency", is_currency=True),
-            _c("created_at", "TIMESTAMP"),
-            _c("updated_at", "TIMESTAMP"),
+            _c("created_at", "TIMESTAMP", not_future=True),
+            _c("updated_at", "TIMESTAMP", not_future=True),
         ),
         updated_at="updated_at",
     ),
@@ -352,15 +420,20 @@ TABLES: tuple[Table, ...] = (
                 min_value=1,
                 max_value=120,
             ),
-            _c("started_at", "TIMESTAMP"),
+            _c(
+                "started_at",
+                "TIMESTAMP",
+                description="may lie ahead (a subscription signed to start later)",
+            ),
             _c(
                 "canceled_at",
                 "TIMESTAMP",
                 False,
-                "end of service; empty while active; not before started_at",
+                "end of service; empty while active; not before started_at; may lie ahead (a "
+                "cancellation at the end of the term)",
                 not_before="started_at",
             ),
-            _c("updated_at", "TIMESTAMP"),
+            _c("updated_at", "TIMESTAMP", not_future=True),
         ),
         updated_at="updated_at",
     ),
@@ -371,7 +444,12 @@ TABLES: tuple[Table, ...] = (
         (
             _c("change_id", "VARCHAR"),
             _c("subscription_id", "VARCHAR", references="billing.subscriptions.subscription_id"),
-            _c("effective_at", "TIMESTAMP", description="from this instant the plan/quantity hold"),
+            _c(
+                "effective_at",
+                "TIMESTAMP",
+                description="from this instant the plan/quantity hold; may lie ahead (a change "
+                "scheduled for the renewal)",
+            ),
             _c("plan_id", "VARCHAR", references="billing.plans.plan_id"),
             _c("quantity", "INTEGER", description="seats bought", min_value=0),
             _c(
@@ -387,6 +465,18 @@ TABLES: tuple[Table, ...] = (
             Unique(
                 ("subscription_id", "effective_at"),
                 "two versions of one subscription cannot take effect at the same instant",
+            ),
+        ),
+        agreements=(
+            Agreement(
+                ("plan_id", "product_id"),
+                ("subscription_id", "product_id"),
+                "the plan of a subscription change must be a plan of the subscription's product",
+            ),
+            Agreement(
+                ("currency",),
+                ("subscription_id", "customer_id", "currency"),
+                "a subscription is priced in its customer's billing currency",
             ),
         ),
         description=(
@@ -408,13 +498,25 @@ TABLES: tuple[Table, ...] = (
                 False,
                 references="billing.subscriptions.subscription_id",
             ),
-            _c("issued_at", "TIMESTAMP"),
-            _c("due_at", "TIMESTAMP"),
-            _c("paid_at", "TIMESTAMP", False),
+            _c("issued_at", "TIMESTAMP", not_future=True),
+            _c("due_at", "TIMESTAMP", description="may lie ahead"),
+            _c("paid_at", "TIMESTAMP", False, not_future=True),
             _c("amount_due", "DECIMAL(18,2)", min_value=0, currency_column="currency"),
             _c("currency", "VARCHAR", is_currency=True),
             _c("status", "VARCHAR", description="paid | open | void | uncollectible"),
-            _c("updated_at", "TIMESTAMP"),
+            _c("updated_at", "TIMESTAMP", not_future=True),
+        ),
+        agreements=(
+            Agreement(
+                ("subscription_id", "customer_id"),
+                ("customer_id",),
+                "an invoice of a subscription is billed to the subscription's customer",
+            ),
+            Agreement(
+                ("currency",),
+                ("customer_id", "currency"),
+                "an invoice is in its customer's billing currency",
+            ),
         ),
         optional=True,
         updated_at="updated_at",
@@ -427,7 +529,8 @@ TABLES: tuple[Table, ...] = (
             _c(
                 "rate_month",
                 "DATE",
-                description="the month the rate holds for, as its first day",
+                description="the month the rate holds for, as its first day; may lie ahead (a "
+                "budget rate)",
                 first_of_month=True,
             ),
             _c("currency", "VARCHAR", is_currency=True),
@@ -454,7 +557,7 @@ TABLES: tuple[Table, ...] = (
         ("account_id", "usage_date", "metric"),
         (
             _c("account_id", "VARCHAR", references=ACCOUNT),
-            _c("usage_date", "DATE"),
+            _c("usage_date", "DATE", not_future=True),
             _c(
                 "metric",
                 "VARCHAR",

@@ -1,8 +1,8 @@
 """What raw holds and which load put it there: the raw tables, the load ledger, taking a run back.
 
 Every contract table has one raw table, `raw.<source>__<table>`, append-only, each row with
-its lineage (`_source_file`, `_loaded_at`, `_run_id`) and the file's unknown columns as JSON
-(`_extra`). The ledger `raw._load_ledger` records every extract loaded: file, rows,
+its lineage (`_source_file`, `_row`, `_loaded_at`, `_run_id`) and the file's unknown columns
+as JSON (`_extra`). The ledger `raw._load_ledger` records every extract loaded: file, rows,
 checksum, watermark, run id; its DDL and that of `raw._quarantine` are in `flows/schemas.py`.
 `LedgerView` is what connectors ask of the ledger, so nothing is loaded twice; `unload_run`
 takes a run's rows and ledger entries back.
@@ -25,6 +25,7 @@ LINEAGE = {
     "_loaded_at": "TIMESTAMP",
     "_run_id": "VARCHAR",
     "_extra": "JSON",
+    "_row": "BIGINT",  # the row of `_source_file` (1 = the first data row), where recorded
 }
 
 
@@ -37,7 +38,7 @@ def ensure_raw_schema(con: Connection) -> None:
         cols += [f"{name} {type_}" for name, type_ in LINEAGE.items()]
         con.execute(f"create table if not exists raw.{t.raw_relation} ({', '.join(cols)})")
         # a raw table from an earlier contract gets the columns added since (empty on its rows)
-        for column in [*cols[: len(t.columns)], "_extra JSON"]:
+        for column in [*cols[: len(t.columns)], "_extra JSON", "_row BIGINT"]:
             con.execute(f"alter table raw.{t.raw_relation} add column if not exists {column}")
     ensure(con, *LOAD_LEDGER)
 

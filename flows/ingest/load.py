@@ -3,7 +3,8 @@
 Connectors (`flows/ingest/connectors/`) say what is new for each contract table, asking the
 ledger (`flows/ingest/ledger.py`) what was loaded before; this module opens each extract
 (`flows/ingest/readers.py`), checks it against `flows/ingest/contract.py` with the SQL of
-`flows/ingest/rules.py` and appends it to `raw.<source>__<table>`, then records it in
+`flows/ingest/rules.py` (each row's values) and `flows/ingest/consistency.py` (across tables,
+across loads) and appends it to `raw.<source>__<table>`, then records it in
 `raw._load_ledger`: all in one transaction, so a load is kept whole or not at all.
 
 Rows that break the contract are listed with file, row, column, value and reason. Per table,
@@ -25,6 +26,7 @@ import duckdb
 from flows.errors import ExtractError
 from flows.faults import crash_point
 from flows.ingest.connectors import Extract
+from flows.ingest.consistency import agreement_rules, breaks_across, precise_rules, register_clock
 from flows.ingest.contract import TABLES, Table
 from flows.ingest.currencies import MINOR_UNITS
 from flows.ingest.declarations import register_vocabularies, write_declarations
@@ -37,6 +39,7 @@ from flows.ingest.readers import (
     changed,
     clip,
     file_problems,
+    numbered_reader,
     open_extract,
     read_failure,
     stage_extract,
@@ -89,6 +92,7 @@ def load_sources(
         report.skipped_files = ledger.skipped
         report.duplicates = ledger.duplicates
         _register_currencies(con)
+        register_clock(con, run_id, loaded_at)
         business = business or load_business(get_settings().business_file)
         register_vocabularies(con, business)
         _load(con, config.bad_rows, extracts, report, run_id, loaded_at, full_refresh, business)
@@ -299,16 +303,22 @@ def _fast_table(
         if extract.origin in bad:
             continue
         op = opened[extract.origin]
-        select, orig, derived = fast_select(table, op.types)
-        counts = fast_counts(table, orig, derived)
+        select, orig, derived, kinds = fast_select(table, op.types)
+        counts = fast_counts(table, orig, derived, kinds)
         try:
+            numbered, row_col = numbered_reader(extract, op)
             if extract.file_format == "parquet":
                 # a typed file is read again by each query: cheaper than copying its rows
-                source = f"(select {select} from {op.reader})"
-            else:  # text is parsed once
-                con.execute(
-                    f"create or replace temp table _load_file as select {select} from {op.reader}"
-                )
+                source = f"(select {select}, {row_col} as _row from {numbered})"
+            else:  # text is parsed once, in file order (for its row numbers)
+                con.execute("set preserve_insertion_order = true")
+                try:
+                    con.execute(
+                        f"create or replace temp table _load_file as "
+                        f"select {select}, {row_col} as _row from {numbered}"
+                    )
+                finally:
+                    con.execute("set preserve_insertion_order = false")
                 source = "_load_file"
             found = con.execute(
                 f"select count(*), {', '.join(counts)}, "
@@ -321,11 +331,17 @@ def _fast_table(
                 f"select count(*) from (select {', '.join(key)} from {source} "
                 "group by all having count(*) > 1)"
             ).fetchone()
-            broken = any(problems) or bool(repeats and repeats[0])
+            values = found[1 + len(counts) :]
+            span = [(values[i], values[i + 1]) for i in range(0, len(values), 2)]
+            broken = (
+                any(problems)
+                or bool(repeats and repeats[0])
+                or (n > 0 and breaks_across(con, table, source, extract.origin, span))
+            )
             if not broken:
                 con.execute(
-                    f"insert into {rel} ({cols}, _source_file, _loaded_at, _run_id, _extra) "
-                    f"select {cols}, ?, ?, ?, _extra from {source}",
+                    f"insert into {rel} ({cols}, _source_file, _row, _loaded_at, _run_id, _extra) "
+                    f"select {cols}, ?, _row, ?, ?, _extra from {source}",
                     [extract.origin, loaded_at, run_id],
                 )
             con.execute("drop table if exists _load_file")
@@ -346,8 +362,7 @@ def _fast_table(
                 "%s has no rows (only a header, or nothing): nothing to load", extract.origin
             )
         rows[extract.origin] = n
-        values = found[1 + len(counts) :]
-        ranges[extract.origin] = [(values[i], values[i + 1]) for i in range(0, len(values), 2)]
+        ranges[extract.origin] = span
     if not broken:
         for group in _overlapping({f: r for f, r in ranges.items() if rows[f]}):
             marks = ", ".join("?" for _ in group)
@@ -443,8 +458,9 @@ def _precise_table(
         con.execute(f"delete from {staging} where (_file, _row) in (select _file, _row from _bad)")
     cols = ", ".join(ident(c.name) for c in table.columns)
     con.execute(
-        f"insert into raw.{table.raw_relation} ({cols}, _source_file, _loaded_at, _run_id, _extra) "
-        f"select {cols}, _file, ?, ?, _extra from {staging}",
+        f"insert into raw.{table.raw_relation} "
+        f"({cols}, _source_file, _row, _loaded_at, _run_id, _extra) "
+        f"select {cols}, _file, _row, ?, ?, _extra from {staging}",
         [loaded_at, run_id],
     )
     con.execute(f"drop table {staging}")
@@ -463,7 +479,10 @@ def check_staged(
     """Every problem of the rows staged in `staging` (file, row, column, value, reason), with
     a hint where an unmatched reference may be explained."""
     violations = []
-    for column, sql in staged_rules(table, staging, staged, earlier):
+    for column, sql in [
+        *staged_rules(table, staging, staged, earlier),
+        *precise_rules(table, staging, earlier),
+    ]:
         for file, row, value, reason, *named in con.execute(sql).fetchall():
             violations.append(
                 Violation(
@@ -475,6 +494,17 @@ def check_staged(
                     reason,
                 )
             )
+    # a rule across tables is not news about a value that already breaks the contract (an
+    # unknown currency code is no customer's currency either)
+    named_already = {(v.source_file, v.row, v.column) for v in violations}
+    for column, sql in agreement_rules(table, staging):
+        for file, row, value, reason in con.execute(sql).fetchall():
+            if (file, int(row), column) not in named_already:
+                violations.append(
+                    Violation(
+                        f"{table.source}.{table.name}", file, int(row), column, clip(value), reason
+                    )
+                )
     return _reference_hints(con, violations, staged, source_types or {})
 
 

@@ -27,7 +27,7 @@ import fsspec
 
 from flows.ingest.connectors import Extract
 from flows.ingest.contract import Table
-from flows.ingest.rules import TEXT_TYPES, staged_select
+from flows.ingest.rules import TEXT_TYPES, ident, staged_select
 from flows.warehouse import Connection, sql_str
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,12 @@ MAX_SHOWN = 120  # characters of a value shown in a message or kept in raw._quar
 # Longest CSV line read (DuckDB's default is 2 MB): long enough that an oversized text value
 # is reported by the column rules, naming its column, rather than as an unreadable line.
 MAX_LINE_BYTES = 32 << 20
+
+
+def shown(text: str) -> str:
+    """File content as it may reach people (messages, raw._quarantine, run records): every
+    value and reason of a `Violation` passes here, so one change masks them all."""
+    return text  # TODO(mask): flows.masking.mask_text(text) once the trust helper's is merged
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,11 @@ class Violation:
     column: str | None
     value: str | None
     reason: str
+
+    def __post_init__(self) -> None:
+        # a value, and a reason quoting one (an earlier version, a CSV line), is file content
+        object.__setattr__(self, "value", None if self.value is None else shown(self.value))
+        object.__setattr__(self, "reason", shown(self.reason))
 
     def describe(self) -> str:
         where = [self.source_file]
@@ -131,14 +142,25 @@ def _csv_reader(uri: str, names: list[str], *extra: str) -> str:
     return f"read_csv({sql_str(uri)}, {options})"
 
 
-def _reader(extract: Extract) -> tuple[str, list[str] | None]:
+def _json_reader(con: Connection, uri: str) -> str:
+    """JSON Lines with every column read as JSON: DuckDB's type inference would otherwise
+    give a column with one nested object the type JSON and quote every string in it
+    (`"Logistics"`), or read a column of whole numbers with one fraction as DOUBLE. Each
+    value's kind is judged per row instead (`flows/ingest/rules.py` as_text, json_kind)."""
+    inferred = f"read_json({sql_str(uri)}, format='newline_delimited')"
+    names = [str(r[0]) for r in con.execute(f"describe select * from {inferred}").fetchall()]
+    columns = "{" + ", ".join(f"{sql_str(n)}: 'JSON'" for n in names) + "}"
+    return f"read_json({sql_str(uri)}, format='newline_delimited', columns={columns})"
+
+
+def _reader(con: Connection, extract: Extract) -> tuple[str, list[str] | None]:
     uri = sql_str(extract.uri)
     if extract.file_format == "csv":
         names = _csv_header(extract)
         return _csv_reader(extract.uri, names), names
     if extract.file_format == "parquet":
         return f"read_parquet({uri})", None
-    return f"read_json({uri}, format='newline_delimited')", None
+    return _json_reader(con, extract.uri), None
 
 
 def _csv_rejects(
@@ -251,12 +273,24 @@ class ReadFailed(Exception):
         self.extract, self.opened, self.error = extract, opened, error
 
 
+def numbered_reader(extract: Extract, opened: Opened) -> tuple[str, str]:
+    """The file's rows with their row numbers (1 = the first data row): a relation and the
+    name of its row-number column (one the file does not use)."""
+    row_col = "_row"
+    while row_col in opened.types:
+        row_col = f"_{row_col}"
+    if extract.file_format == "parquet" and "file_row_number" not in opened.types:
+        reader = opened.reader.removesuffix(")") + ", file_row_number=true)"
+        return f"(select *, file_row_number + 1 as {row_col} from {reader})", row_col
+    return f"(select *, row_number() over () as {row_col} from {opened.reader})", row_col
+
+
 def open_extract(con: Connection, extract: Extract) -> Opened:
     """What can be checked without reading the rows: the file opens, the header or schema has
     the required columns. Run outside a transaction (a failed statement would abort it)."""
     names: list[str] | None = None
     try:
-        reader, names = _reader(extract)
+        reader, names = _reader(con, extract)
         described = con.execute(f"describe select * from {reader}").fetchall()
     except duckdb.Error as exc:
         raise FileProblem(
@@ -335,10 +369,33 @@ def stage_extract(
     if problem is not None:
         con.execute(f"delete from {staging} where _file = ?", [extract.origin])
         raise problem
+    if source_types is not None:
+        _json_number_ids(con, extract, staging, types, source_types)
     n = int(counted[0]) if counted else 0
     if n == 0:
         log.warning("%s has no rows (only a header, or nothing): nothing to load", extract.origin)
     return n
+
+
+def _json_number_ids(
+    con: Connection,
+    extract: Extract,
+    staging: str,
+    types: dict[str, str],
+    source_types: dict[tuple[str, str], str],
+) -> None:
+    """A JSON file's text columns that hold numbers (`"account_id": 101`), for the hint that
+    ids are text: JSON columns are read as JSON, so the file's type does not say it."""
+    for c in extract.table.columns:
+        if c.type == "VARCHAR" and types.get(c.name) == "JSON":
+            kind = ident("_kind_" + c.name)
+            found = con.execute(
+                f"select any_value({kind}) from {staging} where _file = ? and {kind} in "
+                "('BIGINT', 'UBIGINT', 'DOUBLE')",
+                [extract.origin],
+            ).fetchone()
+            if found and found[0]:
+                source_types[(extract.origin, c.name)] = f"a JSON number ({found[0]})"
 
 
 def file_problems(key: str, extract: Extract, exc: FileProblem) -> list[Violation]:

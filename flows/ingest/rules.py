@@ -16,16 +16,21 @@ from __future__ import annotations
 
 from flows.ingest.contract import (
     DATE_PATTERN,
+    DECIMAL_PATTERN,
+    DOUBLE_PATTERN,
+    INTEGER_PATTERN,
     MAX_TEXT_LENGTH,
     TABLES_BY_KEY,
     TIMESTAMP_PATTERN,
     VOCABULARIES,
     Column,
     Table,
+    future_tolerance_text,
 )
 from flows.warehouse import sql_str
 
 TEXT_TYPES = {"VARCHAR", "JSON"}  # file types whose values are read as written text
+INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"}
 
 
 def ident(name: str) -> str:
@@ -36,9 +41,10 @@ def ident(name: str) -> str:
 _EXPECTED = {
     "TIMESTAMP": "expected ISO 8601 such as 2024-03-01T12:00:00Z or 2024-03-01T14:00:00+02:00",
     "DATE": "expected a date YYYY-MM-DD",
-    "INTEGER": "expected a whole number from -2147483648 to 2147483647",
+    "INTEGER": "expected a whole number from -2147483648 to 2147483647, such as 120 or 120.0; "
+    "a fraction, an exponent or a thousands separator is not one",
     "BIGINT": "expected a whole number of at most 18 digits",
-    "DOUBLE": "expected a number",
+    "DOUBLE": "expected a number such as 12.5 or 1.2e3, without digit separators",
     "BOOLEAN": "expected true or false",
     "VARCHAR": "expected text",
 }
@@ -49,7 +55,7 @@ def _expected(type_: str) -> str:
         precision, scale = (int(x) for x in type_[8:-1].split(","))
         return (
             f"expected a number with at most {precision - scale} digits before the decimal "
-            f"point and {scale} after it"
+            f"point and {scale} after it, without an exponent or digit separators"
         )
     return _EXPECTED.get(type_, f"expected a {type_}")
 
@@ -60,14 +66,33 @@ def _scale(type_: str) -> int | None:
     return None
 
 
-def typed(raw: str, type_: str, text: bool = True) -> str:
+def typed(raw: str, type_: str) -> str:
     """`raw` (the value as trimmed text) as `type_`; NULL when it does not read as one.
 
-    `text`: the file holds the value as text (CSV, JSON strings). A value a typed file (Parquet)
-    already holds as a date or timestamp needs no check of how it was written.
+    No cast here may change a value: a whole number must be whole (DuckDB would round "120.5"
+    to 121), a date must have no time of day (a cast would cut it), whatever the file's type:
+    a typed file's value (a Parquet DOUBLE, TIMESTAMP or DECIMAL) is judged by its text too.
     """
-    if not text:
-        return f"try_cast({raw} as {type_})"
+    if type_ in INTEGER_TYPES:
+        # "120.0" is 120; the zeros are cut from the text, so nothing is ever rounded
+        return (
+            f"case when regexp_full_match({raw}, {sql_str(INTEGER_PATTERN)}) "
+            f"then try_cast(regexp_replace({raw}, '\\.0*$', '') as {type_}) end"
+        )
+    pattern = {"DOUBLE": DOUBLE_PATTERN}.get(
+        type_, DECIMAL_PATTERN if type_.startswith("DECIMAL(") else None
+    )
+    if pattern is not None:
+        return (
+            f"case when regexp_full_match({raw}, {sql_str(pattern)}) "
+            f"then try_cast({raw} as {type_}) end"
+        )
+    if type_ == "DATE":
+        # a timestamp with a time of day is not a date: cutting it would shift days
+        return (
+            f"case when regexp_full_match({raw}, {sql_str(DATE_PATTERN)}) "
+            f"then try_cast(left({raw}, 10) as date) end"
+        )
     if type_ == "TIMESTAMP":
         # Offsets are honoured and converted to UTC; naive values are taken as UTC. Only ISO
         # 8601 is read: DuckDB alone would also take "PST", "epoch" or an offset of +25:00.
@@ -75,13 +100,25 @@ def typed(raw: str, type_: str, text: bool = True) -> str:
             f"case when regexp_full_match({raw}, {sql_str(TIMESTAMP_PATTERN)}) "
             f"then (try_cast({raw} as timestamptz) at time zone 'UTC') end"
         )
-    if type_ == "DATE":
-        # a timestamp with a time of day is not a date: cutting it would shift days
-        return (
-            f"case when regexp_full_match({raw}, {sql_str(DATE_PATTERN)}) "
-            f"then try_cast({raw} as date) end"
-        )
     return f"try_cast({raw} as {type_})"
+
+
+def as_text(q: str, file_type: str) -> str:
+    """SQL of one value of a file's column `q` as the text the file delivered (trimmed, NULL
+    when empty). A JSON file's column is read as JSON: a string is its text without the quotes
+    (never `"Logistics"` with them), a number or true/false its literal, null is NULL, and a
+    nested object or array its JSON text, which `row_checks` rejects in a scalar column."""
+    if file_type == "JSON":
+        return (
+            f"nullif(trim(case json_type({q}) when 'VARCHAR' then {q} ->> '$' "
+            f"when 'NULL' then null else cast({q} as varchar) end), '')"
+        )
+    return f"nullif(trim(cast({q} as varchar)), '')"
+
+
+def json_kind(q: str, file_type: str) -> str:
+    """SQL of the JSON kind of a value (OBJECT, ARRAY, VARCHAR, ...); NULL for other files."""
+    return f"json_type({q})" if file_type == "JSON" else "cast(null as varchar)"
 
 
 def _extra(table: Table, types: dict[str, str]) -> str:
@@ -97,19 +134,22 @@ def staged_select(table: Table, types: dict[str, str], origin: str, row_col: str
     """The select staging one file for the precise checks, from the view `_src` over it.
 
     Each contract column typed and as written (`_orig_<column>`: trimmed text, NULL when
-    empty; typed NULLs for a column the file lacks), the unknown columns as `_extra`, the
-    file's name as `_file` and its row number (the view's column `row_col`) as `_row`.
+    empty; typed NULLs for a column the file lacks; `_kind_<column>`: its JSON kind in a JSON
+    file), the unknown columns as `_extra`, the file's name as `_file` and its row number (the
+    view's column `row_col`) as `_row`.
     """
     selects = []
     for c in table.columns:
         if c.name in types:
-            raw = f"nullif(trim(cast({ident(c.name)} as varchar)), '')"
-            text = types[c.name] in TEXT_TYPES
-            selects.append(f"{typed(raw, c.type, text)} as {ident(c.name)}")
+            raw = as_text(ident(c.name), types[c.name])
+            selects.append(f"{typed(raw, c.type)} as {ident(c.name)}")
             selects.append(f"{raw} as {ident('_orig_' + c.name)}")
+            kind = json_kind(ident(c.name), types[c.name])
         else:
             selects.append(f"cast(null as {c.type}) as {ident(c.name)}")
             selects.append(f"cast(null as varchar) as {ident('_orig_' + c.name)}")
+            kind = "cast(null as varchar)"
+        selects.append(f"{kind} as {ident('_kind_' + c.name)}")
     return (
         f"select {', '.join(selects)}, {_extra(table, types)} as _extra, "
         f"{sql_str(origin)} as _file, {row_col} as _row from _src"
@@ -121,11 +161,15 @@ def _lit(value: float) -> str:
 
 
 def row_checks(
-    table: Table, orig: dict[str, str], derived: frozenset[str] = frozenset()
+    table: Table,
+    orig: dict[str, str],
+    derived: frozenset[str] = frozenset(),
+    kinds: dict[str, str] | None = None,
 ) -> list[tuple[str, str, str]]:
     """(column, condition, reason SQL) of every check of one row's own values.
 
     `orig`: column -> SQL of the value as the file wrote it (trimmed text, NULL when empty).
+    `kinds`: column -> SQL of the value's JSON kind, for the columns a JSON file holds.
     `derived`: columns whose file type is the contract's type (a Parquet DATE or DOUBLE) or
     that the file lacks: their text is the typed value cast back, so they cannot fail to
     parse, are empty exactly when NULL and cannot hold more decimals than their type.
@@ -137,10 +181,19 @@ def row_checks(
 
     for c in table.columns:
         q, o = ident(c.name), orig[c.name]
+        kind = (kinds or {}).get(c.name)
+        nested = f"coalesce({kind} in ('OBJECT', 'ARRAY'), false)" if kind else "false"
+        if kind:
+            add(
+                c,
+                nested,
+                f"'is a nested JSON ' || lower({kind}) || ', not a single value; "
+                f"{c.name} holds {c.type} (this row is not loaded)'",
+            )
         if c.name not in derived:
             add(
                 c,
-                f"{o} is not null and {q} is null",
+                f"{o} is not null and {q} is null and not {nested}",
                 sql_str(f"is not a valid {c.type} ({_expected(c.type)})"),
             )
         if c.required:
@@ -168,6 +221,16 @@ def row_checks(
                 c,
                 f"{q} > {_lit(c.max_value)}{finite}",
                 sql_str(f"is above the maximum {c.max_value:g}"),
+            )
+        if c.not_future:
+            latest = "(select latest from _clock)"
+            limit = f"cast({latest} as date)" if c.type == "DATE" else latest
+            add(
+                c,
+                f"{q} > {limit}",
+                f"'is in the future: later than the load''s clock plus "
+                f"{future_tolerance_text()} (' || strftime({latest}, '%Y-%m-%dT%H:%M:%SZ') || '); "
+                f"{c.name} records something that has happened'",
             )
         if c.type == "VARCHAR":
             add(
@@ -247,7 +310,11 @@ def staged_rules(
     against them); not so in a full refresh, which replaces them.
     """
     rules: list[tuple[str | None, str]] = []
-    checks = row_checks(table, {c.name: ident("_orig_" + c.name) for c in table.columns})
+    checks = row_checks(
+        table,
+        {c.name: ident("_orig_" + c.name) for c in table.columns},
+        kinds={c.name: ident("_kind_" + c.name) for c in table.columns},
+    )
     for c in table.columns:
         q, orig = ident(c.name), ident("_orig_" + c.name)
         if c.references:
@@ -285,15 +352,30 @@ def staged_rules(
     key = [ident(k) for k in table.primary_key]
     if table.updated_at:
         key.append(ident(table.updated_at))
+    others = [c.name for c in table.columns if c.name not in dup_key(table)]
+    first = "struct_pack(" + ", ".join(f"{ident(c)} := {ident(c)}" for c in others) + ")"
+    differ = (
+        "concat_ws(', ', "
+        + ", ".join(
+            f"case when struct_extract(first_values, {sql_str(c)}) is distinct from {ident(c)} "
+            f"then {sql_str(c)} end"
+            for c in others
+        )
+        + ")"
+        if others
+        else "''"
+    )
     rules.append(
         (
             ", ".join(table.primary_key),
             # only the keys that repeat go through the window (it is the slow part)
             f"select _file, _row, concat_ws(', ', {', '.join(key)}) as value, "
             f"'repeats a primary key already in row ' || first_row || ' of ' || first_file "
-            f"|| ' in this load' as reason "
+            f"|| ' in this load' || coalesce(' (other values in ' || nullif({differ}, '') || ')', "
+            f"' (with the same values)') as reason "
             f"from (select s.*, row_number() over w as n, first(_row) over w as first_row, "
-            f"first(_file) over w as first_file from {staging} s semi join "
+            f"first(_file) over w as first_file, first({first}) over w as first_values "
+            f"from {staging} s semi join "
             f"(select {', '.join(key)} from {staging} group by all having count(*) > 1) "
             f"using ({', '.join(key)}) "
             f"window w as (partition by {', '.join(key)} order by _file, _row)) where n > 1",
@@ -323,39 +405,45 @@ def staged_rules(
     return rules
 
 
-def fast_select(table: Table, types: dict[str, str]) -> tuple[str, dict[str, str], frozenset[str]]:
+def fast_select(
+    table: Table, types: dict[str, str]
+) -> tuple[str, dict[str, str], frozenset[str], dict[str, str]]:
     """The typed columns of one file (plus the text of those read from text), its `_extra`.
 
-    Returns the select list, column -> SQL of the value as written (for `row_checks`) and the
-    columns whose text is derived from the typed value (`row_checks`' `derived`). A column the
+    Returns the select list, column -> SQL of the value as written (for `row_checks`), the
+    columns whose text is derived from the typed value (`row_checks`' `derived`) and column ->
+    SQL of the JSON kind of the columns a JSON file holds (`row_checks`' `kinds`). A column the
     file holds in the contract's own type (Parquet usage: DATE, DOUBLE) is taken as it is, with
     no round trip through text; the values are the same as `staged_select`'s.
     """
     selects: list[str] = []
     orig: dict[str, str] = {}
     derived: set[str] = set()
+    kinds: dict[str, str] = {}
     for c in table.columns:
         q = ident(c.name)
         if c.name not in types:
             selects.append(f"cast(null as {c.type}) as {q}")
             orig[c.name] = "cast(null as varchar)"
             derived.add(c.name)
-        elif c.type == "VARCHAR":  # the typed value is the trimmed text itself
-            text = q if types[c.name] == "VARCHAR" else f"cast({q} as varchar)"
-            selects.append(f"nullif(trim({text}), '') as {q}")
+            continue
+        if types[c.name] == "JSON":
+            selects.append(f"{json_kind(q, 'JSON')} as {ident('_kind_' + c.name)}")
+            kinds[c.name] = ident("_kind_" + c.name)
+        if c.type == "VARCHAR":  # the typed value is the trimmed text itself
+            selects.append(f"{as_text(q, types[c.name])} as {q}")
             orig[c.name] = q
         elif types[c.name] == c.type:
             selects.append(q)
             orig[c.name] = f"cast({q} as varchar)"
             derived.add(c.name)
         else:
-            raw = f"nullif(trim(cast({q} as varchar)), '')"
-            text_file = types[c.name] in TEXT_TYPES
-            selects.append(f"{typed(raw, c.type, text_file)} as {q}")
+            raw = as_text(q, types[c.name])
+            selects.append(f"{typed(raw, c.type)} as {q}")
             selects.append(f"{raw} as {ident('_orig_' + c.name)}")
             orig[c.name] = ident("_orig_" + c.name)
     selects.append(f"{_extra(table, types)} as _extra")
-    return ", ".join(selects), orig, frozenset(derived)
+    return ", ".join(selects), orig, frozenset(derived), kinds
 
 
 def dup_key(table: Table) -> list[str]:
@@ -363,10 +451,15 @@ def dup_key(table: Table) -> list[str]:
     return [*table.primary_key, *([table.updated_at] if table.updated_at else [])]
 
 
-def fast_counts(table: Table, orig: dict[str, str], derived: frozenset[str]) -> list[str]:
+def fast_counts(
+    table: Table,
+    orig: dict[str, str],
+    derived: frozenset[str],
+    kinds: dict[str, str] | None = None,
+) -> list[str]:
     """Aggregates over one file as `fast_select` reads it (aliased `s`): the rows that break
     any of `row_checks`, then for each reference column the rows whose parent is not in raw."""
-    checks = row_checks(table, orig, derived)
+    checks = row_checks(table, orig, derived, kinds)
     counts = [f"count(*) filter (where {' or '.join(f'({w})' for _, w, _ in checks)})"]
     for c in table.columns:
         if c.references:

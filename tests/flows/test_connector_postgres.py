@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from pydantic import ValidationError
 
-from flows.errors import TransientSourceError
+from flows.errors import ExtractError, TransientSourceError
 from flows.ingest.connectors import Extract
 from flows.ingest.connectors.postgres import (
     PostgresConnector,
@@ -20,6 +20,9 @@ from flows.ingest.connectors.postgres import (
     connector_from_config,
 )
 from flows.ingest.contract import Table, table
+from flows.ingest.load import load_sources
+from flows.ingest.sources import SourcesConfig, SourceSpec
+from flows.warehouse import Warehouse
 from tests.conftest import PG_SERVER, fresh_postgres_database
 
 pytestmark = pytest.mark.postgres
@@ -318,3 +321,155 @@ def test_a_locked_table_is_transient(
         migration.execute("lock table billing.customers in access exclusive mode")
         with pytest.raises(TransientSourceError, match="lock timeout"):
             connector.extracts(CUSTOMERS, FakeLedger())
+
+
+# --- values from PostgreSQL mean what they say (issue #18) -------------------------------------
+
+VALUES_BILLING = """
+create schema billing;
+create table billing.products (product_id text primary key, product_name text, product_family text);
+create table billing.plans (plan_id text primary key, product_id text, plan_name text,
+    tier_rank int, list_price numeric(18,2), currency text);
+create table billing.customers (customer_id text primary key, crm_account_id text, currency text,
+    created_at timestamptz, updated_at timestamptz);
+create table billing.subscriptions (subscription_id text primary key, customer_id text,
+    product_id text, billing_period_months int, term_months int, started_at timestamptz,
+    canceled_at timestamptz, updated_at timestamptz);
+-- seats as numeric and the rate month as timestamptz, as real schemas have them
+create table billing.subscription_changes (change_id text primary key, subscription_id text,
+    effective_at timestamptz, plan_id text, quantity numeric, unit_amount numeric(18,2),
+    currency text);
+create table billing.exchange_rates (rate_month timestamptz, currency text, rate_to_usd float8,
+    primary key (rate_month, currency));
+insert into billing.products values ('P1', 'Core', 'core'), ('P2', 'Addon', 'addon');
+insert into billing.plans values ('PL1', 'P1', 'Starter', 1, 10, 'USD'),
+    ('PL2', 'P2', 'Addon', 1, 5, 'USD');
+insert into billing.customers values
+    ('C1', 'A1', 'USD', '2024-01-01 00:00+00', '2024-01-01 00:00+00'),
+    ('C2', 'A1', 'USD', '2024-01-01 00:00+00', '9999-12-31 00:00+00');
+insert into billing.subscriptions values ('S1', 'C1', 'P1', 1, 12, '2024-01-01', null, '2024-01-01');
+insert into billing.subscription_changes values
+    ('X1', 'S1', '2024-01-01', 'PL1', 5, 10, 'USD'),
+    ('X2', 'S1', '2024-02-01', 'PL1', 5.000, 10, 'USD'),
+    ('X3', 'S1', '2024-03-01', 'PL1', 120.5, 10, 'USD'),
+    ('X4', 'S1', '2024-04-01', 'PL2', 5, 10, 'USD');
+insert into billing.exchange_rates values
+    ('2024-01-01 00:00+00', 'EUR', 1.1),
+    ('2024-02-01 13:45+00', 'EUR', 1.1),
+    ('2024-03-01 00:00+01', 'EUR', 1.1);  -- 2024-02-29 23:00 in UTC: not a date
+"""
+
+
+def _values_config(tmp_path: Path) -> SourcesConfig:
+    landing = tmp_path / "landing"
+    (landing / "crm" / "accounts").mkdir(parents=True)
+    (landing / "crm" / "accounts" / "a.csv").write_text(
+        "account_id,account_name,created_at,updated_at\nA1,Acme,2024-01-01,2024-01-01\n"
+    )
+    (landing / "usage" / "usage_daily").mkdir(parents=True)
+    (landing / "usage" / "usage_daily" / "u.csv").write_text(
+        "account_id,usage_date,metric,value\nA1,2024-01-02,active_users,2\n"
+    )
+    tables = ("products", "plans", "customers", "subscriptions", "subscription_changes")
+    return SourcesConfig.model_validate(
+        {
+            "sources": {
+                "crm": {"type": "files", "url": str(landing / "crm")},
+                "usage": {"type": "files", "url": str(landing / "usage")},
+                "billing": SourceSpec.model_validate(
+                    {
+                        "type": "postgres",
+                        "dsn_env": "TEST_VALUES_DSN",
+                        "tables": {
+                            **{t: {"table": f"billing.{t}"} for t in tables},
+                            "exchange_rates": {"table": "billing.exchange_rates"},
+                        },
+                    }
+                ),
+            },
+            "bad_rows": {
+                "tables": {
+                    t: "quarantine"
+                    for t in (
+                        "billing.customers",
+                        "billing.subscription_changes",
+                        "billing.exchange_rates",
+                    )
+                }
+            },
+        }
+    )
+
+
+def _raw(wh: Path, sql_text: str) -> list[tuple[object, ...]]:
+    con = duckdb.connect(str(wh), read_only=True)
+    try:
+        return con.execute(sql_text).fetchall()
+    finally:
+        con.close()
+
+
+def test_postgres_values_are_never_cast_lossily_and_history_is_not_rewritten(
+    pg_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """numeric seats -> INTEGER, timestamptz -> DATE, a version dated 9999-12-31 and a plan of
+    another product are held back per row, naming origin, row and column; then a catalogue
+    price changed in the database is rejected naming both versions, and raw stays as it was."""
+    with psycopg.connect(pg_database, autocommit=True) as conn:
+        conn.execute(VALUES_BILLING)
+    monkeypatch.setenv("TEST_VALUES_DSN", pg_database)
+    config, wh = _values_config(tmp_path), tmp_path / "wh.duckdb"
+
+    report = load_sources(config, Warehouse(wh), "run-1", staging_dir=tmp_path / "extracts")
+
+    named = sorted(
+        (v.source_file.rsplit("/", 1)[-1], v.row, v.column, v.reason) for v in report.quarantined
+    )
+    assert [n[:3] for n in named] == [
+        ("billing.customers", 2, "updated_at"),
+        ("billing.exchange_rates", 2, "rate_month"),
+        ("billing.exchange_rates", 3, "rate_month"),
+        ("billing.subscription_changes", 3, "quantity"),
+        ("billing.subscription_changes", 4, "plan_id"),
+    ]
+    assert "is in the future" in named[0][3]
+    assert "is not a valid DATE" in named[1][3] and "is not a valid DATE" in named[2][3]
+    assert "is not a valid INTEGER" in named[3][3]
+    assert (
+        "is P2, but billing.subscriptions.product_id (through subscription_id) is P1"
+        in (named[4][3])
+    )
+    assert _raw(wh, "select change_id, quantity from raw.billing__subscription_changes") == [
+        ("X1", 5),
+        ("X2", 5),
+    ]
+    assert [str(r[0]) for r in _raw(wh, "select rate_month from raw.billing__exchange_rates")] == [
+        "2024-01-01"
+    ]
+
+    # the price list changes in the database: a catalogue row may not change once loaded
+    with psycopg.connect(pg_database, autocommit=True) as conn:
+        conn.execute("update billing.plans set list_price = 12 where plan_id = 'PL1'")
+    before = _raw(wh, "select * from raw.billing__plans order by all")
+    ledger = _raw(wh, "select count(*) from raw._load_ledger")
+    with pytest.raises(ExtractError) as info:
+        load_sources(config, Warehouse(wh), "run-2", staging_dir=tmp_path / "extracts")
+    [problem] = info.value.violations
+    assert problem.source_file.endswith("/billing.plans") and problem.row == 1
+    assert problem.column == "list_price" and problem.value == "12.00"
+    assert "list_price was 10.00 (postgresql://" in problem.reason
+    assert "/billing.plans, row 1, loaded " in problem.reason
+    assert _raw(wh, "select * from raw.billing__plans order by all") == before
+    assert _raw(wh, "select count(*) from raw._load_ledger") == ledger
+
+
+def test_a_nested_postgres_column_is_refused_naming_it(dsn: str, tmp_path: Path) -> None:
+    """A jsonb (or array) column would arrive as JSON text (a jsonb string with its quotes)."""
+    spec = PostgresTableSpec(
+        query="select 'P1' as product_id, 'Core' as product_name, "
+        "to_jsonb('core'::text) as product_family, array[1, 2] as extra_ids"
+    )
+    connector = _connector(dsn, tmp_path, "run1", products=spec)
+    with pytest.raises(ValueError, match=r"column\(s\) product_family \(jsonb\) hold nested"):
+        connector.extracts(table("billing", "products"), FakeLedger())
+    assert not list((tmp_path / "staging").rglob("*.csv*"))  # nothing left behind

@@ -583,3 +583,23 @@ def test_a_raw_table_from_an_earlier_contract_gets_the_new_columns(tmp_path: Pat
     ).fetchall()
     con.close()
     assert rows == [("PL1", 5.0, None, None, None)]
+
+
+def test_every_rule_across_tables_follows_references() -> None:
+    """Each side of each contract agreement walks reference columns to a real column, so a
+    mistake in flows/ingest/contract.py fails here rather than at a customer's load."""
+    from flows.ingest.consistency import agreement_sql
+    from flows.ingest.contract import TABLES, TABLES_BY_KEY, Agreement
+
+    checked = 0
+    for t in TABLES:
+        for a in t.agreements:
+            where, reason = agreement_sql(t, a, "rows")
+            assert where.startswith("from rows s ") and a.reason.replace("'", "''") in reason
+            checked += 1
+    assert checked >= 4
+    broken = Agreement(("currency", "product_id"), ("subscription_id", "product_id"), "x")
+    with pytest.raises(
+        ValueError, match=r"billing\.subscription_changes\.currency is not a reference"
+    ):
+        agreement_sql(TABLES_BY_KEY["billing.subscription_changes"], broken, "rows")

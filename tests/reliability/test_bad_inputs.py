@@ -23,6 +23,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -205,6 +206,59 @@ def parquet_integer_account_ids(landing: Path) -> None:
     )
 
 
+def parquet_fractional_quantity(landing: Path) -> None:
+    path = landing / "billing" / "subscription_changes" / "subscription_changes_20261101.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(
+        pa.table(
+            {
+                "change_id": pa.array(["X120", "X121"]),
+                "subscription_id": pa.array(["S101", "S101"]),
+                "effective_at": pa.array(["2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z"]),
+                "plan_id": pa.array(["PL-CORE-2", "PL-CORE-2"]),
+                "quantity": pa.array([10.0, 120.5]),
+                "unit_amount": pa.array([25.0, 25.0]),
+                "currency": pa.array(["USD", "USD"]),
+            }
+        ),
+        path,
+    )
+
+
+def parquet_timestamp_usage_dates(landing: Path) -> None:
+    _usage_parquet(
+        landing,
+        {
+            "account_id": pa.array(["00101", "00102"]),
+            "usage_date": pa.array(
+                [datetime(2026, 11, 1), datetime(2026, 11, 1, 13, 45)], pa.timestamp("us")
+            ),
+            "metric": pa.array(["active_users"] * 2),
+            "value": pa.array([10.0, 4.0]),
+        },
+    )
+
+
+def parquet_four_decimal_prices(landing: Path) -> None:
+    path = landing / "billing" / "plans" / "plans_20261101.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(
+        pa.table(
+            {
+                "plan_id": pa.array(["PL-CORE-3", "PL-CORE-4"]),
+                "product_id": pa.array(["P-CORE", "P-CORE"]),
+                "plan_name": pa.array(["Core Plus", "Core Max"]),
+                "tier_rank": pa.array([3, 4], pa.int64()),
+                "list_price": pa.array(
+                    [Decimal("10.5000"), Decimal("10.1250")], pa.decimal128(18, 4)
+                ),
+                "currency": pa.array(["USD", "USD"]),
+            }
+        ),
+        path,
+    )
+
+
 GENERATORS: dict[str, Callable[[Path], None]] = {
     f.__name__: f
     for f in (
@@ -215,6 +269,9 @@ GENERATORS: dict[str, Callable[[Path], None]] = {
         truncated_parquet,
         parquet_text_values,
         parquet_integer_account_ids,
+        parquet_fractional_quantity,
+        parquet_timestamp_usage_dates,
+        parquet_four_decimal_prices,
     )
 }
 

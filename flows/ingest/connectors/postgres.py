@@ -158,7 +158,7 @@ class PostgresConnector:
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".part")
         try:
-            rows, fingerprint, watermark = self._copy(select, spec, partial)
+            rows, fingerprint, watermark = self._copy(select, spec, partial, table)
         except psycopg.OperationalError as exc:
             partial.unlink(missing_ok=True)
             raise TransientSourceError(f"{origin}: {self._scrub(str(exc))}") from None
@@ -198,9 +198,13 @@ class PostgresConnector:
         ]
 
     def _copy(
-        self, select: sql.Composable, spec: PostgresTableSpec, path: Path
+        self, select: sql.Composable, spec: PostgresTableSpec, path: Path, table: Table
     ) -> tuple[int, str, str | None]:
-        """Stream `select` as CSV into `path`: (rows, sha256, highest watermark or None)."""
+        """Stream `select` as CSV into `path`: (rows, sha256, highest watermark or None).
+
+        Raises ValueError when a contract column comes as a nested type (json, jsonb, an array,
+        a composite): COPY would write it as JSON or array text that no scalar column holds
+        (a jsonb string would arrive with its quotes)."""
         digest = hashlib.sha256()
         with psycopg.connect(
             self._dsn, connect_timeout=CONNECT_TIMEOUT_S, application_name="expansion-pipeline"
@@ -212,6 +216,7 @@ class PostgresConnector:
                 cur.execute("SET DateStyle = 'ISO, YMD'")
                 cur.execute("SET client_encoding = 'UTF8'")
                 cur.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(LOCK_TIMEOUT)))
+                self._check_types(cur, select, spec, table)
                 copy_stmt = sql.SQL("COPY ({}) TO STDOUT WITH (FORMAT csv, HEADER true)")
                 with path.open("wb") as out, cur.copy(copy_stmt.format(select)) as copy:
                     for chunk in copy:
@@ -228,6 +233,39 @@ class PostgresConnector:
                     found = cur.fetchone()
                     watermark = _iso(found[0]) if found else None
         return rows, digest.hexdigest(), watermark
+
+    def _check_types(
+        self,
+        cur: psycopg.Cursor[Any],
+        select: sql.Composable,
+        spec: PostgresTableSpec,
+        table: Table,
+    ) -> None:
+        """Refuse a contract column whose PostgreSQL type is nested (json, jsonb, an array, a
+        composite): name the table, column and type, and how to make it a scalar."""
+        cur.execute(sql.SQL("select * from ({}) as src limit 0").format(select))
+        types = {d.name: d.type_code for d in cur.description or []}
+        wanted = {c.name for c in table.columns}
+        oids = sorted({oid for name, oid in types.items() if name in wanted})
+        if not oids:
+            return
+        cur.execute(
+            "select oid::int, format_type(oid, null), typcategory from pg_type where oid = any(%s)",
+            [oids],
+        )
+        nested = {
+            oid: name
+            for oid, name, category in cur.fetchall()
+            if category in ("A", "C") or name in ("json", "jsonb")
+        }
+        bad = [f"{n} ({nested[o]})" for n, o in types.items() if n in wanted and o in nested]
+        if bad:
+            what = f"table: {spec.table}" if spec.table else f"query: {spec.query}"
+            raise ValueError(
+                f"source {self.source!r}, table {table.source}.{table.name} ({what}): column(s) "
+                f"{', '.join(bad)} hold nested values, but the contract's columns hold single "
+                "values: select a scalar in a query (e.g. payload->>'industry' as industry)"
+            )
 
     def _scrub(self, text: str) -> str:
         for secret in {self._dsn, self._password} - {""}:
