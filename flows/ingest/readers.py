@@ -28,6 +28,7 @@ import fsspec
 from flows.ingest.connectors import Extract
 from flows.ingest.contract import Table
 from flows.ingest.rules import TEXT_TYPES, ident, staged_select
+from flows.masking import mask_text
 from flows.warehouse import Connection, sql_str
 
 log = logging.getLogger(__name__)
@@ -38,10 +39,10 @@ MAX_SHOWN = 120  # characters of a value shown in a message or kept in raw._quar
 MAX_LINE_BYTES = 32 << 20
 
 
-def shown(text: str) -> str:
+def shown(text: str, limit: int = 1000) -> str:
     """File content as it may reach people (messages, raw._quarantine, run records): every
-    value and reason of a `Violation` passes here, so one change masks them all."""
-    return text  # TODO(mask): flows.masking.mask_text(text) once the trust helper's is merged
+    value and reason of a `Violation` passes here, bounded and with secrets masked."""
+    return mask_text(text, limit)
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,9 @@ class Violation:
 
     def __post_init__(self) -> None:
         # a value, and a reason quoting one (an earlier version, a CSV line), is file content
-        object.__setattr__(self, "value", None if self.value is None else shown(self.value))
+        object.__setattr__(
+            self, "value", None if self.value is None else shown(self.value, 2 * MAX_SHOWN)
+        )
         object.__setattr__(self, "reason", shown(self.reason))
 
     def describe(self) -> str:
