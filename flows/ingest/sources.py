@@ -116,4 +116,6 @@ def build_connector(name: str, spec: SourceSpec, staging_dir: Path, run_id: str)
         return FilesConnector(spec.url, spec.storage_options, landing_zone=spec.landing_zone)
     from flows.ingest.connectors.postgres import connector_from_config
 
-    return connector_from_config(name, spec.model_dump(), staging_dir, run_id)
+    return connector_from_config(
+        name, spec.model_dump(exclude={"landing_zone"}), staging_dir, run_id
+    )
