@@ -306,11 +306,22 @@ def test_shipped_scores_suite_resolves_reason_codes_against_the_model() -> None:
     assert not validate_frame(frame, path, parameters={**params, "model_versions": ["v2"]}).passed
 
 
-def _psi_frame(values: dict[str, float]) -> pd.DataFrame:
-    return pd.DataFrame({"feature": list(values), "psi": list(values.values())})
+def _psi_frame(values: dict[str, float], chance: float = 0.05) -> pd.DataFrame:
+    psi = pd.Series(values, dtype=float)
+    return pd.DataFrame(
+        {
+            "feature": list(values),
+            "psi": psi.to_numpy(),
+            "chance_psi": chance,
+            "psi_beyond_chance": psi.where(psi > chance, 0.0),
+            "moved_bins": "(1, 2]: 10 of 100 (10.0%) -> 40 of 100 (40.0%)",
+            "example_accounts": "a1, a2",
+        }
+    )
 
 
 def test_shipped_drift_suite_warns_then_fails() -> None:
+    """Thresholds apply to the PSI beyond what chance gives at these counts."""
     path = EXPECTATIONS / "drift_account_snapshots.json"
     calm = validate_frame(_psi_frame({"mrr": 0.02, "segment": 0.0}), path)
     assert calm.status == "passed"
@@ -318,10 +329,13 @@ def test_shipped_drift_suite_warns_then_fails() -> None:
     assert moderate.status == "passed with warnings"
     shifted = validate_frame(_psi_frame({"mrr": 0.3, "segment": 0.0}), path)
     (bad,) = shifted.critical
-    assert bad.example_rows == [{"psi": 0.3, "feature": "mrr"}]
-    aging = validate_frame(_psi_frame({"tenure_days": 0.4, "mrr": 0.0}), path)
-    assert aging.passed and aging.warnings  # grows with the calendar: warned, not stopped
-    assert not validate_frame(_psi_frame({"tenure_days": 3.0}), path).passed
+    (row,) = bad.example_rows
+    assert row["feature"] == "mrr" and row["psi"] == 0.3 and row["chance_psi"] == 0.05
+    assert "40 of 100" in row["moved_bins"] and row["example_accounts"] == "a1, a2"
+    # the same PSI on few rows, where chance alone reaches 0.4: neither warned nor failed
+    assert validate_frame(_psi_frame({"mrr": 0.3}, chance=0.4), path).status == "passed"
+    # no feature is let off by name: every one fails beyond chance and 0.25
+    assert not validate_frame(_psi_frame({"tenure_days": 0.4, "mrr": 0.0}), path).passed
     assert not validate_frame(_psi_frame({"mrr": float("nan")}), path).passed
 
 
