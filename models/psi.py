@@ -10,8 +10,8 @@ range get the top bin), with missing values as a bin of their own; categorical
 features bin by category (training categories, plus missing and "unseen"). Shares are
 epsilon-smoothed, (share + eps) / (1 + bins * eps), so an empty bin costs a bounded amount
 instead of infinity. The usual reading: below 0.1 stable, 0.1-0.25 moderate shift, above 0.25
-a different population. The thresholds the gate applies live in
-`expectations/drift_account_snapshots.json`.
+a different population; the thresholds the gate applies (to the PSI beyond chance, below) live
+in `expectations/drift_account_snapshots.json`.
 
 Pure functions on DataFrames; the pipeline's drift gate (`flows/quality/drift.py`) reads the
 rows and runs the suite. The training side reduces to a small `reference` (bins and training

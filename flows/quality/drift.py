@@ -6,11 +6,14 @@ registry, written when the model is trained: a daily run reads only the rows it 
 model copied to another warehouse (a champion trained elsewhere) brings its training
 distribution. The maths is `models/psi.py`.
 
-Like with like: the reference is the champion's latest training snapshot (one row per account,
-the date nearest the one scored), not its whole training window, whose early dates hold fewer
-and younger accounts with shorter histories. Features that grow one a day with the calendar
-(ages, tenures) are compared with that reference moved by the days between its date and the
-date scored: detected from the training snapshots when the model is trained
+Like with like: the reference keeps the bins and counts of every training snapshot date (one
+row per account and date), not one pool of the whole window, whose early dates hold fewer and
+younger accounts with shorter histories. Each feature is compared with the training snapshot
+it resembles most (the model learned from all of them), so a feature that moves between dates
+by construction (a days-since that is longer on a Sunday, a rule re-derived at each date) is
+not a drift, while a real shift, unlike every date, is. Features that grow one a day with the
+calendar (ages, tenures) are compared with the latest snapshot moved by the days between its
+date and the date scored: detected from the training snapshots when the model is trained
 (`models.psi.calendar_features`) or declared on the dbt column (`meta: {drift: age}`; `drift:
 as_is` switches the move off). Each feature's PSI is judged against what chance gives at these
 row counts (`chance_psi`); the suites' thresholds apply to `psi_beyond_chance`.
@@ -156,7 +159,7 @@ def judge_drift(
     ]
     ids = score[ID_COLUMN] if ID_COLUMN in score.columns else None
     ready = prepared(score, numeric, categorical)
-    frames = []
+    frames: list[pd.DataFrame] = []
     snapshots = ref.get("dates") or [ref]
     for snapshot in snapshots:
         when = snapshot.get("snapshot_date")

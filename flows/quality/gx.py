@@ -217,8 +217,8 @@ def _chance_kwargs(
         return kwargs, {}
     column = kwargs.get("column")
     values = frame[column] if isinstance(column, str) and column in frame.columns else None
-    counts_nulls = expectation.get("type") in _OVER_EVERY_ROW or values is None
-    rows = len(frame) if counts_nulls else int(values.notna().sum())
+    every_row = values is None or expectation.get("type") in _OVER_EVERY_ROW
+    rows = len(frame) if every_row or values is None else int(values.notna().sum())
     if rows == 0:
         return kwargs, {}
     z = NormalDist().inv_cdf(quantile)
