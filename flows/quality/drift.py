@@ -93,7 +93,7 @@ def check_drift(settings: Settings, as_of: date, run_id: str | None = None) -> l
         references = {}
         for bins in {int(psi.get("bins", 10)) for _, psi in specs}:
             kept = _drift_reference(settings, version, numeric, categorical, bins)
-            if kept is None or kept.get("format") != REFERENCE_FORMAT:
+            if kept is None or kept.get("format") != REFERENCE_FORMAT or not kept.get("dates"):
                 rows = con.execute(
                     f"select {DATE_COLUMN}, {cols} from {FEATURES_TABLE} "
                     "where is_active and is_label_complete"
