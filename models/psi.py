@@ -33,7 +33,9 @@ unchanged population of accounts that are simply three months older is not a dri
 
 from __future__ import annotations
 
+import functools
 import itertools
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -136,7 +138,7 @@ def categorical_counts(values: pd.Series, categories: list[str]) -> np.ndarray[A
 
 def categorical_bins(train: pd.Series, score: pd.Series) -> pd.DataFrame:
     """Counts per training category (plus missing and categories unseen in training)."""
-    categories = sorted(set(_category_labels(train)) - {MISSING})
+    categories = sorted(set(_category_labels(train).unique()) - {MISSING})
     return pd.DataFrame(
         {
             "bin": [*categories, MISSING, UNSEEN],
@@ -172,7 +174,7 @@ def reference(
             edges = numeric_edges(column, bins)
             entry = {"edges": edges.tolist(), "train": numeric_counts(column, edges).tolist()}
         else:
-            categories = sorted(set(_category_labels(column)) - {MISSING})
+            categories = sorted(set(_category_labels(column).unique()) - {MISSING})
             entry = {
                 "categories": categories,
                 "train": categorical_counts(column, categories).tolist(),
@@ -208,7 +210,12 @@ def chance_psi(
     Infinite when either side has no rows (nothing can be told)."""
     if ref_rows <= 0 or score_rows <= 0:
         return float("inf")
-    return float((1.0 / ref_rows + 1.0 / score_rows) * chi2.ppf(quantile, max(bins - 1, 1)))
+    return (1.0 / ref_rows + 1.0 / score_rows) * _chi2_quantile(quantile, max(bins - 1, 1))
+
+
+@functools.cache
+def _chi2_quantile(quantile: float, degrees: int) -> float:
+    return float(chi2.ppf(quantile, degrees))
 
 
 def _terms(train: np.ndarray[Any, Any], score: np.ndarray[Any, Any], eps: float) -> Any:
@@ -258,12 +265,40 @@ def _example_ids(
     return ", ".join(picked)
 
 
-def prepared(score: pd.DataFrame, numeric: list[str], categorical: list[str]) -> pd.DataFrame:
-    """`score` with numeric features as float64 and categorical ones as labels (MISSING for
-    a missing value): what `stability_against` reads, converted once for many references."""
-    columns = {f: _to_float(score[f]) for f in numeric if f in score.columns}
-    columns |= {f: _category_labels(score[f]).to_numpy() for f in categorical if f in score}
-    return pd.DataFrame(columns, index=score.index)
+@dataclass
+class Prepared:
+    """The rows to score converted once for many references: numeric features as float64
+    (and their known values sorted, for counts by edge), categorical ones as labels."""
+
+    values: dict[str, np.ndarray[Any, Any]]
+    ordered: dict[str, np.ndarray[Any, Any]]
+    rows: int
+
+
+def prepared(score: pd.DataFrame, numeric: list[str], categorical: list[str]) -> Prepared:
+    """`score` as `stability_against` reads it (MISSING for a missing category)."""
+    values = {f: _to_float(score[f]) for f in numeric if f in score.columns}
+    ordered = {f: np.sort(x[~np.isnan(x)]) for f, x in values.items()}
+    values |= {f: _category_labels(score[f]).to_numpy() for f in categorical if f in score}
+    return Prepared(values, ordered, len(score))
+
+
+def _counts_by_edges(ordered: np.ndarray[Any, Any], edges: np.ndarray[Any, Any], rows: int) -> Any:
+    """Counts per right-closed bin of `edges` (the top bin open) and then the missing values,
+    from the sorted known values."""
+    at_or_below = np.searchsorted(ordered, edges, side="right")
+    counts = np.diff(np.concatenate([[0], at_or_below, [len(ordered)]]))
+    return np.append(counts, rows - len(ordered))
+
+
+def _bin_of_row(
+    column: np.ndarray[Any, Any], kind: str, labels: list[str], edges: np.ndarray[Any, Any]
+) -> np.ndarray[Any, Any]:
+    """Each scored row's bin (the same bins the counts use)."""
+    if kind == "numeric":
+        return np.where(np.isnan(column), len(edges) + 1, np.searchsorted(edges, column))
+    codes = pd.Index(labels[:-1]).get_indexer(pd.Index(column)).astype(np.int64)
+    return np.where(codes < 0, len(labels) - 1, codes)
 
 
 def stability_against(
@@ -276,7 +311,7 @@ def stability_against(
     quantile: float = CHANCE_QUANTILE,
     shift_days: dict[str, int] | None = None,
     ids: pd.Series | None = None,
-    ready: pd.DataFrame | None = None,
+    ready: Prepared | None = None,
 ) -> pd.DataFrame:
     """`population_stability` with the training side given as a `reference`.
 
@@ -289,7 +324,8 @@ def stability_against(
     records = []
     shifts = shift_days or {}
     ref_rows = int(ref.get("effective_rows") or ref["rows"])
-    values = ready if ready is not None else prepared(score, numeric, categorical)
+    ready = ready if ready is not None else prepared(score, numeric, categorical)
+    codes_of: dict[tuple[str, ...], np.ndarray[Any, Any]] = {}
     names = ids.astype(str).to_numpy() if ids is not None else None
     n_score = len(score)
     for feature, kind in [
@@ -306,29 +342,28 @@ def stability_against(
             "moved_bins": "",
             "example_accounts": "",
         }
-        if entry is None or feature not in values.columns:
+        if entry is None or feature not in ready.values:
             record |= {"psi": np.nan, "top_shift_bin": "feature missing", "bins": 0}
             record |= {"train_missing_share": np.nan, "score_missing_share": np.nan}
             record |= {"chance_psi": np.nan, "psi_beyond_chance": np.nan}
             records.append(record)
             continue
-        column = values[feature].to_numpy()
+        column = ready.values[feature]
         if kind == "numeric":
             shift = int(shifts.get(feature, 0))
             edges = np.asarray(entry["edges"], dtype=float) + shift
             labels = numeric_labels(edges)
-            missing = np.isnan(column)
-            bin_of_row = np.where(missing, len(edges) + 1, np.searchsorted(edges, column))
+            counts = _counts_by_edges(ready.ordered[feature], edges, n_score).astype(float)
             record["shift_days"] = shift
         else:
             labels = [*entry["categories"], MISSING, UNSEEN]
-            index = {b: i for i, b in enumerate(labels)}
-            missing = column == MISSING
-            bin_of_row = np.fromiter(
-                (index.get(v, len(labels) - 1) for v in column), dtype=np.int64, count=len(column)
-            )
+            edges = np.array([])
+            key = (feature, *labels)
+            if key not in codes_of:
+                codes = pd.Index(labels[:-1]).get_indexer(pd.Index(column)).astype(np.int64)
+                codes_of[key] = np.where(codes < 0, len(labels) - 1, codes)  # unseen: last bin
+            counts = np.bincount(codes_of[key], minlength=len(labels)).astype(float)
         train = np.asarray(entry["train"], dtype=float)
-        counts = np.bincount(bin_of_row, minlength=len(labels)).astype(float)
         terms, grew = _terms(train, counts, epsilon)
         psi = float(terms.sum())
         occupied = int(((train > 0) | (counts > 0)).sum())
@@ -340,13 +375,17 @@ def stability_against(
             "train_missing_share": (
                 entry["missing_share"] if entry["missing_share"] is not None else np.nan
             ),
-            "score_missing_share": float(missing.mean()) if n_score else np.nan,
+            "score_missing_share": float(counts[-2 if kind == "categorical" else -1] / n_score)
+            if n_score
+            else np.nan,
             "top_shift_bin": labels[int(np.argmax(terms))],
             "chance_psi": chance,
             "psi_beyond_chance": psi if beyond else 0.0,
             "moved_bins": _moved(labels, train, counts, terms),
             "example_accounts": (
-                _example_ids(names, bin_of_row, terms, grew) if beyond and names is not None else ""
+                _example_ids(names, _bin_of_row(column, kind, labels, edges), terms, grew)
+                if beyond and names is not None
+                else ""
             ),
         }
         records.append(record)
