@@ -15,7 +15,9 @@ not a drift, while a real shift, unlike every date, is. Features that grow one a
 calendar (ages, tenures) are compared with the latest snapshot moved by the days between its
 date and the date scored: detected from the training snapshots when the model is trained
 (`models.psi.calendar_features`) or declared on the dbt column (`meta: {drift: age}`; `drift:
-as_is` switches the move off). Each feature's PSI is judged against what chance gives at these
+as_is` switches the move off; `drift: rederived` marks a value of a rule re-derived from the
+whole population at each date, such as usual companions, which steps for many accounts when the
+rule does: the suite holds those to bars of their own, by `drift_kind`). Each feature's PSI is judged against what chance gives at these
 row counts (`chance_psi`); the suites' thresholds apply to `psi_beyond_chance`.
 """
 
@@ -54,19 +56,22 @@ log = logging.getLogger(__name__)
 REFERENCE_FORMAT = 2  # 2: the latest training snapshot, its date and calendar features
 ID_COLUMN = "account_id"
 DATE_COLUMN = "snapshot_date"
-CALENDAR_DECLARATIONS = ("age", "as_is")  # meta.drift on a dbt column
+# meta.drift on a dbt column: `age` grows one a day (compared moved by the days since), `as_is`
+# is never moved, `rederived` comes from a rule re-derived from the whole population at each
+# date (it steps when the rule does; its suite holds such features to their own bars).
+CALENDAR_DECLARATIONS = ("age", "as_is", "rederived")
 FEATURE_MODELS = (SNAPSHOT_MODEL, FEATURES_TABLE.split(".")[-1])  # the models features come from
 
 
 def check_drift(settings: Settings, as_of: date, run_id: str | None = None) -> list[GateResult]:
     """PSI per champion feature, training rows vs the rows to score, through the drift suites.
 
-    Training rows: the active snapshots of the latest date in the champion's training window
-    (of the latest label-complete date when the window finds none), reduced to bins and counts
-    kept in the model's registry folder at training (`keep_drift_references`; computed from
-    the warehouse here for a model saved without them). No champion, or one that needs columns
-    the marts no longer have (train_model replaces it in this run): nothing to compare, nothing
-    checked.
+    Training rows: the active, label-complete snapshots of the champion's training window (all
+    of them when the window finds none), reduced to bins and counts per snapshot date and kept
+    in the model's registry folder at training (`keep_drift_references`; computed from the
+    warehouse here for a model saved without them, or with a pooled reference of an older
+    version). Judged by `judge_drift`. No champion, or one that needs columns the marts no
+    longer have (train_model replaces it in this run): nothing to compare, nothing checked.
     """
 
     version = champion_version(settings.registry)
@@ -191,6 +196,10 @@ def judge_drift(
         .reset_index()
         .drop(columns=["_beyond", "_psi", "_order"])
     )
+    nearest["drift_kind"] = [
+        "age" if f in ages else "rederived" if declared.get(f) == "rederived" else "level"
+        for f in nearest["feature"]
+    ]
     if not ref.get("dates") and ref.get("snapshot_date") is None and ages:
         log.warning(
             "drift reference of this champion has no date (kept by an older version): %s not "

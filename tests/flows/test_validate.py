@@ -306,14 +306,18 @@ def test_shipped_scores_suite_resolves_reason_codes_against_the_model() -> None:
     assert not validate_frame(frame, path, parameters={**params, "model_versions": ["v2"]}).passed
 
 
-def _psi_frame(values: dict[str, float], chance: float = 0.05) -> pd.DataFrame:
+def _psi_frame(
+    values: dict[str, float], chance: float = 0.05, kinds: dict[str, str] | None = None
+) -> pd.DataFrame:
     psi = pd.Series(values, dtype=float)
+    kinds = kinds or {}
     return pd.DataFrame(
         {
             "feature": list(values),
             "psi": psi.to_numpy(),
             "chance_psi": chance,
             "psi_beyond_chance": psi.where(psi > chance, 0.0),
+            "drift_kind": [kinds.get(f, "level") for f in values],
             "moved_bins": "(1, 2]: 10 of 100 (10.0%) -> 40 of 100 (40.0%)",
             "example_accounts": "a1, a2",
         }
@@ -337,6 +341,16 @@ def test_shipped_drift_suite_warns_then_fails() -> None:
     # no feature is let off by name: every one fails beyond chance and 0.25
     assert not validate_frame(_psi_frame({"tenure_days": 0.4, "mrr": 0.0}), path).passed
     assert not validate_frame(_psi_frame({"mrr": float("nan")}), path).passed
+    # a value of a rule re-derived at each date (dbt meta.drift: rederived) steps with the rule:
+    # it warns above 0.5 and fails above 1.0
+    stepped = {"companions": 0.4, "mrr": 0.0}
+    assert validate_frame(_psi_frame(stepped, kinds={"companions": "rederived"}), path).passed
+    assert validate_frame(
+        _psi_frame({"companions": 0.7}, kinds={"companions": "rederived"}), path
+    ).warnings
+    assert not validate_frame(
+        _psi_frame({"companions": 1.2}, kinds={"companions": "rederived"}), path
+    ).passed
 
 
 def test_gate_failed_survives_pickling(tmp_path: Path) -> None:

@@ -108,6 +108,8 @@ def test_an_unchanged_rerun_of_a_small_business_passes_without_a_warning(
     rows = kept["meta"]["expansion"]["preview"]
     assert all(r["chance_psi"] > 0 and r["reference_date"] for r in rows)
     assert max(r["psi_beyond_chance"] for r in rows) <= 0.1
+    # as declared in dbt (meta.drift) or measured: levels, ages, values of re-derived rules
+    assert {r["drift_kind"] for r in rows} == {"level", "age", "rederived"}
     # the tenure of accounts three months older is compared like with like
     (tenure,) = [r for r in rows if r["feature"] == "tenure_days"]
     assert tenure["shift_days"] > 0
