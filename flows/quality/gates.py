@@ -21,6 +21,7 @@ import pandas as pd
 
 from flows import schemas
 from flows.errors import GateFailed
+from flows.ingest.contract import TABLES
 from flows.ingest.ledger import unload_run
 from flows.ingest.raw_checked import mark_raw_checked, unchecked_runs
 from flows.quality.champion import will_train
@@ -171,11 +172,34 @@ def run_suites(
                 log.info("suite %s skipped: it applies when a model is trained", path.stem)
                 continue
             suite_params = {**params, **(per_suite or {}).get(spec.get("name", path.stem), {})}
+            ids = _lineage_ids(con, spec) if edge == "raw" else []
+            spec["meta"] = {
+                **spec.get("meta", {}),
+                "row_id": [*spec["meta"].get("row_id", []), *ids],
+            }
             frame = _read_suite_frame(con, path, spec, suite_params, extra_where)
             if edge == "raw" and frame.empty:
                 continue  # nothing of this table loaded by this run
-            results.append(validate_frame(frame, path, parameters=suite_params))
+            results.append(validate_frame(frame, path, parameters=suite_params, row_id=ids))
     return results
+
+
+LINEAGE = ("_source_file", "_row")  # where a raw row came from: the file and its row in it
+
+
+def _lineage_ids(con: Any, spec: dict[str, Any]) -> list[str]:
+    """What names a bad raw row besides the suite's own row ids: the table's key (from the
+    extract contract) and its lineage columns (file, row), those the raw table has. A suite
+    that validates groups (`meta.group_by`) names its groups instead."""
+    meta = spec.get("meta", {})
+    if meta.get("group_by"):
+        return []
+    table = meta.get("table", "")
+    have = table_columns(con, table)
+    contract = next((t for t in TABLES if f"raw.{t.raw_relation}" == table), None)
+    key = list(contract.primary_key) if contract else []
+    own = meta.get("row_id", [])
+    return [c for c in dict.fromkeys([*key, *LINEAGE]) if c in have and c not in own]
 
 
 def validate_raw(settings: Settings, run_id: str) -> list[GateResult]:

@@ -4,10 +4,12 @@ through duckdb-engine fails every expectation upstream), result_format SUMMARY."
 from __future__ import annotations
 
 import logging
+import math
 import time
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
 import pandas as pd
@@ -16,6 +18,8 @@ from flows.quality.results import ExpectationOutcome, GateResult, jsonable, plai
 from flows.quality.suites import load_suite, suite_columns
 
 log = logging.getLogger(__name__)
+
+CHANCE_QUANTILE = 0.999  # rate thresholds are judged beyond this quantile of chance
 
 
 @cache
@@ -66,10 +70,12 @@ def validate_frame(
     suite_path: Path,
     table: str | None = None,
     parameters: dict[str, Any] | None = None,
+    row_id: list[str] | None = None,
 ) -> GateResult:
     """Validate a DataFrame against one suite file and return every expectation's outcome.
 
-    `parameters` fill `{"$PARAMETER": name}` placeholders in the suite (e.g. the run's as_of).
+    `parameters` fill `{"$PARAMETER": name}` placeholders in the suite (e.g. the run's as_of);
+    `row_id` adds columns that name a bad row to the suite's `meta.row_id`.
     """
     from great_expectations.core.expectation_suite import ExpectationSuite
     from great_expectations.expectations.expectation_configuration import (
@@ -77,6 +83,7 @@ def validate_frame(
     )
 
     started = time.perf_counter()
+    parameters = with_chance_row_count(parameters or {})
     spec = load_suite(suite_path)
     meta = spec.get("meta", {})
     name = spec.get("name", suite_path.stem)
@@ -94,7 +101,9 @@ def validate_frame(
     result_format: dict[str, Any] = {"result_format": "SUMMARY"}
     group_by = [c for c in meta.get("group_by", []) if c in frame.columns]
     unit = f"groups of ({', '.join(group_by)})" if group_by else "rows"
-    row_id = [c for c in [*meta.get("row_id", []), *group_by] if c in frame.columns]
+    row_id = [
+        c for c in [*meta.get("row_id", []), *(row_id or []), *group_by] if c in frame.columns
+    ]
     if group_by and "_rows" in frame.columns:
         row_id.append("_rows")
     row_id = list(dict.fromkeys(row_id))
@@ -105,12 +114,14 @@ def validate_frame(
     # rows x columns x expectations; each expectation sees only the columns it names (and
     # the row ids) instead: 29 expectations on 300k snapshot rows, 12 s -> a few.
     runs = []
+    quantile = float(meta.get("chance_quantile", CHANCE_QUANTILE))
+    chance = {
+        i: _chance_kwargs(e, frame, quantile) for i, e in enumerate(spec.get("expectations", []))
+    }
     for columns, members in _by_columns(spec.get("expectations", []), frame, row_id):
         configs = [
-            ExpectationConfiguration(
-                type=e["type"], kwargs=e.get("kwargs", {}), meta=e.get("meta", {})
-            )
-            for _, e in members
+            ExpectationConfiguration(type=e["type"], kwargs=chance[i][0], meta=e.get("meta", {}))
+            for i, e in members
         ]
         batch = batch_def.get_batch(
             batch_parameters={"dataframe": frame if columns is None else frame[list(columns)]}
@@ -127,7 +138,7 @@ def validate_frame(
     )
 
     outcomes = []
-    for _, res in ordered:
+    for i, res in ordered:
         cfg = res.expectation_config
         result = res.result or {}
         column = cfg.kwargs.get("column")
@@ -153,6 +164,7 @@ def validate_frame(
                 unit=unit,
             )
         )
+        outcomes[-1].kwargs |= chance[i][1]
         if res.exception_info and res.exception_info.get("raised_exception"):
             outcomes[-1].success = False
             outcomes[-1].observed = res.exception_info.get("exception_message")
@@ -170,6 +182,74 @@ def validate_frame(
     for o in gate.warnings:
         log.warning("expectation warning: %s", o.describe())
     return gate
+
+
+def chance_row_count(previous: int, quantile: float = CHANCE_QUANTILE) -> float:
+    """The fewest rows chance gives around `previous` (previous - z x sqrt(previous), counts
+    taken as Poisson). The shipped marts suites fail a row count below the smaller of half the
+    previous run's and this: 3 rows after 8 is chance, 140 after 300 is a collapse."""
+    z = NormalDist().inv_cdf(quantile)
+    return max(0.0, previous - z * math.sqrt(previous))
+
+
+def with_chance_row_count(parameters: dict[str, Any]) -> dict[str, Any]:
+    """`parameters` plus `chance_row_count` (of `previous_row_count`) for the suites."""
+    if "previous_row_count" not in parameters or "chance_row_count" in parameters:
+        return parameters
+    previous = int(parameters["previous_row_count"] or 0)
+    return {**parameters, "chance_row_count": round(chance_row_count(previous), 3)}
+
+
+def _chance_kwargs(
+    expectation: dict[str, Any], frame: pd.DataFrame, quantile: float
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An expectation's kwargs with its rate thresholds moved by what chance gives at this
+    many rows, and what was moved (shown with the outcome).
+
+    A share of rows is judged beyond chance: `mostly` (the share of rows that must pass) fails
+    only below mostly - z x sqrt(mostly (1 - mostly) / n), and a bound on the mean of a 0/1
+    column (a rate, such as a label's base rate) fails only beyond bound -/+ z x
+    sqrt(bound (1 - bound) / n), z the normal `quantile` (99.9%: 3.09), n the rows (non-null
+    values of the column). On 20 rows `mostly: 0.9` accepts 14 of 20, on 100,000 rows 89,700.
+    `meta.chance: false` on an expectation keeps its thresholds exact."""
+    kwargs = dict(expectation.get("kwargs", {}))
+    if expectation.get("meta", {}).get("chance") is False:
+        return kwargs, {}
+    column = kwargs.get("column")
+    values = frame[column] if isinstance(column, str) and column in frame.columns else None
+    every_row = values is None or expectation.get("type") in _OVER_EVERY_ROW
+    rows = len(frame) if every_row or values is None else int(values.notna().sum())
+    if rows == 0:
+        return kwargs, {}
+    z = NormalDist().inv_cdf(quantile)
+    shown: dict[str, Any] = {}
+    mostly = kwargs.get("mostly")
+    if isinstance(mostly, int | float) and 0 < mostly < 1:
+        kwargs["mostly"] = max(0.0, mostly - z * math.sqrt(mostly * (1 - mostly) / rows))
+        shown["mostly"] = _chance_note(mostly, kwargs["mostly"], rows)
+    if expectation.get("type") == "expect_column_mean_to_be_between" and _is_binary(values):
+        for key, sign in (("min_value", -1), ("max_value", 1)):
+            bound = kwargs.get(key)
+            if isinstance(bound, int | float) and 0 < bound < 1:
+                kwargs[key] = min(
+                    1.0, max(0.0, bound + sign * z * math.sqrt(bound * (1 - bound) / rows))
+                )
+                shown[key] = _chance_note(bound, kwargs[key], rows)
+    return kwargs, shown
+
+
+_OVER_EVERY_ROW = ("expect_column_values_to_not_be_null", "expect_column_values_to_be_null")
+
+
+def _chance_note(configured: float, used: float, rows: int) -> str:
+    return f"{used:.4g} ({configured:g} less what chance gives at {rows} rows)"
+
+
+def _is_binary(values: pd.Series | None) -> bool:
+    if values is None:
+        return False
+    known = pd.unique(values.dropna())
+    return len(known) > 0 and all(v in (0, 1, True, False) for v in known)
 
 
 _WHOLE_TABLE = ("expect_table_column",)  # expectations about the set of columns

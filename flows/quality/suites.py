@@ -14,7 +14,11 @@ one row per group, the group columns, `computed_columns` as aggregates (`min(val
 way without reading it into pandas; a failure names the groups (file, day, metric) and how many
 rows each holds. Both may use `$name` parameters the gate passes (as_of, the champion's features, ...);
 `{"$PARAMETER": ...}` placeholders in expectation kwargs take the same parameters (GX
-evaluates arithmetic such as `previous_row_count * 0.5`). `meta.row_id` names columns
+evaluates arithmetic such as `previous_row_count * 0.5`; with `previous_row_count` a gate also
+gets `chance_row_count`, the fewest rows chance gives around it). Rate thresholds are judged
+beyond chance at the rows validated (`flows.quality.gx`): `mostly` and the bounds of a 0/1
+column's mean move by what chance gives at `meta.chance_quantile` (default 0.999); an
+expectation's `meta.chance: false` keeps them exact. `meta.row_id` names columns
 that identify a bad row in the report (e.g. `_source_file`, `feature`). `meta.when: "training"`
 runs a marts suite only in a run that trains a model (`flows.quality.gates.validate_marts`).
 

@@ -306,11 +306,26 @@ def test_shipped_scores_suite_resolves_reason_codes_against_the_model() -> None:
     assert not validate_frame(frame, path, parameters={**params, "model_versions": ["v2"]}).passed
 
 
-def _psi_frame(values: dict[str, float]) -> pd.DataFrame:
-    return pd.DataFrame({"feature": list(values), "psi": list(values.values())})
+def _psi_frame(
+    values: dict[str, float], chance: float = 0.05, kinds: dict[str, str] | None = None
+) -> pd.DataFrame:
+    psi = pd.Series(values, dtype=float)
+    kinds = kinds or {}
+    return pd.DataFrame(
+        {
+            "feature": list(values),
+            "psi": psi.to_numpy(),
+            "chance_psi": chance,
+            "psi_beyond_chance": psi.where(psi > chance, 0.0),
+            "drift_kind": [kinds.get(f, "level") for f in values],
+            "moved_bins": "(1, 2]: 10 of 100 (10.0%) -> 40 of 100 (40.0%)",
+            "example_accounts": "a1, a2",
+        }
+    )
 
 
 def test_shipped_drift_suite_warns_then_fails() -> None:
+    """Thresholds apply to the PSI beyond what chance gives at these counts."""
     path = EXPECTATIONS / "drift_account_snapshots.json"
     calm = validate_frame(_psi_frame({"mrr": 0.02, "segment": 0.0}), path)
     assert calm.status == "passed"
@@ -318,11 +333,24 @@ def test_shipped_drift_suite_warns_then_fails() -> None:
     assert moderate.status == "passed with warnings"
     shifted = validate_frame(_psi_frame({"mrr": 0.3, "segment": 0.0}), path)
     (bad,) = shifted.critical
-    assert bad.example_rows == [{"psi": 0.3, "feature": "mrr"}]
-    aging = validate_frame(_psi_frame({"tenure_days": 0.4, "mrr": 0.0}), path)
-    assert aging.passed and aging.warnings  # grows with the calendar: warned, not stopped
-    assert not validate_frame(_psi_frame({"tenure_days": 3.0}), path).passed
+    (row,) = bad.example_rows
+    assert row["feature"] == "mrr" and row["psi"] == 0.3 and row["chance_psi"] == 0.05
+    assert "40 of 100" in row["moved_bins"] and row["example_accounts"] == "a1, a2"
+    # the same PSI on few rows, where chance alone reaches 0.4: neither warned nor failed
+    assert validate_frame(_psi_frame({"mrr": 0.3}, chance=0.4), path).status == "passed"
+    # no feature is let off by name: every one fails beyond chance and 0.25
+    assert not validate_frame(_psi_frame({"tenure_days": 0.4, "mrr": 0.0}), path).passed
     assert not validate_frame(_psi_frame({"mrr": float("nan")}), path).passed
+    # a value of a rule re-derived at each date (dbt meta.drift: rederived) steps with the rule:
+    # it warns above 0.5 and fails above 1.0
+    stepped = {"companions": 0.4, "mrr": 0.0}
+    assert validate_frame(_psi_frame(stepped, kinds={"companions": "rederived"}), path).passed
+    assert validate_frame(
+        _psi_frame({"companions": 0.7}, kinds={"companions": "rederived"}), path
+    ).warnings
+    assert not validate_frame(
+        _psi_frame({"companions": 1.2}, kinds={"companions": "rederived"}), path
+    ).passed
 
 
 def test_gate_failed_survives_pickling(tmp_path: Path) -> None:
@@ -495,3 +523,117 @@ def test_group_by_suite_rejects_a_column_that_is_neither_grouped_nor_aggregated(
     )
     with pytest.raises(ValueError, match=r"\['value'\] are neither grouped nor computed_columns"):
         load_suite(path)
+
+
+def test_a_null_share_is_judged_beyond_chance_at_this_many_rows(tmp_path: Path) -> None:
+    """`mostly: 0.9`: 3 nulls in 20 rows is chance (the share's standard error is 0.07); 60 in
+    300 is not, and the failure says what was configured and what chance allowed."""
+    suite = _suite(
+        tmp_path,
+        [
+            {
+                "type": "expect_column_values_to_not_be_null",
+                "kwargs": {"column": "industry", "mostly": 0.9},
+            }
+        ],
+    )
+
+    def frame(rows: int, nulls: int) -> pd.DataFrame:
+        return pd.DataFrame({"industry": [None] * nulls + ["retail"] * (rows - nulls)})
+
+    assert validate_frame(frame(20, 3), suite).passed
+    assert validate_frame(frame(100_000, 10_100), suite).passed  # 89.9%: within chance
+    (bad,) = validate_frame(frame(100_000, 10_500), suite).critical  # 89.5%: beyond
+    (bad,) = validate_frame(frame(300, 60), suite).critical
+    assert "0.9 less what chance gives at 300 rows" in bad.describe()
+    assert "60 of 300" in bad.describe()
+    exact = json.loads(suite.read_text())
+    exact["expectations"][0]["meta"] = {"chance": False}
+    suite.write_text(json.dumps(exact))
+    assert not validate_frame(frame(20, 3), suite).passed  # meta.chance false: exact
+
+
+def test_a_rate_bound_on_a_label_is_judged_beyond_chance(tmp_path: Path) -> None:
+    suite = _suite(
+        tmp_path,
+        [
+            {
+                "type": "expect_column_mean_to_be_between",
+                "kwargs": {"column": "label", "min_value": 0.02, "max_value": 0.25},
+            }
+        ],
+    )
+
+    def labels(rows: int, positives: int) -> pd.DataFrame:
+        return pd.DataFrame({"label": [True] * positives + [False] * (rows - positives)})
+
+    assert validate_frame(labels(50, 0), suite).passed  # 0 of 50 at a 2% rate: 36% chance
+    assert not validate_frame(labels(5_000, 0), suite).passed
+    assert not validate_frame(labels(5_000, 2_000), suite).passed
+    # a mean of a column that is not a 0/1 rate keeps its bounds
+    amounts = pd.DataFrame({"label": [0.3] * 40})
+    assert not validate_frame(amounts, suite).passed
+
+
+def test_a_row_count_falls_beyond_half_and_beyond_chance(tmp_path: Path) -> None:
+    """The shipped marts suites: fewer than half the previous run's rows fails only when chance
+    (counts as Poisson) cannot give it: 3 after 8 passes, 140 after 300 fails."""
+    path = EXPECTATIONS / "marts_accounts.json"
+    spec = load_suite(path)
+    (count,) = [
+        e
+        for e in spec["expectations"]
+        if isinstance(e["kwargs"].get("min_value"), dict)
+        and "previous_row_count" in e["kwargs"]["min_value"]["$PARAMETER"]
+    ]
+    suite = _suite(tmp_path, [count])
+
+    def rows(n: int) -> pd.DataFrame:
+        return pd.DataFrame({"account_id": [f"a{i}" for i in range(n)]})
+
+    assert validate_frame(rows(3), suite, parameters={"previous_row_count": 8}).passed
+    assert validate_frame(rows(150), suite, parameters={"previous_row_count": 300}).passed
+    failed = validate_frame(rows(140), suite, parameters={"previous_row_count": 300})
+    assert not failed.passed and failed.parameters["chance_row_count"] > 150
+    assert validate_frame(rows(1), suite, parameters={"previous_row_count": 0}).passed
+
+
+def test_raw_failures_name_the_key_file_and_row(tmp_path: Path) -> None:
+    """A raw suite names the file; the gate adds the table's key (extract contract) and the
+    row in the file, the lineage columns the raw table has."""
+    from flows.quality.gates import _lineage_ids
+
+    con = duckdb.connect()
+    con.execute("create schema raw")
+    con.execute(
+        "create table raw.crm__accounts (account_id varchar, employee_count integer, "
+        "_source_file varchar, _row bigint, _run_id varchar)"
+    )
+    spec = load_suite(EXPECTATIONS / "raw_crm__accounts.json")
+    ids = _lineage_ids(con, spec)
+    assert ids == ["account_id", "_row"]  # _source_file: the suite's own row id
+    frame = pd.DataFrame(
+        {
+            "account_id": ["001", "002"],
+            "employee_count": [12, -5],
+            "_source_file": ["crm/accounts/accounts_2026-11.csv"] * 2,
+            "_row": [2, 3],
+        }
+    )
+    result = validate_frame(
+        frame,
+        EXPECTATIONS / "raw_crm__accounts.json",
+        parameters={"now": pd.Timestamp("2026-12-01"), "run_id": "r1"},
+        row_id=ids,
+    )
+    (bad,) = [o for o in result.warnings if o.column == "employee_count"]
+    assert bad.example_rows == [
+        {
+            "employee_count": -5,
+            "_source_file": "crm/accounts/accounts_2026-11.csv",
+            "account_id": "002",
+            "_row": 3,
+        }
+    ]
+    con.execute("alter table raw.crm__accounts drop column _row")
+    assert _lineage_ids(con, spec) == ["account_id"]  # a raw table without row numbers
