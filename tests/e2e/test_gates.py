@@ -255,7 +255,9 @@ def test_drift_gate_failure_stops_the_run_and_marts_warnings_do_not(
     def edit(spec: dict[str, Any]) -> None:
         for exp in spec["expectations"]:
             if exp["meta"]["severity"] == "critical" and "max_value" in exp["kwargs"]:
-                exp["kwargs"]["max_value"] = 0.0  # every shift is now too much
+                # every shift is now too much, even one chance explains (psi_beyond_chance is
+                # 0 for those)
+                exp["kwargs"] |= {"column": "psi", "max_value": 0.0}
 
     copy = tighten("drift_account_snapshots", edit)
     # and a marts suite with a warning that fails: reported, the run goes on to the drift gate
@@ -265,7 +267,7 @@ def test_drift_gate_failure_stops_the_run_and_marts_warnings_do_not(
     path.write_text(json.dumps(spec))
 
     message, record = _fails_at_gate(project, "drift_account_snapshots")
-    assert "marts.account_snapshots" in message and "column psi" in message
+    assert "marts.account_features" in message and "column psi" in message
     assert "expect_column_values_to_be_between" in message and "'feature': " in message
     assert "train" not in record["stages"] and "score" not in record["stages"]
     (contracts,) = [g for g in record["gates"] if g["suite"] == "marts_contracts"]
