@@ -18,15 +18,20 @@ run: $(STAMP) ## demo extracts into the landing zone (unless it holds files), th
 	$(BIN)/expansion demo-data --skip-if-present
 	$(BIN)/expansion run
 
-test: $(STAMP) services ## the whole test suite (unit, dbt, end-to-end)
-	$(BIN)/python -m pytest
+# test files run on TEST_WORKERS processes (pytest-xdist); a file stays on one worker, in order,
+# so a module's fixtures (a project, a first run) are built once. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
+XDIST := -n $(TEST_WORKERS) --dist loadfile
+
+test: $(STAMP) services ## the whole test suite (unit, dbt, end-to-end), on TEST_WORKERS processes
+	$(BIN)/python -m pytest $(XDIST)
 
 test-fast: $(STAMP) ## unit tests only, no end-to-end run
 	$(BIN)/python -m pytest -m "not e2e"
 
 .PHONY: reliability
 reliability: $(STAMP) services ## tests/reliability with the real-run suites: a run SIGKILLed at every crash point, concurrent runs, readers and syncs (~30 min)
-	RELIABILITY_SUITE=1 OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest tests/reliability/test_faults.py tests/reliability/test_concurrency.py
+	RELIABILITY_SUITE=1 OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest $(XDIST) tests/reliability/test_faults.py tests/reliability/test_concurrency.py
 
 SIZE ?= S
 BENCH_ARGS ?=
