@@ -126,7 +126,7 @@ def daily_runs(dbt, landing: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         ),
     }
 
-    # day 2: another usage day, a ticket moved back to May, a June plan change re-sent
+    # day 2: another usage day, a ticket moved back to May, a June plan change restated
     day2 = _append_usage_day(inbox)
     _resend(
         inbox,
@@ -140,7 +140,7 @@ def daily_runs(dbt, landing: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         "billing/subscription_changes",
         lambda r: _within(r["effective_at"], "2026-06-01", "2026-06-30"),
         lambda r: {"quantity": str(int(r["quantity"]) + 5)},
-        "20261102",
+        "20261102_correction",  # a restated change: the loader takes it from a correction file
     )
     load_landing(inbox, Warehouse(warehouse, memory_limit="1GB"), "day-2")
     dbt.run(NO_UNIT_TESTS, work, warehouse=warehouse, as_of=day2)
