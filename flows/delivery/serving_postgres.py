@@ -219,13 +219,13 @@ def _copy_table(
     names = sql.SQL(", ").join(sql.Identifier(n) for n, _ in columns)
     result = duck.execute(f'select * from main."{table}"')  # name from the file's own catalog
     rows = 0
-    with pg.cursor() as cur:
-        with cur.copy(sql.SQL("copy {} ({}) from stdin").format(ident, names)) as copy:
-            copy.set_types([_base(t) for t in types])
-            while batch := result.fetchmany(COPY_BATCH_ROWS):
-                for row in batch:
-                    copy.write_row(row)
-                rows += len(batch)
+    statement = sql.SQL("copy {} ({}) from stdin").format(ident, names)
+    with pg.cursor() as cur, cur.copy(statement) as copy:
+        copy.set_types([_base(t) for t in types])
+        while batch := result.fetchmany(COPY_BATCH_ROWS):
+            for row in batch:
+                copy.write_row(row)
+            rows += len(batch)
     return rows
 
 
@@ -303,9 +303,7 @@ def _can_append_history(pg: Any, duck: duckdb.DuckDBPyConnection, schema: str) -
     and a history table of the same columns: then only the history is replaced in place."""
     from psycopg import sql
 
-    if not _schema_has(pg, schema, PUBLICATION_TABLE) or not _schema_has(
-        pg, schema, HISTORY_TABLE
-    ):
+    if not _schema_has(pg, schema, PUBLICATION_TABLE) or not _schema_has(pg, schema, HISTORY_TABLE):
         return False
     if HISTORY_TABLE not in _tables(duck):
         return False
@@ -397,9 +395,7 @@ class _Prepared:
                     if in_place:  # wait for readers of the old version, before any rename
                         self.pg.execute(
                             sql.SQL("lock table {} in access exclusive mode").format(
-                                sql.SQL(", ").join(
-                                    sql.Identifier(schema, t) for t in in_place
-                                )
+                                sql.SQL(", ").join(sql.Identifier(schema, t) for t in in_place)
                             )
                         )
                     self.pg.execute(

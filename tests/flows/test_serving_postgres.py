@@ -101,10 +101,12 @@ def _publish_twice_under_a_reader(
                         "select count(*) from expansion.account_scores"
                     ).fetchone()
                     reader.commit()
-                    seen.append((run_id and run_id[0], accounts and accounts[0], scores and scores[0]))
+                    seen.append(
+                        (run_id and run_id[0], accounts and accounts[0], scores and scores[0])
+                    )
                     seen.append(_version(reader)[:3])
                     reader.commit()
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
+        except BaseException as exc:
             errors.append(exc)
 
     thread = threading.Thread(target=read)
@@ -112,9 +114,7 @@ def _publish_twice_under_a_reader(
     try:
         for run_id in ("run-2", "run-3"):
             _warehouse(wh, rows[run_id])
-            report = publish(
-                Warehouse(wh), serving, run_id, "2026-10-31", run_id, postgres=target
-            )
+            report = publish(Warehouse(wh), serving, run_id, "2026-10-31", run_id, postgres=target)
             assert "switched" in report.postgres
         deadline = time.monotonic() + 5
         while not any(s[0] == "run-3" for s in seen) and time.monotonic() < deadline:
@@ -160,9 +160,12 @@ def _publish_twice_under_a_reader(
                 "select as_of, amount, scored_at, flag, name from expansion.account_scores "
                 "where id = 5"
             ).fetchone()
-            assert row == duck.execute(
-                "select as_of, amount, scored_at, flag, name from account_scores where id = 5"
-            ).fetchone()
+            assert (
+                row
+                == duck.execute(
+                    "select as_of, amount, scored_at, flag, name from account_scores where id = 5"
+                ).fetchone()
+            )
             assert str(row[0]) == "2026-10-31" and str(row[1]) == "6.25"  # type: ignore[index]
             assert duck.execute("select run_id from _publication").fetchone() == ("run-3",)
         finally:
@@ -235,9 +238,7 @@ def test_a_reader_holding_locks_past_lock_timeout_fails_the_publish_not_the_read
         with pytest.raises(ServingPostgresError, match="could not switch schema expansion"):
             publish(Warehouse(wh), serving, "run-2", "2026-10-31", "v2", postgres=target)
         # the reader's transaction goes on, on the version it started with
-        assert reader.execute("select run_id from expansion._publication").fetchone() == (
-            "run-1",
-        )
+        assert reader.execute("select run_id from expansion._publication").fetchone() == ("run-1",)
         reader.commit()
     report = publish(Warehouse(wh), serving, "run-2", "2026-10-31", "v2", postgres=target)
     assert "switched" in report.postgres
@@ -245,9 +246,7 @@ def test_a_reader_holding_locks_past_lock_timeout_fails_the_publish_not_the_read
         assert _version(pg) == ("run-2", 4, 4, 4)
 
 
-def test_a_history_only_publish_replaces_the_history_only(
-    tmp_path: Path, pg_database: str
-) -> None:
+def test_a_history_only_publish_replaces_the_history_only(tmp_path: Path, pg_database: str) -> None:
     target = _target(pg_database)
     wh, serving = tmp_path / "wh.duckdb", tmp_path / "serving"
     publish(Warehouse(_warehouse(wh, 3)), serving, "run-1", "2026-10-31", "v1", postgres=target)
