@@ -256,6 +256,21 @@ def _grant(pg: Any, schema: str, roles: Iterable[str]) -> None:
         )
 
 
+def _dependent_views(pg: Any, schema: str) -> list[str]:
+    """Views (and materialized views) that read a table of `schema`: the swap would drop them
+    with the old tables (a view binds to a table, not to its name)."""
+    rows = pg.execute(
+        "select distinct format('%%I.%%I', vn.nspname, v.relname) "
+        "from pg_depend d join pg_rewrite r on r.oid = d.objid "
+        "join pg_class v on v.oid = r.ev_class join pg_namespace vn on vn.oid = v.relnamespace "
+        "join pg_class t on t.oid = d.refobjid join pg_namespace tn on tn.oid = t.relnamespace "
+        "where d.classid = 'pg_rewrite'::regclass and d.refclassid = 'pg_class'::regclass "
+        "and tn.nspname = %s and v.oid <> t.oid order by 1",
+        [schema],
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
 def _fail(what: str, exc: BaseException) -> ServingPostgresError:
     return ServingPostgresError(mask_text(f"{what}: {type(exc).__name__}: {exc}", None))
 
@@ -280,6 +295,15 @@ def prepare(target: PostgresServing, serving_file: Path, *, history_only: bool) 
         pg.rollback()
         if in_place:
             return _Prepared(target, pg, mode="history", tables=tables, duck=duck)
+        views = _dependent_views(pg, schema)
+        pg.rollback()
+        if views:
+            raise ServingPostgresError(
+                f"PostgreSQL serving: the views {', '.join(views)} read tables of schema "
+                f"{schema}; the swap would drop them with the old tables, so nothing was "
+                "published (the previous version stays). Define them in your BI tool, or "
+                "drop them (docs/bi.md)"
+            )
         with pg.transaction():
             pg.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(new)))
             pg.execute(sql.SQL("create schema {}").format(sql.Identifier(new)))

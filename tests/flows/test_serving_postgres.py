@@ -224,6 +224,22 @@ def test_a_publish_that_fails_midway_leaves_the_previous_version(
     assert not list(serving.glob(".*.tmp"))
 
 
+def test_a_view_over_the_serving_tables_stops_the_swap_rather_than_being_dropped(
+    tmp_path: Path, pg_database: str
+) -> None:
+    target = _target(pg_database)
+    wh, serving = tmp_path / "wh.duckdb", tmp_path / "serving"
+    publish(Warehouse(_warehouse(wh, 3)), serving, "run-1", "2026-10-31", "v1", postgres=target)
+    with psycopg.connect(pg_database, autocommit=True) as pg:
+        pg.execute("create schema bi")
+        pg.execute("create view bi.top as select * from expansion.account_scores where p > 0.1")
+    with pytest.raises(ServingPostgresError, match=r"bi\.top"):
+        publish(Warehouse(_warehouse(wh, 4)), serving, "run-2", "2026-10-31", "v2", postgres=target)
+    with psycopg.connect(pg_database, autocommit=True) as pg:
+        assert _version(pg) == ("run-1", 3, 3, 3)
+        assert pg.execute("select count(*) from bi.top").fetchone() == (1,)
+
+
 def test_a_reader_holding_locks_past_lock_timeout_fails_the_publish_not_the_reader(
     tmp_path: Path, pg_database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
