@@ -47,6 +47,7 @@ from flows.delivery import serving_postgres
 from flows.delivery.serving_postgres import PostgresServing
 from flows.faults import crash_point
 from flows.files import readable
+from flows.masking import mask_text
 from flows.warehouse import Warehouse, sql_str, table_columns
 
 log = logging.getLogger(__name__)
@@ -264,7 +265,7 @@ def _check_agreement(postgres: PostgresServing, target: Path) -> None:
     try:
         in_pg = serving_postgres.published_run_id(postgres)
     except Exception as exc:  # prepare() reports an unreachable server, naming it
-        log.debug("could not read %s._publication: %s", postgres.schema, exc)
+        log.debug("could not read %s._publication: %s", postgres.schema, mask_text(str(exc)))
         return
     in_file = None
     if target.is_file():

@@ -297,3 +297,30 @@ def test_a_named_secret_that_holds_nothing_is_an_error(monkeypatch: pytest.Monke
     with pytest.raises(ServingPostgresError, match="NO_SUCH_SERVING_DSN"):
         serving_postgres.from_settings(Settings(serving_dsn_env="NO_SUCH_SERVING_DSN"))
     assert serving_postgres.from_settings(Settings()) is None
+
+
+def test_postgres_and_the_file_apart_are_reported_and_brought_together(
+    tmp_path: Path, pg_database: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As a kill between the PostgreSQL switch and the rename leaves them (one version apart)."""
+    target = _target(pg_database)
+    wh, serving = tmp_path / "wh.duckdb", tmp_path / "serving"
+    publish(Warehouse(_warehouse(wh, 3)), serving, "run-1", "2026-10-31", "v1", postgres=target)
+    publish(Warehouse(_warehouse(wh, 4)), serving, "run-2", "2026-10-31", "v2")  # file only
+    with caplog.at_level("WARNING", logger="flows.delivery.publish"):
+        publish(Warehouse(_warehouse(wh, 6)), serving, "run-3", "2026-10-31", "v3", postgres=target)
+    assert "holds run run-1 and the serving file" in caplog.text and "run run-2" in caplog.text
+    with psycopg.connect(pg_database, autocommit=True) as pg:
+        assert _version(pg) == ("run-3", 6, 6, 6)
+
+
+def test_an_unreachable_server_fails_the_publish_naming_the_schema_not_the_password(
+    tmp_path: Path,
+) -> None:
+    target = PostgresServing("postgresql://publisher:s3cret-pw@127.0.0.1:1/analytics", "bi")
+    wh, serving = tmp_path / "wh.duckdb", tmp_path / "serving"
+    with pytest.raises(ServingPostgresError) as failed:
+        publish(Warehouse(_warehouse(wh, 3)), serving, "run-1", "2026-10-31", "v1", postgres=target)
+    assert "schema bi" in str(failed.value) and "cannot connect" in str(failed.value)
+    assert "s3cret-pw" not in str(failed.value)
+    assert not (serving / "expansion.duckdb").exists()  # the file was not published either
