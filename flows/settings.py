@@ -130,6 +130,26 @@ class Settings(BaseSettings):
         "for partition files; default <home>/dask, right for workers on this machine",
     )
 
+    serving_dsn_env: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="name of the environment variable (or secret file) holding the DSN of a "
+        "PostgreSQL database every publish also writes the serving tables to; unset: the "
+        "DuckDB file and Parquet only (flows/delivery/serving_postgres.py)",
+    )
+    serving_schema: str = Field(
+        "expansion",
+        pattern=r"^[a-z_][a-z0-9_]{0,57}$",
+        description="PostgreSQL schema of the serving tables (swapped whole at each publish "
+        "through <schema>__new and <schema>__old)",
+    )
+    serving_readers: str = Field(
+        "",
+        pattern=r"^\s*([A-Za-z_][A-Za-z0-9_$]*(\s*,\s*[A-Za-z_][A-Za-z0-9_$]*)*)?\s*$",
+        description="comma-separated PostgreSQL roles granted USAGE on the serving schema and "
+        "SELECT on its tables at every publish (grants already on the schema are kept too)",
+    )
+
     syncs_config: Path | None = Field(
         None, description="reverse-ETL syncs; default config/syncs.yml"
     )
@@ -188,6 +208,10 @@ class Settings(BaseSettings):
     @property
     def serving_db(self) -> Path:
         return self.serving / "expansion.duckdb"
+
+    @property
+    def serving_reader_roles(self) -> tuple[str, ...]:
+        return tuple(r.strip() for r in self.serving_readers.split(",") if r.strip())
 
     @property
     def registry(self) -> Path:

@@ -19,6 +19,16 @@ does (`history_only`): every other table, and its Parquet file, stays as it was,
 report says so (`PublishReport.history_only`, `note`), so the pipeline sends nothing.
 `flows/pipeline.py` plans such a run as history-only from the start; this check is the
 defence in depth, made under the caller's pipeline lock right before the swap.
+
+PostgreSQL serving (`postgres`, see flows/delivery/serving_postgres.py): the finished serving
+file is copied into a new PostgreSQL schema BEFORE either swap, then PostgreSQL is switched (one
+transaction) and then the file is renamed. Whatever fails before that (the copy, a reader's
+lock past `lock_timeout`, the server) fails the run with both the PostgreSQL schema and the
+serving file at the previous version. PostgreSQL goes first because its switch is the step that
+can fail for reasons outside this machine (locks, the network); the rename that follows cannot
+fail short of a crash. A kill between the two (crash point `publish.postgres_switched`) leaves
+PostgreSQL one version ahead of the file: the next publish says so (a warning naming both
+run_ids) and publishes both again.
 """
 
 from __future__ import annotations
@@ -33,8 +43,11 @@ from pathlib import Path
 import duckdb
 
 from flows import schemas
+from flows.delivery import serving_postgres
+from flows.delivery.serving_postgres import PostgresServing
 from flows.faults import crash_point
 from flows.files import readable
+from flows.masking import mask_text
 from flows.warehouse import Warehouse, sql_str, table_columns
 
 log = logging.getLogger(__name__)
@@ -62,6 +75,7 @@ class PublishReport:
     rows: dict[str, int] = field(default_factory=dict)
     history_only: bool = False  # the current version stayed; only the score history changed
     note: str = ""  # why, in words, for the run summary
+    postgres: str = ""  # what PostgreSQL serving did, in words ("" when not configured)
 
 
 def published_as_of(serving_db: Path) -> date | None:
@@ -123,6 +137,7 @@ def publish(
     model_version: str,
     *,
     history_only: bool = False,
+    postgres: PostgresServing | None = None,
 ) -> PublishReport:
     """Copy the published relations into a fresh serving file + Parquet set and swap them in.
 
@@ -159,6 +174,8 @@ def publish(
             f"scores and marts (as_of {current}) stay as they were"
         )
     report.history_only = history_only
+    if postgres is not None:
+        _check_agreement(postgres, target)
     previous_parquet = serving_dir / "parquet" / "current"
     with warehouse.connect() as con:
         con.execute(
@@ -223,6 +240,16 @@ def publish(
     _fsync(tmp)
     readable(serving_dir)  # for BI, whatever the umask (state is 077): the new file and Parquet
     crash_point("publish.written")
+    if postgres is not None:
+        try:
+            prepared = serving_postgres.prepare(postgres, tmp, history_only=history_only)
+            crash_point("publish.postgres_built")
+            report.postgres = prepared.switch()
+        except serving_postgres.ServingPostgresError:
+            tmp.unlink(missing_ok=True)  # neither swapped: the previous version stays in both
+            shutil.rmtree(version_dir, ignore_errors=True)
+            raise
+        crash_point("publish.postgres_switched")
     os.replace(tmp, target)  # the atomic swap readers rely on
     _fsync(serving_dir)  # the rename itself survives a power cut
     crash_point("publish.renamed")
@@ -230,6 +257,34 @@ def publish(
     _prune(versions, keep=run_id)
     log.info("published %s tables to %s", len(report.rows), target)
     return report
+
+
+def _check_agreement(postgres: PostgresServing, target: Path) -> None:
+    """Warn when PostgreSQL and the serving file hold different runs (a publish killed between
+    the two switches, or PostgreSQL serving newly configured): this publish writes both."""
+    try:
+        in_pg = serving_postgres.published_run_id(postgres)
+    except Exception as exc:  # prepare() reports an unreachable server, naming it
+        log.debug("could not read %s._publication: %s", postgres.schema, mask_text(str(exc)))
+        return
+    in_file = None
+    if target.is_file():
+        try:
+            with Warehouse(target).connect(read_only=True) as con:
+                row = con.execute("select run_id from _publication").fetchone()
+            in_file = str(row[0]) if row and row[0] is not None else None
+        except duckdb.Error:
+            pass
+    if in_pg != in_file:
+        log.warning(
+            "PostgreSQL serving schema %s holds run %s and the serving file %s run %s: an "
+            "earlier publish stopped between the two switches, or PostgreSQL serving was newly "
+            "configured; this publish writes both",
+            postgres.schema,
+            in_pg,
+            target,
+            in_file,
+        )
 
 
 def _point_current(serving_dir: Path, version: str) -> None:
