@@ -509,6 +509,8 @@ def publish() -> None:
     if report.note:  # an as_of before the serving version's: history only
         console.print(f"[yellow]{escape(report.note)}[/]")
     console.print(f"published {sum(report.rows.values())} rows to {report.serving_db}")
+    if report.postgres:
+        console.print(f"PostgreSQL serving: {escape(report.postgres)}")
 
 
 @app.command()

@@ -21,6 +21,8 @@ The points, in pipeline order:
 | `train.promoted` | right after the champion pointer was replaced (reached only on a promotion) |
 | `score.written` | scores and score history committed to the warehouse; not yet gated or published |
 | `publish.written` | the new serving file is complete and fsynced beside the old one; not renamed |
+| `publish.postgres_built` | (PostgreSQL serving only) `<schema>__new` is built and committed; the schema in place and the file are the previous version; the next publish drops `<schema>__new` |
+| `publish.postgres_switched` | (PostgreSQL serving only) PostgreSQL switched to the new version; the file not yet renamed: PostgreSQL is one version ahead, the next publish warns (both run_ids) and writes both |
 | `publish.renamed` | the serving file was swapped in; the Parquet `current` link not yet |
 | `sync.accepted.<sync>` | the destination of sync `<sync>` accepted the records; its ledger does not know yet |
 | `sync.recorded.<sync>` | sync `<sync>` recorded in its ledger; the next sync not started |

@@ -7,6 +7,7 @@ from datetime import date
 
 from flows.delivery.publish import PublishReport
 from flows.delivery.publish import publish as publish_serving
+from flows.delivery.serving_postgres import from_settings as postgres_serving
 from flows.delivery.sync import SyncReport, sync_all
 from flows.settings import Settings
 from flows.warehouse import Warehouse
@@ -22,6 +23,7 @@ def publish(
         as_of.isoformat(),
         model_version,
         history_only=history_only,
+        postgres=postgres_serving(settings),
     )
 
 
