@@ -1,7 +1,8 @@
 """The analyst's loop: a feature added as dbt_project/README.md says ("Adding a feature"),
 built with a plain `dbt build` in the project folder (no flag, no environment variable), is in
 the model the pipeline's train stage fits next, though the pipeline's own manifest was written
-before the edit.
+before the edit. And dbt's lineage goes on past the marts: the model, the score tables, the
+serving tables and every sync (scripts/render_exposures.py) are in the manifest.
 
 The loop runs on a copy of the repository's dbt side laid out as a clone has it: dbt_project/ (its
 profiles.yml a symlink to ../profiles/profiles.yml), profiles/, config/ and
@@ -12,6 +13,8 @@ year of demo extracts loaded into raw.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import json
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from flows.delivery.publish import PUBLISHED
+from flows.delivery.sync_config import load_syncs
 from flows.errors import ModelQualityError
 from flows.modelling.train import train_model
 from flows.registry import list_models, load_model
@@ -106,6 +111,62 @@ def test_a_feature_an_analyst_builds_is_trained_by_the_pipeline(
         f"select {FEATURE} from marts.account_features"
     )
     assert built[FEATURE].notna().mean() > 0.5
+
+    # the lineage past the marts, in the manifest the pipeline parsed
+    manifest = json.loads(manifest_path(settings).read_text(encoding="utf-8"))
+    exposures = manifest["exposures"]
+    ml = exposures["exposure.expansion.expansion_model"]
+    assert "model.expansion.account_features" in ml["depends_on"]["nodes"]
+    sources = {k for k in manifest["sources"] if k.startswith("source.expansion.scores.")}
+    published = {f"source.expansion.{r}" for r in PUBLISHED.values() if r.startswith("scores.")}
+    assert published <= sources
+    serving = exposures["exposure.expansion.serving_file"]["depends_on"]["nodes"]
+    assert len(serving) == len(PUBLISHED) and published <= set(serving)
+    for spec in load_syncs(clone / "config" / "syncs.yml"):
+        exposure = exposures[f"exposure.expansion.{spec.name}"]
+        relation = PUBLISHED[spec.source]
+        schema, table = relation.split(".")
+        node = f"model.expansion.{table}" if schema == "marts" else f"source.expansion.{relation}"
+        assert exposure["depends_on"]["nodes"] == [node], spec.name
+
+
+def _renderer() -> Any:
+    path = ROOT / "scripts" / "render_exposures.py"
+    spec = importlib.util.spec_from_file_location("render_exposures", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_sync_and_serving_table_is_an_exposure() -> None:
+    """The committed exposures are what the serving tables and config/syncs.yml give; a syncs
+    file of an example configuration renders too (its syncs read serving tables)."""
+    renderer = _renderer()
+    committed = renderer.OUT.read_text(encoding="utf-8")
+    assert committed == renderer.render(), (
+        f"{renderer.OUT.relative_to(ROOT)} is out of date with config/syncs.yml or "
+        f"flows/delivery/publish.py: regenerate it with `{renderer.COMMAND}`"
+    )
+    for syncs in sorted((ROOT / "config" / "examples").glob("**/syncs.yml")):
+        text = renderer.render(syncs)
+        for spec in load_syncs(syncs):
+            assert f"- name: {spec.name}\n" in text
+
+
+def test_score_sources_declare_the_score_columns() -> None:
+    import yaml
+
+    from flows.schemas import SCORE_COLUMNS
+
+    doc = yaml.safe_load(
+        (DBT_PROJECT / "models" / "pipeline" / "_pipeline__sources.yml").read_text()
+    )
+    (scores,) = doc["sources"]
+    tables = {t["name"]: t for t in scores["tables"]}
+    assert {r.split(".")[1] for r in PUBLISHED.values() if r.startswith("scores.")} <= set(tables)
+    for name in ("account_scores", "account_score_history"):
+        assert [c["name"] for c in tables[name]["columns"]] == list(SCORE_COLUMNS), name
 
 
 def test_the_pipeline_parses_again_only_when_the_project_changed(
