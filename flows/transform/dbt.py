@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 from flows.errors import DbtBuildFailed
@@ -99,26 +100,51 @@ def run_dbt_build(settings: Settings, as_of: date) -> DbtReport:
         args.append("--full-refresh")
     # Unit tests check SQL logic on fixed inputs, not the data: they run when the dbt project
     # (or dbt, DuckDB) changed since they last passed here, and on a full refresh.
-    project = _dbt_project_hash(settings)
+    project = dbt_project_hash(settings)
     passed = settings.home / "dbt" / "unit_tests_passed"
     skip_unit = not settings.full_refresh and passed.is_file() and passed.read_text() == project
     if skip_unit:
         args += ["--exclude", "test_type:unit"]
         log.info("dbt unit tests skipped: they passed on this dbt project (%s)", project[:12])
     crash_point("dbt.before_build")
+    parsed = parsed_project_stamp(settings)
+    parsed.unlink(missing_ok=True)  # the manifest is rewritten: known again once dbt succeeded
     with dbt_env(settings):
         result = _invoke_dbt(settings, args)
     report = summarize(result)
     if not report.success:
         detail = "\n".join(report.failures) or str(getattr(result, "exception", "") or "")
         raise DbtBuildFailed(f"dbt build failed ({report.failed} nodes):\n{detail}")
+    write_atomic(parsed, project)
     if not skip_unit:
         write_atomic(passed, project)
     crash_point("dbt.built")
     return report
 
 
-def _dbt_project_hash(settings: Settings) -> str:
+def parsed_project_stamp(settings: Settings) -> Path:
+    """Holds the `dbt_project_hash` of the project the manifest in the state directory's
+    dbt target was parsed from (written after a dbt build or parse succeeded)."""
+    return settings.home / "dbt" / "manifest_project"
+
+
+def run_dbt_parse(settings: Settings) -> None:
+    """`dbt parse` in this process: rewrites the manifest of the state directory's dbt target
+    from the project files as they are now (no warehouse query, no model built)."""
+    project = dbt_project_hash(settings)
+    parsed = parsed_project_stamp(settings)
+    parsed.unlink(missing_ok=True)
+    from dbt.cli.main import dbtRunner
+
+    with dbt_env(settings):
+        result = dbtRunner().invoke(dbt_args("parse", settings))
+    if not result.success:
+        why = getattr(result, "exception", None) or f"see {settings.home / 'dbt' / 'logs'}"
+        raise DbtBuildFailed(f"dbt parse of {settings.dbt_project} failed: {why}")
+    write_atomic(parsed, project)
+
+
+def dbt_project_hash(settings: Settings) -> str:
     """Every file of the dbt project (bar its build output) plus the dbt and DuckDB versions."""
 
     digest = hashlib.sha256()

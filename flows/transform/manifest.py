@@ -1,5 +1,11 @@
 """The features the dbt project declares (`meta.feature` on columns of account_snapshots),
-read from dbt's manifest, and the model parameters they complete."""
+read from dbt's manifest, and the model parameters they complete.
+
+The manifest read is the one in the state directory's dbt target, parsed again (`dbt parse`)
+whenever the project's files differ from those it was written from: an analyst who adds a
+feature and builds it with their own `dbt build` in dbt_project/ (which writes
+dbt_project/target/) trains on it with `expansion train`, no pipeline build needed.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ import logging
 from pathlib import Path
 
 from flows.settings import Settings
+from flows.transform.dbt import dbt_project_hash, parsed_project_stamp, run_dbt_parse
 from flows.warehouse import Warehouse, table_columns
 from models.business import load_business
 from models.params import DeclaredFeature, Params, load_params
@@ -25,6 +32,23 @@ def manifest_path(settings: Settings) -> Path:
     return settings.home / "dbt" / "target" / "manifest.json"
 
 
+def current_manifest(settings: Settings) -> Path:
+    """`manifest_path`, parsed again first when the dbt project (its files, the profile, the
+    dbt and DuckDB versions: `dbt_project_hash`) is not the one the manifest was written from,
+    or when there is none yet. The pipeline's own build leaves it current; a parse costs
+    seconds and happens only after an edit."""
+    path = manifest_path(settings)
+    stamp = parsed_project_stamp(settings)
+    if path.is_file() and stamp.is_file():
+        if stamp.read_text(encoding="utf-8") == dbt_project_hash(settings):
+            return path
+        log.info("dbt project changed since %s was written: dbt parse", path)
+    else:
+        log.info("no manifest of the current dbt project at %s: dbt parse", path)
+    run_dbt_parse(settings)
+    return path
+
+
 def declared_features(manifest: Path, model: str = SNAPSHOT_MODEL) -> dict[str, DeclaredFeature]:
     """Features declared on the columns of `model` in the dbt project's YAML.
 
@@ -39,7 +63,7 @@ def declared_features(manifest: Path, model: str = SNAPSHOT_MODEL) -> dict[str, 
               reason: {group: pricing, text: "{money} per seat"}
 
     so an analyst adds a feature with one SQL edit and this one YAML entry. Read from the
-    manifest dbt writes on every build; no manifest (dbt never ran here) means none declared.
+    manifest dbt writes (`current_manifest`); no manifest means none declared.
     """
 
     if not manifest.exists():
@@ -86,7 +110,7 @@ def model_params(settings: Settings) -> Params:
 
     return (
         load_params(settings.params_path)
-        .with_declared_features(declared_features(manifest_path(settings)))
+        .with_declared_features(declared_features(current_manifest(settings)))
         .with_usage_features(
             load_business(settings.business_file), feature_columns(settings), settings.locale
         )
