@@ -53,6 +53,7 @@ lint: $(STAMP) ## ruff, ruff format, mypy, import contracts, dbt parse, sqlfluff
 	$(BIN)/ruff check flows models demo tests scripts bench
 	$(BIN)/ruff format --check flows models demo tests scripts bench
 	$(BIN)/python scripts/render_contract_doc.py --check
+	$(BIN)/python scripts/render_exposures.py --check
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	cd dbt_project && EXPANSION_WAREHOUSE_PATH=/tmp/expansion-parse.duckdb ../$(BIN)/dbt parse --profiles-dir ../profiles --quiet
