@@ -183,3 +183,39 @@ def test_promotion_keeps_the_champion_when_the_challenger_is_worse(
     assert not decision.promote and "does not beat champion" in decision.reason, decision.reason
     assert decision.assessment.verdicts()["champion"] == "failed"
     assert champion_version(tmp_path) == champion.version
+
+
+def test_expansion_models_list_shows_versions_figures_and_the_champion(
+    trained: TrainedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    registry = tmp_path / "registry"
+    first = _save(TrainedModel(**{**trained.__dict__, "version": None}), registry, minute=15)
+    second = _save(TrainedModel(**{**trained.__dict__, "version": None}), registry, minute=16)
+    promote(registry, first, at=AT)
+    monkeypatch.setenv("EXPANSION_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("EXPANSION_REGISTRY_DIR", str(registry))
+
+    out = CliRunner().invoke(app, ["models", "list", "--json"])
+    assert out.exit_code == 0, out.output
+    rows = json.loads(out.output)
+    assert [r["version"] for r in rows] == [first, second]
+    assert [r["is_champion"] for r in rows] == [True, False]
+    expected = list_models(registry)
+    assert [r["roc_auc"] for r in rows] == pytest.approx(expected["roc_auc"].tolist())
+    assert [r["n_rows"] for r in rows] == expected["n_rows"].tolist()
+
+    table = CliRunner().invoke(app, ["models", "list"])
+    assert table.exit_code == 0, table.output
+    champion_line = next(line for line in table.output.splitlines() if first in line)
+    assert "champion" in champion_line and f"{expected['roc_auc'].iloc[0]:.3f}" in champion_line
+
+    empty = tmp_path / "empty"
+    monkeypatch.setenv("EXPANSION_REGISTRY_DIR", str(empty))
+    none = CliRunner().invoke(app, ["models", "list", "--json"])
+    assert none.exit_code == 0 and json.loads(none.output) == []
