@@ -30,7 +30,7 @@ test-fast: $(STAMP) ## unit tests only, no end-to-end run
 	$(BIN)/python -m pytest -m "not e2e"
 
 .PHONY: reliability
-reliability: $(STAMP) services ## tests/reliability with the real-run suites: a run SIGKILLed at every crash point, concurrent runs, readers and syncs (~30 min)
+reliability: $(STAMP) services ## tests/reliability with the real-run suites: a run SIGKILLed at every crash point, concurrent runs, readers and syncs (~10 min on 2 cores)
 	RELIABILITY_SUITE=1 OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest $(XDIST) tests/reliability/test_faults.py tests/reliability/test_concurrency.py
 
 SIZE ?= S
