@@ -12,7 +12,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install the project with its dev tools
+install: $(STAMP) ## create .venv, install the project with its dev tools, and the state folder (expansion init)
+	$(BIN)/expansion init
 
 run: $(STAMP) ## demo extracts into the landing zone (unless it holds files), then the whole pipeline
 	$(BIN)/expansion demo-data --skip-if-present

@@ -39,7 +39,7 @@ from flows.quality.results import GateResult, enforce_all, jsonable
 from flows.quality.suites import load_suite
 from flows.registry import champion_version, model_dir, read_metadata
 from flows.settings import Settings
-from flows.transform.manifest import FEATURES_TABLE, SNAPSHOT_MODEL, manifest_path
+from flows.transform.manifest import FEATURES_TABLE, SNAPSHOT_MODEL, current_manifest
 from flows.warehouse import Warehouse
 from models.features import as_bool
 from models.psi import (
@@ -212,8 +212,9 @@ def judge_drift(
 
 def declared_calendar(settings: Settings) -> dict[str, str]:
     """Features whose dbt column says how drift compares them (`meta.drift`: age | as_is),
-    read from the manifest dbt writes on every build (none without one)."""
-    path = manifest_path(settings)
+    read from the manifest of the dbt project as it is now (`current_manifest`: parsed again
+    when the project changed since the pipeline's last build, as training reads it)."""
+    path = current_manifest(settings)
     try:
         nodes = json.loads(path.read_text(encoding="utf-8")).get("nodes", {})
     except (OSError, ValueError):
