@@ -60,17 +60,43 @@ LABELS = {
 }
 
 
+# Text sizes in points, set on every chart just before it is saved (`_readable`): at DPI and
+# the widths the report lays them out at (two-panel charts span the page: WIDE), 10 pt is
+# about 15 CSS pixels on screen. tests/models/test_report_browser.py measures them in Chromium.
+DPI = 110
+TEXT_PT = {"title": 12.5, "label": 11.0, "tick": 10.0, "legend": 10.0, "note": 10.0}
+WIDE = frozenset({"gain", "ranking", "importance"})  # two panels, or long labels: a whole row
+
+
+def _readable(fig: Figure) -> None:
+    """The house text sizes on every axis of `fig` (titles, labels, ticks, legends, notes)."""
+    for ax in fig.axes:
+        ax.title.set_fontsize(TEXT_PT["title"])
+        ax.xaxis.label.set_fontsize(TEXT_PT["label"])
+        ax.yaxis.label.set_fontsize(TEXT_PT["label"])
+        ax.tick_params(labelsize=TEXT_PT["tick"])
+        legend = ax.get_legend()
+        if legend is not None:
+            for text in legend.get_texts():
+                text.set_fontsize(TEXT_PT["legend"])
+        for text in ax.texts:
+            text.set_fontsize(TEXT_PT["note"])
+
+
 def _png(fig: Figure) -> str:
     """The figure as a base64 PNG data URI (no metadata, so no software URL inside)."""
+    _readable(fig)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def figure(uri: str, title: str, caption: str, chart_id: str, title_end: str = ".") -> str:
-    """The chart as a <figure>: the image, then its title (ended by `title_end`) and caption."""
+    """The chart as a <figure>: the image, then its title (ended by `title_end`) and caption.
+    A two-panel chart (WIDE) has class `wide`: the report gives it a whole row."""
+    wide = ' class="wide"' if chart_id in WIDE else ""
     return (
-        f'<figure id="chart-{chart_id}" data-chart="{chart_id}">'
+        f'<figure id="chart-{chart_id}" data-chart="{chart_id}"{wide}>'
         f'<img src="{uri}" alt="{_esc(title)}">'
         f"<figcaption><strong>{_esc(title)}{_esc(title_end)}</strong> {_esc(caption)}"
         "</figcaption></figure>"
@@ -126,10 +152,10 @@ def _roc_chart(curves: Sequence[tuple[str, Any, Any]], cutoff: str) -> str:
         )
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.01)
-    ax.set_xlabel("False positive rate (share of non-expanding accounts flagged)")
-    ax.set_ylabel("True positive rate (share of expanding accounts found)")
-    ax.set_title(f"ROC curve, expansion, cut-off {cutoff} (AUC in brackets)", fontsize=11)
-    ax.legend(loc="lower right", fontsize=8.5, frameon=False)
+    ax.set_xlabel("False positive rate (non-expanding accounts flagged)")
+    ax.set_ylabel("True positive rate (expanding accounts found)")
+    ax.set_title(f"ROC curve, expansion, cut-off {cutoff} (AUC in brackets)")
+    ax.legend(loc="lower right", frameon=False)
     return _png(fig)
 
 
@@ -157,16 +183,16 @@ def _gain_chart(curves: Sequence[tuple[str, Any, Any]], cutoff: str) -> str:
         )
     left.set_xlabel("Accounts contacted, best scores first (%)")
     left.set_ylabel("Expanding accounts captured (%)")
-    left.set_title(f"Cumulative gain, cut-off {cutoff}", fontsize=11)
+    left.set_title(f"Cumulative gain, cut-off {cutoff}")
     left.set_xlim(0, 100)
     left.set_ylim(0, 101)
-    left.legend(loc="lower right", fontsize=8, frameon=False)
+    left.legend(loc="lower right", frameon=False)
     right.axhline(1.0, color="#adb5bd", linestyle="--", linewidth=1)
     right.set_xticks(range(1, 11))
     right.set_xlabel("Score decile (1 = highest scores)")
     right.set_ylabel("Lift (expansion rate / base rate)")
-    right.set_title(f"Lift by decile, cut-off {cutoff}", fontsize=11)
-    right.legend(loc="upper right", fontsize=8, frameon=False)
+    right.set_title(f"Lift by decile, cut-off {cutoff}")
+    right.legend(loc="upper right", frameon=False)
     fig.tight_layout()
     return _png(fig)
 
@@ -197,8 +223,8 @@ def _calibration_chart(latest: pd.DataFrame, cutoff: str) -> str:
     ax.set_ylim(0, top)
     ax.set_xlabel("Mean predicted probability (10 equal-width bins)")
     ax.set_ylabel("Observed expansion rate")
-    ax.set_title(f"Calibration, expansion, cut-off {cutoff} (dot size = rows)", fontsize=11)
-    ax.legend(loc="upper left", fontsize=8.5, frameon=False)
+    ax.set_title(f"Calibration, expansion, cut-off {cutoff} (dot size = rows)")
+    ax.legend(loc="upper left", frameon=False)
     return _png(fig)
 
 
@@ -209,9 +235,9 @@ def _importance_chart(model: TrainedModel, target: str, top: int = 20) -> str:
     fig, ax = _new_figure(6.4, 0.28 * len(gain) + 1.2)
     ax.barh(gain.index, gain.to_numpy() * 100, color=COLORS["lightgbm"])
     for i, value in enumerate(gain.to_numpy() * 100):
-        ax.text(value + 0.2, i, f"{value:.1f}%", va="center", fontsize=8)
+        ax.text(value + 0.2, i, f"{value:.1f}%", va="center")
     ax.set_xlabel("Share of total split gain (%)")
-    ax.set_title(f"Feature importance (gain), {target} model, top {len(gain)}", fontsize=11)
+    ax.set_title(f"Feature importance (gain), {target} model, top {len(gain)}")
     ax.tick_params(axis="y", labelsize=8.5)
     return _png(fig)
 
@@ -236,8 +262,8 @@ def distribution_chart(scores: pd.DataFrame) -> str:
     ax.axvline(mean, color="#e8590c", linestyle="--", linewidth=1.2, label=f"Mean {mean:.3f}")
     ax.set_xlabel("p_expansion (calibrated probability of expansion in 90 days)")
     ax.set_ylabel("Accounts")
-    ax.set_title("Score distribution of the active accounts", fontsize=11)
-    ax.legend(loc="upper right", fontsize=8.5, frameon=False)
+    ax.set_title("Score distribution of the active accounts")
+    ax.legend(loc="upper right", frameon=False)
     return _png(fig)
 
 
@@ -256,8 +282,8 @@ def _auc_by_cutoff_chart(table: pd.DataFrame, metrics: pd.DataFrame, target: str
         )
     ax.set_ylabel("ROC AUC")
     ax.set_xlabel("Backtest cut-off (test snapshot date)")
-    ax.set_title(f"ROC AUC per cut-off, {target}", fontsize=11)
-    ax.legend(loc="lower left", fontsize=8, frameon=False)
+    ax.set_title(f"ROC AUC per cut-off, {target}")
+    ax.legend(loc="lower left", frameon=False)
     return _png(fig)
 
 
@@ -336,10 +362,10 @@ def ranking_chart(
         ax.set_xlim(left=0)
         ax.set_ylim(bottom=0)
     left.set_ylabel("Accounts that expanded")
-    left.set_title(f"Expanders found, cut-off {cutoff}", fontsize=11)
-    left.legend(loc="lower right", fontsize=8.5, frameon=False)
+    left.set_title(f"Expanders found, cut-off {cutoff}")
+    left.legend(loc="lower right", frameon=False)
     right.set_ylabel("Expansion MRR (reporting currency)")
-    right.set_title(f"Expansion MRR captured, cut-off {cutoff}", fontsize=11)
-    right.legend(loc="lower right", fontsize=8, frameon=False)
+    right.set_title(f"Expansion MRR captured, cut-off {cutoff}")
+    right.legend(loc="lower right", frameon=False)
     fig.tight_layout()
     return _png(fig)

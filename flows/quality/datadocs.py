@@ -17,6 +17,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ padding:10px 14px;border:1px solid #d0d7de}
 dt{font-weight:600}dd{margin:0}
 h2{font-size:16px;margin:22px 0 6px}
 .muted{color:#57606a}
+details summary{cursor:pointer;color:#57606a;font-size:12px;margin-top:3px}
 """
 
 
@@ -129,6 +131,67 @@ def _examples(result: dict[str, Any]) -> str:
     return _json(values[:10]) if values else ""
 
 
+_NOT_SAID = {"row_condition", "condition_parser", "result_format", "batch_id", "meta"}
+
+
+def _param(params: dict[str, Any], name: str) -> str:
+    """One value of GX's sentence, as HTML: a run parameter by its name, a list joined."""
+    if name not in params:
+        return _e(f"${name}")
+    value = params[name].get("value")
+    if isinstance(value, dict) and "$PARAMETER" in value:
+        return f"<code>{_e(value['$PARAMETER'])}</code> (this run's value)"
+    if isinstance(value, list):
+        return ", ".join(f"<code>{_e(_cell(v))}</code>" for v in value)
+    return f"<code>{_e(_cell(value))}</code>"
+
+
+def expectation_sentence(kind: str, kwargs: dict[str, Any]) -> str | None:
+    """The expectation as GX's own prescriptive renderer words it ("seats values must be
+    greater than or equal to 1, at least 95 % of the time."), as HTML with each value in
+    <code>; a row condition is said before it. None when GX has no sentence for it."""
+    from great_expectations.expectations.expectation_configuration import (
+        ExpectationConfiguration,
+    )
+    from great_expectations.render.renderer.inline_renderer import InlineRenderer
+
+    said = {k: v for k, v in kwargs.items() if k not in _NOT_SAID}
+    try:
+        config = ExpectationConfiguration(type=kind, kwargs=said)
+        rendered = InlineRenderer(render_object=config).get_rendered_content()
+    except Exception:  # not a GX expectation, or arguments GX cannot render
+        return None
+    for item in rendered:
+        content: dict[str, Any] = dict(item.to_json_dict())
+        value = content.get("value")
+        if content.get("name") != "atomic.prescriptive.summary" or not isinstance(value, dict):
+            continue
+        template, params = value.get("template"), value.get("params") or {}
+        if not template:
+            continue
+
+        def said_value(match: re.Match[str], params: dict[str, Any] = params) -> str:
+            return _param(params, match.group(1))
+
+        text = re.sub(r"\$(\w+)", said_value, _e(template))
+        condition = kwargs.get("row_condition")
+        if condition:
+            text = f"Where <code>{_e(condition)}</code>: {text}"
+        return text
+    return None
+
+
+def _expectation(cfg: dict[str, Any], expected: dict[str, Any]) -> str:
+    """The expectation cell: GX's sentence with the type and arguments folded under it, or
+    the type and arguments when GX has no sentence."""
+    kind = str(cfg.get("type", ""))
+    raw = f"<code>{_e(kind)}</code><pre>{_e(_json(expected))}</pre>"
+    sentence = expectation_sentence(kind, cfg.get("kwargs") or {})
+    if sentence is None:
+        return raw
+    return f"{sentence}<details><summary>{_e(kind)}</summary>{raw}</details>"
+
+
 def render_page(payload: dict[str, Any], index_href: str, json_href: str) -> str:
     """One suite run as a self-contained page, from GX validation-result JSON."""
     info = payload.get("meta", {}).get("expansion", {})
@@ -152,9 +215,8 @@ def render_page(payload: dict[str, Any], index_href: str, json_href: str) -> str
             f"<tr class='{cls}'>"
             f"<td>{_badge('passed' if success else 'failed', severity)}</td>"
             f"<td>{_e(severity)}</td>"
-            f"<td><code>{_e(cfg.get('type', ''))}</code></td>"
+            f"<td>{_expectation(cfg, expected)}</td>"
             f"<td><code>{_e(_columns(kwargs))}</code></td>"
-            f"<td><pre>{_e(_json(expected))}</pre></td>"
             f"<td>{_e(observed)}</td>"
             f"<td><pre>{_e(_examples(result))}</pre></td></tr>"
         )
@@ -180,7 +242,7 @@ def render_page(payload: dict[str, Any], index_href: str, json_href: str) -> str
     header = f"<h1>{_e(suite)}</h1><a href='{_e(index_href)}'>&larr; all validation runs</a>"
     body = (
         f"<dl>{facts_html}</dl><h2>Expectations</h2><table><thead><tr><th>result</th>"
-        "<th>severity</th><th>expectation</th><th>column</th><th>expected</th>"
+        "<th>severity</th><th>expectation</th><th>column</th>"
         "<th>observed</th><th>example bad values</th></tr></thead><tbody>"
         + "".join(rows)
         + "</tbody></table>"

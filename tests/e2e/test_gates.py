@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -177,38 +176,14 @@ def _gate_artifacts(flow_run_id: str) -> list[Any]:
 def test_data_docs_render_in_headless_chromium(
     project: Path, first_run: dict[str, Any], tmp_path: Path
 ) -> None:
-    browser = next(
-        (
-            shutil.which(b)
-            for b in ("chromium", "chromium-browser", "google-chrome")
-            if shutil.which(b)
-        ),
-        None,
-    )
-    if browser is None:
-        pytest.skip("chromium is not installed (apt-get install -y chromium): no screenshot")
+    from tests.browser import screenshot
+
     index = project / "state" / "quality" / "data_docs" / "index.html"
-    shots = {}
-    for name, page in [("index", index), ("scores", Path(first_run["gates"][-1]["page"]))]:
-        png = tmp_path / f"{name}.png"
-        subprocess.run(
-            [
-                browser,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--window-size=1400,1000",
-                f"--screenshot={png}",
-                page.as_uri(),
-            ],
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-        shots[name] = png
-    for png in shots.values():
+    scores = Path(first_run["gates"][-1]["page"])
+    for name, page in [("index", index), ("scores", scores)]:
+        png = screenshot(page, tmp_path / f"{name}.png")
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+    assert "values must" in scores.read_text(encoding="utf-8")  # GX's sentences, not JSON
 
 
 def test_raw_gate_failure_stops_the_run(project: Path, first_run: dict[str, Any]) -> None:

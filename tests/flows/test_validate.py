@@ -398,11 +398,35 @@ def test_results_json_and_offline_data_docs(tmp_path: Path) -> None:
         assert "<link" not in text  # CSS is inline: the page works offline
     assert "run-1" in html and "run-2" in html
     assert "expect_column_values_to_be_between" in page and "1.7" in page
+    # each expectation as GX's renderer says it, its type and arguments folded beneath
+    assert (
+        "<code>p</code> values must be greater than or equal to <code>0</code> and less than "
+        "or equal to <code>1</code>." in page
+    )
+    assert "<code>id</code> values must never be null." in page
     assert "&lt;b&gt;" not in page or "<b>" not in page  # values are escaped
     assert pages["t"] == quality / "data_docs" / "runs" / "run-2" / "t.html"
     (quality / "data_docs" / "manifest.json").unlink()  # rebuilt from the results on disk
     index, _ = update_data_docs(quality, [])
     assert "run-1" in index.read_text()
+
+
+def test_expectation_sentences_say_conditions_parameters_and_sets() -> None:
+    from flows.quality.datadocs import expectation_sentence
+
+    said = expectation_sentence(
+        "expect_column_values_to_be_between",
+        {"column": "psi", "max_value": 0.1, "row_condition": 'kind!="age"', "mostly": 0.95},
+    )
+    assert said is not None and said.startswith("Where <code>kind!=&quot;age&quot;</code>: ")
+    assert "at least <code>95</code> % of the time" in said
+    rows = expectation_sentence("expect_table_row_count_to_equal", {"value": {"$PARAMETER": "n"}})
+    assert rows == "Must have exactly <code>n</code> (this run's value) rows."
+    in_set = expectation_sentence(
+        "expect_column_values_to_be_in_set", {"column": "t", "value_set": ["a<"]}
+    )
+    assert in_set is not None and "<code>a&lt;</code>" in in_set
+    assert expectation_sentence("expect_something_of_our_own", {"column": "x"}) is None
 
 
 def test_gx_speed_ups_keep_decimal_detection() -> None:

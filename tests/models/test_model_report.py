@@ -238,3 +238,27 @@ def test_the_charts_are_drawn_once_for_every_locale(
     monkeypatch.setattr(report, "model_charts", fail)
     page = render_report(model, snapshots, ja_scores, chart_cache=cache, locale="ja")
     assert "特徴量の重要度" in page
+
+
+def test_charts_are_shown_at_a_readable_size_in_a_browser(page: str, tmp_path: Path) -> None:
+    """In Chromium at 1400 pixels, no chart is shrunk below 80% of its drawn size, so its
+    smallest text (10 pt at models.charts.DPI) is at least 12 pixels high on screen; the
+    two-panel charts take a whole row. The screenshot shows the page renders."""
+    from models.charts import DPI, TEXT_PT, WIDE
+    from tests.browser import chart_widths, screenshot
+
+    path = tmp_path / "report.html"
+    path.write_text(page, encoding="utf-8")
+    widths = chart_widths(path, tmp_path)
+    assert {w["chart"] for w in widths} == CHARTS - {"ranking"} or {
+        w["chart"] for w in widths
+    } == CHARTS
+    smallest_pt = min(TEXT_PT.values())
+    for w in widths:
+        scale = w["shown"] / w["natural"]
+        text_px = smallest_pt / 72 * DPI * scale
+        assert scale >= 0.8 and text_px >= 12, (widths, w, round(text_px, 1))
+    wide = [w for w in widths if w["chart"] in WIDE]
+    assert wide and all(w["shown"] > 800 for w in wide), wide
+    png = screenshot(path, tmp_path / "report.png")
+    assert png.read_bytes()[:8] == PNG_MAGIC and png.stat().st_size > 50_000
