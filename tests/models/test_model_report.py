@@ -65,7 +65,10 @@ def test_report_is_self_contained(page: str) -> None:
 
 def test_report_contains_the_charts(page: str) -> None:
     found = dict(
-        re.findall(r'data-chart="([a-z-]+)"><img src="data:image/png;base64,([^"]+)"', page)
+        re.findall(
+            r'data-chart="([a-z-]+)"(?: class="wide")?><img src="data:image/png;base64,([^"]+)"',
+            page,
+        )
     )
     assert set(found) == CHARTS
     for chart, data in found.items():
