@@ -12,7 +12,9 @@ Layout of `registry_dir`:
     history.jsonl                         one line per promote / rollback
 
 Versions are `v<seq:04d>-<trained_at:%Y%m%dT%H%M%SZ>`; seq is one more than the highest
-saved. This module does file I/O only.
+saved. This module does file I/O only; when MLFLOW_TRACKING_URI is set it also tells
+`flows.tracking`, after each save, promote and rollback, to mirror it in MLflow (a mirror:
+its failures are warnings, never this module's).
 
 Crash safety: a model directory is written under a temporary name and renamed into place, and
 the champion pointer is replaced with one rename, so a killed process leaves either the old
@@ -37,6 +39,7 @@ from typing import Any
 import lightgbm as lgb
 import pandas as pd
 
+from flows import tracking
 from flows.files import private_dir, write_atomic
 from models.backtest import PREDICTION_COLUMNS
 from models.calibration import Calibrator
@@ -163,6 +166,7 @@ def save_model(
     model.code_version = code_version
     model.data_fingerprint = data_fingerprint
     model.trained_at = trained_at.isoformat().replace("+00:00", "Z")
+    tracking.log_training(root / version)
     return version
 
 
@@ -361,6 +365,7 @@ def _set_champion(registry_dir: Path, version: str, action: str, at: datetime | 
     _append_history(
         registry_dir, {"action": action, "version": version, "previous": previous, "at": when}
     )
+    tracking.set_champion(model_dir(registry_dir, version))
 
 
 def promote(registry_dir: Path, version: str, at: datetime | None = None) -> None:

@@ -202,14 +202,23 @@ MODEL_COLUMNS = ("version", "trained_at", "training_window_end", "n_rows", "roc_
 @models_app.command("list")
 def models_list(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Every saved model: when it was trained, on what window and rows, its latest backtest
-    ROC AUC and Brier score (primary target, last cut-off), and which one is champion."""
-    from flows.registry import list_models
+    ROC AUC and Brier score (primary target, last cut-off), which one is champion, and with
+    MLFLOW_TRACKING_URI set, its MLflow run."""
+    from flows import tracking
+    from flows.registry import list_models, model_dir
 
     settings = settings_for()
     listing = (
         guarded(lambda: list_models(settings.registry)) if settings.registry.exists() else None
     )
     rows = [] if listing is None else json.loads(listing.to_json(orient="records"))  # NaN: null
+    columns: tuple[str, ...] = MODEL_COLUMNS
+    if tracking.tracking_uri():
+        columns = (*MODEL_COLUMNS, "mlflow_run_id")
+        for row in rows:
+            row["mlflow_run_id"] = tracking.recorded_run(
+                model_dir(settings.registry, row["version"])
+            )
     if json_out:
         print(json.dumps(rows, default=str, indent=2))
         return
@@ -217,16 +226,17 @@ def models_list(json_out: Annotated[bool, typer.Option("--json")] = False) -> No
         console.print(f"no model in {settings.registry}: run or train first")
         return
     table = Table(title=f"models in {settings.registry}")
-    for col in ("", *MODEL_COLUMNS):
+    for col in ("", *columns):
         table.add_column(col, justify="right" if col in ("n_rows", "roc_auc", "brier") else "left")
     for row in rows:
         figures = {
             "roc_auc": "-" if row["roc_auc"] is None else f"{row['roc_auc']:.3f}",
             "brier": "-" if row["brier"] is None else f"{row['brier']:.4f}",
             "n_rows": f"{row['n_rows']:,}",
+            "mlflow_run_id": row.get("mlflow_run_id") or "-",
         }
         table.add_row(
             "champion" if row["is_champion"] else "",
-            *(figures.get(c, str(row[c])) for c in MODEL_COLUMNS),
+            *(figures.get(c, str(row[c])) for c in columns),
         )
     console.print(table)
