@@ -153,6 +153,18 @@ class Settings(BaseSettings):
     syncs_config: Path | None = Field(
         None, description="reverse-ETL syncs; default config/syncs.yml"
     )
+    mlflow_experiment: str = Field(
+        "expansion",
+        min_length=1,
+        description="MLflow experiment each training is logged to, when MLFLOW_TRACKING_URI "
+        "is set (flows/tracking.py)",
+    )
+    mlflow_model: str = Field(
+        "expansion",
+        min_length=1,
+        description="MLflow registered model the trained versions are registered as; its alias "
+        "`champion` follows the file registry's champion",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="the pipeline's loggers: INFO says what happened, DEBUG why"
     )

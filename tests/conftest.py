@@ -22,6 +22,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see flows/prefect_env.py
 # Tests never read a developer's settings file or environment overrides.
 for key in [k for k in os.environ if k.startswith("EXPANSION_")]:
     del os.environ[key]
+# Nor log their models to a developer's MLflow server (flows/tracking.py: on when it is set).
+os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 
 PG_SERVER = "host=127.0.0.1 port=5432 user=postgres connect_timeout=3"

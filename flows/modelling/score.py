@@ -12,12 +12,12 @@ from typing import Any
 
 import pandas as pd
 
-from flows import schemas
+from flows import schemas, tracking
 from flows.errors import ModelQualityError
 from flows.faults import crash_point
 from flows.files import JsonFileCache, write_atomic
 from flows.modelling.distributed import score_frame
-from flows.registry import champion_version, load_model
+from flows.registry import champion_version, load_model, model_dir
 from flows.settings import Settings
 from flows.transform.manifest import FEATURES_TABLE, model_params
 from flows.warehouse import Connection, Warehouse, table_columns
@@ -167,7 +167,8 @@ def write_model_report(
     scores: pd.DataFrame,
     oracle: pd.DataFrame | None = None,
 ) -> Path:
-    """The model report (one offline HTML page) for the scored model: <home>/reports/."""
+    """The model report (one offline HTML page) for the scored model: <home>/reports/ (and
+    the model's MLflow run, when MLFLOW_TRACKING_URI is set)."""
     out = settings.home / "reports" / f"model_{model.version}.html"
     charts = JsonFileCache(settings.home / "reports" / ".charts")
     page = render_report(
@@ -179,7 +180,10 @@ def write_model_report(
         locale=settings.locale,
         currency=settings.reporting_currency,
     )
-    return write_atomic(out, page)
+    written = write_atomic(out, page)
+    if tracking.tracking_uri() and model.version:
+        tracking.log_report(model_dir(settings.registry, model.version), written)
+    return written
 
 
 def record_alerts(settings: Settings, run_id: str) -> int:
