@@ -221,10 +221,10 @@ def remember_build(settings: Settings, plan: BuildPlan, as_of: date) -> None:
 def plan_build(settings: Settings, manifest: Any, *, everything: str | None = None) -> BuildPlan:
     """The selection of this build (see the module's docstring); `everything`: a reason to
     build every node whatever the record says."""
-    graph = project_graph(manifest)
     adapter = getattr(getattr(manifest, "metadata", None), "adapter_type", None)
     if adapter != "duckdb":
         return BuildPlan(None, f"target adapter {adapter}: no source state to compare")
+    graph = project_graph(manifest)
     try:
         state = source_state(settings, graph.sources)
     except Exception as exc:  # a raw table missing, say: build everything, as before

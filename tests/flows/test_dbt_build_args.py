@@ -133,3 +133,12 @@ def test_the_report_says_what_was_built(project: Path, monkeypatch: pytest.Monke
     second = dbt.run_dbt_build(config, date(2026, 10, 31))
     assert second.parse_s == 0.0  # a backfill's next date: the parse is reused
     assert second.selection == "source:usage.usage_daily+ dates+"
+
+
+def test_what_forces_a_full_build(project: Path) -> None:
+    config = Settings(home=project / "state", project_dir=project)
+    assert dbt._full_build_reason(config) is None
+    assert dbt._full_build_reason(config.model_copy(update={"full_refresh": True}))
+    assert dbt._full_build_reason(config.model_copy(update={"freshness": "off"}))
+    # EXPANSION_DBT_BUILD=all (flows/settings.py `dbt_build`)
+    assert dbt._full_build_reason(config.model_copy(update={"dbt_build": "all"}))
