@@ -1,25 +1,42 @@
-"""`dbt build` of the project in this process: its command line, environment and report."""
+"""`dbt build` of the project in this process: what it selects, its command line, its report.
+
+The project is parsed once per process (flows/transform/parse.py) and the build selects what
+changed since the last successful build (flows/transform/selection.py).
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
-from importlib.metadata import version
-from pathlib import Path
 from typing import Any
 
 from flows.errors import DbtBuildFailed
 from flows.faults import armed, crash_point
 from flows.files import write_atomic
 from flows.settings import Settings
+from flows.transform.command import (
+    dbt_args,
+    dbt_env,
+    dbt_project_hash,
+    parsed_project_stamp,
+)
+from flows.transform.parse import parsed_project
+from flows.transform.selection import forget_build, plan_build, remember_build
+
+__all__ = [
+    "DbtReport",
+    "dbt_args",
+    "dbt_env",
+    "dbt_project_hash",
+    "parsed_project_stamp",
+    "run_dbt_build",
+    "run_dbt_parse",
+]
 
 log = logging.getLogger(__name__)
+
+TEST_TYPES = {"test", "unit_test"}
 
 
 @dataclass
@@ -30,44 +47,12 @@ class DbtReport:
     skipped: int = 0
     warned: int = 0
     failures: list[str] = field(default_factory=list)
-
-
-def dbt_args(command: str | list[str], settings: Settings, as_of: date | None = None) -> list[str]:
-    """A dbt command line against this project, profile, target and state directory."""
-    args = [command] if isinstance(command, str) else list(command)
-    args += [
-        "--project-dir",
-        str(settings.dbt_project),
-        "--profiles-dir",
-        str(settings.profiles),
-        "--target",
-        settings.target,
-        "--target-path",
-        str(settings.home / "dbt" / "target"),
-        "--log-path",
-        str(settings.home / "dbt" / "logs"),
-    ]
-    variables: dict[str, object] = {"reporting_currency": settings.reporting_currency}
-    if as_of is not None:
-        variables |= {"as_of": as_of.isoformat(), "label_horizon_days": settings.label_horizon_days}
-    return [*args, "--vars", json.dumps(variables)]
-
-
-@contextmanager
-def dbt_env(settings: Settings) -> Iterator[None]:
-    """profiles.yml reads these; dbt runs in-process, so they go into this process's env for
-    the duration of the dbt call and are restored afterwards."""
-    wanted = settings.dbt_env()
-    saved = {k: os.environ.get(k) for k in wanted}
-    os.environ.update(wanted)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    # seconds this call spent parsing the project (0.0: the process's parse was reused;
+    # None: not known, dbt parsed inside prefect-dbt's runner)
+    parse_s: float | None = None
+    selection: str = "all"  # the --select of the build, "all" for every node
+    models_run: int = 0  # models dbt ran (passed, failed or warned; not skipped)
+    tests_run: int = 0  # data and unit tests dbt ran
 
 
 def summarize(result: Any) -> DbtReport:
@@ -84,17 +69,41 @@ def summarize(result: Any) -> DbtReport:
             report.warned += 1
         else:
             report.skipped += 1
+            continue
+        kind = str(getattr(node.node, "resource_type", ""))
+        kind = str(getattr(node.node.resource_type, "value", kind)).lower()
+        if kind == "model":
+            report.models_run += 1
+        elif kind in TEST_TYPES:
+            report.tests_run += 1
     return report
 
 
+def _full_build_reason(settings: Settings) -> str | None:
+    """Why this build must build every node whatever changed, if it must."""
+    if settings.full_refresh:
+        return "--full-refresh"
+    if settings.freshness == "off":
+        return "EXPANSION_FRESHNESS=off"
+    if getattr(settings, "dbt_build", "changed") == "all":
+        return "EXPANSION_DBT_BUILD=all"
+    return None
+
+
 def run_dbt_build(settings: Settings, as_of: date) -> DbtReport:
-    """`dbt build` (seeds, models, tests, unit tests) in this process.
+    """`dbt build` (seeds, models, tests, unit tests) in this process, of what changed.
 
     By default through dbt's own `dbtRunner`; with `EXPANSION_DBT_NODE_TASKS=true` through
     prefect-dbt's `PrefectDbtRunner`, which shows one Prefect task per dbt node. That view
-    costs about a minute per build on the demo project (218 nodes) and leaves DuckDB objects
-    alive at interpreter exit, so it is opt-in.
+    costs about a minute per build on the demo project (218 nodes), leaves DuckDB objects
+    alive at interpreter exit, and parses the project again (prefect-dbt 0.7 does not hand
+    a manifest to dbt), so it is opt-in.
     """
+    parsed = parsed_project(settings)
+    plan = plan_build(settings, parsed.manifest, everything=_full_build_reason(settings))
+    log.info("dbt build of %s: %s", plan.selection, plan.reason)
+    if plan.select is None:
+        forget_build(settings)  # if this fails, the next build builds everything too
     args = dbt_args("build", settings, as_of)
     if settings.full_refresh:  # raw was reloaded from scratch: so is every incremental model
         args.append("--full-refresh")
@@ -106,59 +115,34 @@ def run_dbt_build(settings: Settings, as_of: date) -> DbtReport:
     if skip_unit:
         args += ["--exclude", "test_type:unit"]
         log.info("dbt unit tests skipped: they passed on this dbt project (%s)", project[:12])
+    if plan.select is not None:
+        args += ["--select", *plan.select]
     crash_point("dbt.before_build")
-    parsed = parsed_project_stamp(settings)
-    parsed.unlink(missing_ok=True)  # the manifest is rewritten: known again once dbt succeeded
-    with dbt_env(settings):
-        result = _invoke_dbt(settings, args)
-    report = summarize(result)
-    if not report.success:
-        detail = "\n".join(report.failures) or str(getattr(result, "exception", "") or "")
-        raise DbtBuildFailed(f"dbt build failed ({report.failed} nodes):\n{detail}")
-    write_atomic(parsed, project)
+    stamp = parsed_project_stamp(settings)
+    stamp.unlink(missing_ok=True)  # the manifest is rewritten: known again once dbt succeeded
+    if plan.select == []:
+        report = DbtReport(success=True)
+    else:
+        with dbt_env(settings):
+            result = _invoke_dbt(settings, args, parsed.manifest)
+        report = summarize(result)
+        if not report.success:
+            detail = "\n".join(report.failures) or str(getattr(result, "exception", "") or "")
+            raise DbtBuildFailed(f"dbt build failed ({report.failed} nodes):\n{detail}")
+    report.parse_s = None if settings.dbt_node_tasks else parsed.seconds
+    report.selection = plan.selection
+    write_atomic(stamp, project)
     if not skip_unit:
         write_atomic(passed, project)
+    remember_build(settings, plan, as_of)
     crash_point("dbt.built")
     return report
-
-
-def parsed_project_stamp(settings: Settings) -> Path:
-    """Holds the `dbt_project_hash` of the project the manifest in the state directory's
-    dbt target was parsed from (written after a dbt build or parse succeeded)."""
-    return settings.home / "dbt" / "manifest_project"
 
 
 def run_dbt_parse(settings: Settings) -> None:
     """`dbt parse` in this process: rewrites the manifest of the state directory's dbt target
     from the project files as they are now (no warehouse query, no model built)."""
-    project = dbt_project_hash(settings)
-    parsed = parsed_project_stamp(settings)
-    parsed.unlink(missing_ok=True)
-    from dbt.cli.main import dbtRunner
-
-    with dbt_env(settings):
-        result = dbtRunner().invoke(dbt_args("parse", settings))
-    if not result.success:
-        why = getattr(result, "exception", None) or f"see {settings.home / 'dbt' / 'logs'}"
-        raise DbtBuildFailed(f"dbt parse of {settings.dbt_project} failed: {why}")
-    write_atomic(parsed, project)
-
-
-def dbt_project_hash(settings: Settings) -> str:
-    """Every file of the dbt project (bar its build output) plus the dbt and DuckDB versions."""
-
-    digest = hashlib.sha256()
-    for name in ("dbt-core", "dbt-duckdb", "duckdb"):
-        digest.update(f"{name}=={version(name)}\n".encode())
-    root = settings.dbt_project
-    for path in sorted(root.rglob("*")):
-        parts = path.relative_to(root).parts
-        if path.is_file() and parts[0] not in {"target", "logs", "dbt_packages"}:
-            digest.update(f"{path.relative_to(root)}\n".encode())
-            digest.update(path.read_bytes())
-    # the profile too: a unit test runs on the target's adapter
-    digest.update((settings.profiles / "profiles.yml").read_bytes())
-    return digest.hexdigest()
+    parsed_project(settings, reparse=True)
 
 
 MID_BUILD_NODE = "stg_usage__usage_daily"  # incremental: persisted, its marts not yet built
@@ -173,11 +157,13 @@ def _crash_mid_build(event: Any) -> None:
         crash_point("dbt.mid_build")
 
 
-def _invoke_dbt(settings: Settings, args: list[str]) -> Any:
+def _invoke_dbt(settings: Settings, args: list[str], manifest: Any = None) -> Any:
+    """dbt with `args`, on `manifest` (parsed by flows/transform/parse.py) when given."""
     if settings.dbt_node_tasks:
         from prefect_dbt import PrefectDbtRunner, PrefectDbtSettings
 
         runner = PrefectDbtRunner(
+            manifest=manifest,
             settings=PrefectDbtSettings(
                 project_dir=settings.dbt_project, profiles_dir=settings.profiles
             ),
@@ -187,5 +173,5 @@ def _invoke_dbt(settings: Settings, args: list[str]) -> Any:
     from dbt.cli.main import dbtRunner
 
     if armed("dbt.mid_build"):
-        return dbtRunner(callbacks=[_crash_mid_build]).invoke(args)
-    return dbtRunner().invoke(args)
+        return dbtRunner(manifest=manifest, callbacks=[_crash_mid_build]).invoke(args)
+    return dbtRunner(manifest=manifest).invoke(args)

@@ -1,4 +1,4 @@
-"""Source freshness: `dbt source freshness` on the raw tables."""
+"""Source freshness: `dbt source freshness` on the raw tables, on the process's parse."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from datetime import date
 
 from flows.errors import SourceStale
 from flows.settings import Settings
-from flows.transform.dbt import dbt_args, dbt_env
+from flows.transform.command import dbt_args, dbt_env
+from flows.transform.parse import parsed_project
 from flows.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -27,19 +28,19 @@ class SourceFreshness:
 def check_freshness(settings: Settings, as_of: date | None = None) -> list[SourceFreshness]:
     """`dbt source freshness` on the raw tables; error_after fails the run when enforced.
 
-    Run with the vars the build will get (`as_of`: the as_of the loaded data gives, which the
-    pipeline chooses with flows/run/as_of.py; default the latest usage day), so the build
-    reuses dbt's parse instead of parsing the project again (dbt re-parses everything
-    when --vars change between two commands)."""
+    Run on the manifest the build reuses (flows/transform/parse.py: one parse per process),
+    with the vars the build will get (`as_of`: the as_of the loaded data gives, which the
+    pipeline chooses with flows/run/as_of.py; default the latest usage day)."""
     if settings.freshness == "off":
         return []
     from dbt.cli.main import dbtRunner
 
     if as_of is None:
         as_of = settings.as_of or Warehouse.from_settings(settings).latest_data_date()
+    parsed = parsed_project(settings)
     args = dbt_args(["source", "freshness"], settings, as_of)
     with dbt_env(settings):
-        result = dbtRunner().invoke(args)
+        result = dbtRunner(manifest=parsed.manifest).invoke(args)
     rows = []
     for r in getattr(result.result, "results", None) or []:
         age = getattr(r, "age", None)

@@ -14,7 +14,8 @@ import logging
 from pathlib import Path
 
 from flows.settings import Settings
-from flows.transform.dbt import dbt_project_hash, parsed_project_stamp, run_dbt_parse
+from flows.transform.command import dbt_project_hash, parsed_project_stamp
+from flows.transform.dbt import run_dbt_parse
 from flows.warehouse import Warehouse, table_columns
 from models.business import load_business
 from models.params import DeclaredFeature, Params, load_params
