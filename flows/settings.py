@@ -115,6 +115,12 @@ class Settings(BaseSettings):
     dbt_node_tasks: bool = Field(
         False, description="run dbt through PrefectDbtRunner: one Prefect task per dbt node"
     )
+    dbt_build: Literal["changed", "all"] = Field(
+        "changed",
+        description="changed: the daily dbt build selects the models downstream of sources with "
+        "new rows since the last successful build, plus the as_of models "
+        "(flows/transform/selection.py); all: every node, every run",
+    )
 
     dask_address: str | None = Field(
         None,

@@ -178,6 +178,7 @@ def test_the_pipeline_parses_again_only_when_the_project_changed(
 
     from flows.errors import DbtBuildFailed
     from flows.transform import dbt, manifest
+    from flows.transform.parse import Parsed
 
     root = tmp_path / "project"
     shutil.copytree(DBT_PROJECT, root / "dbt_project", ignore=shutil.ignore_patterns("target"))
@@ -185,13 +186,14 @@ def test_the_pipeline_parses_again_only_when_the_project_changed(
     settings = Settings(project_dir=root, home=root / "state")
     outcome = {"success": True}
 
-    def build(_settings: Settings, _args: list[str]) -> Any:
+    def build(_settings: Settings, _args: list[str], _manifest: Any = None) -> Any:
         manifest_path(settings).parent.mkdir(parents=True, exist_ok=True)
         manifest_path(settings).write_text("{}")
         return SimpleNamespace(success=outcome["success"], result=SimpleNamespace(results=[]))
 
     parses: list[Path] = []
     monkeypatch.setattr(dbt, "_invoke_dbt", build)
+    monkeypatch.setattr(dbt, "parsed_project", lambda s: Parsed(None, 0.0))  # builds everything
     monkeypatch.setattr(manifest, "run_dbt_parse", lambda s: parses.append(s.dbt_project))
 
     dbt.run_dbt_build(settings, AS_OF)
