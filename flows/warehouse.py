@@ -34,6 +34,7 @@ from typing import Any, Protocol
 import duckdb
 import pandas as pd
 
+from flows.files import private_dir
 from flows.machine import DEFAULT_MEMORY_SHARE, free_disk, gib, machine_cores, machine_memory, mib
 
 Connection = duckdb.DuckDBPyConnection
@@ -99,8 +100,9 @@ class Warehouse:
             "threads": str(self.threads or machine_cores()),
         }
         if self.temp_directory is not None:
-            root = self.temp_directory.expanduser().absolute()
-            root.mkdir(parents=True, exist_ok=True)
+            root = private_dir(
+                self.temp_directory.expanduser().absolute()
+            )  # what it spills is private
             out["temp_directory"] = str(spill_folder(root, self.path))
             out["max_temp_directory_size"] = self.max_temp_size or spill_budget(root)
         return out
