@@ -283,7 +283,8 @@ def backfill(
     if json_out:
         print(json.dumps(result, default=str, indent=2))
         return
-    fixed = Table(title=f"backfill {result['run_id']}: {result['status']}; once for all dates")
+    console.print(f"backfill {result['run_id']}: {result['status']}")
+    fixed = Table(title="once for all dates")
     fixed.add_column("stage")
     fixed.add_column("seconds", justify="right")
     for name, seconds in result["shared"]["stages"].items():
