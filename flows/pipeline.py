@@ -545,7 +545,6 @@ def run_backfill(
         done = [date.fromisoformat(str(d.as_of)) for d in summary.dates if d.status == "completed"]
         stopped = BackfillStopped(day, done, [d for d in days if d > day], exc, summary)
         shared.summary.error = str(stopped)
-        shared.note(str(stopped))
         raise stopped from exc
     finally:
         shared.summary.stages.setdefault("total", round(time.perf_counter() - started, 2))
