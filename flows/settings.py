@@ -7,12 +7,13 @@ local setup: every file under the project directory, no server needed.
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,9 +21,17 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from flows.machine import DEFAULT_MEMORY_SHARE, machine_cores, machine_memory, mib
 from models.phrasebook import shipped_locales
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
+
+
+def _default_memory_limit(data: dict[str, Any]) -> str:
+    """`duckdb_memory_share` (already validated: it is declared first) of the RAM this
+    process may use, in MiB."""
+    share = data.get("duckdb_memory_share", DEFAULT_MEMORY_SHARE)
+    return mib(int(machine_memory().total * share))
 
 
 class Settings(BaseSettings):
@@ -99,17 +108,36 @@ class Settings(BaseSettings):
     daily_cron: str = Field("0 5 * * *", description="schedule of the daily run (cron)")
     retrain_cron: str = Field("0 6 * * 1", description="schedule of the weekly retrain (cron)")
     schedule_timezone: str = Field("UTC", description="IANA time zone of both schedules")
+    duckdb_memory_share: float = Field(
+        DEFAULT_MEMORY_SHARE,
+        gt=0,
+        le=0.9,
+        description="share of the RAM this process may use (its cgroup limit, else the "
+        "machine's) that DuckDB's memory limit defaults to; the rest is Python's (pandas "
+        "frames, LightGBM) and the system's",
+    )
     duckdb_memory_limit: str = Field(
-        "8GB",
+        default_factory=_default_memory_limit,
         pattern=r"^\d+(\.\d+)?\s?(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB|%)$",
-        description="e.g. 8GB, or a share of RAM such as 50%",
+        description="DuckDB's memory limit for dbt and every Python connection, e.g. 8GB, or a "
+        "share of RAM such as 50%; default: duckdb_memory_share of the RAM this process may use",
     )
-    duckdb_threads: int | None = Field(
-        None, ge=1, le=256, description="DuckDB threads per connection; default: one per core"
+    duckdb_threads: int = Field(
+        default_factory=lambda: machine_cores(),
+        ge=1,
+        le=256,
+        description="DuckDB threads (dbt and Python); default: the cores this process may use",
     )
-    duckdb_temp_dir: Path | None = Field(
+    duckdb_temp_dir: Path = Field(
+        default_factory=lambda data: Path(data.get("home") or PROJECT_DIR / "state") / "tmp",
+        description="where DuckDB spills what does not fit in memory, one folder per database "
+        "file; default: <home>/tmp",
+    )
+    duckdb_max_temp_size: str | None = Field(
         None,
-        description="where DuckDB spills what does not fit in memory; default: beside the file",
+        pattern=r"^\d+(\.\d+)?\s?(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+        description="most DuckDB may spill per database file; default: half the disk space "
+        "free under duckdb_temp_dir when the process first connects",
     )
     dbt_threads: int = Field(2, ge=1, le=64)
     dbt_node_tasks: bool = Field(
@@ -191,7 +219,7 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("project_dir", "home", "landing_dir", mode="after")
+    @field_validator("project_dir", "home", "landing_dir", "duckdb_temp_dir", mode="after")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
@@ -268,12 +296,19 @@ class Settings(BaseSettings):
         return (self.expectations_dir or self.project_dir / "expectations").resolve()
 
     def dbt_env(self) -> dict[str, str]:
-        """Environment variables profiles/profiles.yml reads."""
+        """Environment variables profiles/profiles.yml reads: the target, the warehouse file,
+        and the DuckDB session of every connection (`flows.warehouse.session_settings`)."""
+        from flows.warehouse import session_settings
+
+        session = session_settings(self)
         return {
             "EXPANSION_TARGET": self.target,
             "EXPANSION_WAREHOUSE_PATH": str(self.warehouse),
             "EXPANSION_DBT_THREADS": str(self.dbt_threads),
-            "EXPANSION_DUCKDB_MEMORY_LIMIT": self.duckdb_memory_limit,
+            "EXPANSION_DUCKDB_MEMORY_LIMIT": session["memory_limit"],
+            "EXPANSION_DUCKDB_THREADS": session["threads"],
+            "EXPANSION_DUCKDB_TEMP_DIRECTORY": session["temp_directory"],
+            "EXPANSION_DUCKDB_MAX_TEMP_DIRECTORY_SIZE": session["max_temp_directory_size"],
         }
 
     def masked(self) -> dict[str, Any]:
@@ -287,6 +322,35 @@ class Settings(BaseSettings):
             sync=str(self.sync),
         )
         return out
+
+    def non_default(self) -> dict[str, str]:
+        """`EXPANSION_<NAME>` -> value of every setting that differs from its default (a
+        default derived from the machine or from another setting counts as a default), as
+        text, masked like a log line (flows/masking.py): what a benchmark or a bug report
+        must say was in effect."""
+        from flows.masking import MASK, mask_text
+
+        values = dict(self)
+        out: dict[str, str] = {}
+        for name, info in type(self).model_fields.items():
+            value = values[name]
+            default = info.get_default(call_default_factory=True, validated_data=values)
+            if _same(value, default):
+                continue
+            if isinstance(value, SecretStr):
+                text = MASK
+            elif isinstance(value, Path | date):
+                text = str(value)
+            else:
+                text = json.dumps(value) if isinstance(value, bool | None) else str(value)
+            out[f"EXPANSION_{name.upper()}"] = mask_text(text, None)
+        return out
+
+
+def _same(value: Any, default: Any) -> bool:
+    if isinstance(value, Path) and isinstance(default, Path):
+        return value.expanduser().resolve() == default.expanduser().resolve()
+    return bool(value == default)
 
 
 def get_settings(**overrides: Any) -> Settings:

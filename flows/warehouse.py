@@ -1,28 +1,62 @@
 """The one resource through which the pipeline opens DuckDB: the private warehouse, and (with
 `Warehouse.file`) the serving file.
 
-Every connection gets the same session settings from `flows.settings.Settings`: memory limit,
-threads, temp directory (where DuckDB spills what does not fit) and time zone (UTC: every
-`*_at` column is UTC). dbt opens the warehouse itself, with the same values through
-`profiles/profiles.yml` (`Settings.dbt_env`).
+Every connection gets the same session settings (`Warehouse.session`, from
+`flows.settings.Settings` through `session_settings`): memory limit, threads, the folder DuckDB
+spills to and how much it may spill, and the time zone (UTC: every `*_at` column is UTC). dbt
+opens the warehouse itself, with the same values through `profiles/profiles.yml`
+(`Settings.dbt_env` calls `session_settings`).
+
+The defaults come from the machine (`flows.machine`): a share of the RAM this process may use,
+one thread per core, a spill folder under the state home holding at most half the free disk.
+DuckDB's limit covers its buffer manager only; pandas frames and LightGBM live beside it, which
+is why the share is well under DuckDB's own default of 80%.
+
+DuckDB keeps one database instance per file per process and refuses a second connection whose
+`duckdb.connect` config differs from the first's. So Python connects with no config and
+`SET`s the session (settings are instance-wide: every connection sets the same values), and
+`temp_directory`, which DuckDB will not change once it has spilled, is set only when it
+differs. dbt connects with `temp_directory` in its config (profiles.yml `config_options`) and
+never while a Python connection to the same file is open (it holds the file's write lock).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date
+from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import duckdb
 import pandas as pd
 
-if TYPE_CHECKING:
-    from flows.settings import Settings
+from flows.files import private_dir
+from flows.machine import DEFAULT_MEMORY_SHARE, free_disk, gib, machine_cores, machine_memory, mib
 
 Connection = duckdb.DuckDBPyConnection
+
+
+class WarehouseSettings(Protocol):
+    """What a warehouse takes from `flows.settings.Settings` (which imports this module for
+    `dbt_env`, so this one names the attributes instead of importing it)."""
+
+    @property
+    def warehouse(self) -> Path: ...
+
+    duckdb_memory_share: float
+    duckdb_memory_limit: str
+    duckdb_threads: int
+    duckdb_temp_dir: Path
+    duckdb_max_temp_size: str | None
+
+    def non_default(self) -> dict[str, str]: ...
+
+
+TEMP_DISK_SHARE = 0.5  # of the disk free under the spill root; the rest: the files it spills from
 
 
 def sql_str(value: str) -> str:
@@ -35,36 +69,66 @@ class Warehouse:
     """A DuckDB file and the session settings every connection to it gets."""
 
     path: Path
-    memory_limit: str = "8GB"
-    threads: int | None = None  # None: DuckDB's default (one per core)
-    temp_directory: Path | None = None  # None: DuckDB's default (`<file>.tmp` beside it)
+    memory_limit: str | None = None  # None: DEFAULT_MEMORY_SHARE of the RAM the process may use
+    threads: int | None = None  # None: one per core this process may use
+    temp_directory: Path | None = None  # the spill root; None: DuckDB's (`<file>.tmp` beside it)
+    max_temp_size: str | None = None  # None: TEMP_DISK_SHARE of the free disk under the root
     timezone: str = "UTC"
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Warehouse:
+    def from_settings(cls, settings: WarehouseSettings) -> Warehouse:
         return cls(
             path=settings.warehouse,
             memory_limit=settings.duckdb_memory_limit,
             threads=settings.duckdb_threads,
             temp_directory=settings.duckdb_temp_dir,
+            max_temp_size=settings.duckdb_max_temp_size,
         )
 
     def file(self, path: Path) -> Warehouse:
         """Another DuckDB file (the serving file, a scratch file) with the same settings."""
         return replace(self, path=path)
 
+    def session(self) -> dict[str, str]:
+        """The DuckDB settings of every connection to this file (and of dbt's, for the
+        warehouse): `memory_limit`, `threads`, and with a spill root, `temp_directory` (this
+        file's own folder in it: two files spilling to one folder would share file names) and
+        `max_temp_directory_size`. Creates the spill root."""
+        out = {
+            "memory_limit": self.memory_limit
+            or mib(int(machine_memory().total * DEFAULT_MEMORY_SHARE)),
+            "threads": str(self.threads or machine_cores()),
+        }
+        if self.temp_directory is not None:
+            root = private_dir(
+                self.temp_directory.expanduser().absolute()
+            )  # what it spills is private
+            out["temp_directory"] = str(spill_folder(root, self.path))
+            out["max_temp_directory_size"] = self.max_temp_size or spill_budget(root)
+        return out
+
     @contextmanager
     def connect(self, *, read_only: bool = False, **options: Any) -> Iterator[Connection]:
         """A connection with the session settings applied; `options` are further `SET`s
         (e.g. `preserve_insertion_order=False`). Closed on exit."""
+        con = self.open(read_only=read_only, **options)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def open(self, *, read_only: bool = False, **options: Any) -> Connection:
+        """A connection with the session settings applied, for a caller that keeps it past
+        one block (and closes it): `connect` is the usual way."""
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         con = duckdb.connect(str(self.path), read_only=read_only)
         try:
             configure(con, self, **options)
-            yield con
-        finally:
+        except BaseException:
             con.close()
+            raise
+        return con
 
     def read_frame(self, sql: str, params: list[object] | None = None) -> pd.DataFrame:
         """One query's rows, read-only."""
@@ -136,18 +200,68 @@ class UsageAfter:
 
 
 def configure(con: Connection, warehouse: Warehouse, **options: Any) -> None:
-    """Apply a warehouse's session settings to an open connection."""
+    """Apply a warehouse's session settings to an open connection (see the module docstring
+    for why they are `SET`, and `temp_directory` only when it differs)."""
     con.execute(f"set TimeZone = {sql_str(warehouse.timezone)}")
-    con.execute(f"set memory_limit = {sql_str(warehouse.memory_limit)}")
-    if warehouse.threads:
-        con.execute(f"set threads = {int(warehouse.threads)}")
-    if warehouse.temp_directory is not None:
-        con.execute(f"set temp_directory = {sql_str(str(warehouse.temp_directory))}")
+    session = warehouse.session()
+    spill = session.pop("temp_directory", None)
+    if spill is not None:
+        row = con.execute("select current_setting('temp_directory')").fetchone()
+        if row is None or Path(str(row[0])) != Path(spill):
+            con.execute(f"set temp_directory = {sql_str(spill)}")
+    for name, value in session.items():
+        con.execute(f"set {name} = {sql_str(value)}")
     for name, value in options.items():
         if not name.isidentifier():
             raise ValueError(f"not a DuckDB setting name: {name!r}")
         literal = str(value).lower() if isinstance(value, bool) else sql_str(str(value))
         con.execute(f"set {name} = {literal}")
+
+
+def spill_folder(root: Path, database: Path) -> Path:
+    """The folder under `root` a database file spills to: its name and a hash of its path
+    (the serving file and a scratch file may share a name)."""
+    digest = hashlib.sha256(str(database.expanduser().absolute()).encode()).hexdigest()[:8]
+    return root / f"{database.name}-{digest}.tmp"
+
+
+@cache
+def spill_budget(root: Path) -> str:
+    """`max_temp_directory_size` under a spill root: TEMP_DISK_SHARE of the disk free there,
+    read once per process (every connection to an instance must agree)."""
+    return mib(int(free_disk(root) * TEMP_DISK_SHARE))
+
+
+def session_settings(settings: WarehouseSettings) -> dict[str, str]:
+    """The DuckDB session of the private warehouse: what every Python connection `SET`s and
+    dbt gets through profiles/profiles.yml (`Settings.dbt_env`)."""
+    return Warehouse.from_settings(settings).session()
+
+
+def describe_session(settings: WarehouseSettings) -> str:
+    """The session settings in words, with where each default came from: logged once per
+    run, so a run's log says what memory it was given."""
+    session = session_settings(settings)
+    memory = machine_memory()
+    why = {
+        "memory_limit": f"{settings.duckdb_memory_share:.0%} of {gib(memory.total)} "
+        f"({memory.source})",
+        "threads": "one per core",
+        "temp_directory": "under the state home",
+        "max_temp_directory_size": f"{TEMP_DISK_SHARE:.0%} of the disk free there",
+    }
+    chosen = settings.non_default()
+    names = {
+        "memory_limit": "EXPANSION_DUCKDB_MEMORY_LIMIT",
+        "threads": "EXPANSION_DUCKDB_THREADS",
+        "temp_directory": "EXPANSION_DUCKDB_TEMP_DIR",
+        "max_temp_directory_size": "EXPANSION_DUCKDB_MAX_TEMP_SIZE",
+    }
+    parts = []
+    for key, value in session.items():
+        origin = "set" if names[key] in chosen else f"default: {why[key]}"
+        parts.append(f"{key}={value} ({origin})")
+    return "DuckDB session: " + ", ".join(parts)
 
 
 def table_columns(con: Connection, relation: str) -> dict[str, str]:

@@ -8,7 +8,10 @@ saved models' metadata, in training-cache keys and in reports), so each keeps it
   in another order give the same value; full sha256 hex (64 characters).
 * `data_fingerprint(frame)`: content, column order and dtypes (row hashes alone miss a
   renamed column or a changed type); the first 16 hex characters. Stored with each saved
-  model as `data_fingerprint`, and hashed into the training-cache key.
+  model as `data_fingerprint`.
+* `rows_fingerprint(frame)`: like `data_fingerprint`, but the same rows in any order give
+  the same value (the row hashes are sorted first). Hashed into the training-cache key: a
+  query without ORDER BY may return the same rows in another order, and must still hit.
 """
 
 from __future__ import annotations
@@ -16,12 +19,15 @@ from __future__ import annotations
 import hashlib
 import json
 
+import numpy as np
 import pandas as pd
 
 
-def _sha256(frame: pd.DataFrame, columns: bytes) -> str:
-    """sha256 hex of the frame's row hashes (index left out, row order kept), then `columns`."""
-    digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+def _sha256(frame: pd.DataFrame, columns: bytes, *, ordered: bool = True) -> str:
+    """sha256 hex of the frame's row hashes (index left out; row order kept, or the hashes
+    sorted when not `ordered`), then `columns`."""
+    rows = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    digest = hashlib.sha256((rows if ordered else np.sort(rows)).tobytes())
     digest.update(columns)
     return digest.hexdigest()
 
@@ -36,3 +42,10 @@ def data_fingerprint(frame: pd.DataFrame) -> str:
     """Rows, column names and types (row hashes alone miss a renamed column); 16 hex chars."""
     types = json.dumps([[str(c), str(t)] for c, t in frame.dtypes.items()])
     return _sha256(frame, types.encode())[:16]
+
+
+def rows_fingerprint(frame: pd.DataFrame) -> str:
+    """`data_fingerprint` with the rows in any order: the same rows, column names and types
+    give the same 16 hex characters however the rows are ordered."""
+    types = json.dumps([[str(c), str(t)] for c, t in frame.dtypes.items()])
+    return _sha256(frame, types.encode(), ordered=False)[:16]

@@ -4,7 +4,7 @@ serve."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -230,41 +230,74 @@ def status(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
     console.print(table)
 
 
+def _dates(text: str | None) -> list[date] | None:
+    """`--dates 2026-01-31,2026-03-31` as dates (None: not given)."""
+    if not text:
+        return None
+    try:
+        return [date.fromisoformat(part.strip()) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise typer.BadParameter(
+            f"{exc}: expected dates as YYYY-MM-DD, separated by commas", param_hint="--dates"
+        ) from None
+
+
 @app.command()
 def backfill(
-    start: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="First as_of date.")],
-    end: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="Last as_of date.")],
+    start: Annotated[
+        datetime | None, typer.Option(formats=["%Y-%m-%d"], help="First as_of date.")
+    ] = None,
+    end: Annotated[
+        datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Last as_of date.")
+    ] = None,
     every: Annotated[
         str,
         typer.Option(help="day, week (Sundays), month (month ends) or month_start (the 1st)."),
     ] = "month",
-    json_out: Annotated[bool, typer.Option("--json", help="Print the runs as JSON.")] = False,
+    dates: Annotated[
+        str | None,
+        typer.Option(help="Instead of --start/--end: as_of dates, e.g. 2026-01-31,2026-03-31."),
+    ] = None,
+    retrain: Annotated[
+        bool,
+        typer.Option(help="Fit each date's model again, even when its rows were fitted before."),
+    ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the backfill as JSON.")] = False,
 ) -> None:
-    """Score past as_of dates with only the data known then (history only; nothing synced)."""
+    """Score past as_of dates with only the data known then (history only; nothing synced).
+
+    One run: load and the raw gate once, then per date a dbt build, a model of its own date
+    (reused on a rerun), scores and their publication to the history."""
     settings = settings_for()
     from flows.pipeline import expansion_backfill
-    from flows.run.as_of import backfill_dates
+    from flows.run.as_of import backfill_plan
 
+    first, last = (start.date() if start else None), (end.date() if end else None)
     try:
-        dates = backfill_dates(start.date(), end.date(), every)
+        days = backfill_plan(first, last, every, _dates(dates))
     except ValueError as exc:
         err.print(f"[red]{exc}[/]")
         raise typer.Exit(EXIT_USAGE) from None
-    if not dates:
-        err.print(f"[yellow]no {every} boundary between {start:%Y-%m-%d} and {end:%Y-%m-%d}[/]")
-        raise typer.Exit(EXIT_USAGE)
-    console.print(f"backfilling {len(dates)} date(s): {', '.join(map(str, dates))}")
-    runs = guarded(lambda: expansion_backfill(start.date(), end.date(), every))
+    console.print(f"backfilling {len(days)} date(s): {', '.join(map(str, days))}")
+    result = guarded(lambda: expansion_backfill(first, last, every, _dates(dates), retrain=retrain))
     if json_out:
-        print(json.dumps(runs, default=str, indent=2))
+        print(json.dumps(result, default=str, indent=2))
         return
-    table = Table(title="backfill")
+    console.print(f"backfill {result['run_id']}: {result['status']}")
+    fixed = Table(title="once for all dates")
+    fixed.add_column("stage")
+    fixed.add_column("seconds", justify="right")
+    for name, seconds in result["shared"]["stages"].items():
+        fixed.add_row(name, f"{seconds:.1f}")
+    console.print(fixed)
+    table = Table(title="per date")
     for col in ("as_of", "model", "accounts scored", "status", "seconds"):
         table.add_column(col)
-    for r in runs:
+    for r in result["dates"]:
+        model = r["model"] or {}
         table.add_row(
             str(r["as_of"]),
-            str(r["model"].get("champion_version")),
+            f"{model.get('champion_version')}{' (reused)' if model.get('reused') else ''}",
             str(r["accounts_scored"]),
             r["status"],
             f"{r['stages'].get('total', 0):.0f}",

@@ -34,7 +34,7 @@ from flows.registry import (
 from flows.settings import Settings
 from flows.transform.manifest import FEATURES_TABLE, model_params
 from flows.warehouse import Warehouse, replace_table, table_columns
-from models.fingerprint import data_fingerprint
+from models.fingerprint import data_fingerprint, rows_fingerprint
 from models.params import Params
 from models.promotion import decide_promotion
 
@@ -108,9 +108,10 @@ def _account_owners(settings: Settings) -> pd.Series | None:
 
 
 def training_key(snapshots: pd.DataFrame, params: Params) -> str:
-    """What a fit depends on: the snapshot rows, the parameters, the ML code and LightGBM."""
+    """What a fit depends on: the snapshot rows (in any order), the parameters, the ML code
+    and LightGBM."""
 
-    digest = hashlib.sha256(data_fingerprint(snapshots).encode())
+    digest = hashlib.sha256(rows_fingerprint(snapshots).encode())
     digest.update(json.dumps(params.model_dump(mode="json"), sort_keys=True).encode())
     for source in sorted(Path(models.__file__).parent.glob("*.py")):
         digest.update(source.read_bytes())
@@ -118,15 +119,17 @@ def training_key(snapshots: pd.DataFrame, params: Params) -> str:
     return digest.hexdigest()[:24]
 
 
-def _fit_or_reuse(settings: Settings, snapshots: pd.DataFrame, params: Params) -> tuple[str, bool]:
+def _fit_or_reuse(
+    settings: Settings, snapshots: pd.DataFrame, params: Params, *, reuse: bool = True
+) -> tuple[str, bool]:
     """Fit and save a model, or reuse the saved one fitted from the same inputs (a cache keyed
-    on `training_key`: a weekly retrain on unchanged data, or a backfill rerun, costs nothing).
-    Returns the version and whether it was reused."""
+    on `training_key`: a weekly retrain on unchanged data, or a backfill rerun, costs nothing;
+    `reuse=False` fits again all the same). Returns the version and whether it was reused."""
 
     key = training_key(snapshots, params)
     if settings.dask_address:  # refitted on Dask: close to, not equal to, a local fit
         key += "-dask"
-    cached = find_trained(settings.registry, key)
+    cached = find_trained(settings.registry, key) if reuse else None
     if cached is not None:
         log.info("training inputs unchanged since model %s: reused, not refitted", cached)
         return cached, True
@@ -163,10 +166,7 @@ def train_model(settings: Settings, as_of: date, *, force: bool = False) -> Trai
         _write_model_metrics(settings)
         return out
 
-    snapshots = Warehouse.from_settings(settings).read_frame(
-        f"select * from {FEATURES_TABLE} where snapshot_date <= ?",
-        [as_of],
-    )
+    snapshots = read_snapshots(settings, as_of)
     version, reused = _fit_or_reuse(settings, snapshots, params)
     if not reused:
         keep_drift_references(settings, version, snapshots)
@@ -205,16 +205,28 @@ def train_model(settings: Settings, as_of: date, *, force: bool = False) -> Trai
     return out
 
 
-def train_as_of(settings: Settings, as_of: date) -> str:
+def read_snapshots(settings: Settings, as_of: date) -> pd.DataFrame:
+    """The training rows known at as_of, always in the same order (snapshot date, account):
+    the same marts give the same frame, so the same fit, and the training cache hits."""
+    return Warehouse.from_settings(settings).read_frame(
+        f"select * from {FEATURES_TABLE} where snapshot_date <= ? "
+        "order by snapshot_date, account_id",
+        [as_of],
+    )
+
+
+def train_as_of(settings: Settings, as_of: date, *, refit: bool = False) -> TrainResult:
     """A model that knows only what was known at as_of, for backfilling that date.
 
     It trains on snapshots whose labels were complete by as_of, is saved in the registry like
     any model (so its window and metrics can be inspected) and is never promoted. Rerunning
-    the backfill of a date reuses it (same inputs, same model).
+    the backfill of a date reuses it (same inputs, same model) unless `refit`.
     """
-    snapshots = Warehouse.from_settings(settings).read_frame(
-        f"select * from {FEATURES_TABLE} where snapshot_date <= ?",
-        [as_of],
+    snapshots = read_snapshots(settings, as_of)
+    version, reused = _fit_or_reuse(settings, snapshots, model_params(settings), reuse=not refit)
+    return TrainResult(
+        champion_version=version,
+        trained_version=version,
+        decision=f"backfill model {'reused' if reused else 'trained'} on what was known at {as_of}",
+        reused=reused,
     )
-    version, _ = _fit_or_reuse(settings, snapshots, model_params(settings))
-    return version

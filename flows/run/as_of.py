@@ -171,3 +171,22 @@ def backfill_dates(start: date, end: date, every: str) -> list[date]:
     if end < start:
         raise ValueError(f"backfill end {end} is before its start {start}")
     return [d.date() for d in pd.date_range(start, end, freq=freq)]
+
+
+def backfill_plan(
+    start: date | None, end: date | None, every: str = "month", dates: list[date] | None = None
+) -> list[date]:
+    """A backfill's as_of dates, in order: the `every` boundaries in [start, end]
+    (`backfill_dates`), or the listed `dates` (each once), one or the other."""
+    if dates:
+        if start is not None or end is not None:
+            raise ValueError(
+                "a backfill takes a date range (start, end) or a list of dates, not both"
+            )
+        return sorted(set(dates))
+    if start is None or end is None:
+        raise ValueError("a backfill needs a date range (start and end) or a list of dates")
+    days = backfill_dates(start, end, every)
+    if not days:
+        raise ValueError(f"no {every} boundary between {start} and {end}: nothing to backfill")
+    return days

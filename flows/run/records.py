@@ -39,6 +39,8 @@ class RunSummary:
     synced: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what the reader must know (RunContext.note)
     error: str | None = None
+    # a backfill's own record: its dates and each date's run id; a date's: the backfill's run id
+    backfill: dict[str, Any] = field(default_factory=dict)
 
     def markdown(self) -> str:
         lines = [f"# Expansion pipeline run `{self.run_id}`", ""]
@@ -71,6 +73,56 @@ class RunSummary:
                 f"- sync {s['name']} ({s['status']}): {s['inserted']} inserted, "
                 f"{s['updated']} updated, {s['deleted']} deleted, {s['unchanged']} unchanged, "
                 f"{s['failed']} failed"
+            )
+        return "\n".join(lines)
+
+
+@dataclass
+class BackfillSummary:
+    """A backfill in one run: the stages it ran once (`shared`: load, the raw gate; their
+    `stages` timings are its fixed costs) and one summary per as_of date, in order (`dates`:
+    the per-date costs). `shared` is also the backfill's own run record."""
+
+    shared: RunSummary
+    dates: list[RunSummary] = field(default_factory=list)
+
+    @property
+    def run_id(self) -> str:
+        return self.shared.run_id
+
+    @property
+    def status(self) -> str:
+        return self.shared.status
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "status": self.status,
+            "error": self.shared.error,
+            "shared": dict(self.shared.__dict__),
+            "dates": [dict(d.__dict__) for d in self.dates],
+        }
+
+    def markdown(self) -> str:
+        planned = self.shared.backfill.get("dates", [])
+        lines = [f"# Expansion backfill `{self.run_id}`", ""]
+        lines.append(f"**Status:** {self.status}  **dates:** {', '.join(planned)}")
+        lines += [f"> {note}" for note in self.shared.notes]
+        if self.shared.error:
+            lines += ["", "```", self.shared.error, "```"]
+        lines += ["", "Once for the whole backfill:", "", "| stage | seconds |", "|---|---|"]
+        lines += [f"| {k} | {v:.1f} |" for k, v in self.shared.stages.items()]
+        lines += [
+            "",
+            "| as_of | status | model | accounts scored | seconds |",
+            "|---|---|---|---|---|",
+        ]
+        for d in self.dates:
+            model = d.model.get("champion_version") or ""
+            reused = " (reused)" if d.model.get("reused") else ""
+            lines.append(
+                f"| {d.as_of} | {d.status} | {model}{reused} | {d.accounts_scored} | "
+                f"{d.stages.get('total', 0):.1f} |"
             )
         return "\n".join(lines)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from models.fingerprint import data_fingerprint, frame_fingerprint
+from models.fingerprint import data_fingerprint, frame_fingerprint, rows_fingerprint
 
 # Three rows, an index the fingerprints ignore.
 FRAME = pd.DataFrame({"seats": [5, 12, 40], "mrr_usd": [250.0, np.nan, 1999.5]}, index=[7, 8, 9])
@@ -34,3 +34,37 @@ def test_values_are_those_saved_models_and_training_keys_hold() -> None:
         "24d20d3dab69fc88a60818508d1579b6cba78a006b340f98d282ddfe85325edc"
     )
     assert data_fingerprint(FRAME) == "ed20c29705d3e665"
+
+
+def test_rows_fingerprint_ignores_row_order_only() -> None:
+    fp = rows_fingerprint(FRAME)
+    assert len(fp) == 16
+    assert rows_fingerprint(FRAME.iloc[[2, 0, 1]]) == fp  # same rows, another order
+    assert rows_fingerprint(FRAME.iloc[[0, 1]]) != fp  # a row fewer
+    assert rows_fingerprint(FRAME.assign(seats=[5, 12, 41])) != fp
+    assert rows_fingerprint(FRAME[["mrr_usd", "seats"]]) != fp
+    assert rows_fingerprint(FRAME.astype({"seats": "int32"})) != fp
+    assert data_fingerprint(FRAME.iloc[[2, 0, 1]]) != data_fingerprint(FRAME)  # it keeps order
+
+
+def test_the_training_key_is_the_same_for_shuffled_rows() -> None:
+    """A query without ORDER BY may return the marts' rows in another order on a rerun (dbt
+    rebuilds them without keeping insertion order): the training cache must still hit."""
+    from flows.modelling.train import training_key
+    from models.params import load_params
+
+    rng = np.random.default_rng(3)
+    rows = pd.DataFrame(
+        {
+            "account_id": [f"a{i}" for i in range(8)],
+            "snapshot_date": pd.to_datetime(["2026-01-31"] * 4 + ["2026-02-28"] * 4),
+            "mrr": rng.normal(100, 10, 8),
+        }
+    )
+    params = load_params()
+    key = training_key(rows, params)
+    shuffled = rows.sample(frac=1, random_state=5)
+    assert not shuffled.index.equals(rows.index)
+    assert training_key(shuffled, params) == key
+    assert training_key(shuffled.reset_index(drop=True), params) == key
+    assert training_key(rows.iloc[1:], params) != key
