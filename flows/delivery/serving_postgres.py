@@ -51,6 +51,7 @@ import duckdb
 
 from flows.errors import EXIT_FAILED
 from flows.masking import mask_text
+from flows.warehouse import Warehouse
 
 if TYPE_CHECKING:
     from flows.settings import Settings
@@ -287,7 +288,7 @@ def prepare(target: PostgresServing, serving_file: Path, *, history_only: bool) 
         pg = psycopg.connect(target.dsn, connect_timeout=10)
     except psycopg.Error as exc:
         raise _fail(f"PostgreSQL serving (schema {schema}): cannot connect", exc) from None
-    duck = duckdb.connect(str(serving_file), read_only=True)
+    duck = Warehouse(serving_file).open(read_only=True)  # the machine's DuckDB session
     table = "-"
     try:
         tables = _tables(duck)

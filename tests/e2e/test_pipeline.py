@@ -240,7 +240,7 @@ def test_backfill_scores_past_months_with_what_was_known_then(
     from flows.registry import read_metadata
 
     current_before = _serving(project, "select * from account_scores order by account_id")
-    runs = expansion_backfill(date(2026, 5, 1), date(2026, 7, 31), "month")
+    runs = expansion_backfill(date(2026, 5, 1), date(2026, 7, 31), "month")["dates"]
     dates = [date.fromisoformat(r["as_of"]) for r in runs]
     assert dates == [date(2026, 5, 31), date(2026, 6, 30), date(2026, 7, 31)]
     for run, day in zip(runs, dates, strict=True):

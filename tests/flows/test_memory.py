@@ -194,11 +194,7 @@ def test_dbt_gets_the_same_session(tmp_path: Path) -> None:
 def test_only_the_warehouse_connects_to_duckdb() -> None:
     """Every DuckDB connection of the pipeline goes through flows/warehouse.py, so none
     misses the session (the memory limit above all)."""
-    allowed = {
-        "flows/warehouse.py",
-        # its connection gets the session once /work/notes/h-memback-serving-postgres.diff is in
-        "flows/delivery/serving_postgres.py",
-    }
+    allowed = {"flows/warehouse.py"}
     found = {
         str(path.relative_to(PROJECT_DIR))
         for folder in ("flows", "models")
