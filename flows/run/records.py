@@ -61,7 +61,7 @@ class RunSummary:
             lines += ["", "| source | freshness | hours since last load |", "|---|---|---|"]
             lines += [f"| {f['source']} | {f['status']} | {f['age_hours']} |" for f in stale]
         if self.dbt:
-            lines += ["", f"dbt: {self.dbt}"]
+            lines += ["", _dbt_line(self.dbt)]
         for g in self.gates:
             lines += ["", g["markdown"]]
         if self.model:
@@ -75,6 +75,21 @@ class RunSummary:
                 f"{s['failed']} failed"
             )
         return "\n".join(lines)
+
+
+def _dbt_line(dbt: dict[str, Any]) -> str:
+    """What the dbt build did: its outcome, what it selected, and what it ran and parsed."""
+    counts = ", ".join(
+        f"{dbt[k]} {k}" for k in ("passed", "failed", "warned", "skipped") if dbt.get(k)
+    )
+    line = f"**dbt build:** {'succeeded' if dbt.get('success') else 'failed'} ({counts or 'nothing run'})"
+    if dbt.get("selection"):
+        line += f"; selected `{dbt['selection']}`"
+    if dbt.get("models_run") is not None:
+        line += f": {dbt['models_run']} models, {dbt.get('tests_run', 0)} tests"
+    if dbt.get("parse_s") is not None:
+        line += f"; parse {dbt['parse_s']:.1f} s" if dbt["parse_s"] else "; parse reused"
+    return line
 
 
 @dataclass
