@@ -20,14 +20,19 @@ features and the inputs of its derived ones), against marts.account_features:
   raw.billing__exchange_rates else the seed fx_rates.csv; products, core tier, top tier,
   core quantity, pricing model, term, billing period, days and months to renewal, tenure),
   tickets, NPS, activities, invoices, opportunities, segment;
-* approximated (APPROXIMATED): days_since_last_expansion / days_since_last_contraction (from
-  subscription versions whose MRR and quantity or tier moved, new subscriptions on an account
-  that already held one, cancellations; dbt classifies movements per product on an account
-  timeline);
-* filled, not computed (FILLED): companion_products_not_held = 0 and
-  top_companion_product_name = NULL (dbt derives them from product-pair statistics over all
-  accounts).
-`agreement()` measures, outside the timing, how often each feature equals the mart's value.
+* the MRR movements as int_account_product_states_compared, int_expansion_events_classified
+  and int_account_movements_snapshotted define them: every instant an account's subscription
+  versions start or end, each product's state right before and right after it (versions,
+  MRR, seats, highest tier), classified (new, reactivation, cross_sell, churn, contraction,
+  upsell, price_change); days_since_last_expansion (upsell or cross-sell that added MRR) and
+  days_since_last_contraction from the latest before the end of as_of;
+* the companions as int_product_companions_measured and int_account_companions_snapshotted
+  define them: product-pair support, confidence and lift over the holdings of every account
+  at as_of, dbt's vars companion_min_support / companion_min_pair_accounts /
+  companion_min_lift (dbt_project.yml), then per account the usual companions not held
+  (companion_products_not_held) and the most likely next product (top_companion_product_*).
+No feature is filled or approximated: `agreement()` measures, outside the timing, how often
+each feature equals the mart's value (>= 99.9% of active accounts is "exact").
 """
 
 from __future__ import annotations
@@ -47,8 +52,14 @@ from flows.settings import PROJECT_DIR
 from models.params import Params
 from models.usage_features import SEPARATOR
 
-FILLED = {"companion_products_not_held": "0", "top_companion_product_name": "NULL"}
-APPROXIMATED = ("days_since_last_expansion", "days_since_last_contraction")
+# dbt vars the query reads from dbt_project.yml (the pipeline passes none of them on the
+# command line), as the query parameters of the same name.
+DBT_VARS = (
+    "utilization_cap",
+    "companion_min_support",
+    "companion_min_pair_accounts",
+    "companion_min_lift",
+)
 FX_SEED = PROJECT_DIR / "dbt_project" / "seeds" / "fx_rates.csv"
 DBT_PROJECT_FILE = PROJECT_DIR / "dbt_project" / "dbt_project.yml"
 
@@ -67,7 +78,8 @@ STAT_COLUMNS = {
 
 # The account-level columns the query can return, as SQL over the final select's relations
 # (s spine, t totals, h90 mrr 90 days ago, cs core units, r renewal, f first start, tc
-# tickets, n nps, ac activities, ic invoices, oc opportunities, m movements, lp limit pressure).
+# tickets, n nps, ac activities, ic invoices, oc opportunities, m movements, lp limit pressure,
+# cr companions).
 SNAPSHOT_COLUMNS = {
     "segment": "s.segment",
     "tenure_days": """cast(datediff('day', cast(coalesce(
@@ -77,8 +89,9 @@ SNAPSHOT_COLUMNS = {
     "mrr_90d_ago": "cast(coalesce(h90.mrr_90d_ago, 0) as double)",
     "mrr_change_90d": "cast(coalesce(t.mrr, 0) - coalesce(h90.mrr_90d_ago, 0) as double)",
     "products_held": "cast(coalesce(t.products_held, 0) as integer)",
-    "companion_products_not_held": FILLED["companion_products_not_held"],
-    "top_companion_product_name": f"cast({FILLED['top_companion_product_name']} as varchar)",
+    "companion_products_not_held": "cast(coalesce(cr.companion_products_not_held, 0) as integer)",
+    "top_companion_product_id": "cr.top_companion_product_id",
+    "top_companion_product_name": "cr.top_companion_product_name",
     "core_tier_rank": "cast(cs.core_tier_rank as integer)",
     "is_top_tier": "r.is_top_tier",
     "core_quantity": "cast(cs.core_quantity as integer)",
@@ -142,10 +155,11 @@ def _identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def utilization_cap(project_file: Path = DBT_PROJECT_FILE) -> float:
-    """dbt's var utilization_cap, as dbt_project.yml sets it (the pipeline does not override it)."""
+def dbt_vars(project_file: Path = DBT_PROJECT_FILE) -> dict[str, float]:
+    """dbt's vars in DBT_VARS as dbt_project.yml sets them (the pipeline does not override
+    them): the query's parameters of the same names."""
     project = yaml.safe_load(project_file.read_text(encoding="utf-8"))
-    return float(project["vars"]["utilization_cap"])
+    return {name: float(project["vars"][name]) for name in DBT_VARS}
 
 
 def model_columns(params: Params) -> list[str]:
@@ -186,7 +200,7 @@ def features_sql(
     """The one query: one row per account existing at $as_of with account_id, snapshot_date,
     is_active and `columns` (the champion's), for the declared `metrics` (metric,
     aggregation, limit_period: raw.config__usage_metrics). Parameters: $as_of,
-    $reporting_currency, $utilization_cap."""
+    $reporting_currency and DBT_VARS' names (dbt_vars())."""
     usage = usage_columns(columns, metrics)
     missing = [c for c in columns if c not in usage and c not in SNAPSHOT_COLUMNS]
     if missing:
@@ -217,7 +231,10 @@ p as (
     select cast($as_of as date) as as_of,
            cast(cast($as_of as date) + 1 as timestamp) as end_at,
            cast($reporting_currency as varchar) as reporting_currency,
-           cast($utilization_cap as double) as utilization_cap
+           cast($utilization_cap as double) as utilization_cap,
+           cast($companion_min_support as double) as companion_min_support,
+           cast($companion_min_pair_accounts as double) as companion_min_pair_accounts,
+           cast($companion_min_lift as double) as companion_min_lift
 ),
 static_rates as (select currency, rate_to_usd from read_csv('{fx_csv}', header = true)),
 dated_rates as (
@@ -244,7 +261,8 @@ subs as (
     {_latest("trim(subscription_id)")}
 ),
 products as (
-    select trim(product_id) as product_id, {_clean("product_family")} as product_family
+    select trim(product_id) as product_id, trim(product_name) as product_name,
+           {_clean("product_family")} as product_family
     from raw.billing__products where product_id is not null {_latest("trim(product_id)", None)}
 ),
 plans as (
@@ -364,31 +382,146 @@ limits as (
     group by h.account_id, l.metric
     having bool_or(h.product_family = 'core')
 ),
-version_steps as (
-    select *, lag(mrr) over w as mrr_before, lag(quantity) over w as quantity_before,
-           lag(tier_rank) over w as tier_before
-    from versions
-    window w as (partition by subscription_id order by version_number)
+instants as (
+    -- int_account_product_states_compared: every instant a version starts or ends (before
+    -- the end of as_of: later ones cannot be the last movement before it)
+    select i.* from (
+        select account_id, valid_from as changed_at from versions
+        union
+        select account_id, valid_to as changed_at from versions where valid_to is not null
+    ) i, p
+    where i.changed_at < p.end_at
 ),
-events as (
-    select account_id, valid_from as event_at,
-           case when version_number > 1 and mrr > mrr_before
-                     and (tier_rank > tier_before or quantity > quantity_before) then 'expansion'
-                when version_number > 1 and mrr < mrr_before
-                     and (tier_rank < tier_before or quantity < quantity_before) then 'contraction'
-                when version_number = 1 and valid_from > min(valid_from) over (partition by account_id)
-                    then 'expansion'
-           end as kind
-    from version_steps
-    union all
-    select account_id, canceled_at, 'contraction' from subs s
-    join customers cu on cu.customer_id = s.customer_id where canceled_at is not null
+first_starts as (
+    select account_id, min(valid_from) as first_started_at from versions group by account_id
+),
+product_states as (
+    -- each product's state right before (valid_from < t <= valid_to) and right after
+    -- (valid_from <= t < valid_to) the instant
+    select i.account_id, i.changed_at, v.product_id,
+           count(*) filter (where v.valid_from < i.changed_at) as versions_before,
+           count(*) filter (where v.valid_to is null or v.valid_to > i.changed_at)
+               as versions_after,
+           cast(coalesce(sum(v.mrr) filter (where v.valid_from < i.changed_at), 0)
+                as decimal(38, 6)) as mrr_before,
+           cast(coalesce(sum(v.mrr) filter (where v.valid_to is null
+                                            or v.valid_to > i.changed_at), 0)
+                as decimal(38, 6)) as mrr_after,
+           coalesce(sum(v.quantity) filter (where v.valid_from < i.changed_at), 0)
+               as quantity_before,
+           coalesce(sum(v.quantity) filter (where v.valid_to is null
+                                            or v.valid_to > i.changed_at), 0) as quantity_after,
+           max(v.tier_rank) filter (where v.valid_from < i.changed_at) as tier_rank_before,
+           max(v.tier_rank) filter (where v.valid_to is null or v.valid_to > i.changed_at)
+               as tier_rank_after
+    from instants i
+    join versions v
+        on v.account_id = i.account_id and v.valid_from <= i.changed_at
+        and (v.valid_to is null or v.valid_to >= i.changed_at)
+    group by i.account_id, i.changed_at, v.product_id
+),
+account_states as (
+    select ps.*,
+           count(*) filter (where ps.versions_before > 0) over instant as account_products_before,
+           count(*) filter (where ps.versions_after > 0) over instant as account_products_after,
+           f.first_started_at < ps.changed_at as was_ever_active_before
+    from product_states ps
+    join first_starts f on f.account_id = ps.account_id
+    window instant as (partition by ps.account_id, ps.changed_at)
+),
+classified as (
+    -- int_expansion_events_classified
+    select account_id, changed_at as event_at, mrr_before, mrr_after,
+           case
+               when versions_before = 0 and versions_after > 0 then
+                   case when not was_ever_active_before then 'new'
+                        when account_products_before = 0 then 'reactivation'
+                        else 'cross_sell' end
+               when versions_before > 0 and versions_after = 0 then
+                   case when account_products_after = 0 then 'churn' else 'contraction' end
+               when mrr_after > mrr_before then
+                   case when tier_rank_after > tier_rank_before
+                             or quantity_after > quantity_before then 'upsell'
+                        else 'price_change' end
+               when mrr_after < mrr_before then
+                   case when tier_rank_after < tier_rank_before
+                             or quantity_after < quantity_before then 'contraction'
+                        else 'price_change' end
+           end as movement_type
+    from account_states
 ),
 movements as (
-    select e.account_id,
-           max(e.event_at) filter (where kind = 'expansion') as last_expansion_at,
-           max(e.event_at) filter (where kind = 'contraction') as last_contraction_at
-    from events e, p where e.event_at < p.end_at group by e.account_id
+    -- int_account_movements_snapshotted: the latest of each strictly before the end of as_of
+    select c.account_id,
+           max(c.event_at) filter (where c.movement_type in ('upsell', 'cross_sell')
+                                   and c.mrr_after > c.mrr_before) as last_expansion_at,
+           max(c.event_at) filter (where c.movement_type = 'contraction') as last_contraction_at
+    from classified c, p where c.event_at < p.end_at group by c.account_id
+),
+held_products as (
+    -- int_product_companions_measured: the products each account holds at the end of as_of
+    select distinct account_id, product_id from held
+),
+holders as (select count(distinct account_id) as accounts_active from held_products),
+product_counts as (
+    select product_id, count(*) as accounts_holding from held_products group by product_id
+),
+pair_counts as (
+    select a.product_id, b.product_id as companion_product_id, count(*) as accounts_holding_both
+    from held_products a
+    join held_products b on b.account_id = a.account_id and b.product_id != a.product_id
+    group by a.product_id, b.product_id
+),
+pairs as (
+    select pc.product_id, pc.companion_product_id, pr.product_name as companion_product_name,
+           pc.accounts_holding_both,
+           {_divide("pc.accounts_holding_both", "h.accounts_active")} as support,
+           {_divide("pc.accounts_holding_both", "pn.accounts_holding")} as confidence,
+           {
+        _divide(
+            _divide("pc.accounts_holding_both", "pn.accounts_holding"),
+            _divide("cn.accounts_holding", "h.accounts_active"),
+        )
+    } as lift
+    from pair_counts pc
+    join product_counts pn on pn.product_id = pc.product_id
+    join product_counts cn on cn.product_id = pc.companion_product_id
+    cross join holders h
+    left join products pr on pr.product_id = pc.companion_product_id
+),
+companion_pairs as (
+    select pairs.*,
+           support >= p.companion_min_support
+               and accounts_holding_both >= p.companion_min_pair_accounts as is_frequent,
+           support >= p.companion_min_support
+               and accounts_holding_both >= p.companion_min_pair_accounts
+               and lift > p.companion_min_lift as is_companion
+    from pairs, p
+),
+companion_candidates as (
+    -- int_account_companions_snapshotted: frequent companions of a held product, not held
+    select h.account_id, c.companion_product_id, c.companion_product_name,
+           bool_or(c.is_companion) as is_companion, max(c.confidence) as confidence,
+           max(c.lift) as lift
+    from held_products h
+    join companion_pairs c on c.product_id = h.product_id and c.is_frequent
+    where not exists (
+        select 1 from held_products x
+        where x.account_id = h.account_id and x.product_id = c.companion_product_id
+    )
+    group by h.account_id, c.companion_product_id, c.companion_product_name
+),
+companion_ranked as (
+    select account_id,
+           count(*) filter (where is_companion) over (partition by account_id)
+               as companion_products_not_held,
+           companion_product_id as top_companion_product_id,
+           companion_product_name as top_companion_product_name
+    from companion_candidates
+    qualify row_number() over (
+        partition by account_id
+        order by is_companion desc, confidence desc, lift desc, companion_product_id asc
+    ) = 1
 ),
 usage_days as (
     -- one value per (account, metric, day) in the 90 days to as_of: the latest load's
@@ -577,6 +710,7 @@ left join activities ac on ac.account_id = s.account_id
 left join invoice_counts ic on ic.account_id = s.account_id
 left join opportunity_counts oc on oc.account_id = s.account_id
 left join movements m on m.account_id = s.account_id
+left join companion_ranked cr on cr.account_id = s.account_id
 """
 
 
@@ -610,7 +744,7 @@ def run_limit(
 
     columns = model_columns(model.params)
     currency = (reporting_currency or get_settings().reporting_currency).strip().upper()
-    params = {"as_of": as_of, "reporting_currency": currency, "utilization_cap": utilization_cap()}
+    params = {"as_of": as_of, "reporting_currency": currency, **dbt_vars()}
 
     t = time.perf_counter()
     con = duckdb.connect(str(warehouse), read_only=True, config={"memory_limit": memory_limit})
