@@ -185,8 +185,8 @@ def backfill(b: Bench, name: str, as_of: str, wanted: int = 12) -> None:
     (`backfill`) or the real `expansion backfill` command (`backfill_prefect`)."""
     params = b.result["params"]
     first = backfill_dates.first_usage_day(date.fromisoformat(params["end_date"]), params["months"])
-    history = int(b.result.get("settings", {}).get("backfill_min_history_months", 8))
-    days, note = backfill_dates.choose_dates(first, date.fromisoformat(as_of), wanted, history)
+    needs = backfill_dates.TrainingNeeds(**b.result["settings"]["backfill_training_needs"])
+    days, note = backfill_dates.choose_dates(first, date.fromisoformat(as_of), wanted, needs)
     if note:
         b.result["notes"].append(f"{name}: {note}")
     if not days:

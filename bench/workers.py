@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import traceback
@@ -50,9 +51,8 @@ def demo_business(settings: Any) -> str:
 
 
 def worker_settings(out: Path) -> None:
-    """The settings in effect (bench/settings_record.py), the demo business to generate and
-    the history a backfilled date needs."""
-    from bench.backfill import min_history_months
+    """The settings in effect (bench/settings_record.py), the demo business to generate, the
+    flow's stage list and what a backfilled date's model needs."""
     from bench.settings_record import settings_in_effect
     from flows.pipeline import STAGES
     from models.params import load_params
@@ -65,9 +65,11 @@ def worker_settings(out: Path) -> None:
             **settings_in_effect(settings),
             "demo_business": demo_business(settings),
             "stage_names": [stage.name for stage in STAGES],
-            "backfill_min_history_months": min_history_months(
-                settings.label_horizon_days, backtest.n_cutoffs, backtest.min_train_dates
-            ),
+            "backfill_training_needs": {
+                "label_horizon_days": settings.label_horizon_days,
+                "validation_dates": backtest.validation_dates,
+                "min_train_dates": backtest.min_train_dates,
+            },
         },
     )
 
@@ -131,7 +133,7 @@ def worker_pipeline(scenario: str, out: Path) -> None:
             save()
             return result
 
-        return Stage(stage.name, run, stage.when)
+        return dataclasses.replace(stage, run=run)  # keeps `when` (and any other mark)
 
     if scenario == "train":  # training alone, forced (a challenger on the current marts)
         (train,) = [s for s in STAGES if s.name == "train"]
@@ -272,8 +274,9 @@ def worker_backfill(out: Path, dates: list[str]) -> None:
     with measure() as m:
         try:
             summary = run_backfill(settings, days, prefect=False)
-        except Exception as exc:
+        except Exception as exc:  # BackfillStopped carries the summary of the dates done
             error = f"{type(exc).__name__}: {exc}"
+            summary = getattr(exc, "summary", None)
             traceback.print_exc()
     record |= m.record()
     record["status"] = "completed" if error is None else "failed"
