@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.context import FlowRunContext, TaskRunContext
 
 from flows.quality.results import GateResult, gate_markdown, outcome_rows
 
 
 def gate_artifacts(edge: str, results: list[GateResult], note: str | None) -> None:
+    """The gate's artifacts on the flow run. Outside a Prefect run (the stages' plain
+    functions, as the benchmark calls them) there is no run to attach them to: nothing is
+    written, so no temporary Prefect API server is started just for them (10-15 s inside the
+    first gate's timing)."""
+    if FlowRunContext.get() is None and TaskRunContext.get() is None:
+        return
     try:
         create_markdown_artifact(
             key=f"gate-{edge}",
