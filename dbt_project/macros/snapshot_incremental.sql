@@ -54,12 +54,18 @@
 -#}
 
 
-{#- The vars that change what the snapshot models compute (every var but as_of). -#}
+{#- The vars that change what the snapshot models compute (every var of dbt_project.yml but as_of). -#}
 {% macro snapshot_fingerprint_vars() -%}
     {{ return([
         'label_horizon_days', 'reporting_currency', 'snapshot_history_months',
         'companion_min_support', 'companion_min_pair_accounts', 'companion_min_lift',
-        'promoter_min_score', 'detractor_max_score', 'nps_recent_days', 'utilization_cap'
+        'promoter_min_score', 'detractor_max_score', 'nps_recent_days', 'utilization_cap',
+        'adoption_full_active_days', 'adoption_full_utilization', 'adoption_max_decline',
+        'engagement_recency_days', 'engagement_full_activities_30d',
+        'engagement_full_meetings_90d', 'support_points_per_ticket_90d',
+        'support_points_per_open_ticket', 'support_points_per_urgent_open_ticket',
+        'nps_stale_days', 'loyalty_renewal_min_months', 'loyalty_fan_min_tenure_days',
+        'loyalty_fan_min_expansions', 'offer_limit_threshold'
     ]) }}
 {%- endmacro %}
 
