@@ -201,6 +201,7 @@ class Dbt:
     labels: tuple[str, ...] = LABELS
     marts: tuple[str, ...] = MARTS
     snapshotted: tuple[str, ...] = SNAPSHOTTED
+    labelled: tuple[str, ...] = LABELLED
 
     run = staticmethod(run_dbt)
     read = staticmethod(read)
