@@ -16,7 +16,10 @@
 -#}
 {#- the months this build recomputes: from plan.from_month (none: all) -#}
 {%- set plan = month_rebuild_plan() %}
-{%- set from_at = none if plan.from_month is none else "cast('" ~ plan.from_month ~ "' as timestamp)" %}
+{%- set from_at = none %}
+{%- if plan.from_month is not none %}
+    {%- set from_at = "cast('" ~ plan.from_month ~ "' as timestamp)" %}
+{%- endif %}
 with
 
 events as (
@@ -99,10 +102,10 @@ recomputed_months as (
     select
         account_id,
         {%- if plan.from_month is none %}
-        first_month_start
+        first_month_start as recomputed_from
         {%- else %}
-        greatest(first_month_start, cast('{{ plan.from_month }}' as date))
-        {%- endif %} as first_month_start
+        greatest(first_month_start, cast('{{ plan.from_month }}' as date)) as recomputed_from
+        {%- endif %}
     from first_months
 
 ),
@@ -111,13 +114,15 @@ account_months as (
 
     select
         recomputed_months.account_id,
-        cast({{ dbt.dateadd('month', 'months_after.n', 'recomputed_months.first_month_start') }} as date)
-            as month_start
+        cast(
+            {{ dbt.dateadd('month', 'months_after.n', 'recomputed_months.recomputed_from') }}
+            as date
+        ) as month_start
     from recomputed_months
     cross join pipeline_dates
     cross join lateral {{ integer_series(
         0,
-        dbt.datediff('recomputed_months.first_month_start', 'pipeline_dates.as_of_date', 'month'),
+        dbt.datediff('recomputed_months.recomputed_from', 'pipeline_dates.as_of_date', 'month'),
         'months_after',
         'n'
     ) }}
