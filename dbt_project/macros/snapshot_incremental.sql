@@ -393,6 +393,7 @@
 
 {#- A WHERE condition on a month column keeping the plan's months ('true' for all). -#}
 {% macro month_rebuild_filter(plan, column='month_start') -%}
+    {{ rebuild_marker('months from', plan.from_month or 'all') }}
     {%- if plan.from_month is none -%}
         true
     {%- else -%}
@@ -401,14 +402,42 @@
 {%- endmacro %}
 
 
-{#- Pre-hook of the monthly marts: drop the months after the as_of month (as_of moved back). -#}
+{#-
+    What a build recomputes, as a comment in its SQL (`/* rebuild <key>: <value> */`), and the
+    value read back from the compiled SQL by the pre-hook. delete+insert deletes only the keys
+    the new rows have: a recomputed date or month that now has no rows at all (a declaration
+    without metrics, a date without product pairs) would keep its old rows. The pre-hook
+    deletes every recomputed key first, from the plan the rows were computed with.
+-#}
+{% macro rebuild_marker(key, value) -%}
+    /* rebuild {{ key }}: {{ value }} */
+{%- endmacro %}
+
+{% macro compiled_rebuild_marker(key) -%}
+    {%- set code = model.compiled_code or '' -%}
+    {%- set tag = '/* rebuild ' ~ key ~ ': ' -%}
+    {%- if tag not in code -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {{ return(code.split(tag, 1)[1].split(' */', 1)[0]) }}
+{%- endmacro %}
+
+
+{#- Pre-hook of the monthly marts: drop the months the build recomputes, and those after the
+    as_of month (as_of moved back). -#}
 {% macro month_rebuild_pre_hook() -%}
     {%- if is_incremental() -%}
+        {%- set from_month = compiled_rebuild_marker('months from') -%}
         delete from {{ this }}
         where month_start > (
             select cast({{ dbt.date_trunc('month', 'as_of_date') }} as date)
             from {{ ref('int_pipeline_dates_resolved') }}
         )
+        {%- if from_month == 'all' %}
+            or true
+        {%- elif from_month %}
+            or month_start >= cast('{{ from_month }}' as date)
+        {%- endif %}
     {%- endif -%}
 {%- endmacro %}
 
@@ -453,6 +482,7 @@
 
 {#- A WHERE condition on `column` keeping the plan's snapshot dates ('true' for all). -#}
 {% macro snapshot_dates_filter(plan, column='snapshot_date') -%}
+    {{ rebuild_marker('snapshot dates', 'all' if plan.dates is none else (plan.dates | join(',') or 'none')) }}
     {%- if plan.dates is none -%}
         true
     {%- elif plan.dates | length == 0 -%}
@@ -488,12 +518,21 @@
 {%- endmacro %}
 
 
-{#- Pre-hook: drop the snapshot dates that are no longer in the spine (left the window). -#}
+{#- Pre-hook: drop the snapshot dates that are no longer in the spine (left the window), and
+    those the build recomputes (rebuild_marker). -#}
 {% macro snapshot_dates_pre_hook() -%}
     {%- if is_incremental() -%}
+        {%- set planned = compiled_rebuild_marker('snapshot dates') -%}
         delete from {{ this }}
         where snapshot_date not in (
             select distinct snapshot_date from {{ ref('int_account_snapshots_spined') }}
         )
+        {%- if planned == 'all' %}
+            or true
+        {%- elif planned and planned != 'none' %}
+            or snapshot_date in (
+                {%- for d in planned.split(',') %}cast('{{ d }}' as date){{ ', ' if not loop.last }}{% endfor -%}
+            )
+        {%- endif %}
     {%- endif -%}
 {%- endmacro %}

@@ -186,15 +186,19 @@ final as (
     inner join accounts
         on accounts.account_id = balanced.account_id
     -- months without MRR and without any movement (after a churn, before a return) are left out
-    where balanced.closing_mrr != 0
-        or balanced.closing_mrr - balanced.net_change_mrr != 0
-        or balanced.new_mrr != 0
-        or balanced.upsell_mrr != 0
-        or balanced.cross_sell_mrr != 0
-        or balanced.reactivation_mrr != 0
-        or balanced.contraction_mrr != 0
-        or balanced.churn_mrr != 0
-        or balanced.price_change_mrr != 0
+    where
+        {{ month_rebuild_filter(plan, 'balanced.month_start') }}
+        and (
+            balanced.closing_mrr != 0
+            or balanced.closing_mrr - balanced.net_change_mrr != 0
+            or balanced.new_mrr != 0
+            or balanced.upsell_mrr != 0
+            or balanced.cross_sell_mrr != 0
+            or balanced.reactivation_mrr != 0
+            or balanced.contraction_mrr != 0
+            or balanced.churn_mrr != 0
+            or balanced.price_change_mrr != 0
+        )
 
 )
 
