@@ -1,9 +1,10 @@
 {#-
-    Incremental snapshot models: a model of models/intermediate/snapshotted/, keyed on
-    snapshot_date, keeps the rows of the snapshot dates whose inputs did not change since its
-    last build and recomputes only the others. A daily run then computes the new scoring date
-    (as_of), not every month-end again. The folder's config in dbt_project.yml makes each
-    model incremental (delete+insert on snapshot_date, sync_all_columns) with
+    Incremental snapshot models: a model keyed on snapshot_date (the models of
+    models/intermediate/snapshotted/, and the marts account_metric_snapshots, account_offers,
+    account_snapshots and account_features) keeps the rows of the snapshot dates whose inputs
+    did not change since its last build and recomputes only the others. A daily run then
+    computes the new scoring date (as_of), not every month-end again. The folder's config in
+    dbt_project.yml makes each model incremental (delete+insert on snapshot_date) with
     snapshot_dates_pre_hook() as pre-hook; a model then reads (see
     int_account_usage_snapshotted.sql):
 
@@ -23,11 +24,29 @@
         since the table's last build (`_inputs_loaded_at`, the newest raw `_loaded_at` it was
         built from): a usage day (stg_usage__usage_daily._loaded_at), or a CRM or billing
         record with a new version (stg_crm__record_versions, stg_billing__record_versions,
-        which give the first date each version of a record can change, old and new).
+        which give the first date each version of a record can change, old and new);
+      - with labels=true (a model with labels, which look *forward* from the snapshot date):
+        the dates whose labels are not complete in the table (their window
+        (snapshot_date, snapshot_date + label_horizon_days] reached past the previous build's
+        label cutoff: the days that arrived since may fall into it) or not complete now (the
+        cutoff moved back), and a changed record touches the dates up to label_horizon_days
+        before it too (an expansion on day e is a label of the snapshots e - horizon .. e - 1).
     `delete+insert` on snapshot_date replaces those dates whole; the pre-hook deletes the
     dates that left the spine (int_account_snapshots_spined: older than
     snapshot_history_months, the previous as_of). The result equals a `--full-refresh` build
     (tests/dbt/test_incremental_snapshots.py).
+
+    Where a build records what it was built from:
+      columns  (state='columns', the intermediates) the last two columns of every row,
+               `_inputs_loaded_at` and `_build_fingerprint` (snapshot_build_columns);
+      table    (state='table', the marts, whose columns are their contract) one row per model
+               in `_incremental_builds` of the model's schema, written by the post-hook
+               snapshot_build_state_hook() in the same transaction as the rows. Its
+               fingerprint also covers the usage-metric declaration (stg_config__usage_metrics,
+               data the loader rewrites, with no _loaded_at): account_metric_snapshots and the
+               marts after it read it.
+    The monthly marts (mrr_movements, mrr_billing_reconciliation) use `month_rebuild_plan`:
+    the same changes, as the first month to recompute.
 
     Not detected: rows deleted from raw other than by the loader's full refresh (which makes
     every row new), and edits of macros (they are not in dbt's graph). After either, run
@@ -35,22 +54,29 @@
 -#}
 
 
-{#- The vars that change what the snapshot models compute (every var but as_of). -#}
+{#- The vars that change what the snapshot models compute (every var of dbt_project.yml but as_of). -#}
 {% macro snapshot_fingerprint_vars() -%}
     {{ return([
         'label_horizon_days', 'reporting_currency', 'snapshot_history_months',
         'companion_min_support', 'companion_min_pair_accounts', 'companion_min_lift',
-        'promoter_min_score', 'detractor_max_score', 'nps_recent_days', 'utilization_cap'
+        'promoter_min_score', 'detractor_max_score', 'nps_recent_days', 'utilization_cap',
+        'adoption_full_active_days', 'adoption_full_utilization', 'adoption_max_decline',
+        'engagement_recency_days', 'engagement_full_activities_30d',
+        'engagement_full_meetings_90d', 'support_points_per_ticket_90d',
+        'support_points_per_open_ticket', 'support_points_per_urgent_open_ticket',
+        'nps_stale_days', 'loyalty_renewal_min_months', 'loyalty_fan_min_tenure_days',
+        'loyalty_fan_min_expansions', 'offer_limit_threshold'
     ]) }}
 {%- endmacro %}
 
 
 {#-
     md5 of the checksums of every model and seed file of this project and of the vars in
-    snapshot_fingerprint_vars(): when it differs from the one stored with the rows, the
-    logic may have changed and every date is recomputed.
+    snapshot_fingerprint_vars() (and, with watch_declaration, of the declared usage metrics):
+    when it differs from the one stored with the rows, the logic may have changed and every
+    date is recomputed.
 -#}
-{% macro snapshot_build_fingerprint() -%}
+{% macro snapshot_build_fingerprint(watch_declaration=false) -%}
     {%- if not execute -%}
         {{ return('') }}
     {%- endif -%}
@@ -63,100 +89,154 @@
     {%- for name in snapshot_fingerprint_vars() -%}
         {%- do parts.append(name ~ '=' ~ var(name)) -%}
     {%- endfor -%}
+    {%- if watch_declaration -%}
+        {%- do parts.append('declaration=' ~ snapshot_declaration_hash()) -%}
+    {%- endif -%}
     {{ return(local_md5(parts | join('|'))) }}
 {%- endmacro %}
 
 
-{#-
-    What this build of the calling model computes: a dict with
-      dates       none (every snapshot date) or the list of snapshot dates to recompute
-                  ('YYYY-MM-DD' strings; may be empty)
-      loaded_at   the newest raw _loaded_at among the inputs now ('...' timestamp or none)
-      fingerprint snapshot_build_fingerprint()
-    Runs its queries when dbt compiles the model, before anything of it is written.
--#}
-{% macro snapshot_rebuild_plan() -%}
-    {%- set plan = {'dates': none, 'loaded_at': none, 'fingerprint': ''} -%}
-    {#- a unit test gives its rows as fixtures (and only the model's own refs): every date -#}
-    {%- if model.resource_type == 'unit_test' -%}
-        {{ return(plan) }}
+{#- md5 of what the usage-metric declaration says that the models compute with. -#}
+{% macro snapshot_declaration_hash() -%}
+    {%- set declaration = ref('stg_config__usage_metrics') -%}
+    {%- if not execute or load_relation(declaration) is none -%}
+        {{ return('') }}
     {%- endif -%}
-    {#- refs at parse time too, so dbt knows the dependencies -#}
-    {%- set usage = ref('stg_usage__usage_daily') -%}
-    {%- set crm_versions = ref('stg_crm__record_versions') -%}
-    {%- set billing_versions = ref('stg_billing__record_versions') -%}
-    {%- set snapshot_dates = ref('int_snapshot_dates_selected') -%}
-    {%- set fingerprint = snapshot_build_fingerprint() -%}
-    {%- do plan.update({'fingerprint': fingerprint}) -%}
-    {%- if not execute -%}
-        {{ return(plan) }}
-    {%- endif -%}
-    {#- inputs not built yet: a compile on an empty warehouse (sqlfluff's dbt templater, `dbt
-        compile`); a build always builds them first -#}
-    {%- for input in [usage, crm_versions, billing_versions] -%}
-        {%- if load_relation(input) is none -%}
-            {{ return(plan) }}
-        {%- endif -%}
-    {%- endfor -%}
+    {%- set hash_sql -%}
+        select md5(coalesce(string_agg(
+            metric || ':' || aggregation || ':' || coalesce(limit_period, ''), '|'
+            order by metric
+        ), ''))
+        from {{ declaration }}
+    {%- endset -%}
+    {{ return(run_query(hash_sql).columns[0].values()[0]) }}
+{%- endmacro %}
 
+
+{#-
+    The relations a rebuild plan reads. Called when dbt parses the calling model too, so
+    these refs are dependencies of every incremental snapshot model.
+-#}
+{% macro snapshot_plan_inputs(watch_declaration=false) -%}
+    {%- set inputs = {
+        'usage': ref('stg_usage__usage_daily'),
+        'crm_versions': ref('stg_crm__record_versions'),
+        'billing_versions': ref('stg_billing__record_versions'),
+        'snapshot_dates': ref('int_snapshot_dates_selected'),
+        'pipeline_dates': ref('int_pipeline_dates_resolved'),
+    } -%}
+    {%- if watch_declaration -%}
+        {%- do inputs.update({'declaration': ref('stg_config__usage_metrics')}) -%}
+    {%- endif -%}
+    {{ return(inputs) }}
+{%- endmacro %}
+
+
+{#- The newest raw _loaded_at among the inputs now ('...' string, or none). -#}
+{% macro snapshot_inputs_loaded_at(inputs) -%}
     {%- set newest_sql -%}
         select max(_loaded_at) from (
-            select max(_loaded_at) as _loaded_at from {{ usage }}
+            select max(_loaded_at) as _loaded_at from {{ inputs.usage }}
             union all
-            select max(_loaded_at) from {{ crm_versions }}
+            select max(_loaded_at) from {{ inputs.crm_versions }}
             union all
-            select max(_loaded_at) from {{ billing_versions }}
+            select max(_loaded_at) from {{ inputs.billing_versions }}
         ) as inputs
     {%- endset -%}
     {%- set newest = run_query(newest_sql).columns[0].values()[0] -%}
-    {%- do plan.update({'loaded_at': none if newest is none else (newest | string)}) -%}
-    {%- if not is_incremental() -%}
-        {{ return(plan) }}
-    {%- endif -%}
+    {{ return(none if newest is none else (newest | string)) }}
+{%- endmacro %}
 
-    {%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
-    {%- if '_inputs_loaded_at' not in columns or '_build_fingerprint' not in columns -%}
-        {{ log(this ~ ': built before incremental snapshots, recomputing every date', info=true) }}
-        {{ return(plan) }}
-    {%- endif -%}
-    {%- set state_sql -%}
-        select
-            max(_inputs_loaded_at) as built_from,
-            count(*) filter (where _build_fingerprint is distinct from '{{ fingerprint }}') as stale_rows
-        from {{ this }}
-    {%- endset -%}
-    {%- set state = run_query(state_sql).rows[0] -%}
-    {%- if state[0] is none or state[1] > 0 -%}
-        {%- if state[1] > 0 -%}
-            {{ log(this ~ ': models, seeds or vars changed since the last build, recomputing every date', info=true) }}
+
+{#- The table of build states of the models with state='table', in the model's schema. -#}
+{% macro snapshot_build_state_relation() -%}
+    {{ return(api.Relation.create(
+        database=this.database, schema=this.schema, identifier='_incremental_builds'
+    )) }}
+{%- endmacro %}
+
+
+{#-
+    What the last build of this model was built from: a dict with built_from (the newest
+    raw _loaded_at it had read) and as_of_date (state='table' only), or none when every row
+    must be recomputed (no state, or built with another fingerprint).
+-#}
+{% macro snapshot_previous_build(state, fingerprint) -%}
+    {%- if state == 'table' -%}
+        {%- set state_relation = snapshot_build_state_relation() -%}
+        {%- if load_relation(state_relation) is none -%}
+            {{ return(none) }}
         {%- endif -%}
-        {{ return(plan) }}
+        {%- set state_sql -%}
+            select
+                max(_inputs_loaded_at) as built_from,
+                count(*) filter (where _build_fingerprint is distinct from '{{ fingerprint }}') as stale_rows,
+                max(as_of_date) as as_of_date
+            from {{ state_relation }}
+            where model_name = '{{ this.identifier }}'
+        {%- endset -%}
+    {%- else -%}
+        {%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
+        {%- if '_inputs_loaded_at' not in columns or '_build_fingerprint' not in columns -%}
+            {{ log(this ~ ': built before incremental snapshots, recomputing every date', info=true) }}
+            {{ return(none) }}
+        {%- endif -%}
+        {%- set state_sql -%}
+            select
+                max(_inputs_loaded_at) as built_from,
+                count(*) filter (where _build_fingerprint is distinct from '{{ fingerprint }}') as stale_rows,
+                null as as_of_date
+            from {{ this }}
+        {%- endset -%}
     {%- endif -%}
-    {%- set built_from = "cast('" ~ state[0] ~ "' as timestamp)" -%}
+    {%- set row = run_query(state_sql).rows[0] -%}
+    {%- if row[0] is none or row[1] > 0 -%}
+        {%- if row[1] > 0 -%}
+            {{ log(this ~ ': models, seeds or vars changed since the last build, recomputing everything', info=true) }}
+        {%- endif -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {{ return({
+        'built_from': row[0] | string,
+        'as_of_date': none if row[2] is none else (row[2] | string),
+    }) }}
+{%- endmacro %}
 
-    {#- 1. the first usage day loaded since, and whether any CRM or billing record changed
-          (both scans skip the row groups loaded before `built_from`) -#}
+
+{#-
+    The earliest date that rows loaded after `built_from` can change ('YYYY-MM-DD' string, or
+    none when nothing was loaded): the first usage day loaded since (with usage=true), and the
+    earliest affects_from_date of any version, old or new, of a CRM or billing record with a
+    version loaded since, less `record_shift_days`. Both scans skip the row groups loaded
+    before `built_from`.
+-#}
+{% macro snapshot_changed_from(inputs, built_from, usage=true, record_shift_days=0) -%}
+    {%- set built_from = "cast('" ~ built_from ~ "' as timestamp)" -%}
     {%- set changes_sql -%}
         select
-            (select min(usage_date) from {{ usage }} where _loaded_at > {{ built_from }}),
-            (select count(*) from {{ crm_versions }} where _loaded_at > {{ built_from }})
-            + (select count(*) from {{ billing_versions }} where _loaded_at > {{ built_from }})
+            {% if usage -%}
+            (select min(usage_date) from {{ inputs.usage }} where _loaded_at > {{ built_from }}),
+            {%- else -%}
+            cast(null as date),
+            {%- endif %}
+            (select count(*) from {{ inputs.crm_versions }} where _loaded_at > {{ built_from }})
+            + (select count(*) from {{ inputs.billing_versions }} where _loaded_at > {{ built_from }})
     {%- endset -%}
     {%- set changes = run_query(changes_sql).rows[0] -%}
     {%- set changed_from = [] -%}
     {%- if changes[0] is not none -%}
         {%- do changed_from.append(changes[0] | string) -%}
     {%- endif -%}
-    {#- 2. only when records changed: the earliest date of any of their versions, old or new -#}
+    {#- only when records changed: the earliest date of any of their versions, old or new -#}
     {%- if changes[1] > 0 -%}
         {%- set records_sql -%}
             with
 
             record_versions as (
 
-                select * from {{ crm_versions }}
+                select * from {{ inputs.crm_versions }}
                 union all
-                select * from {{ billing_versions }}
+                select * from {{ inputs.billing_versions }}
 
             ),
 
@@ -176,25 +256,216 @@
         {%- endset -%}
         {%- set earliest = run_query(records_sql).columns[0].values()[0] -%}
         {%- if earliest is not none -%}
+            {%- set earliest = modules.datetime.date.fromisoformat(earliest | string) -%}
+            {%- if record_shift_days -%}
+                {%- set earliest = earliest - modules.datetime.timedelta(days=record_shift_days | int) -%}
+            {%- endif -%}
             {%- do changed_from.append(earliest | string) -%}
         {%- endif -%}
     {%- endif -%}
-    {%- set changed_from = (changed_from | min) if changed_from else none -%}
+    {{ return((changed_from | min) if changed_from else none) }}
+{%- endmacro %}
 
-    {#- 3. the dates to recompute: new ones, and those on or after the earliest change -#}
+
+{#-
+    What this build of the calling model computes: a dict with
+      dates       none (every snapshot date) or the list of snapshot dates to recompute
+                  ('YYYY-MM-DD' strings; may be empty)
+      loaded_at   the newest raw _loaded_at among the inputs now ('...' timestamp or none)
+      fingerprint snapshot_build_fingerprint()
+    labels: the model has labels and is_label_complete (see the header); state: 'columns' or
+    'table' (see the header); watch_declaration: the fingerprint covers the declared usage
+    metrics (always with state='table').
+    Runs its queries when dbt compiles the model, before anything of it is written.
+-#}
+{% macro snapshot_rebuild_plan(labels=false, state='columns', watch_declaration=false) -%}
+    {%- set plan = {'dates': none, 'loaded_at': none, 'fingerprint': ''} -%}
+    {#- a unit test gives its rows as fixtures (and only the model's own refs): every date -#}
+    {%- if model.resource_type == 'unit_test' -%}
+        {{ return(plan) }}
+    {%- endif -%}
+    {%- set watch_declaration = watch_declaration or state == 'table' -%}
+    {#- refs at parse time too, so dbt knows the dependencies (the spine: the pre-hook's) -#}
+    {%- set inputs = snapshot_plan_inputs(watch_declaration) -%}
+    {%- do inputs.update({'spine': ref('int_account_snapshots_spined')}) -%}
+    {%- if not execute -%}
+        {{ return(plan) }}
+    {%- endif -%}
+    {#- inputs not built yet: a compile on an empty warehouse (sqlfluff's dbt templater, `dbt
+        compile`); a build always builds them first -#}
+    {%- for input in inputs.values() -%}
+        {%- if load_relation(input) is none -%}
+            {{ return(plan) }}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- set fingerprint = snapshot_build_fingerprint(watch_declaration) -%}
+    {%- do plan.update({'fingerprint': fingerprint, 'loaded_at': snapshot_inputs_loaded_at(inputs)}) -%}
+    {%- if not is_incremental() -%}
+        {{ return(plan) }}
+    {%- endif -%}
+    {%- set previous = snapshot_previous_build(state, fingerprint) -%}
+    {%- if previous is none -%}
+        {{ return(plan) }}
+    {%- endif -%}
+
+    {%- set horizon = var('label_horizon_days') | int if labels else 0 -%}
+    {%- set changed_from = snapshot_changed_from(inputs, previous.built_from, record_shift_days=horizon) -%}
+
+    {#- the dates to recompute: new ones, those on or after the earliest change and, with
+        labels, those whose labels were or are not complete -#}
     {%- set dates_sql -%}
-        select snapshot_date
-        from {{ snapshot_dates }}
-        where snapshot_date not in (select distinct snapshot_date from {{ this }})
+        select snapshot_dates.snapshot_date
+        from {{ inputs.snapshot_dates }} as snapshot_dates
+        cross join {{ inputs.pipeline_dates }} as pipeline_dates
+        where snapshot_dates.snapshot_date not in (select distinct snapshot_date from {{ this }})
         {%- if changed_from is not none %}
-            or snapshot_date >= cast('{{ changed_from }}' as date)
+            or snapshot_dates.snapshot_date >= cast('{{ changed_from }}' as date)
         {%- endif %}
-        order by snapshot_date
+        {%- if labels %}
+            or snapshot_dates.snapshot_date in (
+                select distinct snapshot_date from {{ this }} where not is_label_complete
+            )
+            or cast({{ dbt.dateadd('day', horizon, 'snapshot_dates.snapshot_date') }} as date)
+            > pipeline_dates.label_cutoff_date
+        {%- endif %}
+        order by snapshot_dates.snapshot_date
     {%- endset -%}
     {%- set dates = run_query(dates_sql).columns[0].values() | map('string') | list -%}
-    {{ log(this ~ ': recomputing ' ~ (dates | length) ~ ' snapshot date(s) ' ~ (dates | join(', ')) ~ ' (inputs loaded after ' ~ state[0] ~ ')', info=true) }}
+    {{ log(this ~ ': recomputing ' ~ (dates | length) ~ ' snapshot date(s) ' ~ (dates | join(', ')) ~ ' (inputs loaded after ' ~ previous.built_from ~ ')', info=true) }}
     {%- do plan.update({'dates': dates}) -%}
     {{ return(plan) }}
+{%- endmacro %}
+
+
+{#-
+    The rebuild plan of a model keyed on month_start (mrr_movements,
+    mrr_billing_reconciliation; state='table'): a dict with
+      from_month  none (every month) or the first month to recompute ('YYYY-MM-01'): the
+                  month of the earliest of the day after the previous build's as_of, this
+                  build's as_of (the as_of month is partial: it closes at the end of the
+                  as_of day) and the
+                  earliest date that CRM or billing records loaded since can change (usage
+                  days do not count: only the as_of they move)
+      loaded_at, fingerprint  as in snapshot_rebuild_plan
+    Every later month is recomputed (balances carry forward); month_rebuild_pre_hook deletes
+    the months after the as_of month.
+-#}
+{% macro month_rebuild_plan() -%}
+    {%- set plan = {'from_month': none, 'loaded_at': none, 'fingerprint': ''} -%}
+    {%- if model.resource_type == 'unit_test' -%}
+        {{ return(plan) }}
+    {%- endif -%}
+    {%- set inputs = snapshot_plan_inputs(true) -%}
+    {%- if not execute -%}
+        {{ return(plan) }}
+    {%- endif -%}
+    {%- for input in inputs.values() -%}
+        {%- if load_relation(input) is none -%}
+            {{ return(plan) }}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- set fingerprint = snapshot_build_fingerprint(true) -%}
+    {%- do plan.update({'fingerprint': fingerprint, 'loaded_at': snapshot_inputs_loaded_at(inputs)}) -%}
+    {%- if not is_incremental() -%}
+        {{ return(plan) }}
+    {%- endif -%}
+    {%- set previous = snapshot_previous_build('table', fingerprint) -%}
+    {%- if previous is none or previous.as_of_date is none -%}
+        {{ return(plan) }}
+    {%- endif -%}
+    {%- set as_of = run_query('select as_of_date from ' ~ inputs.pipeline_dates).columns[0].values()[0] -%}
+    {#- the previous as_of month counted the events up to the end of its as_of day -#}
+    {%- set candidates = [(modules.datetime.date.fromisoformat(previous.as_of_date) + modules.datetime.timedelta(days=1)) | string] -%}
+    {%- if as_of is not none -%}
+        {%- do candidates.append(as_of | string) -%}
+    {%- endif -%}
+    {%- set changed_from = snapshot_changed_from(inputs, previous.built_from, usage=false) -%}
+    {%- if changed_from is not none -%}
+        {%- do candidates.append(changed_from) -%}
+    {%- endif -%}
+    {%- set earliest = candidates | min -%}
+    {%- set from_month = earliest[:8] ~ '01' -%}
+    {{ log(this ~ ': recomputing the months from ' ~ from_month ~ ' (inputs loaded after ' ~ previous.built_from ~ ')', info=true) }}
+    {%- do plan.update({'from_month': from_month}) -%}
+    {{ return(plan) }}
+{%- endmacro %}
+
+
+{#- A WHERE condition on a month column keeping the plan's months ('true' for all). -#}
+{% macro month_rebuild_filter(plan, column='month_start') -%}
+    {{ rebuild_marker('months from', plan.from_month or 'all') }}
+    {%- if plan.from_month is none -%}
+        true
+    {%- else -%}
+        {{ column }} >= cast('{{ plan.from_month }}' as date)
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#-
+    What a build recomputes, as a comment in its SQL (`/* rebuild <key>: <value> */`), and the
+    value read back from the compiled SQL by the pre-hook. delete+insert deletes only the keys
+    the new rows have: a recomputed date or month that now has no rows at all (a declaration
+    without metrics, a date without product pairs) would keep its old rows. The pre-hook
+    deletes every recomputed key first, from the plan the rows were computed with.
+-#}
+{% macro rebuild_marker(key, value) -%}
+    /* rebuild {{ key }}: {{ value }} */
+{%- endmacro %}
+
+{% macro compiled_rebuild_marker(key) -%}
+    {%- set code = model.compiled_code or '' -%}
+    {%- set tag = '/* rebuild ' ~ key ~ ': ' -%}
+    {%- if tag not in code -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {{ return(code.split(tag, 1)[1].split(' */', 1)[0]) }}
+{%- endmacro %}
+
+
+{#- Pre-hook of the monthly marts: drop the months the build recomputes, and those after the
+    as_of month (as_of moved back). -#}
+{% macro month_rebuild_pre_hook() -%}
+    {%- if is_incremental() -%}
+        {%- set from_month = compiled_rebuild_marker('months from') -%}
+        delete from {{ this }}
+        where month_start > (
+            select cast({{ dbt.date_trunc('month', 'as_of_date') }} as date)
+            from {{ ref('int_pipeline_dates_resolved') }}
+        )
+        {%- if from_month == 'all' %}
+            or true
+        {%- elif from_month %}
+            or month_start >= cast('{{ from_month }}' as date)
+        {%- endif %}
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#-
+    Post-hook of the models with state='table': record what this build was built from (one
+    row per model in _incremental_builds), in the transaction that wrote the rows.
+-#}
+{% macro snapshot_build_state_hook() -%}
+    {%- set state_relation = snapshot_build_state_relation() -%}
+    {%- set inputs = snapshot_plan_inputs(true) -%}
+    {%- set loaded_at = snapshot_inputs_loaded_at(inputs) if execute else none -%}
+    create table if not exists {{ state_relation }} (
+        model_name {{ dbt.type_string() }},
+        as_of_date date,
+        _inputs_loaded_at timestamp,
+        _build_fingerprint {{ dbt.type_string() }},
+        _built_at timestamp
+    );
+    delete from {{ state_relation }} where model_name = '{{ this.identifier }}';
+    insert into {{ state_relation }}
+    select
+        '{{ this.identifier }}',
+        as_of_date,
+        {{ "cast(null as timestamp)" if loaded_at is none else "cast('" ~ loaded_at ~ "' as timestamp)" }},
+        '{{ snapshot_build_fingerprint(true) }}',
+        current_timestamp
+    from {{ inputs.pipeline_dates }}
 {%- endmacro %}
 
 
@@ -211,6 +482,7 @@
 
 {#- A WHERE condition on `column` keeping the plan's snapshot dates ('true' for all). -#}
 {% macro snapshot_dates_filter(plan, column='snapshot_date') -%}
+    {{ rebuild_marker('snapshot dates', 'all' if plan.dates is none else (plan.dates | join(',') or 'none')) }}
     {%- if plan.dates is none -%}
         true
     {%- elif plan.dates | length == 0 -%}
@@ -246,12 +518,21 @@
 {%- endmacro %}
 
 
-{#- Pre-hook: drop the snapshot dates that are no longer in the spine (left the window). -#}
+{#- Pre-hook: drop the snapshot dates that are no longer in the spine (left the window), and
+    those the build recomputes (rebuild_marker). -#}
 {% macro snapshot_dates_pre_hook() -%}
     {%- if is_incremental() -%}
+        {%- set planned = compiled_rebuild_marker('snapshot dates') -%}
         delete from {{ this }}
         where snapshot_date not in (
             select distinct snapshot_date from {{ ref('int_account_snapshots_spined') }}
         )
+        {%- if planned == 'all' %}
+            or true
+        {%- elif planned and planned != 'none' %}
+            or snapshot_date in (
+                {%- for d in planned.split(',') %}cast('{{ d }}' as date){{ ', ' if not loop.last }}{% endfor -%}
+            )
+        {%- endif %}
     {%- endif -%}
 {%- endmacro %}

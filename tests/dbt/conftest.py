@@ -47,7 +47,12 @@ SNAPSHOTTED = (
     "int_account_contracts_snapshotted",
     "int_account_companions_snapshotted",
     "int_account_movements_snapshotted",
+    "int_product_companions_measured",
+    "int_account_labels_snapshotted",
 )
+# ... of them, those with labels: their plan also recomputes the dates whose labels were not
+# complete, and the dates up to the label horizon before a changed record
+LABELLED = ("int_account_labels_snapshotted",)
 # when a row was written, not what it holds
 LINEAGE = {"_built_at", "_inputs_loaded_at", "_build_fingerprint"}
 MARTS = (
@@ -196,6 +201,7 @@ class Dbt:
     labels: tuple[str, ...] = LABELS
     marts: tuple[str, ...] = MARTS
     snapshotted: tuple[str, ...] = SNAPSHOTTED
+    labelled: tuple[str, ...] = LABELLED
 
     run = staticmethod(run_dbt)
     read = staticmethod(read)

@@ -1,14 +1,20 @@
-"""Incremental snapshot models: daily builds give exactly what a full refresh gives.
+"""Incremental models: daily builds give exactly what a full refresh gives.
 
-The `int_account_*_snapshotted` models recompute only the snapshot dates whose inputs changed
-since their last build (macros/snapshot_incremental.sql). On the demo data (80 accounts x 8
-months, built once at 2026-10-31), two daily runs follow, each loading new extracts and
-building incrementally:
+The models keyed on snapshot_date (the `int_account_*_snapshotted` models, the companions,
+labels, holdings, limits, cross-sells and health, and the marts account_metric_snapshots,
+account_offers, account_snapshots, account_features) recompute only the snapshot dates whose
+inputs changed since their last build, and the monthly marts (mrr_movements,
+mrr_billing_reconciliation) only the months from the first one that changed
+(macros/snapshot_incremental.sql). On the demo data (80 accounts x 8 months, built once at
+2026-10-31), three daily runs follow, each loading new extracts and building incrementally:
 
 1. one new day of usage (2026-11-01), a support ticket of October closed, and an October
-   invoice paid: only the dates from October on may be recomputed;
+   invoice paid: only the dates from October on may be recomputed (with labels: also those
+   up to the label horizon before, and the dates whose labels were not complete);
 2. another day (2026-11-02, so 2026-11-01 leaves the snapshot dates), a ticket moved back to
-   May and a subscription change of June re-sent with another quantity: the dates from May on.
+   May and a subscription change of June re-sent with another quantity: the dates from May on;
+3. another day (2026-11-03) and a late usage correction file re-sending one metric of some
+   August days: the usage dates from August on, the months from November.
 
 After each, every table of the staging, intermediate and marts schemas must equal a
 `--full-refresh` build of the same raw data row for row (EXCEPT ALL both ways, zero rows),
@@ -18,15 +24,30 @@ leaving out the lineage columns that record when a row was computed.
 from __future__ import annotations
 
 import csv
+import re
 import shutil
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 import pytest
 
 NO_UNIT_TESTS = ["build", "--exclude", "test_type:unit"]
+# the models whose build state is a row of _incremental_builds, not columns of every row
+STATE_TABLE = (
+    "intermediate.int_account_holdings_snapshotted",
+    "intermediate.int_account_limits_snapshotted",
+    "intermediate.int_account_cross_sells_ranked",
+    "intermediate.int_account_health_snapshotted",
+    "marts.account_metric_snapshots",
+    "marts.account_offers",
+    "marts.account_snapshots",
+    "marts.account_features",
+)
+MONTHLY = ("mrr_movements", "mrr_billing_reconciliation")
+CORRECTED_MONTH = "2026-08"
 
 
 def _append_usage_day(inbox: Path) -> date:
@@ -69,6 +90,41 @@ def _resend(
         writer.writeheader()
         writer.writerow(row)
     return row
+
+
+def _correct_usage(inbox: Path) -> date:
+    """A late correction file: one metric (the first in name order) of every 5th row of
+    CORRECTED_MONTH re-sent with another value. Returns the first corrected day."""
+    folder = inbox / "usage" / "usage_daily"
+    source = folder / f"usage_daily_{CORRECTED_MONTH}.parquet"
+    month = pq.read_table(source).to_pandas()
+    metric = sorted(month["metric"].unique())[0]
+    corrected = month[month["metric"] == metric].iloc[::5].copy()
+    corrected["value"] = corrected["value"] + 7
+    corrected = corrected.reset_index(drop=True)
+    import pyarrow as pa
+
+    table = pa.Table.from_pandas(corrected, preserve_index=False).cast(pq.read_schema(source))
+    pq.write_table(table, folder / f"usage_daily_{CORRECTED_MONTH}_correction.parquet")
+    first = min(corrected["usage_date"])
+    return first.date() if hasattr(first, "date") else first
+
+
+def _recomputed(work: Path) -> dict[str, list[date] | str]:
+    """What the last dbt build in `work` logged it recomputed: relation -> the snapshot dates,
+    or the first month (macros/snapshot_incremental.sql logs both)."""
+    found: dict[str, list[date] | str] = {}
+    log = (work / "logs" / "dbt.log").read_text(encoding="utf-8")
+    last_build = log.rsplit("Running with dbt=", 1)[-1]
+    for schema, name, rest in re.findall(
+        r'"\w+"\."(\w+)"\."(\w+)": recomputing (.*?) \(inputs loaded', last_build
+    ):
+        dates = re.findall(r"\d{4}-\d{2}-\d{2}", rest)
+        if "months from" in rest:
+            found[f"{schema}.{name}"] = dates[0]
+        else:
+            found[f"{schema}.{name}"] = [date.fromisoformat(d) for d in dates]
+    return found
 
 
 def _within(value: str, start: str, end: str) -> bool:
@@ -120,6 +176,7 @@ def daily_runs(dbt, landing: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     dbt.run(NO_UNIT_TESTS, work, warehouse=warehouse, as_of=day1)
     runs["day1"] = {
         "as_of": day1,
+        "recomputed": _recomputed(work),
         "built_from": {m: dbt.built_from(warehouse, m) for m in dbt.snapshotted},
         "differences": dbt.differences(
             warehouse, _full_refresh_copy(dbt, warehouse, work / "full-1", day1)
@@ -146,41 +203,120 @@ def daily_runs(dbt, landing: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     dbt.run(NO_UNIT_TESTS, work, warehouse=warehouse, as_of=day2)
     runs["day2"] = {
         "as_of": day2,
+        "recomputed": _recomputed(work),
         "built_from": {m: dbt.built_from(warehouse, m) for m in dbt.snapshotted},
         "differences": dbt.differences(
             warehouse, _full_refresh_copy(dbt, warehouse, work / "full-2", day2)
         ),
     }
+
+    # day 3: another usage day and a late correction of August usage
+    day3 = _append_usage_day(inbox)
+    corrected_from = _correct_usage(inbox)
+    load_landing(inbox, Warehouse(warehouse, memory_limit="1GB"), "day-3")
+    dbt.run(NO_UNIT_TESTS, work, warehouse=warehouse, as_of=day3)
+    runs["day3"] = {
+        "as_of": day3,
+        "corrected_from": corrected_from,
+        "recomputed": _recomputed(work),
+        "built_from": {m: dbt.built_from(warehouse, m) for m in dbt.snapshotted},
+        "differences": dbt.differences(
+            warehouse, _full_refresh_copy(dbt, warehouse, work / "full-3", day3)
+        ),
+    }
     return runs
 
 
-@pytest.mark.parametrize("day", ["day1", "day2"])
+@pytest.mark.parametrize("day", ["day1", "day2", "day3"])
 def test_incremental_build_equals_a_full_refresh(dbt, daily_runs: dict, day: str) -> None:
     differences = daily_runs[day]["differences"]
     compared = set(differences)
-    expected = {f"intermediate.{m}" for m in dbt.snapshotted} | {
-        "marts.account_snapshots",
-        "marts.accounts",
-        "staging.stg_usage__usage_daily",
-    }
+    expected = (
+        {f"intermediate.{m}" for m in dbt.snapshotted}
+        | set(STATE_TABLE)
+        | {f"marts.{m}" for m in MONTHLY}
+        | {"marts.accounts", "staging.stg_usage__usage_daily"}
+    )
     assert expected <= compared, f"tables not compared: {expected - compared}"
     different = {t: d for t, d in differences.items() if d != (0, 0)}
     assert not different, f"(rows only incremental, rows only full refresh): {different}"
 
 
+def _first_recomputed(dbt, model: str, changed_from: date) -> date:
+    """The first snapshot date a change from `changed_from` recomputes: a labelled model's
+    labels look forward, so it starts the label horizon earlier."""
+    if model in dbt.labelled:
+        return changed_from - timedelta(days=dbt.horizon_days)
+    return changed_from
+
+
 def test_day1_recomputes_only_the_changed_dates(dbt, daily_runs: dict) -> None:
-    """A new usage day and October changes: the month-ends before October keep their rows."""
+    """A new usage day and October changes: the month-ends before October keep their rows
+    (with labels: before the horizon ahead of October), and a labelled model recomputes the
+    dates whose labels were not complete at 2026-10-31."""
     as_of = daily_runs["day1"]["as_of"]
     for model in dbt.snapshotted:
         before = daily_runs["before"][model]
         after = daily_runs["day1"]["built_from"][model]
         (new,) = after[as_of]
         assert as_of not in before and new not in set().union(*before.values()), model
-        kept = [d for d in after if d < date(2026, 10, 1)]
+        first = _first_recomputed(dbt, model, date(2026, 10, 1))
+        kept = [d for d in after if d < first]
         assert kept, model
         for d in kept:
             assert after[d] == before[d], f"{model}: {d} was recomputed"
         assert after[date(2026, 10, 31)] == {new}, f"{model}: 2026-10-31 was not recomputed"
+        if model in dbt.labelled:
+            incomplete = [d for d in after if d + timedelta(days=dbt.horizon_days) > dbt.as_of]
+            assert date(2026, 8, 31) in incomplete, incomplete
+            for d in incomplete:
+                assert after[d] == {new}, f"{model}: {d} (labels not complete) was kept"
+
+
+def test_day1_state_table_models_recompute_the_same_dates(dbt, daily_runs: dict) -> None:
+    """The models whose build state is a row of _incremental_builds log what they recompute:
+    the new as_of and October (and, with labels, the dates of incomplete labels)."""
+    recomputed = daily_runs["day1"]["recomputed"]
+    as_of = daily_runs["day1"]["as_of"]
+    for relation in STATE_TABLE:
+        dates = recomputed[relation]
+        assert isinstance(dates, list), relation
+        assert as_of in dates and date(2026, 10, 31) in dates, relation
+        labelled = relation in ("marts.account_snapshots", "marts.account_features")
+        first = date(2026, 10, 1) - timedelta(days=dbt.horizon_days if labelled else 0)
+        assert min(dates) >= first, f"{relation}: {dates}"
+        if labelled:
+            assert date(2026, 8, 31) in dates, f"{relation}: incomplete labels kept: {dates}"
+
+
+@pytest.mark.parametrize(
+    ("day", "first_month"), [("day1", "2026-10-01"), ("day2", "2026-05-01"), ("day3", "2026-11-01")]
+)
+def test_monthly_marts_recompute_from_the_first_changed_month(
+    daily_runs: dict, day: str, first_month: str
+) -> None:
+    """October changes: from October. A June plan change and a ticket moved to May: from May.
+    A new day and a usage correction: the as_of month only (the previous as_of, 2026-11-02,
+    left November partial; a usage correction moves no MRR)."""
+    recomputed = daily_runs[day]["recomputed"]
+    for model in MONTHLY:
+        assert recomputed[f"marts.{model}"] == first_month, model
+
+
+def test_day3_usage_correction_recomputes_from_the_corrected_day(dbt, daily_runs: dict) -> None:
+    """A late correction of August usage: the usage-based dates from August on, not before."""
+    corrected_from = daily_runs["day3"]["corrected_from"]
+    before = daily_runs["day2"]["built_from"]["int_account_usage_snapshotted"]
+    after = daily_runs["day3"]["built_from"]["int_account_usage_snapshotted"]
+    (new,) = after[daily_runs["day3"]["as_of"]]
+    for d in after:
+        if d >= corrected_from:
+            assert after[d] == {new}, f"{d} was not recomputed"
+        elif d in before:
+            assert after[d] == before[d], f"{d} was recomputed"
+    recomputed = daily_runs["day3"]["recomputed"]["marts.account_metric_snapshots"]
+    assert isinstance(recomputed, list)
+    assert min(recomputed) >= corrected_from and date(2026, 8, 31) in recomputed
 
 
 def test_day2_recomputes_from_the_earliest_change_and_drops_the_old_as_of(
@@ -193,8 +329,9 @@ def test_day2_recomputes_from_the_earliest_change_and_drops_the_old_as_of(
         after = daily_runs["day2"]["built_from"][model]
         assert day1 not in after, f"{model}: the previous as_of {day1} is still there"
         (new,) = after[as_of]
+        first = _first_recomputed(dbt, model, date(2026, 5, 10))  # the ticket's new opened_at
         for d in after:
-            if d >= date(2026, 5, 1):
+            if d >= first:
                 assert after[d] == {new}, f"{model}: {d} was not recomputed"
             else:
                 assert after[d] == before[d], f"{model}: {d} was recomputed"

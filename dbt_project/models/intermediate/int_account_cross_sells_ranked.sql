@@ -8,24 +8,32 @@
     the first two are kept (account_offers takes the second when the upsell already offers the
     first). One row per (account_id, snapshot_date, candidate_rank); active accounts with a
     core subscription only.
+    Incremental by snapshot date (macros/snapshot_incremental.sql, state in
+    intermediate._incremental_builds): a date's candidates come from that date's holdings,
+    companions and prices; `dbt build --full-refresh` gives the same rows.
 -#}
+{#- the snapshot dates this build recomputes: macros/snapshot_incremental.sql -#}
+{%- set plan = snapshot_rebuild_plan(state='table') %}
 with
 
 contracts as (
 
     select * from {{ ref('int_account_contracts_snapshotted') }}
+    where {{ snapshot_dates_filter(plan) }}
 
 ),
 
 holdings as (
 
     select * from {{ ref('int_account_holdings_snapshotted') }}
+    where {{ snapshot_dates_filter(plan) }}
 
 ),
 
 companions as (
 
     select * from {{ ref('int_account_companions_snapshotted') }}
+    where {{ snapshot_dates_filter(plan) }}
 
 ),
 
@@ -38,6 +46,7 @@ plans as (
 plan_prices as (
 
     select * from {{ ref('int_plan_prices_converted') }}
+    where {{ snapshot_dates_filter(plan) }}
 
 ),
 

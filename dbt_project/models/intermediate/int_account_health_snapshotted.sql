@@ -23,8 +23,10 @@
                          loyalty_fan_min_tenure_days after its first subscription that has
                          expanded at least loyalty_fan_min_expansions times).
     Reads the declared usage features of marts.account_metric_snapshots, as account_snapshots
-    does for limit pressure: one definition of each usage feature. A table, not an incremental
-    snapshot model: the declaration is data the rebuild plan does not watch.
+    does for limit pressure: one definition of each usage feature.
+    Incremental by snapshot date (macros/snapshot_incremental.sql, state in
+    intermediate._incremental_builds): the declaration is in the build fingerprint; `dbt
+    build --full-refresh` gives the same rows.
 -#}
 {%- set recent_days = var('nps_recent_days') %}
 {%- set stale_days = var('nps_stale_days') %}
@@ -33,41 +35,48 @@
     ~ ' and days_since_nps < ' ~ stale_days ~ ', false)' %}
 {%- set recency_days = var('engagement_recency_days') %}
 {%- set urgent_points = var('support_points_per_urgent_open_ticket') %}
+{#- the snapshot dates this build recomputes: macros/snapshot_incremental.sql -#}
+{%- set plan = snapshot_rebuild_plan(state='table') %}
 with
 
 spine as (
 
-    select * from {{ ref('int_account_snapshots_spined') }}
+    {{ snapshot_spine(plan) }}
 
 ),
 
 contracts as (
 
     select * from {{ ref('int_account_contracts_snapshotted') }}
+    where {{ snapshot_dates_filter(plan) }}
 
 ),
 
 metric_snapshots as (
 
     select * from {{ ref('account_metric_snapshots') }}
+    where {{ snapshot_dates_filter(plan) }}
 
 ),
 
 activities as (
 
     select * from {{ ref('int_account_activities_snapshotted') }}
+    where {{ snapshot_dates_filter(plan) }}
 
 ),
 
 tickets as (
 
     select * from {{ ref('int_account_tickets_snapshotted') }}
+    where {{ snapshot_dates_filter(plan) }}
 
 ),
 
 nps as (
 
     select * from {{ ref('int_account_nps_snapshotted') }}
+    where {{ snapshot_dates_filter(plan) }}
 
 ),
 

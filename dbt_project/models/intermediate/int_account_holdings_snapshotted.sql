@@ -3,12 +3,18 @@
     row per (snapshot_date, account_id, subscription_id). Held at the end of day d means
     valid_from < d + 1 day <= valid_to (or valid_to is null): a version that starts during d
     is held, one that ends exactly at midnight after d is still held on d.
+    Incremental by snapshot date (macros/snapshot_incremental.sql, state in
+    intermediate._incremental_builds): a date's holdings change only with the subscription
+    versions held on it; `dbt build --full-refresh` gives the same rows.
 -#}
+{#- the snapshot dates this build recomputes: macros/snapshot_incremental.sql -#}
+{%- set plan = snapshot_rebuild_plan(state='table') %}
 with
 
 snapshot_dates as (
 
     select * from {{ ref('int_snapshot_dates_selected') }}
+    where {{ snapshot_dates_filter(plan) }}
 
 ),
 

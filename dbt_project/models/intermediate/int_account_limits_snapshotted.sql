@@ -8,12 +8,18 @@
     unlimited. limit_is_per_unit is the core row's is_per_unit (more units of the core plan
     raise the limit). A limit of 0 is a limit.
     One row per (account_id, snapshot_date, metric) that has a limit; no row = unlimited.
+    Incremental by snapshot date (macros/snapshot_incremental.sql, state in
+    intermediate._incremental_builds): a date's limits change only with its holdings and the
+    plans' limits; `dbt build --full-refresh` gives the same rows.
 -#}
+{#- the snapshot dates this build recomputes: macros/snapshot_incremental.sql -#}
+{%- set plan = snapshot_rebuild_plan(state='table') %}
 with
 
 holdings as (
 
     select * from {{ ref('int_account_holdings_snapshotted') }}
+    where {{ snapshot_dates_filter(plan) }}
 
 ),
 

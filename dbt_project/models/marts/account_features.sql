@@ -6,6 +6,10 @@
     latest_value, `<metric>__utilization` its utilization. The metrics are read from the
     declaration when dbt compiles the model; with none declared the table is
     account_snapshots. Not contract-enforced: its columns follow the declaration.
+    Incremental by snapshot date (macros/snapshot_incremental.sql, state in
+    marts._incremental_builds): the declaration is in the build fingerprint, a changed
+    column list syncs the table, and the label horizon is in the plan as in
+    account_snapshots; `dbt build --full-refresh` gives the same rows.
 -#}
 -- depends_on: {{ ref('account_metric_snapshots') }}
 {#- the usage columns: name, metric, the account_metric_snapshots column -#}
@@ -15,17 +19,21 @@
 {%- do features.append({'name': m.metric ~ '__' ~ stat, 'metric': m.metric, 'column': column}) %}
 {%- endfor %}
 {%- endfor %}
+{#- the snapshot dates this build recomputes: macros/snapshot_incremental.sql -#}
+{%- set plan = snapshot_rebuild_plan(labels=true, state='table') %}
 with
 
 snapshots as (
 
     select * from {{ ref('account_snapshots') }}
+    where {{ snapshot_dates_filter(plan) }}
 
 ){%- if features %},
 
 metric_snapshots as (
 
     select * from {{ ref('account_metric_snapshots') }}
+    where {{ snapshot_dates_filter(plan) }}
 
 ),
 

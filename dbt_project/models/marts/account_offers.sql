@@ -12,6 +12,9 @@
       cross-sell  the first candidate of int_account_cross_sells_ranked (its usual
                   companion, else the product most held), the second when the upsell already
                   offers the first
+    Incremental by snapshot date (macros/snapshot_incremental.sql, state in
+    marts._incremental_builds): a date's offers come from that date's contracts, usage and
+    prices; `dbt build --full-refresh` gives the same rows.
 -#}
 {%- if not (var('offer_limit_threshold') | float > 0) %}
     {{ exceptions.raise_compiler_error(
@@ -20,23 +23,27 @@
     ) }}
 {%- endif %}
 {%- set threshold = 'cast(' ~ var('offer_limit_threshold') ~ ' as ' ~ type_double() ~ ')' %}
+{#- the snapshot dates this build recomputes: macros/snapshot_incremental.sql -#}
+{%- set plan = snapshot_rebuild_plan(state='table') %}
 with
 
 spine as (
 
-    select * from {{ ref('int_account_snapshots_spined') }}
+    {{ snapshot_spine(plan) }}
 
 ),
 
 contracts as (
 
     select * from {{ ref('int_account_contracts_snapshotted') }}
+    where {{ snapshot_dates_filter(plan) }}
 
 ),
 
 holdings as (
 
     select * from {{ ref('int_account_holdings_snapshotted') }}
+    where {{ snapshot_dates_filter(plan) }}
 
 ),
 
@@ -55,18 +62,21 @@ plan_limits as (
 metric_snapshots as (
 
     select * from {{ ref('account_metric_snapshots') }}
+    where {{ snapshot_dates_filter(plan) }}
 
 ),
 
 plan_prices as (
 
     select * from {{ ref('int_plan_prices_converted') }}
+    where {{ snapshot_dates_filter(plan) }}
 
 ),
 
 cross_sell_candidates as (
 
     select * from {{ ref('int_account_cross_sells_ranked') }}
+    where {{ snapshot_dates_filter(plan) }}
 
 ),
 

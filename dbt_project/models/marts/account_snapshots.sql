@@ -14,12 +14,18 @@
     offers (not features) come from account_offers.
     Health (four 0-100 components and their mean) and the loyalty stage are for people, not
     model features: int_account_health_snapshotted, DECISIONLOG.md "Health and loyalty".
+    Incremental by snapshot date (macros/snapshot_incremental.sql, state in
+    marts._incremental_builds): a build recomputes the new as_of, the dates its changed inputs
+    touch and the dates whose labels were not complete (their window reaches past the previous
+    build's as_of); `dbt build --full-refresh` gives the same rows.
 -#}
+{#- the snapshot dates this build recomputes: macros/snapshot_incremental.sql -#}
+{%- set plan = snapshot_rebuild_plan(labels=true, state='table') %}
 with
 
 spine as (
 
-    select * from {{ ref('int_account_snapshots_spined') }}
+    {{ snapshot_spine(plan) }}
 
 ),
 
@@ -38,72 +44,84 @@ customers as (
 contracts as (
 
     select * from {{ ref('int_account_contracts_snapshotted') }}
+    where {{ snapshot_dates_filter(plan) }}
 
 ),
 
 movements as (
 
     select * from {{ ref('int_account_movements_snapshotted') }}
+    where {{ snapshot_dates_filter(plan) }}
 
 ),
 
 companions as (
 
     select * from {{ ref('int_account_companions_snapshotted') }}
+    where {{ snapshot_dates_filter(plan) }}
 
 ),
 
 metric_snapshots as (
 
     select * from {{ ref('account_metric_snapshots') }}
+    where {{ snapshot_dates_filter(plan) }}
 
 ),
 
 tickets as (
 
     select * from {{ ref('int_account_tickets_snapshotted') }}
+    where {{ snapshot_dates_filter(plan) }}
 
 ),
 
 nps as (
 
     select * from {{ ref('int_account_nps_snapshotted') }}
+    where {{ snapshot_dates_filter(plan) }}
 
 ),
 
 activities as (
 
     select * from {{ ref('int_account_activities_snapshotted') }}
+    where {{ snapshot_dates_filter(plan) }}
 
 ),
 
 invoices as (
 
     select * from {{ ref('int_account_invoices_snapshotted') }}
+    where {{ snapshot_dates_filter(plan) }}
 
 ),
 
 opportunities as (
 
     select * from {{ ref('int_account_opportunities_snapshotted') }}
+    where {{ snapshot_dates_filter(plan) }}
 
 ),
 
 labels as (
 
     select * from {{ ref('int_account_labels_snapshotted') }}
+    where {{ snapshot_dates_filter(plan) }}
 
 ),
 
 health as (
 
     select * from {{ ref('int_account_health_snapshotted') }}
+    where {{ snapshot_dates_filter(plan) }}
 
 ),
 
 offers as (
 
     select * from {{ ref('account_offers') }}
+    where {{ snapshot_dates_filter(plan) }}
 
 ),
 

@@ -26,7 +26,13 @@
     unexplained_mrr is what the equation leaves over (0 unless data is inconsistent), and
     movements_closing_mrr is the mrr_movements bridge's closing MRR summed over accounts,
     which must equal contracted_mrr.
+    Incremental by month like mrr_movements (macros/snapshot_incremental.sql,
+    month_rebuild_plan): a build recomputes the months from plan.from_month, from the
+    invoices whose service period reaches into them; `dbt build --full-refresh` gives the
+    same rows.
 -#}
+{#- the months this build recomputes: from plan.from_month (none: all) -#}
+{%- set plan = month_rebuild_plan() %}
 with
 
 movements as (
@@ -65,6 +71,7 @@ movement_months as (
         month_start,
         sum(cast(closing_mrr as decimal(38, 6))) as movements_closing_mrr
     from movements
+    where {{ month_rebuild_filter(plan) }}
     group by month_start
 
 ),
@@ -111,6 +118,11 @@ billed_periods as (
     inner join subscriptions
         on subscriptions.subscription_id = invoices.subscription_id
     where invoices.issued_at < (select pipeline_dates.as_of_end_at from pipeline_dates)
+    {%- if plan.from_month is not none %}
+        -- only a period that ends after the first recomputed month can cover a month's close
+        and {{ dbt.dateadd('month', 'subscriptions.billing_period_months', 'invoices.issued_at') }}
+        > cast('{{ plan.from_month }}' as timestamp)
+    {%- endif %}
 
 ),
 

@@ -8,7 +8,18 @@
     (expansion = upsell + cross_sell; price_change is signed, the other movements are
     positive amounts). MRR of annual and other multi-month plans is already spread per month
     in int_subscription_versions_ranged.
+    Incremental by month (macros/snapshot_incremental.sql, month_rebuild_plan): a build
+    recomputes the months from the earliest of the previous and this build's as_of month and
+    the first month that CRM or billing records loaded since can change, starting each
+    account from the balance of its known events before that month (sums in DECIMAL: exact);
+    `dbt build --full-refresh` gives the same rows.
 -#}
+{#- the months this build recomputes: from plan.from_month (none: all) -#}
+{%- set plan = month_rebuild_plan() %}
+{%- set from_at = none %}
+{%- if plan.from_month is not none %}
+    {%- set from_at = "cast('" ~ plan.from_month ~ "' as timestamp)" %}
+{%- endif %}
 with
 
 events as (
@@ -38,6 +49,32 @@ known_events as (
 
 ),
 
+carried as (
+
+    -- the closing MRR of each account before the first recomputed month
+    select
+        account_id,
+        sum(mrr_change) as carried_mrr
+    from known_events
+    {%- if from_at is none %}
+    where false
+    {%- else %}
+    where event_at < {{ from_at }}
+    {%- endif %}
+    group by account_id
+
+),
+
+first_months as (
+
+    select
+        account_id,
+        min(cast({{ dbt.date_trunc('month', 'event_at') }} as date)) as first_month_start
+    from known_events
+    group by account_id
+
+),
+
 monthly as (
 
     select
@@ -52,27 +89,40 @@ monthly as (
         sum(mrr_change) filter (where movement_type = 'price_change') as price_change_mrr,
         sum(mrr_change) as net_change_mrr
     from known_events
+    {%- if from_at is not none %}
+    where event_at >= {{ from_at }}
+    {%- endif %}
     group by account_id, cast({{ dbt.date_trunc('month', 'event_at') }} as date)
+
+),
+
+recomputed_months as (
+
+    -- each account's months to recompute: from its first month, or the plan's
+    select
+        account_id,
+        {%- if plan.from_month is none %}
+        first_month_start as recomputed_from
+        {%- else %}
+        greatest(first_month_start, cast('{{ plan.from_month }}' as date)) as recomputed_from
+        {%- endif %}
+    from first_months
 
 ),
 
 account_months as (
 
     select
-        first_months.account_id,
-        cast({{ dbt.dateadd('month', 'months_after.n', 'first_months.first_month_start') }} as date)
-            as month_start
-    from (
-        select
-            account_id,
-            min(month_start) as first_month_start
-        from monthly
-        group by account_id
-    ) as first_months
+        recomputed_months.account_id,
+        cast(
+            {{ dbt.dateadd('month', 'months_after.n', 'recomputed_months.recomputed_from') }}
+            as date
+        ) as month_start
+    from recomputed_months
     cross join pipeline_dates
     cross join lateral {{ integer_series(
         0,
-        dbt.datediff('first_months.first_month_start', 'pipeline_dates.as_of_date', 'month'),
+        dbt.datediff('recomputed_months.recomputed_from', 'pipeline_dates.as_of_date', 'month'),
         'months_after',
         'n'
     ) }}
@@ -102,13 +152,15 @@ filled as (
 balanced as (
 
     select
-        *,
-        sum(net_change_mrr) over (
-            partition by account_id
-            order by month_start
+        filled.*,
+        coalesce(carried.carried_mrr, 0) + sum(filled.net_change_mrr) over (
+            partition by filled.account_id
+            order by filled.month_start
             rows between unbounded preceding and current row
         ) as closing_mrr
     from filled
+    left join carried
+        on carried.account_id = filled.account_id
 
 ),
 
@@ -134,15 +186,19 @@ final as (
     inner join accounts
         on accounts.account_id = balanced.account_id
     -- months without MRR and without any movement (after a churn, before a return) are left out
-    where balanced.closing_mrr != 0
-        or balanced.closing_mrr - balanced.net_change_mrr != 0
-        or balanced.new_mrr != 0
-        or balanced.upsell_mrr != 0
-        or balanced.cross_sell_mrr != 0
-        or balanced.reactivation_mrr != 0
-        or balanced.contraction_mrr != 0
-        or balanced.churn_mrr != 0
-        or balanced.price_change_mrr != 0
+    where
+        {{ month_rebuild_filter(plan, 'balanced.month_start') }}
+        and (
+            balanced.closing_mrr != 0
+            or balanced.closing_mrr - balanced.net_change_mrr != 0
+            or balanced.new_mrr != 0
+            or balanced.upsell_mrr != 0
+            or balanced.cross_sell_mrr != 0
+            or balanced.reactivation_mrr != 0
+            or balanced.contraction_mrr != 0
+            or balanced.churn_mrr != 0
+            or balanced.price_change_mrr != 0
+        )
 
 )
 

@@ -6,12 +6,17 @@
     label_end_at never passes the label cutoff (as_of / end of data), so labels of recent
     snapshots are partial and flagged is_label_complete = false.
     Only events that add MRR count: upsell, cross_sell (is_expansion).
+    Incremental by snapshot date with the label horizon in the plan
+    (macros/snapshot_incremental.sql, labels=true): a build also recomputes the dates whose
+    labels were not complete, and a changed record the dates up to the horizon before it.
 -#}
+{#- the snapshot dates this build recomputes: macros/snapshot_incremental.sql -#}
+{%- set plan = snapshot_rebuild_plan(labels=true) %}
 with
 
 spine as (
 
-    select * from {{ ref('int_account_snapshots_spined') }}
+    {{ snapshot_spine(plan) }}
 
 ),
 
@@ -59,7 +64,8 @@ final as (
         coalesce(windowed.has_upsell, false) as label_upsell,
         coalesce(windowed.has_cross_sell, false) as label_cross_sell,
         cast(coalesce(windowed.expansion_mrr, 0) as decimal(38, 6)) as expansion_mrr_next,
-        spine.is_label_complete
+        spine.is_label_complete,
+        {{ snapshot_build_columns(plan) }}
     from spine
     left join windowed
         on windowed.account_id = spine.account_id

@@ -10,12 +10,17 @@
     are also held together more often than chance (lift > companion_min_lift), i.e. the
     "usual companions". A product nearly everyone holds (the core product) has lift ~1 with
     everything: it is frequent with the add-ons but nobody's usual companion.
+    Incremental by snapshot date (macros/snapshot_incremental.sql): a date's pairs change only
+    with the holdings of that date.
 -#}
+{#- the snapshot dates this build recomputes: macros/snapshot_incremental.sql -#}
+{%- set plan = snapshot_rebuild_plan() %}
 with
 
 holdings as (
 
     select * from {{ ref('int_account_holdings_snapshotted') }}
+    where {{ snapshot_dates_filter(plan) }}
 
 ),
 
@@ -117,7 +122,8 @@ final as (
             support >= {{ var('companion_min_support') }}
             and accounts_holding_both >= {{ var('companion_min_pair_accounts') }}
             and lift > {{ var('companion_min_lift') }}
-        ) as is_companion
+        ) as is_companion,
+        {{ snapshot_build_columns(plan) }}
     from measured
 
 )
