@@ -24,7 +24,7 @@ app = typer.Typer(
 config_app = typer.Typer(help="Show the effective configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 console = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 AsOf = Annotated[
     datetime | None,
@@ -80,7 +80,7 @@ def guarded(call: Any, run_id: str | None = None, log_file: Path | None = None) 
         else:
             err.print(f"[red]failed[/]: {type(exc).__name__}: {escape(str(exc))}")
         if log_file is not None:
-            err.print(f"detail: {log_file}", markup=False, highlight=False)
+            err.print(f"detail: {log_file}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(exit_code(exc)) from None
 
 

@@ -86,4 +86,7 @@ def stage_console(
         stages = logging.getLogger(STAGE_LOGGER)
         stages.addHandler(handler)
         stack.callback(stages.removeHandler, handler)
+        if stages.getEffectiveLevel() > logging.INFO:  # e.g. EXPANSION_LOG_LEVEL=WARNING
+            stack.callback(stages.setLevel, stages.level)
+            stages.setLevel(logging.INFO)
         yield path

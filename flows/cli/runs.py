@@ -263,7 +263,7 @@ def backfill(
             f"{r['stages'].get('total', 0):.0f}",
         )
     console.print(table)
-    console.print(f"log: {log}", highlight=False)
+    console.print(f"log: {log}", highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -59,7 +59,7 @@ def print_run_summary(
     if summary.get("report"):
         console.print(f"model report: {summary['report']}", highlight=False)
     if log_file is not None:
-        console.print(f"log: {log_file}", highlight=False)
+        console.print(f"log: {log_file}", highlight=False, soft_wrap=True)
     print_top_accounts(console, settings, summary)
 
 
