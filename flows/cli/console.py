@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from flows.logs import run_log, run_log_path
+from flows.progress import listening
 from flows.run.stage_lines import STAGE_LOGGER
 
 
@@ -52,6 +53,37 @@ class StageLines(logging.Handler):
             self.handleError(record)
 
 
+def _bars(console: Console) -> Progress:
+    """Rich progress bars on `console`, gone when done (the stage lines stay)."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+class _ProgressBars:
+    """A `flows.progress` listener: one bar per step reported, removed once complete."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.bars: dict[str, Any] = {}
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        bar = self.bars.get(what)
+        if bar is None:
+            if done >= total:
+                return
+            bar = self.bars[what] = self.progress.add_task(what, total=total)
+        self.progress.update(bar, completed=done, total=total)
+        if done >= total:
+            self.progress.remove_task(bar)
+            del self.bars[what]
+
+
 @contextmanager
 def stage_console(
     home: Path,
@@ -71,17 +103,13 @@ def stage_console(
             return
         progress = None
         if dates and console.is_terminal:
-            progress = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=console,
-                transient=True,
-            )
-            stack.enter_context(progress)
+            progress = stack.enter_context(_bars(console))
+        if console.is_terminal:  # training, sync batches: bars while they run
+            if progress is None:
+                progress = stack.enter_context(_bars(console))
+            stack.enter_context(listening(_ProgressBars(progress)))
         handler = StageLines(console, progress, every=dates is None)
-        if progress is not None:
+        if progress is not None and dates:
             handler.dates = progress.add_task("backfill dates", total=dates)
         stages = logging.getLogger(STAGE_LOGGER)
         stages.addHandler(handler)

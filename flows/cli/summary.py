@@ -27,10 +27,16 @@ def print_run_summary(
     for note in summary.get("notes") or []:  # e.g. a past as_of: history only, nothing synced
         console.print(f"[yellow]{escape(note)}[/]")
     model = summary.get("model") or {}
+    champion, trained = model.get("champion_version"), model.get("trained_version")
+    how = (
+        "reused"
+        if not trained
+        else "trained this run"
+        if trained == champion
+        else f"kept; challenger {trained} trained this run, not promoted"
+    )
     console.print(
-        f"model [bold]{model.get('champion_version')}[/] "
-        f"({'trained this run' if model.get('trained_version') else 'reused'}); "
-        f"{summary['accounts_scored']} accounts scored"
+        f"model [bold]{champion}[/] ({how}); {summary['accounts_scored']} accounts scored"
     )
     print_gates(console, summary.get("gates") or [])
     quarantined = summary.get("rows_quarantined") or {}

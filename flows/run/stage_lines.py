@@ -69,9 +69,13 @@ def _dbt(report: Any) -> str:
 
 
 def _train(result: Any) -> str:
-    if result.trained_version:
-        return f"model {result.trained_version} trained: {result.decision or 'done'}"
-    return f"champion {result.champion_version} reused"
+    """Which model scores (the decision's reasons are in the log file and the model report)."""
+    trained, champion = result.trained_version, result.champion_version
+    if not trained:
+        return f"champion {champion} reused"
+    if trained == champion:
+        return f"model {trained} trained, now the champion"
+    return f"model {trained} trained, not promoted: champion {champion} kept"
 
 
 def _score(result: Any) -> str:
