@@ -118,3 +118,13 @@ def stage_console(
             stack.callback(stages.setLevel, stages.level)
             stages.setLevel(logging.INFO)
         yield path
+
+
+@contextmanager
+def progress_bars(console: Console) -> Iterator[None]:
+    """Bars for what the rooms report (flows/progress.py) while inside, on a terminal only."""
+    if not console.is_terminal:
+        yield
+        return
+    with _bars(console) as progress, listening(_ProgressBars(progress)):
+        yield
