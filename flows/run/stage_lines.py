@@ -44,7 +44,7 @@ def _freshness(rows: Sequence[Any]) -> str:
 
 def _gate(results: Sequence[Any]) -> str:
     if not results:
-        return "skipped"
+        return "nothing new to check"
     warned = [r.suite for r in results if r.passed and r.warnings]
     words = f"{len(results) - len(warned)} of {_count(len(results), 'suite')} passed"
     return words + (f"; warnings in {', '.join(warned)}" if warned else "")

@@ -148,7 +148,7 @@ def test_each_stage_is_one_line_with_what_it_did(tmp_path: Path) -> None:
     assert len(lines) == 4 and "\x1b" not in out.getvalue()
     assert lines[0].split() == ["load", "2.2", "s", "3,000", "rows", "loaded", "from", "2", "files"]
     assert "52 models built, 243 tests run (all)" in lines[1]
-    assert "skipped" in lines[2]
+    assert "skipped (no champion to compare with)" in lines[2]
     assert "850 accounts scored with v0001" in lines[3]
     assert path.parent == tmp_path / "logs"
     assert "flows.stages - score done in 2.5 s: 850 accounts scored" in path.read_text()
