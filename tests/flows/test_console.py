@@ -197,3 +197,26 @@ def test_the_top_accounts_show_the_column_they_are_ranked_by(tmp_path: Path) -> 
     text = out.getvalue()
     assert "ranked by p(expansion) x offer MRR^" in text
     assert "priority" in text and "offer MRR EUR" in text and "high_touch" in text
+
+
+def test_a_backfill_shows_its_shared_stages_and_one_line_per_date(tmp_path: Path) -> None:
+    from datetime import date
+
+    from flows.cli.console import stage_console
+    from flows.run.stage_lines import date_done, stage_done
+
+    out = io.StringIO()
+    summary = SimpleNamespace(accounts_scored=850, model={"champion_version": "v0003"})
+    score = SimpleNamespace(accounts_scored=850, model_version="v0003", alerts=0)
+    with stage_console(tmp_path, "backfill", Console(file=out, width=120), dates=2):
+        stage_done("load", 2.2, None, None, backfill=True)  # shared: before any date
+        for day in (date(2026, 1, 31), date(2026, 2, 28)):
+            stage_done("score", 1.0, score, day, backfill=True)
+            date_done(day, 20.0, summary)
+    lines = out.getvalue().splitlines()
+    assert [line.split()[:2] for line in lines] == [
+        ["load", "2.2"],
+        ["2026-01-31", "done"],
+        ["2026-02-28", "done"],
+    ]
+    assert "850 accounts scored with v0003" in lines[1]
