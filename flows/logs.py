@@ -97,6 +97,8 @@ def _file_formatter() -> logging.Formatter:
             FILE_DATES,
             flow_run_fmt=FLOW_RUN_FORMAT,
             task_run_fmt=TASK_RUN_FORMAT,
+            # a line of a run logger made outside its run context still gets written
+            defaults={"flow_run_name": "-", "task_run_name": "-", "run_id": NO_RUN},
         )
     return logging.Formatter(FILE_FORMAT, FILE_DATES)
 

@@ -220,3 +220,58 @@ def test_a_backfill_shows_its_shared_stages_and_one_line_per_date(tmp_path: Path
         ["2026-02-28", "done"],
     ]
     assert "850 accounts scored with v0003" in lines[1]
+
+
+def _fake_pipeline(**_: object) -> dict:
+    """What `expansion_pipeline` returns, after logging two stage lines and a Prefect-like
+    line (the CLI's wiring, without a run)."""
+    from flows.run.stage_lines import stage_done
+
+    logging.getLogger("prefect.task_runs").warning("Finished in state Completed()")
+    stage_done("load", 1.0, SimpleNamespace(rows_by_table={"t": 5}, loaded=["a.csv"]))
+    stage_done("publish", 0.5, SimpleNamespace(history_only=False, rows={"account_scores": 5}))
+    return {
+        "run_id": "r-1",
+        "as_of": "2026-10-31",
+        "status": "completed",
+        "stages": {"load": 1.0, "publish": 0.5, "total": 1.6},
+        "model": {"champion_version": "v0001", "trained_version": None},
+        "accounts_scored": 5,
+        "gates": [],
+        "synced": [],
+        "top_accounts": [],
+    }
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_the_run_command_prints_stage_lines_and_summary_or_only_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, as_json: bool
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    import flows.pipeline
+    from flows.cli import app
+
+    for source in ("crm", "billing", "usage"):  # the pipeline is faked: any file will do
+        (tmp_path / "landing" / source / "x").mkdir(parents=True)
+        (tmp_path / "landing" / source / "x" / "x_20261031.csv").write_text("a\n1\n")
+    monkeypatch.setattr(flows.pipeline, "expansion_pipeline", _fake_pipeline)
+    env = {
+        "EXPANSION_HOME": str(tmp_path / "state"),
+        "EXPANSION_LANDING_DIR": str(tmp_path / "landing"),
+    }
+    done = CliRunner().invoke(app, ["run", *(["--json"] if as_json else [])], env=env)
+    assert done.exit_code == 0, done.output
+    assert "Finished in state" not in done.output and "\x1b" not in done.output
+    logs = list((tmp_path / "state" / "logs").glob("run-*.log"))
+    assert len(logs) == 1 and "Finished in state Completed()" in logs[0].read_text()
+    if as_json:
+        shown = json.loads(done.stdout)
+        assert shown["status"] == "completed" and shown["log_file"] == str(logs[0])
+        return
+    lines = done.stdout.splitlines()
+    assert lines[0].split()[:3] == ["load", "1.0", "s"] and lines[1].startswith("publish")
+    assert "run r-1 as of 2026-10-31: completed" in done.stdout
+    assert f"log: {logs[0]}" in done.stdout
