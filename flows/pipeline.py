@@ -58,6 +58,7 @@ from flows.run.as_of import backfill_plan, choose_as_of, latest_allowed
 from flows.run.lock import pipeline_lock
 from flows.run.records import BackfillSummary, RunSummary, write_run_record
 from flows.run.recovery import recover
+from flows.run.stage_lines import date_done, stage_done
 from flows.settings import Settings, get_settings
 from flows.transform import dbt, freshness
 from flows.transform.dbt import DbtReport
@@ -399,12 +400,15 @@ def _timed(summary: RunSummary, stage: str) -> Iterator[None]:
 
 
 def run_stages(ctx: RunContext, stages: Iterable[Stage] = STAGES) -> RunContext:
-    """Every stage that applies, in order, each timed into the summary; the first failure
-    stops the run before the next stage."""
+    """Every stage that applies, in order, each timed into the summary and logged as one
+    line when it ends (flows/run/stage_lines.py); the first failure stops the run before
+    the next stage."""
     for stage in stages:
         if stage.when(ctx):
             with _timed(ctx.summary, stage.name):
-                stage.run(ctx)
+                result = stage.run(ctx)
+            seconds = ctx.summary.stages[stage.name]
+            stage_done(stage.name, seconds, result, ctx.as_of, ctx.backfill)
     return ctx
 
 
@@ -474,6 +478,7 @@ def _run_date(ctx: RunContext, stages: Iterable[Stage]) -> None:
     try:
         run_stages(ctx, stages)
         ctx.summary.status = "completed"
+        date_done(ctx.day, round(time.perf_counter() - started, 2), ctx.summary)
     except Exception as exc:
         ctx.summary.status = "failed"
         ctx.summary.error = f"{type(exc).__name__}: {exc}"

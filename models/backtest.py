@@ -5,6 +5,7 @@ test rows. Test rows are never seen by any of them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,8 @@ from models.evaluate import binary_metrics
 from models.features import InsufficientLabelsError, label_array, prepare_features
 from models.params import Params
 from models.splits import Split, backtest_splits, known_rows, rows_at, split_matrices
+
+Progress = Callable[[int, int], None]  # (steps done, steps in all): a caller's progress bar
 
 # Columns of the backtest's test-row predictions (`TrainedModel.backtest_predictions`).
 PREDICTION_COLUMNS = ("cutoff", "target", "model", "account_id", "y", "p")
@@ -71,16 +74,22 @@ def _predictions(
     )
 
 
-def run_backtest(frame: pd.DataFrame, params: Params) -> tuple[list[dict[str, Any]], pd.DataFrame]:
+def run_backtest(
+    frame: pd.DataFrame, params: Params, progress: Progress | None = None
+) -> tuple[list[dict[str, Any]], pd.DataFrame]:
     """Metrics and test-row predictions of calibrated LightGBM and the baselines per cut-off.
 
     `frame` is the output of `training_frame`. Models: lightgbm (calibrated),
     lightgbm_uncalibrated, logistic (baseline) and single_rule (best one-feature ranking).
-    Returns (records, predictions with PREDICTION_COLUMNS).
+    Returns (records, predictions with PREDICTION_COLUMNS). `progress(done, total)` is called
+    as each cut-off is done (a caller's progress bar; nothing is printed here).
     """
     records: list[dict[str, Any]] = []
     predictions: list[pd.DataFrame] = []
-    for split in backtest_splits(frame["snapshot_date"].unique(), params):
+    splits = backtest_splits(frame["snapshot_date"].unique(), params)
+    for done, split in enumerate(splits):
+        if progress is not None:
+            progress(done, len(splits))
         assert split.test_date is not None
         known = known_rows(frame, split.test_date, params)
         test = rows_at(frame, (split.test_date,))
@@ -193,4 +202,6 @@ def run_backtest(frame: pd.DataFrame, params: Params) -> tuple[list[dict[str, An
     out = (
         pd.concat(predictions, ignore_index=True) if predictions else pd.DataFrame(columns=columns)
     )
+    if progress is not None:
+        progress(len(splits), len(splits))
     return records, out.loc[:, columns]

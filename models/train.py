@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from models.arrays import FloatArray
-from models.backtest import run_backtest
+from models.backtest import Progress, run_backtest
 from models.booster import (
     FitSets,
     LocalRefit,
@@ -125,6 +125,7 @@ def train_model(
     backtest: bool = True,
     refit_booster: RefitBooster = refit_local,
     owners: Mapping[Any, Any] | pd.Series | None = None,
+    progress: Progress | None = None,
 ) -> TrainedModel:
     """Backtest (unless `backtest=False`), then fit the final per-target models.
 
@@ -134,9 +135,22 @@ def train_model(
     `refit_booster` (default: in this process; the backtest always refits locally). The
     backtest also measures the action list (`models.ranking.rank_backtest`); `owners`
     (account_id -> owner) counts the owners of per-owner touch-tier capacities there.
+    `progress(done, total)` counts the backtest's cut-offs and the final fits (one per
+    target) as they finish, for a caller's progress bar.
     """
     frame = training_frame(snapshots, params)
-    metrics, predictions = run_backtest(frame, params) if backtest else ([], None)
+    finals = len(params.targets)
+    cutoffs = 0
+
+    def backtest_progress(done: int, total: int) -> None:
+        nonlocal cutoffs
+        cutoffs = total
+        if progress is not None:
+            progress(done, total + finals)
+
+    metrics, predictions = (
+        run_backtest(frame, params, backtest_progress) if backtest else ([], None)
+    )
     split = final_split(frame["snapshot_date"].unique(), params)
     m = split_matrices(frame, split, params)
     train, val, categories = m.train, m.val, m.categories
@@ -149,7 +163,9 @@ def train_model(
     boosters: dict[str, lgb.Booster] = {}
     calibrators: dict[str, Calibrator] = {}
     out_of_fold = OutOfFold(params.calibration.refit_folds)  # the calibrators' folds
-    for target, label in params.targets.items():
+    for fitted, (target, label) in enumerate(params.targets.items()):
+        if progress is not None:
+            progress(cutoffs + fitted, cutoffs + finals)
         booster, calibrator = fit_booster(
             X_train,
             label_array(train, label),
@@ -164,6 +180,8 @@ def train_model(
             out_of_fold=out_of_fold,
         )
         boosters[target], calibrators[target] = booster, calibrator
+    if progress is not None:
+        progress(cutoffs + finals, cutoffs + finals)
     ranking = rank_backtest(frame, predictions, params, owners=owners)
     return TrainedModel(
         boosters=boosters,

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from flows.errors import ExtractError, exit_code
 from flows.settings import Settings, get_settings
@@ -22,7 +24,7 @@ app = typer.Typer(
 config_app = typer.Typer(help="Show the effective configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 console = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 AsOf = Annotated[
     datetime | None,
@@ -53,9 +55,11 @@ def manual_run_id() -> str:
     return f"manual-{datetime.now():%Y%m%dT%H%M%S}"
 
 
-def guarded(call: Any, run_id: str | None = None) -> Any:
+def guarded(call: Any, run_id: str | None = None, log_file: Path | None = None) -> Any:
     """Run a pipeline call and turn its failures into messages and exit codes. Log lines
-    inside carry `run_id` (a flow run inside carries its own)."""
+    inside carry `run_id` (a flow run inside carries its own). The message is the one place
+    the console shows the error (inside `flows.logs.run_log` no log line reaches it);
+    `log_file`, the command's log file, holds the detail (tracebacks, the tasks' states)."""
     from flows.errors import GateFailed, LandingZoneEmpty, PipelineBusy, SourceStale
     from flows.logs import run_id_scope
 
@@ -64,17 +68,19 @@ def guarded(call: Any, run_id: str | None = None) -> Any:
             return call()
     except Exception as exc:
         if isinstance(exc, PipelineBusy):
-            err.print(f"[yellow]{exc}[/]")
+            err.print(f"[yellow]{escape(str(exc))}[/]")
         elif isinstance(exc, GateFailed):
-            err.print(f"[red]stopped at a data-quality gate[/]\n{exc}")
+            err.print(f"[red]stopped at a data-quality gate[/]\n{escape(str(exc))}")
         elif isinstance(exc, LandingZoneEmpty):
-            err.print(f"[red]bad input[/]: {exc}")
+            err.print(f"[red]bad input[/]: {escape(str(exc))}")
         elif isinstance(exc, ExtractError):
-            err.print(f"[red]bad extract[/]: {exc}")
+            err.print(f"[red]bad extract[/]: {escape(str(exc))}")
         elif isinstance(exc, SourceStale):
-            err.print(f"[red]stale source[/]: {exc}")
+            err.print(f"[red]stale source[/]: {escape(str(exc))}")
         else:
-            err.print(f"[red]failed[/]: {type(exc).__name__}: {exc}")
+            err.print(f"[red]failed[/]: {type(exc).__name__}: {escape(str(exc))}")
+        if log_file is not None:
+            err.print(f"detail: {log_file}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(exit_code(exc)) from None
 
 

@@ -67,7 +67,10 @@ def sync(
                 return None
             return sync_all(settings, run_id, dry_run=dry_run, full_resync=full_resync, names=names)
 
-    reports = guarded(call, run_id)
+    from flows.cli.console import progress_bars
+
+    with progress_bars(console):  # the batches of an HTTP destination
+        reports = guarded(call, run_id)
     if reports is None:
         err.print(f"[red]nothing published yet[/]: {settings.serving_db} does not exist")
         raise typer.Exit(EXIT_BAD_INPUT)

@@ -27,7 +27,11 @@ from flows.settings import Settings
 
 
 @app.command()
-def train(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+def train(
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the training result as JSON.")
+    ] = False,
+) -> None:
     """Train a challenger on the current marts; promote it only if it beats the champion."""
     from flows.modelling.train import TrainResult, train_model
     from flows.run.lock import pipeline_lock
@@ -48,7 +52,11 @@ def train(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
 
 
 @app.command()
-def score(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+def score(
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the scoring result as JSON.")
+    ] = False,
+) -> None:
     """Score the current marts with the champion into the warehouse (publish separately)."""
     from flows.modelling.score import ScoreResult, score_accounts
     from flows.run.lock import pipeline_lock
@@ -109,7 +117,9 @@ def report(
 def explain(
     account_id: Annotated[str, typer.Argument(help="The account, as in marts.accounts.")],
     as_of: AsOf = None,
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the explanation as JSON.")
+    ] = False,
 ) -> None:
     """Why an account scores as it does: probability, offer and top reasons (any account)."""
 
@@ -200,7 +210,11 @@ MODEL_COLUMNS = ("version", "trained_at", "training_window_end", "n_rows", "roc_
 
 
 @models_app.command("list")
-def models_list(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+def models_list(
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the versions as a JSON list.")
+    ] = False,
+) -> None:
     """Every saved model: when it was trained, on what window and rows, its latest backtest
     ROC AUC and Brier score (primary target, last cut-off), which one is champion, and with
     MLFLOW_TRACKING_URI set, its MLflow run."""

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from flows.cli.app import (
@@ -22,8 +21,9 @@ from flows.cli.app import (
     named_secrets,
     settings_for,
 )
+from flows.cli.summary import print_run_summary
 from flows.errors import EXIT_PARTIAL, EXIT_USAGE
-from flows.settings import Settings, get_settings
+from flows.settings import get_settings
 
 
 @app.command("demo-data")
@@ -96,108 +96,55 @@ def run(
         bool, typer.Option(help="Reload every extract from scratch (raw and ledger rebuilt).")
     ] = False,
     json_out: Annotated[
-        bool, typer.Option("--json", help="Print the run summary as JSON.")
+        bool,
+        typer.Option(
+            "--json",
+            help="Print the run summary as JSON (the run record's fields, and log_file) "
+            "instead of the stage lines and tables.",
+        ),
     ] = False,
 ) -> None:
-    """Run the whole pipeline once: load, dbt build, gates, train, score, publish, sync."""
+    """Run the whole pipeline once: load, dbt build, gates, train, score, publish, sync.
+
+    The console shows one line per stage as it finishes, then the summary; every log line
+    (the pipeline's, Prefect's, dbt's) goes to the run's log file, <home>/logs/run-<start>.log,
+    which the summary names."""
     from flows.ingest.landing import check_landing_zone
 
     settings = get_settings()
     guarded(lambda: check_landing_zone(settings))  # before anything is written, Prefect's too
     configure(settings)
     guarded(lambda: named_secrets(settings))  # reads each named secret: masked from now on
+    from flows.cli.console import stage_console
     from flows.pipeline import expansion_pipeline
     from flows.run.private import serving_readable
 
-    try:
-        summary = guarded(
-            lambda: expansion_pipeline(
-                as_of=as_of.date() if as_of else None, retrain=retrain, full_refresh=full_refresh
+    with stage_console(settings.home, "run", console, quiet=json_out) as log_file:
+        try:
+            summary = guarded(
+                lambda: expansion_pipeline(
+                    as_of=as_of.date() if as_of else None,
+                    retrain=retrain,
+                    full_refresh=full_refresh,
+                ),
+                log_file=log_file,
             )
-        )
-    finally:  # the process umask is 077 (private state); serving is for BI, readable
-        serving_readable(settings)
+        finally:  # the process umask is 077 (private state); serving is for BI, readable
+            serving_readable(settings)
     if json_out:
-        print(json.dumps(summary, default=str, indent=2))
+        print(json.dumps({**summary, "log_file": str(log_file)}, default=str, indent=2))
     else:
-        _print_summary(settings, summary)
+        print_run_summary(console, settings, summary, log_file)
     if summary["status"] != "completed":
         raise typer.Exit(EXIT_PARTIAL)
 
 
-def _print_summary(settings: Settings, summary: dict[str, Any]) -> None:
-    stages = Table(title=f"run {summary['run_id']} as of {summary['as_of']}: {summary['status']}")
-    stages.add_column("stage")
-    stages.add_column("seconds", justify="right")
-    for name, seconds in summary["stages"].items():
-        stages.add_row(name, f"{seconds:.1f}")
-    console.print(stages)
-    for note in summary.get("notes") or []:  # e.g. a past as_of: history only, nothing synced
-        console.print(f"[yellow]{escape(note)}[/]")
-    model = summary.get("model") or {}
-    console.print(
-        f"model [bold]{model.get('champion_version')}[/] "
-        f"({'trained this run' if model.get('trained_version') else 'reused'}); "
-        f"{summary['accounts_scored']} accounts scored"
-    )
-    gates = summary.get("gates") or []
-    if gates:
-        table = Table(title="data-quality gates")
-        for col in ("suite", "table", "rows", "status", "warnings"):
-            table.add_column(col)
-        for g in gates:
-            table.add_row(
-                g["suite"],
-                g["table"],
-                str(g["rows"]),
-                g.get("status", ""),
-                "; ".join(g["warnings"][:3]) + (" ..." if len(g["warnings"]) > 3 else ""),
-            )
-        console.print(table)
-        docs = next((g.get("data_docs") for g in gates if g.get("data_docs")), None)
-        if docs:
-            console.print(f"data docs: {docs}")
-    quarantined = summary.get("rows_quarantined") or {}
-    if quarantined:
-        console.print(
-            f"[yellow]quarantined rows[/] (see raw._quarantine in the warehouse): {quarantined}"
-        )
-    for f in summary.get("freshness") or []:
-        if f["status"] != "pass":
-            console.print(
-                f"[yellow]source {f['source']} freshness {f['status']}[/] ({f['age_hours']} h)"
-            )
-    for s in summary.get("synced", []):
-        console.print(
-            f"sync {s['name']} ({s['status']}): {s['inserted']} inserted, {s['updated']} updated, "
-            f"{s['deleted']} deleted, {s['failed']} failed -> "
-            f"{', '.join(s['files']) or 'nothing new to send'}"
-        )
-    console.print(
-        f"\nscored tables: [bold]{settings.serving_db}[/] (tables account_scores, "
-        f"account_score_history, accounts, contracts, mrr_movements, ...)"
-    )
-    console.print(f"parquet copies: {settings.serving / 'parquet' / 'current'}")
-    if summary.get("report"):
-        console.print(f"model report: {summary['report']}")
-    top = Table(title="top accounts to approach")
-    for col in ("account", "p(expansion)", "offer", "tier", "why"):
-        top.add_column(col)
-    for row in summary.get("top_accounts", []):
-        top.add_row(
-            f"{row.get('account_name') or ''} ({row['account_id']})",
-            f"{row['p_expansion']:.2f}",
-            str(row.get("next_best_offer") or ""),
-            str(row.get("touch_tier") or ""),
-            "; ".join(
-                str(r) for r in (row.get("reason_1"), row.get("reason_2"), row.get("reason_3")) if r
-            ),
-        )
-    console.print(top)
-
-
 @app.command()
-def status(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+def status(
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the runs, champion and serving file as JSON.")
+    ] = False,
+) -> None:
     """Last runs, the champion model and the published serving file."""
     from flows.registry import champion_version
 
@@ -262,7 +209,14 @@ def backfill(
         bool,
         typer.Option(help="Fit each date's model again, even when its rows were fitted before."),
     ] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the backfill as JSON.")] = False,
+    json_out: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print the backfill as JSON (shared stages, each date's summary, log_file) "
+            "instead of the stage lines and tables.",
+        ),
+    ] = False,
 ) -> None:
     """Score past as_of dates with only the data known then (history only; nothing synced).
 
@@ -278,18 +232,24 @@ def backfill(
     except ValueError as exc:
         err.print(f"[red]{exc}[/]")
         raise typer.Exit(EXIT_USAGE) from None
-    console.print(f"backfilling {len(days)} date(s): {', '.join(map(str, days))}")
-    result = guarded(lambda: expansion_backfill(first, last, every, _dates(dates), retrain=retrain))
+    if not json_out:
+        console.print(f"backfilling {len(days)} date(s): {', '.join(map(str, days))}")
+    from flows.cli.console import stage_console
+
+    with stage_console(settings.home, "backfill", console, quiet=json_out, dates=len(days)) as log:
+        result = guarded(
+            lambda: expansion_backfill(first, last, every, _dates(dates), retrain=retrain),
+            log_file=log,
+        )
     if json_out:
-        print(json.dumps(result, default=str, indent=2))
+        print(json.dumps({**result, "log_file": str(log)}, default=str, indent=2))
         return
-    console.print(f"backfill {result['run_id']}: {result['status']}")
-    fixed = Table(title="once for all dates")
-    fixed.add_column("stage")
-    fixed.add_column("seconds", justify="right")
-    for name, seconds in result["shared"]["stages"].items():
-        fixed.add_row(name, f"{seconds:.1f}")
-    console.print(fixed)
+    # the stages run once for all dates were shown as they finished
+    total = result["shared"]["stages"].get("total")
+    console.print(
+        f"backfill {result['run_id']}: {result['status']}"
+        + (f" (once for all dates: {total:.0f} s)" if isinstance(total, int | float) else "")
+    )
     table = Table(title="per date")
     for col in ("as_of", "model", "accounts scored", "status", "seconds"):
         table.add_column(col)
@@ -303,7 +263,7 @@ def backfill(
             f"{r['stages'].get('total', 0):.0f}",
         )
     console.print(table)
-    _ = settings
+    console.print(f"log: {log}", highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -14,6 +14,7 @@ import pandas as pd
 from flows.errors import GateFailed
 
 _HIDDEN_KWARGS = {"column", "result_format", "batch_id"}
+DRIFT_FEATURES_SHOWN = 5  # features named in a drift warning; the suite's results hold all
 
 
 @dataclass
@@ -46,6 +47,9 @@ class ExpectationOutcome:
         return {k: v for k, v in self.kwargs.items() if k not in _HIDDEN_KWARGS}
 
     def describe(self) -> str:
+        drift = self._describe_drift()
+        if drift:
+            return drift
         bits = [f"{self.expectation} on {self.where} of {self.table}"]
         if self.expected:
             bits.append(f"expected {self.expected}")
@@ -58,6 +62,26 @@ class ExpectationOutcome:
         if self.observed is not None:
             bits.append(f"observed {self.observed}")
         return ", ".join(bits)
+
+    def _describe_drift(self) -> str:
+        """A drift suite's bar (flows/quality/drift.py: one row per feature, its PSI, the PSI
+        chance reaches at these row counts) as one line per feature it caught, e.g.
+        `tenure_days: PSI 0.37 beyond chance 0.21 (warn > 0.1)`; "" for any other expectation."""
+        rows = [r for r in self.example_rows if isinstance(r, dict) and "feature" in r]
+        if not rows or "psi" not in rows[0] or self.kwargs.get("max_value") is None:
+            return ""
+        bar = "fail" if self.severity == "critical" else "warn"
+        lines = [
+            f"{r['feature']}: PSI {_figure(r.get('psi'))} beyond chance "
+            f"{_figure(r.get('chance_psi'))} ({bar} > {self.kwargs['max_value']:g})"
+            for r in rows[:DRIFT_FEATURES_SHOWN]
+        ]
+        more = max(self.unexpected_count or 0, len(rows)) - len(lines)
+        return "; ".join(lines) + (f"; and {more} more" if more > 0 else "")
+
+
+def _figure(value: Any) -> str:
+    return f"{value:.2f}" if isinstance(value, int | float) else "n/a"
 
 
 @dataclass

@@ -8,14 +8,34 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 from flows.settings import Settings
+
+# dbt's lines (node START/OK, warnings, errors) reach Python logging through this logger:
+# the run's log file gets them, the console of `expansion run` does not (flows/logs.py), and
+# dbt's own debug log stays in <home>/dbt/logs/dbt.log. Not one of the loggers Prefect sends
+# to its API: a build is hundreds of lines.
+DBT_LOGGER = "dbt"
+_DBT_LEVELS = {"info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
+
+# dbt's own console stays silent (its lines come through DBT_LOGGER instead), without colour
+# codes; its debug log file keeps everything, without colour codes either.
+LOG_FLAGS = (
+    "--log-level",
+    "none",
+    "--log-level-file",
+    "debug",
+    "--no-use-colors",
+    "--no-use-colors-file",
+)
 
 
 def dbt_vars(settings: Settings, as_of: date | None = None) -> dict[str, object]:
@@ -45,8 +65,33 @@ def dbt_args(command: str | list[str], settings: Settings, as_of: date | None = 
         str(settings.home / "dbt" / "target"),
         "--log-path",
         str(settings.home / "dbt" / "logs"),
+        *LOG_FLAGS,
     ]
     return [*args, "--vars", json.dumps(dbt_vars(settings, as_of))]
+
+
+def dbt_log_callback(run_id: str | None = None) -> Callable[[Any], None]:
+    """A dbtRunner callback that logs dbt's info, warning and error events to DBT_LOGGER,
+    tagged with the run id of the caller (dbt runs nodes in threads of its own, which do not
+    see the flow run's context)."""
+    from flows.logs import current_run_id
+
+    logger = logging.getLogger(DBT_LOGGER)
+    extra = {"run_id": run_id or current_run_id()}
+
+    def log_event(event: Any) -> None:
+        level = _DBT_LEVELS.get(event.info.level)
+        if level is not None and event.info.msg and logger.isEnabledFor(level):
+            logger.log(level, "%s", event.info.msg, extra=extra)
+
+    return log_event
+
+
+def dbt_runner(manifest: Any = None, callbacks: Sequence[Callable[[Any], None]] = ()) -> Any:
+    """dbt's `dbtRunner` on `manifest` (when given), its lines logged (`dbt_log_callback`)."""
+    from dbt.cli.main import dbtRunner
+
+    return dbtRunner(manifest=manifest, callbacks=[dbt_log_callback(), *callbacks])
 
 
 @contextmanager

@@ -19,6 +19,7 @@ from flows.transform.command import (
     dbt_args,
     dbt_env,
     dbt_project_hash,
+    dbt_runner,
     parsed_project_stamp,
 )
 from flows.transform.parse import parsed_project
@@ -170,8 +171,5 @@ def _invoke_dbt(settings: Settings, args: list[str], manifest: Any = None) -> An
             raise_on_failure=False,
         )
         return runner.invoke(args)
-    from dbt.cli.main import dbtRunner
-
-    if armed("dbt.mid_build"):
-        return dbtRunner(manifest=manifest, callbacks=[_crash_mid_build]).invoke(args)
-    return dbtRunner(manifest=manifest).invoke(args)
+    callbacks = [_crash_mid_build] if armed("dbt.mid_build") else []
+    return dbt_runner(manifest, callbacks).invoke(args)

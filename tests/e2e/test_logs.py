@@ -74,3 +74,80 @@ def test_every_line_carries_the_run_id(prefect_server: None, tmp_path: Path) -> 
     assert f"run {flow_run_id} |" in by_message["task: what happened"]
     assert "DEBUG" in by_message["task: why"] and f"run {flow_run_id} |" in by_message["task: why"]
     assert "run manual-probe |" in by_message["outside any flow"]
+
+
+# --- the console of `expansion run`: the result on the console, the detail in the log file --
+
+CLI = "from flows.cli import app; app()"
+MAX_CONSOLE_LINES = 60
+
+
+def _cli(args: list[str]) -> subprocess.CompletedProcess[str]:
+    """`expansion <args>` in a fresh process, output captured (not a terminal), on the
+    session's test server; the project's settings come from the `project` fixture's env."""
+    from prefect.settings import PREFECT_API_URL
+
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PREFECT_LOGGING_")},
+        "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+    }
+    for name in ("NO_COLOR", "FORCE_COLOR", "COLUMNS", "TERM"):
+        env.pop(name, None)
+    return subprocess.run(
+        [sys.executable, "-c", CLI, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        check=False,
+    )
+
+
+def _log_file(stdout: str) -> Path:
+    named = re.search(r"^(?:log|detail): (\S+\.log)$", stdout, re.MULTILINE)
+    assert named, stdout
+    return Path(named.group(1))
+
+
+def test_the_console_shows_the_result_and_the_log_file_the_detail(project: Path) -> None:
+    import pandas as pd
+
+    done = _cli(["run"])
+    shown = done.stdout + done.stderr
+    assert done.returncode == 0, shown
+    assert len(shown.splitlines()) <= MAX_CONSOLE_LINES, shown
+    assert "\x1b" not in shown  # no colour codes when the output is not a terminal
+    for stage in ("load", "dbt_build", "train", "score", "publish"):
+        assert re.search(rf"^{stage}\s+\d+\.\d s", done.stdout, re.MULTILINE), done.stdout
+    assert "Finished in state" not in shown and " START " not in shown
+    log = _log_file(done.stdout)
+    assert log.parent == project / "state" / "logs"
+    detail = log.read_text()
+    assert "\x1b" not in detail
+    assert re.search(r"\| dbt - \d+ of \d+ START sql", detail)  # dbt's node lines
+    assert re.search(r"\| dbt - \d+ of \d+ OK created sql", detail)
+    assert "flows.ingest.ledger - loaded" in detail  # the loader's
+    assert "Finished in state Completed()" in detail  # Prefect's
+
+    # a bad extract: its message once on the console, the tasks' failures in the log file
+    bad = project / "landing" / "usage" / "usage_daily" / "usage_daily_zz-bad.parquet"
+    pd.DataFrame(
+        {
+            "account_id": ["x1"],
+            "usage_date": [pd.Timestamp("2026-01-01").date()],
+            "metric": ["api_calls"],
+            "value": [-5.0],
+        }
+    ).to_parquet(bad)
+    try:
+        failed = _cli(["run"])
+    finally:
+        bad.unlink()
+    shown = failed.stdout + failed.stderr
+    assert failed.returncode == 3, shown
+    assert "\x1b" not in shown
+    assert shown.count("bad extract") == 1, shown
+    first = next(line for line in failed.stderr.splitlines() if "bad extract" in line)
+    assert shown.count(first.removeprefix("bad extract: ")) == 1, shown
+    detail = _log_file(failed.stderr).read_text()
+    assert "usage_daily_zz-bad.parquet" in detail and "Traceback" in detail
