@@ -45,6 +45,7 @@ from flows.delivery.destination_base import (
 )
 from flows.delivery.sync_config import HttpDestination, SyncSpec
 from flows.errors import TransientHttpError
+from flows.progress import report
 from flows.secrets import read_secret
 
 log = logging.getLogger(__name__)
@@ -203,6 +204,7 @@ class HttpWriter:
         batches = [records[i : i + size] for i in range(0, len(records), size)]
         with httpx.Client(timeout=self.dest.timeout_seconds) as client:
             for batch, chunk in enumerate(batches, start=1):
+                report(f"sync {self.spec.name}", batch - 1, len(batches))  # a progress bar
                 keys = [r["key"] for r in chunk]
                 body = {"sync": self.spec.name, "run_id": run_id, "batch": batch, "records": chunk}
                 try:
@@ -232,6 +234,7 @@ class HttpWriter:
                     result.failed.update(dict.fromkeys(keys, reason))
                     continue
                 self._read(answer, keys, batch, result)
+        report(f"sync {self.spec.name}", len(batches), len(batches))
         return result
 
     def _read(

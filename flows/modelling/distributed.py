@@ -46,6 +46,7 @@ import pandas as pd
 from prefect import flow, task, unmapped
 from prefect.cache_policies import NO_CACHE
 
+from flows.progress import reporter
 from flows.settings import Settings
 from models.arrays import IntArray
 from models.booster import RefitBooster
@@ -277,15 +278,17 @@ def fit_model(
 ) -> TrainedModel:
     """`models.train.train_model`: in this process, or with the final refit on the Dask
     cluster at `settings.dask_address` (backtest, early stopping, calibration stay here).
-    `owners` (account_id -> owner) sizes per-owner tiers in the action list's figures."""
+    `owners` (account_id -> owner) sizes per-owner tiers in the action list's figures. The
+    backtest's cut-offs and the final fits are reported as "training" (flows/progress.py)."""
+    progress = reporter("training")
     if not settings.dask_address:
-        return train_model(snapshots, params, owners=owners)
+        return train_model(snapshots, params, owners=owners, progress=progress)
     if not params.lightgbm.refit:
         log.warning(
             "EXPANSION_DASK_ADDRESS is set but lightgbm.refit is off: the final boosters are "
             "the early-stopped ones, fitted in this process"
         )
-        return train_model(snapshots, params, owners=owners)
+        return train_model(snapshots, params, owners=owners, progress=progress)
     from distributed import Client
 
     log.info("refitting the final boosters on Dask at %s", settings.dask_address)
@@ -295,4 +298,5 @@ def fit_model(
             params,
             refit_booster=dask_refit(client, settings.dask_partitions),
             owners=owners,
+            progress=progress,
         )

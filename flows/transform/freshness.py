@@ -8,7 +8,7 @@ from datetime import date
 
 from flows.errors import SourceStale
 from flows.settings import Settings
-from flows.transform.command import dbt_args, dbt_env
+from flows.transform.command import dbt_args, dbt_env, dbt_runner
 from flows.transform.parse import parsed_project
 from flows.warehouse import Warehouse
 
@@ -33,14 +33,12 @@ def check_freshness(settings: Settings, as_of: date | None = None) -> list[Sourc
     pipeline chooses with flows/run/as_of.py; default the latest usage day)."""
     if settings.freshness == "off":
         return []
-    from dbt.cli.main import dbtRunner
-
     if as_of is None:
         as_of = settings.as_of or Warehouse.from_settings(settings).latest_data_date()
     parsed = parsed_project(settings)
     args = dbt_args(["source", "freshness"], settings, as_of)
     with dbt_env(settings):
-        result = dbtRunner(manifest=parsed.manifest).invoke(args)
+        result = dbt_runner(parsed.manifest).invoke(args)
     rows = []
     for r in getattr(result.result, "results", None) or []:
         age = getattr(r, "age", None)

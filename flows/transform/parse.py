@@ -27,7 +27,13 @@ from typing import Any
 from flows.errors import DbtBuildFailed
 from flows.files import write_atomic
 from flows.settings import Settings
-from flows.transform.command import dbt_args, dbt_env, dbt_project_hash, parsed_project_stamp
+from flows.transform.command import (
+    dbt_args,
+    dbt_env,
+    dbt_project_hash,
+    dbt_runner,
+    parsed_project_stamp,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +70,11 @@ def parsed_project(settings: Settings, *, reparse: bool = False) -> Parsed:
     if manifest is not None:
         _as_parsed(manifest)
         return Parsed(manifest, 0.0)
-    from dbt.cli.main import dbtRunner
-
     stamp = parsed_project_stamp(settings)
     stamp.unlink(missing_ok=True)
     start = time.perf_counter()
     with dbt_env(settings):
-        result = dbtRunner().invoke(dbt_args("parse", settings))
+        result = dbt_runner().invoke(dbt_args("parse", settings))
     seconds = round(time.perf_counter() - start, 2)
     if not result.success:
         why = getattr(result, "exception", None) or f"see {settings.home / 'dbt' / 'logs'}"
