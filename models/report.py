@@ -20,6 +20,7 @@ passes a `chart_cache` mapping it keeps between runs (on disk: `JsonFileCache`, 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Callable, MutableMapping
@@ -299,19 +300,39 @@ def _bars(assessment: Assessment | None, params: Params, t: Texts) -> str:
     return f"<p>{text}</p>\n" + html_table(header, rows, [False, True, True, False])
 
 
+def _sections_code_version(locale: str) -> str:
+    """What the backtest sections kept in a cache were written with: the sources of the
+    modules that judge and word them, and the locale's phrase table."""
+    digest = hashlib.sha256()
+    here = Path(__file__).parent
+    for name in ("report.py", "report_html.py", "acceptance.py", "evaluate.py", "ranking.py"):
+        digest.update((here / name).read_bytes())
+    phrases = here / "phrases" / f"{locale}.yaml"
+    if phrases.is_file():
+        digest.update(phrases.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def _cached_charts(
     cache: MutableMapping[str, str] | None,
     model: TrainedModel,
     build: Callable[[], dict[str, str]],
+    kind: str = "charts",
+    code: str | None = None,
 ) -> dict[str, str]:
-    """The model's chart images (chart id -> PNG data URI), drawn once per model version
-    (matplotlib takes seconds and the backtest does not change between scoring runs) and kept
-    in `cache` as a JSON object under '<version>-<chart code version>' (a new chart style draws
-    them again). The images have no text that depends on the locale, so every locale's report
-    uses the same ones."""
+    """Parts of the report that depend on the model alone, made once per model version and
+    kept in `cache` as a JSON object of strings under '<version>-<code version>':
+    - the chart images (chart id -> PNG data URI; matplotlib takes seconds, and the images
+      have no text that depends on the locale, so every locale's report uses the same ones);
+    - with `kind="sections"`, the backtest sections in one locale and currency (the pooled
+      bootstrap assessment behind them takes ~25 s on 250k backtest rows, and the backtest
+      does not change between scoring runs).
+    A new chart style or report code (`code`) makes them again."""
     if cache is None or not model.version:
         return dict(build())
-    key = f"{model.version}-{charts_code_version()}"
+    key = f"{model.version}-{code or charts_code_version()}"
+    if kind != "charts":
+        key += f"-{kind}"
     kept = cache.get(key)
     if kept is not None:
         try:
@@ -363,11 +384,26 @@ def render_report(
         else pd.DataFrame(columns=["cutoff", "auc", "baseline_auc", "oracle_auc"])
     )
     has_oracle = oracle is not None and has_preds
-    assessment = assess(preds, model.params, oracle=oracle) if has_preds else None
-    backtest_html, targets_html = (
-        _backtest_section(model, table, has_oracle, t, assessment)
-        if has_preds
-        else (f"<p>{t('no_backtest')}</p>", "")
+
+    def sections() -> dict[str, str]:
+        assessment = assess(preds, model.params, oracle=oracle) if has_preds else None
+        backtest_html, targets_html = (
+            _backtest_section(model, table, has_oracle, t, assessment)
+            if has_preds
+            else (f"<p>{t('no_backtest')}</p>", "")
+        )
+        return {
+            "backtest": backtest_html,
+            "bars": _bars(assessment, model.params, t),
+            "targets": targets_html + ranking_section(model, t),
+        }
+
+    written = _cached_charts(
+        chart_cache if oracle is None else None,  # the oracle's figures depend on its rows
+        model,
+        build=sections,
+        kind=f"sections-{locale}-{currency}",
+        code=_sections_code_version(locale),
     )
     images = _cached_charts(
         chart_cache if oracle is None else None,  # oracle charts depend on the oracle's rows
@@ -401,9 +437,9 @@ def render_report(
         backtest_note=t(
             "backtest_note", days=days, oracle_note=t("oracle_note") if has_oracle else ""
         ),
-        backtest_table=backtest_html,
-        bars=_bars(assessment, model.params, t),
-        targets_table=targets_html + ranking_section(model, t),
+        backtest_table=written["backtest"],
+        bars=written["bars"],
+        targets_table=written["targets"],
         charts="\n".join(charts),
         score_summary=score_summary(scores, t),
         top_note=t("top_note", rank_by=rank_by_text(model.params, model.action_value_weight, t)),

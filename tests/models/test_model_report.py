@@ -139,14 +139,19 @@ def test_model_charts_are_rendered_once_per_version(
     model = TrainedModel(**{**trained.__dict__, "version": "v9"})
     cache = JsonFileCache(tmp_path)
     first = render_report(model, snapshots, scores, chart_cache=cache)
-    assert len(list(tmp_path.glob(f"{model.version}-*.json"))) == 1
+    # the charts, and the backtest sections in this locale and currency
+    assert len(list(tmp_path.glob(f"{model.version}-*.json"))) == 2
 
-    def fail(*args: object) -> dict[str, str]:
+    def fail(*args: object, **kwargs: object) -> dict[str, str]:
         raise AssertionError("the model's charts were rendered again")
 
+    def judged_again(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the backtest was assessed again (a bootstrap: seconds)")
+
     monkeypatch.setattr(report, "model_charts", fail)
+    monkeypatch.setattr(report, "assess", judged_again)
     assert render_report(model, snapshots, scores, chart_cache=cache) == first
-    with pytest.raises(AssertionError, match="rendered again"):  # another version: rendered
+    with pytest.raises(AssertionError, match="again"):  # another version: made again
         other = TrainedModel(**{**trained.__dict__, "version": "v10"})
         render_report(other, snapshots, scores, chart_cache=cache)
 
@@ -157,7 +162,7 @@ def test_the_chart_cache_is_any_mapping_and_a_bad_entry_is_rendered_again(
     model = TrainedModel(**{**trained.__dict__, "version": "v9"})
     cache: dict[str, str] = {}
     first = render_report(model, snapshots, scores, chart_cache=cache)
-    [key] = cache
+    [key] = [k for k in cache if not k.endswith("-sections-en-USD")]
     assert key.startswith("v9-") and json.loads(cache[key])["roc"].startswith("data:image/png")
     cache[key] = "not json"
     assert render_report(model, snapshots, scores, chart_cache=cache) == first
