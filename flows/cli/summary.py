@@ -132,18 +132,16 @@ def _with_rank_columns(
     were when the serving file holds another run's scores (a history-only run)."""
     if not rows or all(c in rows[0] for c in RANK_COLUMNS) or not settings.serving_db.exists():
         return rows
-    try:
-        import duckdb
+    from flows.warehouse import Warehouse
 
-        con = duckdb.connect(str(settings.serving_db), read_only=True)
-        try:
+    try:
+        serving = Warehouse.from_settings(settings).file(settings.serving_db)
+        with serving.connect(read_only=True) as con:
             found = con.execute(
                 f"select account_id, {', '.join(RANK_COLUMNS)} from account_scores "
                 "where run_id = ? and account_id in (select unnest(?))",
                 [run_id, [r["account_id"] for r in rows]],
             ).df()
-        finally:
-            con.close()
     except Exception:  # the table still shows the rank
         return rows
     figures = {

@@ -64,20 +64,34 @@ class ExpectationOutcome:
         return ", ".join(bits)
 
     def _describe_drift(self) -> str:
-        """A drift suite's bar (flows/quality/drift.py: one row per feature, its PSI, the PSI
-        chance reaches at these row counts) as one line per feature it caught, e.g.
-        `tenure_days: PSI 0.37 beyond chance 0.21 (warn > 0.1)`; "" for any other expectation."""
+        """A drift suite's bar (flows/quality/drift.py: one row per feature, its PSI and the
+        PSI chance reaches at these row counts) as one line per feature it caught, e.g.
+        `tenure_days: PSI 0.37, chance 0.21 (warn > 0.1 beyond chance), against training date
+        2026-05-31; moved 0-30 12% -> 40%; accounts a, b`: the figures in words, then the
+        bins that moved and accounts in them; "" for any other expectation."""
         rows = [r for r in self.example_rows if isinstance(r, dict) and "feature" in r]
         if not rows or "psi" not in rows[0] or self.kwargs.get("max_value") is None:
             return ""
-        bar = "fail" if self.severity == "critical" else "warn"
-        lines = [
-            f"{r['feature']}: PSI {_figure(r.get('psi'))} beyond chance "
-            f"{_figure(r.get('chance_psi'))} ({bar} > {self.kwargs['max_value']:g})"
-            for r in rows[:DRIFT_FEATURES_SHOWN]
-        ]
+        column = self.kwargs.get("column")
+        judged = "beyond chance" if column == "psi_beyond_chance" else f"on {column}"
+        bar = f"{'fail' if self.severity == 'critical' else 'warn'} > {self.kwargs['max_value']:g}"
+        lines = []
+        for r in rows[:DRIFT_FEATURES_SHOWN]:
+            line = (
+                f"{r['feature']}: PSI {_figure(r.get('psi'))}, chance "
+                f"{_figure(r.get('chance_psi'))} ({bar} {judged})"
+            )
+            if r.get("reference_date"):
+                line += f", against training date {r['reference_date']}"
+                if r.get("shift_days"):
+                    line += f" moved by {r['shift_days']} days"
+            if r.get("moved_bins"):
+                line += f"; moved {r['moved_bins']}"
+            if r.get("example_accounts"):
+                line += f"; accounts {r['example_accounts']}"
+            lines.append(line)
         more = max(self.unexpected_count or 0, len(rows)) - len(lines)
-        return "; ".join(lines) + (f"; and {more} more" if more > 0 else "")
+        return "\n    ".join(lines) + (f"\n    and {more} more" if more > 0 else "")
 
 
 def _figure(value: Any) -> str:

@@ -242,8 +242,8 @@ def test_drift_gate_failure_stops_the_run_and_marts_warnings_do_not(
     path.write_text(json.dumps(spec))
 
     message, record = _fails_at_gate(project, "drift_account_snapshots")
-    assert "marts.account_features" in message and "column psi" in message
-    assert "expect_column_values_to_be_between" in message and "'feature': " in message
+    assert "marts.account_features" in message and "(fail > 0 on psi)" in message
+    assert ": PSI " in message and ", chance " in message and "against training date" in message
     assert "train" not in record["stages"] and "score" not in record["stages"]
     (contracts,) = [g for g in record["gates"] if g["suite"] == "marts_contracts"]
     assert contracts["passed"] and contracts["status"] == "passed with warnings"

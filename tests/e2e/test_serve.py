@@ -63,7 +63,12 @@ def test_two_runs_of_a_served_deployment_write_the_warehouse_once(
         "EXPANSION_DUCKDB_MEMORY_LIMIT": "2GB",
     }
     server = subprocess.Popen(
-        [sys.executable, "-c", SERVE], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        # its log to a file: a pipe nobody reads fills up (dbt's node lines go to the serving
+        # process's console) and blocks the process
+        [sys.executable, "-c", SERVE],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "serve.log").open("wb"),
     )
     try:
         asyncio.run(_wait_for_deployment("expansion-pipeline/daily", 120))

@@ -52,14 +52,21 @@ def _drift(
     )
 
 
-def test_a_drift_warning_is_one_short_line_per_feature() -> None:
+def test_a_drift_warning_is_one_line_per_feature_in_words() -> None:
     said = _drift("warning", 0.1, DRIFT_ROWS, 2).describe()
     assert said == (
-        "tenure_days: PSI 0.37 beyond chance 0.21 (warn > 0.1); "
-        "opportunities_won_365d: PSI 0.19 beyond chance 0.12 (warn > 0.1)"
+        "tenure_days: PSI 0.37, chance 0.21 (warn > 0.1 beyond chance), against training "
+        "date 2026-07-31\n    "
+        "opportunities_won_365d: PSI 0.19, chance 0.12 (warn > 0.1 beyond chance), against "
+        "training date 2026-07-31"
     )
     failed = _drift("critical", 0.25, DRIFT_ROWS[:1], 3).describe()
-    assert failed == "tenure_days: PSI 0.37 beyond chance 0.21 (fail > 0.25); and 2 more"
+    assert failed.startswith("tenure_days: PSI 0.37, chance 0.21 (fail > 0.25 beyond chance)")
+    assert failed.endswith("\n    and 2 more")
+    # the bins that moved and accounts in them, when the gate found them
+    rows = [{**DRIFT_ROWS[0], "moved_bins": "[0, 30) 12% -> 40%", "example_accounts": "a1, a2"}]
+    said = _drift("critical", 0.25, rows, 1).describe()
+    assert said.endswith("; moved [0, 30) 12% -> 40%; accounts a1, a2")
 
 
 def test_other_expectations_are_described_as_before() -> None:
@@ -170,7 +177,7 @@ def test_the_gate_table_shows_only_what_warned_or_failed() -> None:
     print_gates(Console(file=out, width=160), [clean] * 19 + [warned])
     text = out.getvalue()
     assert "raw_crm__accounts" not in text
-    assert "tenure_days: PSI 0.37 beyond chance 0.21 (warn > 0.1)" in text
+    assert "tenure_days: PSI 0.37, chance 0.21 (warn > 0.1 beyond chance)" in text
     assert "19 of 20 data-quality suites passed" in text
 
 
