@@ -1,4 +1,4 @@
-"""Progress of long steps (training, a backfill's dates, sync batches) for whoever shows it.
+"""Progress of long steps (training, scoring, a backfill's dates, sync batches) for whoever shows it.
 
 The rooms report (`report("training", done, total)`, or `reporter("training")` as the
 `progress` callback `models/` functions take); a command that shows progress bars listens

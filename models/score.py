@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from models.backtest import Progress
 from models.features import (
     DateLike,
     as_bool,
@@ -249,6 +250,7 @@ def score_accounts(
     *,
     locale: str = DEFAULT_LOCALE,
     currency: str = DEFAULT_CURRENCY,
+    progress: Progress | None = None,
 ) -> pd.DataFrame:
     """One row per active account at `as_of`, best p_expansion first (ties: account_id).
 
@@ -267,6 +269,8 @@ def score_accounts(
     `Params.localized`). `currency`: the reporting currency, that of the money columns of
     `snapshots` (mrr, ...); the amounts of the scores are in it, reasons print it and
     `reporting_currency` names it. Columns: SCORE_COLUMNS (see the module docstring).
+    `progress(done, total)` counts the predictions, then the accounts given reasons in
+    chunks of REASON_CHUNK (the slow part: per-feature contributions), for a progress bar.
     """
     params = params.localized(locale)
     currency = currency_code(currency)
@@ -322,10 +326,21 @@ def score_accounts(
         index=frame.index,
     )
     candidates = reasons_for_accounts(rank, tiers, params, reasons_for_top_n)
-    reasons = _reasons(model, X, frame, candidates, params, contribute, currency)
-    out = out.join(reasons)
+    chunks = [candidates[i : i + REASON_CHUNK] for i in range(0, len(candidates), REASON_CHUNK)]
+    steps = 1 + len(chunks)
+    if progress is not None:
+        progress(1, steps)  # the predictions
+    parts = []
+    for k, chunk in enumerate(chunks or [candidates], start=2):
+        parts.append(_reasons(model, X, frame, chunk, params, contribute, currency))
+        if progress is not None:
+            progress(min(k, steps), steps)
+    out = out.join(pd.concat(parts) if len(parts) > 1 else parts[0])
     out["model_version"] = model.version or "unregistered"
     return out.loc[:, list(SCORE_COLUMNS)].reset_index(drop=True)
+
+
+REASON_CHUNK = 5_000  # accounts given reasons per step of the progress bar
 
 
 def _reasons(

@@ -207,6 +207,7 @@ def score_frame(
             owners=owners,
             locale=settings.locale,
             currency=settings.reporting_currency,
+            progress=reporter("scoring"),
         )
     log.info(
         "scoring on Dask at %s in %d partitions (shared folder %s)",
@@ -226,6 +227,7 @@ def score_frame(
             contribute=contribute,
             locale=settings.locale,
             currency=settings.reporting_currency,
+            progress=reporter("scoring"),
         )
 
 

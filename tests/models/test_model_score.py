@@ -395,3 +395,29 @@ def test_health_and_loyalty_are_carried_beside_the_score(
     expected = at.set_index("account_id").loc[out.index]
     for column in HEALTH_COLUMNS:
         assert out[column].tolist() == expected[column].tolist(), column
+
+
+def test_reasons_in_chunks_give_the_same_scores_and_report_progress(
+    trained: TrainedModel,
+    snapshots: pd.DataFrame,
+    params: Params,
+    as_of: date,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import models.score as score
+
+    whole = score_accounts(trained, snapshots, as_of, params, reasons_for_top_n=50)
+    monkeypatch.setattr(score, "REASON_CHUNK", 7)  # 50 accounts: 8 chunks
+    steps: list[tuple[int, int]] = []
+    chunked = score_accounts(
+        trained,
+        snapshots,
+        as_of,
+        params,
+        reasons_for_top_n=50,
+        progress=lambda done, total: steps.append((done, total)),
+    )
+    pd.testing.assert_frame_equal(chunked, whole)
+    given = int(whole["reason_1"].notna().sum())
+    total = 1 + -(-given // 7)  # the predictions, then the accounts given reasons, 7 at a time
+    assert given > 7 and steps == [(k, total) for k in range(1, total + 1)]
