@@ -70,8 +70,12 @@ class ExpectationOutcome:
         2026-05-31; moved 0-30 12% -> 40%; accounts a, b`: the figures in words, then the
         bins that moved and accounts in them; "" for any other expectation."""
         rows = [r for r in self.example_rows if isinstance(r, dict) and "feature" in r]
-        if not rows or "psi" not in rows[0] or self.kwargs.get("max_value") is None:
-            return ""
+        if (
+            not rows
+            or "psi" not in rows[0]
+            or not isinstance(self.kwargs.get("max_value"), int | float)
+        ):
+            return ""  # not a drift bar, or a bound given as a run parameter: said as usual
         column = self.kwargs.get("column")
         judged = "beyond chance" if column == "psi_beyond_chance" else f"on {column}"
         bar = f"{'fail' if self.severity == 'critical' else 'warn'} > {self.kwargs['max_value']:g}"
