@@ -43,9 +43,9 @@ DBT_ENV = (
 )
 
 
-@pytest.fixture
-def clone(tmp_path: Path, year_raw_warehouse: Path) -> Path:
-    root = tmp_path / "clone"
+def copy_clone(root: Path) -> Path:
+    """dbt_project/ (its profiles.yml the committed link), profiles/ and config/ under `root`,
+    as a clone lays them out; no state."""
     shutil.copytree(
         DBT_PROJECT,
         root / "dbt_project",
@@ -54,6 +54,12 @@ def clone(tmp_path: Path, year_raw_warehouse: Path) -> Path:
     )
     shutil.copytree(PROFILES, root / "profiles")
     shutil.copytree(ROOT / "config", root / "config")
+    return root
+
+
+@pytest.fixture
+def clone(tmp_path: Path, year_raw_warehouse: Path) -> Path:
+    root = copy_clone(tmp_path / "clone")
     (root / "state").mkdir()
     shutil.copy(year_raw_warehouse, root / "state" / "warehouse.duckdb")
     return root

@@ -4,7 +4,6 @@ every test on the empty raw schema. Without init there is no warehouse to connec
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -12,22 +11,12 @@ import pytest
 from flows.run.init import init_state
 from flows.settings import Settings
 from flows.warehouse import Warehouse
-from tests.dbt.conftest import DBT_PROJECT, PROFILES, ROOT
-from tests.dbt.test_analyst_loop import plain_dbt
+from tests.dbt.test_analyst_loop import copy_clone, plain_dbt
 
 
 @pytest.fixture
 def fresh_clone(tmp_path: Path) -> Path:
-    root = tmp_path / "clone"
-    shutil.copytree(
-        DBT_PROJECT,
-        root / "dbt_project",
-        symlinks=True,  # profiles.yml stays the committed link
-        ignore=shutil.ignore_patterns("target", "logs"),
-    )
-    shutil.copytree(PROFILES, root / "profiles")
-    shutil.copytree(ROOT / "config", root / "config")
-    return root
+    return copy_clone(tmp_path / "clone")
 
 
 def test_dbt_build_passes_on_a_fresh_clone_after_init(
