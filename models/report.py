@@ -313,7 +313,7 @@ def _sections_code_version(locale: str) -> str:
     return digest.hexdigest()[:12]
 
 
-def _cached_charts(
+def _cached_model_parts(
     cache: MutableMapping[str, str] | None,
     model: TrainedModel,
     build: Callable[[], dict[str, str]],
@@ -398,14 +398,14 @@ def render_report(
             "targets": targets_html + ranking_section(model, t),
         }
 
-    written = _cached_charts(
+    written = _cached_model_parts(
         chart_cache if oracle is None else None,  # the oracle's figures depend on its rows
         model,
         build=sections,
         kind=f"sections-{locale}-{currency}",
         code=_sections_code_version(locale),
     )
-    images = _cached_charts(
+    images = _cached_model_parts(
         chart_cache if oracle is None else None,  # oracle charts depend on the oracle's rows
         model,
         build=lambda: model_charts(model, preds, table, oracle),
