@@ -149,10 +149,51 @@
 
 
 {#- The table of build states of the models with state='table', in the model's schema. -#}
-{% macro snapshot_build_state_relation() -%}
+{% macro snapshot_build_state_relation(database=none, schema=none) -%}
     {{ return(api.Relation.create(
-        database=this.database, schema=this.schema, identifier='_incremental_builds'
+        database=database or this.database, schema=schema or this.schema,
+        identifier='_incremental_builds'
     )) }}
+{%- endmacro %}
+
+
+{#- The build-state table's DDL (create if it does not exist). -#}
+{% macro snapshot_build_state_ddl(relation) -%}
+    create table if not exists {{ relation }} (
+        model_name {{ dbt.type_string() }},
+        as_of_date date,
+        _inputs_loaded_at timestamp,
+        _build_fingerprint {{ dbt.type_string() }},
+        _built_at timestamp
+    )
+{%- endmacro %}
+
+
+{#-
+    on-run-start: the build-state table of every schema holding a model whose post-hook is
+    snapshot_build_state_hook(), created once before any model runs. Two such models of one
+    schema building at the same time (threads > 1) would otherwise both create it in their
+    own transaction on a first build, and DuckDB fails the second with "Catalog write-write
+    conflict on create".
+-#}
+{% macro create_build_state_tables() -%}
+    {%- if not execute -%}
+        {{ return('') }}
+    {%- endif -%}
+    {%- set schemas = {} -%}
+    {%- for node in graph.nodes.values() if node.resource_type == 'model' -%}
+        {%- for hook in node.config.get('post-hook', []) -%}
+            {%- if 'snapshot_build_state_hook' in (hook.sql if hook.sql is defined else hook | string) -%}
+                {%- do schemas.update({node.database ~ '.' ~ node.schema: (node.database, node.schema)}) -%}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    {%- for key in schemas | sort -%}
+        {%- set database, schema = schemas[key] -%}
+        {%- do adapter.create_schema(api.Relation.create(database=database, schema=schema)) -%}
+        {%- do run_query(snapshot_build_state_ddl(snapshot_build_state_relation(database, schema))) -%}
+    {%- endfor -%}
+    select 1
 {%- endmacro %}
 
 
@@ -450,13 +491,7 @@
     {%- set state_relation = snapshot_build_state_relation() -%}
     {%- set inputs = snapshot_plan_inputs(true) -%}
     {%- set loaded_at = snapshot_inputs_loaded_at(inputs) if execute else none -%}
-    create table if not exists {{ state_relation }} (
-        model_name {{ dbt.type_string() }},
-        as_of_date date,
-        _inputs_loaded_at timestamp,
-        _build_fingerprint {{ dbt.type_string() }},
-        _built_at timestamp
-    );
+    {#- the table exists: create_build_state_tables() (on-run-start) made it -#}
     delete from {{ state_relation }} where model_name = '{{ this.identifier }}';
     insert into {{ state_relation }}
     select

@@ -335,3 +335,19 @@ def test_day2_recomputes_from_the_earliest_change_and_drops_the_old_as_of(
                 assert after[d] == {new}, f"{model}: {d} was not recomputed"
             else:
                 assert after[d] == before[d], f"{model}: {d} was recomputed"
+
+
+def test_build_state_tables_are_made_before_any_model_runs(dbt, raw_warehouse, tmp_path):
+    """Two models of one schema recording their build state at once (threads > 1) must not
+    both create `_incremental_builds` on a first build (DuckDB: "Catalog write-write conflict
+    on create"): on-run-start makes the table of every schema that has such models, before
+    any node runs, even when the build selects none of them."""
+    warehouse = dbt.copy(raw_warehouse, tmp_path)
+    dbt.run(["run", "--select", "stg_config__usage_metrics"], tmp_path, warehouse=warehouse)
+    schemas = {relation.split(".")[0] for relation in STATE_TABLE} | {"marts"}
+    found = dbt.read(
+        warehouse,
+        "select schema_name from duckdb_tables() where table_name = '_incremental_builds'",
+    )
+    assert set(found["schema_name"]) == schemas
+    assert dbt.read(warehouse, "select count(*) as n from marts._incremental_builds")["n"][0] == 0
