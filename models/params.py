@@ -134,7 +134,7 @@ class Calibration(_Strict):
     method: Literal["sigmoid", "isotonic"] = "sigmoid"
     # With lightgbm.refit: folds (by account) of the out-of-fold scores the calibrator of the
     # refit booster is fitted on; 0: fitted on the early-stopped booster's validation scores.
-    refit_folds: int = Field(default=5, ge=0)
+    refit_folds: int = Field(default=3, ge=0)
 
 
 class Baseline(_Strict):
