@@ -199,3 +199,24 @@ def test_the_champion_bar_on_common_rows() -> None:
     assert "1,000 common rows of 2 cut-offs" in partial.detail
     none = champion_bar(mine, _rows(y, p, sizes).iloc[:0], params)
     assert none.status == "failed" and math.isnan(none.figure.value)
+
+
+def test_a_second_assessment_of_the_same_rows_reuses_the_figures(monkeypatch) -> None:
+    """Promotion and the model report assess the same model in one run: the bootstrap runs
+    once; other rows or other interval settings are assessed afresh."""
+    import models.acceptance as acceptance
+
+    y, p = _signal(600, 1.5, seed=4)
+    _, base = _signal(600, 0.5, seed=5)
+    rows = _backtest(y, p, base, [300, 300])
+    params = _params_with(resamples=300)
+    calls = []
+    real = acceptance.bootstrap
+    monkeypatch.setattr(acceptance, "bootstrap", lambda *a, **k: calls.append(1) or real(*a, **k))
+    first = assess(rows, params)
+    again = assess(rows.sample(frac=1.0, random_state=1), params)  # same rows, another order
+    assert len(calls) == 1 and again.figures == first.figures and again.bars == first.bars
+    moved = rows.assign(p=np.where(rows["model"] == "lightgbm", rows["p"] * 0.9, rows["p"]))
+    assess(moved, params)
+    assert assess(rows, _params_with(resamples=200)).resamples == 200
+    assert len(calls) == 3
