@@ -214,10 +214,12 @@ def backfill(b: Bench, name: str, as_of: str, wanted: int = 12) -> None:
 
 
 def append_day(landing: Path) -> str:
-    """One new day of usage extracts: the rows of the same weekday a week before, on the day
+    """One new day of extracts: the usage rows of the same weekday a week before, on the day
     after the latest, as a daily file `usage_daily_<YYYY-MM-DD>.parquet` (usage has a
-    weekday pattern: a Monday made of Sunday's rows drifts by construction). Returns the
-    new day."""
+    weekday pattern: a Monday made of Sunday's rows drifts by construction), and the CRM
+    activities of that weekday the same way (`activities_<YYYYMMDD>.csv`, new ids), so the
+    accounts' last activity does not age day after day (it would drift
+    `days_since_last_activity`, which a real CRM keeps fresh). Returns the new day."""
     import duckdb
 
     folder = landing / "usage" / "usage_daily"
@@ -239,6 +241,32 @@ def append_day(landing: Path) -> str:
             """,
             [new_day - timedelta(days=7)],
         )
+        _append_activities(con, landing, new_day)
     finally:
         con.close()
     return str(new_day.isoformat())
+
+
+def _append_activities(con: Any, landing: Path, new_day: date) -> None:
+    """The CRM activities of `new_day` - 7 again on `new_day`, in a file of their own."""
+    folder = landing / "crm" / "activities"
+    files = sorted(str(f) for f in folder.glob("*.csv"))
+    if not files:
+        return  # the business sends no activities (the table is optional)
+    target = folder / f"activities_{new_day.strftime('%Y%m%d')}.csv"
+    con.execute(
+        f"""
+        copy (
+            select
+                'b{new_day.strftime("%Y%m%d")}-' || activity_id as activity_id,
+                account_id,
+                activity_type,
+                occurred_at + interval 7 day as occurred_at
+            from read_csv({files!r}, header = true, all_varchar = false,
+                          types = {{'activity_id': 'VARCHAR', 'account_id': 'VARCHAR'}})
+            where cast(occurred_at as date) = ?
+            order by occurred_at, activity_id
+        ) to '{target}' (format csv, header, force_quote (activity_id, account_id, activity_type))
+        """,
+        [new_day - timedelta(days=7)],
+    )
