@@ -61,6 +61,10 @@ def summarize(result: Any) -> DbtReport:
     report = DbtReport(success=bool(result.success))
     for node in getattr(result.result, "results", None) or []:
         status = str(getattr(node.status, "value", node.status)).lower()
+        kind = str(getattr(node.node, "resource_type", ""))
+        kind = str(getattr(node.node.resource_type, "value", kind)).lower()
+        if kind == "operation" and status not in {"error", "fail", "runtime error"}:
+            continue  # a hook of the project (on-run-start), not a node of the build
         if status in {"success", "pass"}:
             report.passed += 1
         elif status in {"error", "fail", "runtime error"}:
@@ -71,8 +75,6 @@ def summarize(result: Any) -> DbtReport:
         else:
             report.skipped += 1
             continue
-        kind = str(getattr(node.node, "resource_type", ""))
-        kind = str(getattr(node.node.resource_type, "value", kind)).lower()
         if kind == "model":
             report.models_run += 1
         elif kind in TEST_TYPES:

@@ -41,6 +41,8 @@ def check_freshness(settings: Settings, as_of: date | None = None) -> list[Sourc
         result = dbt_runner(parsed.manifest).invoke(args)
     rows = []
     for r in getattr(result.result, "results", None) or []:
+        if not r.node.unique_id.startswith("source."):
+            continue  # the project's on-run-start hook runs before freshness too
         age = getattr(r, "age", None)
         rows.append(
             SourceFreshness(

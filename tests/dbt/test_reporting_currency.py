@@ -233,8 +233,8 @@ def test_a_reporting_currency_without_rates_fails_the_build(
     finally:
         con.close()
     zar = {"reporting_currency": "ZAR"}
-    dbt.run(
-        ["run", "--select", "int_subscription_versions_ranged"],
+    dbt.run(  # the rates' staging table first: staging models see raw when they are built
+        ["run", "--select", "stg_billing__exchange_rates", "int_subscription_versions_ranged"],
         tmp_path,
         warehouse=warehouse,
         dbt_vars=zar,
@@ -246,6 +246,6 @@ def test_a_reporting_currency_without_rates_fails_the_build(
         dbt_vars=zar,
         check=False,
     )
-    (outcome,) = result.result.results
+    (outcome,) = [r for r in result.result.results if r.node.resource_type == "test"]
     assert outcome.status == "fail"
     assert outcome.failures > 1  # every month a version took effect in but June 2026

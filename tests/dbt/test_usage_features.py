@@ -12,7 +12,16 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-MARTS = ["run", "--select", "account_metric_snapshots", "account_snapshots", "account_features"]
+# the declaration's staging table (staging models are tables: they see raw when built), then
+# the marts that read it
+MARTS = [
+    "run",
+    "--select",
+    "stg_config__usage_metrics",
+    "account_metric_snapshots",
+    "account_snapshots",
+    "account_features",
+]
 
 
 def _columns(dbt, warehouse: Path, relation: str) -> list[str]:
