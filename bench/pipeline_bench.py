@@ -152,6 +152,16 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
+def free_stem(folder: Path, name: str) -> Path:
+    """`folder/name`, or `name-2`, `-3`, ... when an earlier run of the same day, machine and
+    size already wrote its results there (they are kept, not overwritten)."""
+    stem, n = folder / name, 1
+    while Path(f"{stem}.json").exists() or Path(f"{stem}.md").exists():
+        n += 1
+        stem = folder / f"{name}-{n}"
+    return stem
+
+
 def run_worker_mode(a: argparse.Namespace) -> int:
     from bench import workers
 
@@ -243,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         "notes": [],
     }
 
+    stems: list[Path] = []  # this run's results file, chosen at its first save
+
     def save() -> None:
         result["load_avg_end"] = load_average()
         result["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
@@ -250,10 +262,12 @@ def main(argv: list[str] | None = None) -> int:
         if a.no_save:
             return
         a.results_dir.mkdir(parents=True, exist_ok=True)
-        host = result["machine"]["hostname"].split(".")[0]
-        stem = a.results_dir / f"{result['date']}-{host}-{tag}{a.results_suffix}"
-        stem.with_suffix(".json").write_text(json.dumps(result, indent=2, default=str) + "\n")
-        stem.with_suffix(".md").write_text(markdown(result))
+        if not stems:  # chosen once: this run's later saves rewrite its own file
+            host = result["machine"]["hostname"].split(".")[0]
+            name = f"{result['date']}-{host}-{tag}{a.results_suffix}"
+            stems.append(free_stem(a.results_dir, name))
+        Path(f"{stems[0]}.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+        Path(f"{stems[0]}.md").write_text(markdown(result))
 
     b = scenarios.Bench(
         env=env,

@@ -179,3 +179,13 @@ def test_json_after_a_commands_progress_lines() -> None:
     assert json.loads(text[json_start(text) :]) == {"dates": []}
     with pytest.raises(ValueError):
         json_start("no json here\n")
+
+
+def test_a_second_run_of_the_day_keeps_the_first_results(tmp_path) -> None:
+    from bench.pipeline_bench import free_stem
+
+    assert free_stem(tmp_path, "2026-12-07-vm-M") == tmp_path / "2026-12-07-vm-M"
+    (tmp_path / "2026-12-07-vm-M.json").write_text("{}")
+    assert free_stem(tmp_path, "2026-12-07-vm-M") == tmp_path / "2026-12-07-vm-M-2"
+    (tmp_path / "2026-12-07-vm-M-2.md").write_text("")
+    assert free_stem(tmp_path, "2026-12-07-vm-M") == tmp_path / "2026-12-07-vm-M-3"
