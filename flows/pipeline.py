@@ -60,7 +60,7 @@ from flows.run.records import BackfillSummary, RunSummary, write_run_record
 from flows.run.recovery import recover
 from flows.run.stage_lines import date_done, stage_done
 from flows.settings import Settings, get_settings
-from flows.transform import dbt, freshness
+from flows.transform import dbt, freshness, parse
 from flows.transform.dbt import DbtReport
 from flows.transform.freshness import SourceFreshness
 from flows.warehouse import Warehouse, describe_session
@@ -88,6 +88,12 @@ def _transient(task: Any, task_run: Any, state: Any) -> bool:
 )
 def load_raw(settings: Settings, run_id: str) -> LoadReport:
     return ingest.load_raw(settings, run_id)
+
+
+@task(name="parse_dbt_project", cache_policy=NONE)
+def parse_dbt_project(settings: Settings) -> float:
+    """The process's one dbt parse (flows/transform/parse.py); its seconds."""
+    return parse.parsed_project(settings).seconds
 
 
 @task(name="check_source_freshness", cache_policy=NONE)
@@ -249,6 +255,11 @@ def _freshness(ctx: RunContext) -> list[SourceFreshness]:
     return rows
 
 
+def _dbt_parse(ctx: RunContext) -> float:
+    seconds: float = ctx.call(parse_dbt_project, ctx.settings)
+    return seconds
+
+
 def _validate_raw(ctx: RunContext) -> list[GateResult]:
     return ctx.gate(validate_raw, ctx.settings, ctx.run_id)
 
@@ -377,6 +388,9 @@ STAGES: tuple[Stage, ...] = (
     Stage("load", _load, shared=True),
     Stage("freshness", _freshness, when=_needs_fresh_data, shared=True),
     Stage("validate_raw", _validate_raw, shared=True),
+    # a backfill parses dbt once for all its dates, as a fixed cost (a daily run's first dbt
+    # command, the freshness check, parses)
+    Stage("dbt_parse", _dbt_parse, when=lambda ctx: ctx.backfill, shared=True),
     Stage("as_of", _as_of),  # the clock: may turn the run into a backfill
     Stage("dbt_build", _dbt_build),
     Stage("validate_marts", _validate_marts),

@@ -57,13 +57,14 @@ def test_shared_stages_once_then_each_date_in_order(settings: Settings) -> None:
     summary = run_backfill(settings, DAYS, prefect=False, run_id="bf", stages=_stand_ins(calls))
     assert summary.status == "completed"
     shared = [name for name, day in calls if day is None]
-    assert shared == ["load", "validate_raw"]  # no freshness: past dates need no fresh data
+    # no freshness (past dates need no fresh data); dbt parsed once for every date
+    assert shared == ["load", "validate_raw", "dbt_parse"]
     per_date = [name for name, day in calls if day == date(2026, 1, 31)]
     assert per_date == [
         s.name for s in STAGES if not s.shared and s.name not in {"check_drift", "sync"}
     ]
     assert [d for _, d in calls if d is not None] == sorted(d for _, d in calls if d is not None)
-    assert set(summary.shared.stages) == {"load", "validate_raw", "total"}
+    assert set(summary.shared.stages) == {"load", "validate_raw", "dbt_parse", "total"}
     assert [d.as_of for d in summary.dates] == ["2026-01-31", "2026-02-28", "2026-03-31"]
     assert all("load" not in d.stages and "total" in d.stages for d in summary.dates)
     # one record for the backfill (its dates' run ids), one per date
