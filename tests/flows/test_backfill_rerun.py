@@ -54,10 +54,11 @@ def test_a_rerun_of_a_backfill_reuses_its_models_in_one_flow_run(project: Path) 
     assert first["status"] == "completed"
     assert [d["as_of"] for d in first["dates"]] == [d.isoformat() for d in DATES]
     # the stages that do not depend on the as_of ran once, before the dates
-    assert {"load", "validate_raw"} <= set(first["shared"]["stages"])
+    assert {"load", "validate_raw", "dbt_parse"} <= set(first["shared"]["stages"])
     assert first["shared"]["files_loaded"] > 0
     for run in first["dates"]:
         assert "load" not in run["stages"] and "dbt_build" in run["stages"]
+        assert run["dbt"]["parse_s"] == 0.0  # the backfill's one parse, before the dates
         assert run["model"]["reused"] is False and run["accounts_scored"] > 0
         assert run["synced"] == []  # a backfill never sends
     models = _models(project)
