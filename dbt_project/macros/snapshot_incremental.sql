@@ -314,13 +314,16 @@
                   ('YYYY-MM-DD' strings; may be empty)
       loaded_at   the newest raw _loaded_at among the inputs now ('...' timestamp or none)
       fingerprint snapshot_build_fingerprint()
+      batches     none (one query) or the dates in batches, one query each
+                  (macros/snapshot_batches.sql); the model's SQL computes the first
     labels: the model has labels and is_label_complete (see the header); state: 'columns' or
     'table' (see the header); watch_declaration: the fingerprint covers the declared usage
-    metrics (always with state='table').
+    metrics (always with state='table'); rows_per_account: the model's rows per account and
+    snapshot date, for the batch size (a number, or 'usage_metrics': one per usage metric).
     Runs its queries when dbt compiles the model, before anything of it is written.
 -#}
-{% macro snapshot_rebuild_plan(labels=false, state='columns', watch_declaration=false) -%}
-    {%- set plan = {'dates': none, 'loaded_at': none, 'fingerprint': ''} -%}
+{% macro snapshot_rebuild_plan(labels=false, state='columns', watch_declaration=false, rows_per_account=1) -%}
+    {%- set plan = {'dates': none, 'loaded_at': none, 'fingerprint': '', 'batches': none} -%}
     {#- a unit test gives its rows as fixtures (and only the model's own refs): every date -#}
     {%- if model.resource_type == 'unit_test' -%}
         {{ return(plan) }}
@@ -341,13 +344,30 @@
     {%- endfor -%}
     {%- set fingerprint = snapshot_build_fingerprint(watch_declaration) -%}
     {%- do plan.update({'fingerprint': fingerprint, 'loaded_at': snapshot_inputs_loaded_at(inputs)}) -%}
-    {%- if not is_incremental() -%}
-        {{ return(plan) }}
+    {%- set previous = snapshot_previous_build(state, fingerprint) if is_incremental() else none -%}
+    {%- if previous is not none -%}
+        {%- do plan.update({'dates': snapshot_changed_dates(inputs, previous, labels)}) -%}
     {%- endif -%}
-    {%- set previous = snapshot_previous_build(state, fingerprint) -%}
-    {%- if previous is none -%}
-        {{ return(plan) }}
+    {#- too many rows for one query: the dates in batches (macros/snapshot_batches.sql) -#}
+    {%- set budget = snapshot_batch_rows() -%}
+    {%- if budget is not none and (plan.dates is none or plan.dates | length > 1) -%}
+        {%- if rows_per_account == 'usage_metrics' -%}
+            {%- set rows_per_account = snapshot_usage_metric_count(inputs.usage) -%}
+        {%- endif -%}
+        {%- do plan.update({'batches': snapshot_batches(inputs.spine, plan.dates, rows_per_account, budget)}) -%}
     {%- endif -%}
+    {%- if plan.batches -%}
+        {{ log(this ~ ': computing ' ~ (plan.batches | sum(start=[]) | length) ~ ' snapshot date(s) in ' ~ (plan.batches | length) ~ ' batches of at most ' ~ budget ~ ' rows', info=true) }}
+    {%- endif -%}
+    {{ return(plan) }}
+{%- endmacro %}
+
+
+{#-
+    The snapshot dates an incremental build recomputes after `previous`
+    (snapshot_previous_build): see snapshot_rebuild_plan.
+-#}
+{% macro snapshot_changed_dates(inputs, previous, labels) -%}
 
     {%- set horizon = var('label_horizon_days') | int if labels else 0 -%}
     {%- set changed_from = snapshot_changed_from(inputs, previous.built_from, record_shift_days=horizon) -%}
@@ -373,8 +393,7 @@
     {%- endset -%}
     {%- set dates = run_query(dates_sql).columns[0].values() | map('string') | list -%}
     {{ log(this ~ ': recomputing ' ~ (dates | length) ~ ' snapshot date(s) ' ~ (dates | join(', ')) ~ ' (inputs loaded after ' ~ previous.built_from ~ ')', info=true) }}
-    {%- do plan.update({'dates': dates}) -%}
-    {{ return(plan) }}
+    {{ return(dates) }}
 {%- endmacro %}
 
 
@@ -518,7 +537,10 @@
 {#- A WHERE condition on `column` keeping the plan's snapshot dates ('true' for all). -#}
 {% macro snapshot_dates_filter(plan, column='snapshot_date') -%}
     {{ rebuild_marker('snapshot dates', 'all' if plan.dates is none else (plan.dates | join(',') or 'none')) }}
-    {%- if plan.dates is none -%}
+    {%- if plan.batches -%}
+        {{ rebuild_marker('batches', plan.batches | map('join', ',') | join(';')) }}
+        {{- column }} in {{ snapshot_batch_list(plan.batches[0]) }}
+    {%- elif plan.dates is none -%}
         true
     {%- elif plan.dates | length == 0 -%}
         false
@@ -533,7 +555,10 @@
     look back on (`lookback_days` up to the snapshot date), so the scan can skip the rest.
 -#}
 {% macro snapshot_lookback_filter(plan, column, lookback_days) -%}
-    {%- if plan.dates is none or plan.dates | length == 0 -%}
+    {%- if plan.batches -%}
+        {{ rebuild_marker('batches', plan.batches | map('join', ',') | join(';')) }}
+        {{- column }} between {{ snapshot_batch_first(plan.batches[0], lookback_days - 1) }} and {{ snapshot_batch_last(plan.batches[0]) }}
+    {%- elif plan.dates is none or plan.dates | length == 0 -%}
         true
     {%- else -%}
         {%- set first = modules.datetime.date.fromisoformat(plan.dates[0]) - modules.datetime.timedelta(days=lookback_days - 1) -%}

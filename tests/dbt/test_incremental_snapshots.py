@@ -47,6 +47,10 @@ STATE_TABLE = (
     "marts.account_features",
 )
 MONTHLY = ("mrr_movements", "mrr_billing_reconciliation")
+# the first build and day 2 compute their snapshot dates in batches of at most 200 rows (one
+# date of usage rows per batch: 80 accounts x 4 metrics), the other builds and every full
+# refresh in one query each (macros/snapshot_batches.sql): the tables must still be equal
+BATCHED = {"snapshot_batch_rows": 200}
 CORRECTED_MONTH = "2026-08"
 
 
@@ -127,6 +131,20 @@ def _recomputed(work: Path) -> dict[str, list[date] | str]:
     return found
 
 
+def _batched(work: Path) -> dict[str, int]:
+    """The models the last dbt build in `work` computed in batches of snapshot dates, with
+    the number of batches (macros/snapshot_batches.sql logs it)."""
+    log = (work / "logs" / "dbt.log").read_text(encoding="utf-8")
+    last_build = log.rsplit("Running with dbt=", 1)[-1]
+    return {
+        f"{schema}.{name}": int(batches)
+        for schema, name, batches in re.findall(
+            r'"\w+"\."(\w+)"\."(\w+)": computing \d+ snapshot date\(s\) in (\d+) batches',
+            last_build,
+        )
+    }
+
+
 def _within(value: str, start: str, end: str) -> bool:
     return bool(value) and start <= value < end
 
@@ -148,9 +166,9 @@ def daily_runs(dbt, landing: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     inbox, warehouse = work / "inbox", work / "warehouse.duckdb"
     shutil.copytree(landing, inbox)
     load_landing(inbox, Warehouse(warehouse, memory_limit="1GB"), "day-0")
-    dbt.run(["build"], work, warehouse=warehouse, as_of=dbt.as_of)
+    dbt.run(["build"], work, warehouse=warehouse, as_of=dbt.as_of, dbt_vars=BATCHED)
     before = {m: dbt.built_from(warehouse, m) for m in dbt.snapshotted}
-    runs: dict = {"before": before}
+    runs: dict = {"before": before, "batched": {"day0": _batched(work)}}
 
     # day 1: a new usage day, a ticket of October closed, an invoice of October paid
     day1 = _append_usage_day(inbox)
@@ -200,7 +218,8 @@ def daily_runs(dbt, landing: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         "20261102_correction",  # a restated change: the loader takes it from a correction file
     )
     load_landing(inbox, Warehouse(warehouse, memory_limit="1GB"), "day-2")
-    dbt.run(NO_UNIT_TESTS, work, warehouse=warehouse, as_of=day2)
+    dbt.run(NO_UNIT_TESTS, work, warehouse=warehouse, as_of=day2, dbt_vars=BATCHED)
+    runs["batched"]["day2"] = _batched(work)
     runs["day2"] = {
         "as_of": day2,
         "recomputed": _recomputed(work),
@@ -240,6 +259,18 @@ def test_incremental_build_equals_a_full_refresh(dbt, daily_runs: dict, day: str
     assert expected <= compared, f"tables not compared: {expected - compared}"
     different = {t: d for t, d in differences.items() if d != (0, 0)}
     assert not different, f"(rows only incremental, rows only full refresh): {different}"
+
+
+@pytest.mark.parametrize("day", ["day0", "day2"])
+def test_batched_builds_computed_their_dates_in_batches(daily_runs: dict, day: str) -> None:
+    """The builds that the full refreshes are compared with did run in batches: usage one
+    date per batch, the account-grain models and marts several dates per batch."""
+    batched = daily_runs["batched"][day]
+    usage = batched.get("intermediate.int_account_usage_snapshotted", 0)
+    assert usage >= 2, f"usage not batched on {day}: {batched}"
+    assert batched.get("marts.account_snapshots", 0) >= 2, batched
+    if day == "day0":
+        assert usage > batched["marts.account_snapshots"], batched
 
 
 def _first_recomputed(dbt, model: str, changed_from: date) -> date:

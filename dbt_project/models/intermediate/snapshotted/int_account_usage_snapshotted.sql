@@ -16,7 +16,7 @@
     does not move with the weekday a snapshot falls on.
 -#}
 {#- the snapshot dates this build recomputes: macros/snapshot_incremental.sql -#}
-{%- set plan = snapshot_rebuild_plan() %}
+{%- set plan = snapshot_rebuild_plan(rows_per_account='usage_metrics') %}
 {%- set lookback_days = 90 %}
 {#- sums in DECIMAL: exact, so they do not depend on the order rows are added in (a sum of
     doubles differs in the last bits between runs, and an incremental build must equal a
