@@ -1,19 +1,32 @@
 {#-
     dbt's `where` config of data tests (the tested relation becomes a filtered subquery), plus
-    one form resolved when the test runs, for incremental models:
+    what a daily build of the pipeline tests of its incremental models.
 
-        config:
-          where: "latest_build_from:usage_date"
+    With the var `data_tests_scope: changed` (the pipeline passes it when the previous dbt
+    build of its home succeeded; the default `all` tests whole tables, so a plain `dbt build`
+    and the build after a failed one check everything):
 
-    tests the rows whose `usage_date` is on or after the first `usage_date` written by the
-    latest build of the model (its rows with the highest `_built_at`). A first build or a
-    `--full-refresh` writes every row, so every row is tested; a daily run tests the days it
-    wrote and every older row of those days (so a duplicate across old and new rows is still
-    found), instead of the whole table again. Any other `where` works as in dbt.
+    - `where: "latest_build_from:usage_date"` tests the rows whose `usage_date` is on or after
+      the first `usage_date` written by the latest build of the model (its rows with the
+      highest `_built_at`): the days it wrote, and every older row of those days (so a
+      duplicate across old and new rows is still found);
+    - a test of a model keyed on snapshot_date (snapshot_dates_pre_hook,
+      macros/snapshot_incremental.sql) without a `where` tests the snapshot dates its latest
+      build recomputed (snapshot_tested_dates), when the test can only fail on the rows of one
+      date: not_null, accepted_values, expression_is_true, and uniqueness of a combination of
+      columns that holds snapshot_date. delete+insert replaces whole dates, so a failing row
+      can only be in a date just written. Relationships and any other test check the whole
+      table.
+
+    Otherwise `latest_build_from:` tests every row, and any other `where` works as in dbt.
 -#}
 {% macro default__get_where_subquery(relation) -%}
     {%- set where = config.get('where', '') -%}
+    {%- set changed_only = var('data_tests_scope', 'all') == 'changed' -%}
     {%- if where and where.startswith('latest_build_from:') -%}
+        {%- if not changed_only -%}
+            {%- do return(relation) -%}
+        {%- endif -%}
         {%- set column = where.split(':', 1)[1] | trim -%}
         {%- set filtered -%}
             (select * from {{ relation }} where {{ column }} >= (
@@ -27,7 +40,75 @@
             (select * from {{ relation }} where {{ where }}) dbt_subquery
         {%- endset -%}
         {%- do return(filtered) -%}
-    {%- else -%}
+    {%- endif -%}
+    {%- set dates = snapshot_tested_dates(relation) if changed_only else none -%}
+    {%- if dates is none -%}
         {%- do return(relation) -%}
     {%- endif -%}
+    {%- set filtered -%}
+        (select * from {{ relation }} where
+        {%- if dates | length == 0 %} false
+        {%- else %} snapshot_date in ({% for d in dates %}cast('{{ d }}' as date){{ ', ' if not loop.last }}{% endfor %})
+        {%- endif %}) dbt_subquery
+    {%- endset -%}
+    {%- do return(filtered) -%}
+{%- endmacro %}
+
+
+{#- The tests that can only fail on rows of one snapshot date (see above). -#}
+{% macro snapshot_date_local_test(test) -%}
+    {%- set name = test.name if test else none -%}
+    {%- if name in ('not_null', 'accepted_values', 'expression_is_true') -%}
+        {{ return(true) }}
+    {%- elif name == 'unique_combination_of_columns' -%}
+        {%- set columns = test.kwargs.get('combination_of_columns') or [] -%}
+        {{ return('snapshot_date' in (columns | map('lower') | list)) }}
+    {%- endif -%}
+    {{ return(false) }}
+{%- endmacro %}
+
+
+{#-
+    The snapshot dates the latest build of the model under test recomputed ('YYYY-MM-DD'
+    strings, maybe none of them), or none to test the whole table: the test is not
+    date-local, the model is not keyed on snapshot_date, or what it recomputed is not known.
+      state='table'   the dates its build state row in _incremental_builds recorded
+      state='columns' the dates of its rows with the newest _inputs_loaded_at (the latest
+                      build wrote its rows with the newest; a date kept from an earlier build
+                      with the same value is tested again, which is harmless)
+-#}
+{% macro snapshot_tested_dates(relation) -%}
+    {%- if not execute or model.resource_type != 'test' or not model.attached_node -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set parent = graph.nodes.get(model.attached_node) -%}
+    {%- if parent is none or not snapshot_date_local_test(model.test_metadata) -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set hooks = {'pre': [], 'post': []} -%}
+    {%- for kind in ['pre', 'post'] -%}
+        {%- for hook in parent.config.get(kind ~ '-hook', []) -%}
+            {%- do hooks[kind].append(hook.sql if hook.sql is defined else hook | string) -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    {%- if 'snapshot_dates_pre_hook' not in hooks.pre | join(' ') -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- if 'snapshot_build_state_hook' in hooks.post | join(' ') -%}
+        {%- set state = snapshot_build_state_relation(parent.database, parent.schema) -%}
+        {%- set recorded = run_query(
+            "select recomputed from " ~ state ~ " where model_name = '" ~ (parent.alias or parent.name) ~ "'"
+        ).columns[0].values() -%}
+        {%- set recorded = recorded[0] if recorded | length == 1 else none -%}
+        {%- if recorded is none or recorded == 'all' -%}
+            {{ return(none) }}
+        {%- endif -%}
+        {{ return([] if recorded == 'none' else recorded.split(',')) }}
+    {%- endif -%}
+    {%- set dates_sql -%}
+        select distinct cast(snapshot_date as {{ dbt.type_string() }}) from {{ relation }}
+        where _inputs_loaded_at = (select max(_inputs_loaded_at) from {{ relation }})
+    {%- endset -%}
+    {%- set dates = run_query(dates_sql).columns[0].values() | list -%}
+    {{ return(dates if dates else none) }}
 {%- endmacro %}

@@ -44,7 +44,8 @@
                snapshot_build_state_hook() in the same transaction as the rows. Its
                fingerprint also covers the usage-metric declaration (stg_config__usage_metrics,
                data the loader rewrites, with no _loaded_at): account_metric_snapshots and the
-               marts after it read it.
+               marts after it read it. Its `recomputed` says which dates (or months) the
+               build recomputed, for the data tests of a daily build (get_where_subquery.sql).
     The monthly marts (mrr_movements, mrr_billing_reconciliation) use `month_rebuild_plan`:
     the same changes, as the first month to recompute.
 
@@ -164,7 +165,8 @@
         as_of_date date,
         _inputs_loaded_at timestamp,
         _build_fingerprint {{ dbt.type_string() }},
-        _built_at timestamp
+        _built_at timestamp,
+        recomputed {{ dbt.type_string() }}
     )
 {%- endmacro %}
 
@@ -191,7 +193,10 @@
     {%- for key in schemas | sort -%}
         {%- set database, schema = schemas[key] -%}
         {%- do adapter.create_schema(api.Relation.create(database=database, schema=schema)) -%}
-        {%- do run_query(snapshot_build_state_ddl(snapshot_build_state_relation(database, schema))) -%}
+        {%- set state = snapshot_build_state_relation(database, schema) -%}
+        {%- do run_query(snapshot_build_state_ddl(state)) -%}
+        {#- a table made before the column existed -#}
+        {%- do run_query('alter table ' ~ state ~ ' add column if not exists recomputed ' ~ dbt.type_string()) -%}
     {%- endfor -%}
     select 1
 {%- endmacro %}
@@ -510,15 +515,22 @@
     {%- set state_relation = snapshot_build_state_relation() -%}
     {%- set inputs = snapshot_plan_inputs(true) -%}
     {%- set loaded_at = snapshot_inputs_loaded_at(inputs) if execute else none -%}
+    {#- what this build recomputed: its snapshot dates ('all', 'none' or a list), or the months
+        from a month; read by the data tests of a daily build (macros/get_where_subquery.sql) -#}
+    {%- set dates = compiled_rebuild_marker('snapshot dates') if execute else none -%}
+    {%- set months = compiled_rebuild_marker('months from') if execute else none -%}
+    {%- set recomputed = dates if dates else ('months from ' ~ months if months else none) -%}
     {#- the table exists: create_build_state_tables() (on-run-start) made it -#}
     delete from {{ state_relation }} where model_name = '{{ this.identifier }}';
     insert into {{ state_relation }}
+        (model_name, as_of_date, _inputs_loaded_at, _build_fingerprint, _built_at, recomputed)
     select
         '{{ this.identifier }}',
         as_of_date,
         {{ "cast(null as timestamp)" if loaded_at is none else "cast('" ~ loaded_at ~ "' as timestamp)" }},
         '{{ snapshot_build_fingerprint(true) }}',
-        current_timestamp
+        current_timestamp,
+        {{ "cast(null as " ~ dbt.type_string() ~ ")" if recomputed is none else "'" ~ recomputed ~ "'" }}
     from {{ inputs.pipeline_dates }}
 {%- endmacro %}
 

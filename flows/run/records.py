@@ -87,6 +87,8 @@ def _dbt_line(dbt: dict[str, Any]) -> str:
         line += f"; selected `{dbt['selection']}`"
     if dbt.get("models_run") is not None:
         line += f": {dbt['models_run']} models, {dbt.get('tests_run', 0)} tests"
+        if dbt.get("tests_scope") == "changed":
+            line += " (of the rows rebuilt)"
     if dbt.get("parse_s") is not None:
         line += f"; parse {dbt['parse_s']:.1f} s" if dbt["parse_s"] else "; parse reused"
     return line

@@ -51,8 +51,15 @@ def dbt_vars(settings: Settings, as_of: date | None = None) -> dict[str, object]
     return variables
 
 
-def dbt_args(command: str | list[str], settings: Settings, as_of: date | None = None) -> list[str]:
-    """A dbt command line against this project, profile, target and state directory."""
+def dbt_args(
+    command: str | list[str],
+    settings: Settings,
+    as_of: date | None = None,
+    extra_vars: dict[str, object] | None = None,
+) -> list[str]:
+    """A dbt command line against this project, profile, target and state directory;
+    `extra_vars` are vars of this command only, read when SQL is rendered (like as_of, never
+    part of the parse)."""
     args = [command] if isinstance(command, str) else list(command)
     args += [
         "--project-dir",
@@ -67,7 +74,7 @@ def dbt_args(command: str | list[str], settings: Settings, as_of: date | None = 
         str(settings.home / "dbt" / "logs"),
         *LOG_FLAGS,
     ]
-    return [*args, "--vars", json.dumps(dbt_vars(settings, as_of))]
+    return [*args, "--vars", json.dumps({**dbt_vars(settings, as_of), **(extra_vars or {})})]
 
 
 def dbt_log_callback(run_id: str | None = None) -> Callable[[Any], None]:

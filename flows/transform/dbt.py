@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from flows.errors import DbtBuildFailed
@@ -54,6 +54,9 @@ class DbtReport:
     selection: str = "all"  # the --select of the build, "all" for every node
     models_run: int = 0  # models dbt ran (passed, failed or warned; not skipped)
     tests_run: int = 0  # data and unit tests dbt ran
+    # what the data tests of incremental models checked: "changed" (the dates and days the
+    # build rewrote) or "all" (whole tables: a full build, or the last build did not succeed)
+    tests_scope: str = "all"
 
 
 def summarize(result: Any) -> DbtReport:
@@ -104,10 +107,14 @@ def run_dbt_build(settings: Settings, as_of: date) -> DbtReport:
     """
     parsed = parsed_project(settings)
     plan = plan_build(settings, parsed.manifest, everything=_full_build_reason(settings))
-    log.info("dbt build of %s: %s", plan.selection, plan.reason)
     if plan.select is None:
         forget_build(settings)  # if this fails, the next build builds everything too
-    args = dbt_args("build", settings, as_of)
+    # the data tests of a daily build check what it rebuilt, unless the last build did not
+    # succeed (macros/get_where_subquery.sql): what it wrote was not all tested
+    unfinished = settings.home / "dbt" / "build_unfinished"
+    scope = "changed" if plan.select is not None and not unfinished.exists() else "all"
+    args = dbt_args("build", settings, as_of, {"data_tests_scope": scope})
+    log.info("dbt build of %s: %s; data tests: %s", plan.selection, plan.reason, scope)
     if settings.full_refresh:  # raw was reloaded from scratch: so is every incremental model
         args.append("--full-refresh")
     # Unit tests check SQL logic on fixed inputs, not the data: they run when the dbt project
@@ -121,6 +128,7 @@ def run_dbt_build(settings: Settings, as_of: date) -> DbtReport:
     if plan.select is not None:
         args += ["--select", *plan.select]
     crash_point("dbt.before_build")
+    write_atomic(unfinished, f"{datetime.now(UTC).isoformat(timespec='seconds')} {as_of}")
     stamp = parsed_project_stamp(settings)
     stamp.unlink(missing_ok=True)  # the manifest is rewritten: known again once dbt succeeded
     if plan.select == []:
@@ -134,10 +142,12 @@ def run_dbt_build(settings: Settings, as_of: date) -> DbtReport:
             raise DbtBuildFailed(f"dbt build failed ({report.failed} nodes):\n{detail}")
     report.parse_s = None if settings.dbt_node_tasks else parsed.seconds
     report.selection = plan.selection
+    report.tests_scope = scope
     write_atomic(stamp, project)
     if not skip_unit:
         write_atomic(passed, project)
     remember_build(settings, plan, as_of)
+    unfinished.unlink(missing_ok=True)
     crash_point("dbt.built")
     return report
 

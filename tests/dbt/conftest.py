@@ -54,7 +54,7 @@ SNAPSHOTTED = (
 # complete, and the dates up to the label horizon before a changed record
 LABELLED = ("int_account_labels_snapshotted",)
 # when a row was written, not what it holds
-LINEAGE = {"_built_at", "_inputs_loaded_at", "_build_fingerprint"}
+LINEAGE = {"_built_at", "_inputs_loaded_at", "_build_fingerprint", "recomputed"}
 MARTS = (
     "accounts",
     "contracts",

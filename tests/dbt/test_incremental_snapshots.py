@@ -18,7 +18,10 @@ mrr_billing_reconciliation) only the months from the first one that changed
 
 After each, every table of the staging, intermediate and marts schemas must equal a
 `--full-refresh` build of the same raw data row for row (EXCEPT ALL both ways, zero rows),
-leaving out the lineage columns that record when a row was computed.
+leaving out the lineage columns that record when a row was computed. The first build and day 2
+compute their snapshot dates in small batches (macros/snapshot_batches.sql), the full
+refreshes in one query. Last, the data tests of a daily build check the dates it recomputed
+(macros/get_where_subquery.sql).
 """
 
 from __future__ import annotations
@@ -168,7 +171,7 @@ def daily_runs(dbt, landing: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     load_landing(inbox, Warehouse(warehouse, memory_limit="1GB"), "day-0")
     dbt.run(["build"], work, warehouse=warehouse, as_of=dbt.as_of, dbt_vars=BATCHED)
     before = {m: dbt.built_from(warehouse, m) for m in dbt.snapshotted}
-    runs: dict = {"before": before, "batched": {"day0": _batched(work)}}
+    runs: dict = {"before": before, "batched": {"day0": _batched(work)}, "warehouse": warehouse}
 
     # day 1: a new usage day, a ticket of October closed, an invoice of October paid
     day1 = _append_usage_day(inbox)
@@ -271,6 +274,50 @@ def test_batched_builds_computed_their_dates_in_batches(daily_runs: dict, day: s
     assert batched.get("marts.account_snapshots", 0) >= 2, batched
     if day == "day0":
         assert usage > batched["marts.account_snapshots"], batched
+
+
+def _failing_models(dbt, daily_runs: dict, folder: Path, scope: str, duplicate_at: date) -> set:
+    """The models whose data tests fail on a copy of the day-3 warehouse in which one row of
+    int_account_usage_snapshotted (build state in its rows) and one of account_snapshots
+    (build state in _incremental_builds) at `duplicate_at` is there twice."""
+    copy = dbt.copy(daily_runs["warehouse"], folder)
+    con = duckdb.connect(str(copy))
+    try:
+        for table in ("intermediate.int_account_usage_snapshotted", "marts.account_snapshots"):
+            con.execute(
+                f"insert into {table} select * from {table} where snapshot_date = ? limit 1",
+                [duplicate_at],
+            )
+    finally:
+        con.close()
+    result = dbt.run(
+        ["test", "--select", "int_account_usage_snapshotted", "account_snapshots"],
+        folder,
+        warehouse=copy,
+        as_of=daily_runs["day3"]["as_of"],
+        dbt_vars={"data_tests_scope": scope},
+        check=False,
+    )
+    return {
+        r.node.attached_node.rsplit(".", 1)[-1]
+        for r in result.result.results
+        if str(getattr(r.status, "value", r.status)).lower() in {"fail", "error"}
+    }
+
+
+def test_daily_data_tests_check_the_dates_the_build_recomputed(
+    dbt, daily_runs: dict, tmp_path: Path
+) -> None:
+    """macros/get_where_subquery.sql: with data_tests_scope=changed (the pipeline's daily
+    builds) the uniqueness tests of models keyed on snapshot_date look at the dates the latest
+    build recomputed; a duplicate in a date it kept is found only by whole-table tests (the
+    default, and the pipeline's build after a failed one). Day 3 recomputed August on and the
+    new as_of, not March."""
+    both = {"int_account_usage_snapshotted", "account_snapshots"}
+    as_of, kept = daily_runs["day3"]["as_of"], date(2026, 3, 31)
+    assert _failing_models(dbt, daily_runs, tmp_path / "new", "changed", as_of) == both
+    assert _failing_models(dbt, daily_runs, tmp_path / "kept", "changed", kept) == set()
+    assert _failing_models(dbt, daily_runs, tmp_path / "all", "all", kept) == both
 
 
 def _first_recomputed(dbt, model: str, changed_from: date) -> date:

@@ -8,6 +8,7 @@ It also builds on the process's one parse and selects what changed
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 from datetime import date
 from pathlib import Path
@@ -107,6 +108,20 @@ def test_a_failed_build_is_followed_by_the_same_or_a_full_one(
     calls = _builds(project, monkeypatch, [False], full_refresh=True)
     assert _selected(calls[0]) is None
     assert _selected(_builds(project, monkeypatch, [True])[0]) is None
+
+
+def _tests_scope(args: list[str]) -> str:
+    return str(json.loads(args[args.index("--vars") + 1])["data_tests_scope"])
+
+
+def test_data_tests_check_what_a_daily_build_rebuilt_unless_the_last_one_failed(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """macros/get_where_subquery.sql: with data_tests_scope=changed the tests of incremental
+    models check the dates a build rewrote. A build after one that failed (a test found bad
+    rows, say, in dates it had written) checks whole tables, as a full build does."""
+    calls = _builds(project, monkeypatch, [True, True, False, True, True])
+    assert [_tests_scope(c) for c in calls] == ["all", "changed", "changed", "all", "changed"]
 
 
 def test_the_report_says_what_was_built(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
