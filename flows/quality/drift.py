@@ -44,6 +44,7 @@ from flows.warehouse import Warehouse
 from models.features import as_bool
 from models.psi import (
     CHANCE_QUANTILE,
+    Prepared,
     calendar_features,
     days_between,
     prepared,
@@ -162,15 +163,18 @@ def judge_drift(
         for f in numeric
         if declared.get(f) == "age" or (f in ref.get("calendar", {}) and declared.get(f) != "as_is")
     ]
-    ids = score[ID_COLUMN] if ID_COLUMN in score.columns else None
     ready = prepared(score, numeric, categorical)
     frames: list[pd.DataFrame] = []
     snapshots = ref.get("dates") or [ref]
+    compared: dict[Any, tuple[dict[str, Any], dict[str, int]]] = {}
     for snapshot in snapshots:
         when = snapshot.get("snapshot_date")
         if when is None:  # pooled over the window: an older version's reference
             snapshot = {**snapshot, "effective_rows": min(int(snapshot["rows"]), len(score) or 1)}
         shift = {f: days_between(when, as_of) for f in ages} if when else {}
+        compared[when] = (snapshot, shift)
+        # no example accounts yet: they are named for the snapshot each feature is judged
+        # against only (below), not for every snapshot it was compared with
         frame = stability_against(
             snapshot,
             score,
@@ -179,7 +183,6 @@ def judge_drift(
             epsilon,
             quantile=quantile,
             shift_days=shift,
-            ids=ids,
             ready=ready,
         )
         if snapshot is not snapshots[-1]:  # an age is compared with the latest date only
@@ -196,6 +199,8 @@ def judge_drift(
         .reset_index()
         .drop(columns=["_beyond", "_psi", "_order"])
     )
+    if ID_COLUMN in score.columns:
+        _name_examples(nearest, compared, score, numeric, epsilon, quantile, ready)
     nearest["drift_kind"] = [
         "age" if f in ages else "rederived" if declared.get(f) == "rederived" else "level"
         for f in nearest["feature"]
@@ -208,6 +213,36 @@ def judge_drift(
         )
         nearest.loc[nearest["feature"].isin(ages), "psi_beyond_chance"] = 0.0
     return nearest
+
+
+def _name_examples(
+    nearest: pd.DataFrame,
+    compared: dict[Any, tuple[dict[str, Any], dict[str, int]]],
+    score: pd.DataFrame,
+    numeric: list[str],
+    epsilon: float,
+    quantile: float,
+    ready: Prepared,
+) -> None:
+    """`example_accounts` of each drifted feature (psi beyond chance), from the snapshot it is
+    judged against: one pass per such snapshot over its drifted features only (at 1M accounts,
+    naming examples against every training snapshot cost over a minute)."""
+    drifted = nearest["psi_beyond_chance"].fillna(0) > 0
+    for when, rows in nearest.loc[drifted].groupby("reference_date", dropna=False, sort=False):
+        snapshot, shift = compared[None if pd.isna(when) else when]
+        features = set(rows["feature"])
+        named = stability_against(
+            snapshot,
+            score,
+            [f for f in numeric if f in features],
+            [f for f in features if f not in numeric],
+            epsilon,
+            quantile=quantile,
+            shift_days=shift,
+            ids=score[ID_COLUMN],
+            ready=ready,
+        ).set_index("feature")["example_accounts"]
+        nearest.loc[rows.index, "example_accounts"] = rows["feature"].map(named).to_numpy()
 
 
 def declared_calendar(settings: Settings) -> dict[str, str]:
