@@ -1,5 +1,5 @@
 """The backfill scenario's dates and what its results keep: fixed (once per backfill) and
-per-date time, from the summary `flows.pipeline.run_backfill` returns (or the runs
+per-date time, from the summary `flows.backfill.run_backfill` returns (or the runs
 `expansion backfill --json` prints)."""
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def _seconds(run: dict[str, Any]) -> float:
 
 def summarize(shared: Any, dates: list[Any]) -> dict[str, Any]:
     """Fixed and per-date seconds of one backfill: `shared` the run summary of what runs once
-    (flows.pipeline.run_backfill's BackfillSummary.shared: its stages are the fixed costs, its
+    (flows.backfill.run_backfill's BackfillSummary.shared: its stages are the fixed costs, its
     total everything before the first date); None when each date ran everything itself, as
     before issue #19. `dates` one run summary per date."""
     shared_run = _as_dict(shared) if shared is not None else {}

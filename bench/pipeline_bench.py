@@ -25,7 +25,7 @@ not leak into the next), all on one scratch home `bench/work/<tag>/` (never stat
                temporary API server; its wall minus its stage timings is Prefect's overhead;
 6. prefect_server  the same against a Prefect server started for it (as a deployment runs);
 7. train       (only when asked) training alone, forced, on the marts of the last run;
-8. backfill    a 12-date monthly backfill through flows.pipeline.run_backfill (no Prefect):
+8. backfill    a 12-date monthly backfill through flows.backfill.run_backfill (no Prefect):
                fixed (shared stages, once) and per-date time;
 9. backfill_prefect  (only when asked) the same dates through `expansion backfill`.
 

@@ -253,19 +253,27 @@ def worker_limit(out: Path, as_of: str) -> None:
 
 
 def worker_backfill(out: Path, dates: list[str]) -> None:
-    """`flows.pipeline.run_backfill(settings, dates, prefect=False)`: the shared stages once,
-    the per-date stages for each date; fixed and per-date time from its summary."""
+    """`flows.backfill.run_backfill(settings, dates, prefect=False)` (in flows.pipeline before
+    session 11): the shared stages once, the per-date stages for each date; fixed and per-date
+    time from its summary."""
+    import importlib
+
     from bench.backfill import summarize
     from bench.measure import measure
-    from flows import pipeline
 
     settings = _settings()
     record: dict[str, Any] = {"stage": "backfill", "dates": dates}
-    run_backfill = getattr(pipeline, "run_backfill", None)
+    run_backfill = None
+    for module in ("flows.backfill", "flows.pipeline"):  # the code measured may be older
+        try:
+            run_backfill = getattr(importlib.import_module(module), "run_backfill", None)
+        except ImportError:
+            continue
+        if run_backfill is not None:
+            break
     if run_backfill is None:
         record["status"] = (
-            "unavailable: flows.pipeline.run_backfill is not in the code measured "
-            "(issue #19's one-go backfill)"
+            "unavailable: run_backfill is not in the code measured (issue #19's one-go backfill)"
         )
         _write(out, record)
         return

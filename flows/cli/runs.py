@@ -223,7 +223,7 @@ def backfill(
     One run: load and the raw gate once, then per date a dbt build, a model of its own date
     (reused on a rerun), scores and their publication to the history."""
     settings = settings_for()
-    from flows.pipeline import expansion_backfill
+    from flows.backfill import expansion_backfill
     from flows.run.as_of import backfill_plan
 
     first, last = (start.date() if start else None), (end.date() if end else None)

@@ -236,7 +236,8 @@ def test_backfill_scores_past_months_with_what_was_known_then(
 ) -> None:
     from datetime import timedelta
 
-    from flows.pipeline import expansion_backfill, expansion_pipeline
+    from flows.backfill import expansion_backfill
+    from flows.pipeline import expansion_pipeline
     from flows.registry import read_metadata
 
     current_before = _serving(project, "select * from account_scores order by account_id")

@@ -1,4 +1,4 @@
-"""A backfill is one run (flows/pipeline.py `run_backfill`): the stages marked `shared` once,
+"""A backfill is one run (flows/backfill.py `run_backfill`): the stages marked `shared` once,
 the others per date in order, one run record per date and one for the backfill; the first
 date that fails stops the rest, naming itself, and the dates before it stay done. The stages
 here are stand-ins (no dbt, no model): what is checked is the order, the records, the lock."""
@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.pipeline import STAGES, BackfillStopped, RunContext, Stage, run_backfill
+from flows.backfill import BackfillStopped, run_backfill
+from flows.pipeline import STAGES, RunContext, Stage
 from flows.run.as_of import backfill_plan
 from flows.settings import Settings
 from flows.warehouse import USAGE, Warehouse

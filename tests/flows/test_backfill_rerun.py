@@ -48,7 +48,7 @@ def _models(project: Path) -> set[str]:
 
 
 def test_a_rerun_of_a_backfill_reuses_its_models_in_one_flow_run(project: Path) -> None:
-    from flows.pipeline import expansion_backfill
+    from flows.backfill import expansion_backfill
 
     first: dict[str, Any] = expansion_backfill(dates=list(reversed(DATES)))
     assert first["status"] == "completed"
