@@ -48,7 +48,7 @@
     {%- set filtered -%}
         (select * from {{ relation }} where
         {%- if dates | length == 0 %} false
-        {%- else %} snapshot_date in ({% for d in dates %}cast('{{ d }}' as date){{ ', ' if not loop.last }}{% endfor %})
+        {%- else %} snapshot_date in {{ date_literals(dates) }}
         {%- endif %}) dbt_subquery
     {%- endset -%}
     {%- do return(filtered) -%}
@@ -85,16 +85,10 @@
     {%- if parent is none or not snapshot_date_local_test(model.test_metadata) -%}
         {{ return(none) }}
     {%- endif -%}
-    {%- set hooks = {'pre': [], 'post': []} -%}
-    {%- for kind in ['pre', 'post'] -%}
-        {%- for hook in parent.config.get(kind ~ '-hook', []) -%}
-            {%- do hooks[kind].append(hook.sql if hook.sql is defined else hook | string) -%}
-        {%- endfor -%}
-    {%- endfor -%}
-    {%- if 'snapshot_dates_pre_hook' not in hooks.pre | join(' ') -%}
+    {%- if 'snapshot_dates_pre_hook' not in node_hooks_sql(parent, 'pre') -%}
         {{ return(none) }}
     {%- endif -%}
-    {%- if 'snapshot_build_state_hook' in hooks.post | join(' ') -%}
+    {%- if 'snapshot_build_state_hook' in node_hooks_sql(parent, 'post') -%}
         {%- set state = snapshot_build_state_relation(parent.database, parent.schema) -%}
         {%- set recorded = run_query(
             "select recomputed from " ~ state ~ " where model_name = '" ~ (parent.alias or parent.name) ~ "'"

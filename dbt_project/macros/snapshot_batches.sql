@@ -77,21 +77,18 @@
         select cast(snapshot_date as {{ dbt.type_string() }}), count(*)
         from {{ spine }}
         {%- if dates is not none %}
-        where snapshot_date in ({% for d in dates %}cast('{{ d }}' as date){{ ', ' if not loop.last }}{% endfor %})
+        where snapshot_date in {{ date_literals(dates) }}
         {%- endif %}
         group by snapshot_date
         order by snapshot_date
     {%- endset -%}
     {%- set rows = run_query(sizes_sql).rows -%}
-    {%- set total = namespace(rows=0) -%}
-    {%- for row in rows -%}
-        {%- set total.rows = total.rows + row[1] * rows_per_account -%}
-    {%- endfor -%}
-    {%- if total.rows <= budget -%}
+    {%- set total = (rows | sum(attribute=1)) * rows_per_account -%}
+    {%- if total <= budget -%}
         {{ return(none) }}
     {%- endif -%}
     {#- as many batches as the budget needs, filled to an even share each -#}
-    {%- set share = total.rows / ((total.rows / budget) | round(0, 'ceil')) -%}
+    {%- set share = total / ((total / budget) | round(0, 'ceil')) -%}
     {%- set batches = [[]] -%}
     {%- set filled = namespace(rows=0) -%}
     {%- for row in rows -%}
@@ -128,7 +125,7 @@
       snapshot_batch_last   cast('d' as date)  the batch's last date
 -#}
 {% macro snapshot_batch_list(dates) -%}
-    /* batch dates */({% for d in dates %}cast('{{ d }}' as date){{ ', ' if not loop.last }}{% endfor %})
+    /* batch dates */{{ date_literals(dates) }}
 {%- endmacro %}
 
 {% macro snapshot_batch_first(dates, days_before=0) -%}

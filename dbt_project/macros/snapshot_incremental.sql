@@ -184,11 +184,9 @@
     {%- endif -%}
     {%- set schemas = {} -%}
     {%- for node in graph.nodes.values() if node.resource_type == 'model' -%}
-        {%- for hook in node.config.get('post-hook', []) -%}
-            {%- if 'snapshot_build_state_hook' in (hook.sql if hook.sql is defined else hook | string) -%}
-                {%- do schemas.update({node.database ~ '.' ~ node.schema: (node.database, node.schema)}) -%}
-            {%- endif -%}
-        {%- endfor -%}
+        {%- if 'snapshot_build_state_hook' in node_hooks_sql(node, 'post') -%}
+            {%- do schemas.update({node.database ~ '.' ~ node.schema: (node.database, node.schema)}) -%}
+        {%- endif -%}
     {%- endfor -%}
     {%- for key in schemas | sort -%}
         {%- set database, schema = schemas[key] -%}
@@ -199,6 +197,16 @@
         {%- do run_query('alter table ' ~ state ~ ' add column if not exists recomputed ' ~ dbt.type_string()) -%}
     {%- endfor -%}
     select 1
+{%- endmacro %}
+
+
+{#- The SQL of a graph node's pre- or post-hooks (`kind`: 'pre' or 'post'), joined. -#}
+{% macro node_hooks_sql(node, kind) -%}
+    {%- set sqls = [] -%}
+    {%- for hook in node.config.get(kind ~ '-hook', []) -%}
+        {%- do sqls.append(hook.sql if hook.sql is defined else hook | string) -%}
+    {%- endfor -%}
+    {{ return(sqls | join('\n')) }}
 {%- endmacro %}
 
 
@@ -546,6 +554,12 @@
 {%- endmacro %}
 
 
+{#- A parenthesised list of date literals, for IN: `(cast('2026-10-31' as date), ...)`. -#}
+{% macro date_literals(dates) -%}
+    ({% for d in dates %}cast('{{ d }}' as date){{ ', ' if not loop.last }}{% endfor %})
+{%- endmacro %}
+
+
 {#- A WHERE condition on `column` keeping the plan's snapshot dates ('true' for all). -#}
 {% macro snapshot_dates_filter(plan, column='snapshot_date') -%}
     {{ rebuild_marker('snapshot dates', 'all' if plan.dates is none else (plan.dates | join(',') or 'none')) }}
@@ -557,7 +571,7 @@
     {%- elif plan.dates | length == 0 -%}
         false
     {%- else -%}
-        {{ column }} in ({% for d in plan.dates %}cast('{{ d }}' as date){{ ', ' if not loop.last }}{% endfor %})
+        {{ column }} in {{ date_literals(plan.dates) }}
     {%- endif -%}
 {%- endmacro %}
 
@@ -602,9 +616,7 @@
         {%- if planned == 'all' %}
             or true
         {%- elif planned and planned != 'none' %}
-            or snapshot_date in (
-                {%- for d in planned.split(',') %}cast('{{ d }}' as date){{ ', ' if not loop.last }}{% endfor -%}
-            )
+            or snapshot_date in {{ date_literals(planned.split(',')) }}
         {%- endif %}
     {%- endif -%}
 {%- endmacro %}

@@ -272,12 +272,12 @@ def test_promotion_evaluate_and_report_agree_on_the_same_model(
 ) -> None:
     """One model, one verdict per bar, whoever asks: the pipeline's promotion
     (flows/modelling/train.py calls decide_promotion), make evaluate and the model report."""
-    auc = assess(trained.backtest_predictions, trained.params).figures["roc_auc"]
+    figures = assess(trained.backtest_predictions, trained.params).figures
+    auc, brier = figures["roc_auc"], figures["brier"]
     # bars set so that the verdicts differ: ROC AUC at its own point estimate (not shown), a
     # Brier score below the whole interval (failed; an ECE bar cannot be set so: its interval
     # is floored at 0), ECE <= 0.5 (met)
     params = _quick(trained.params, max_ece=0.5)
-    brier = assess(trained.backtest_predictions, trained.params).figures["brier"]
     quality = {"min_roc_auc": round(auc.value, 3), "max_brier": brier.low / 2}
     params = params.model_copy(update={"quality": params.quality.model_copy(update=quality)})
     model = TrainedModel(**{**trained.__dict__, "params": params})
