@@ -94,8 +94,8 @@ def parse_dbt_project(settings: Settings) -> float:
 
 
 @task(name="check_source_freshness", cache_policy=NONE)
-def check_source_freshness(settings: Settings, as_of: date | None) -> list[SourceFreshness]:
-    return freshness.check_freshness(settings, as_of)
+def check_source_freshness(settings: Settings) -> list[SourceFreshness]:
+    return freshness.check_freshness(settings)
 
 
 def _gate_task(
@@ -238,16 +238,8 @@ def _load(ctx: RunContext) -> LoadReport:
     return load
 
 
-def _likely_as_of(ctx: RunContext) -> date | None:
-    """The as_of the build will likely get (the as_of stage decides, after the raw gate)."""
-    try:
-        return choose_as_of(ctx.settings).day
-    except Exception:  # no usage yet, say: the as_of stage says so
-        return None
-
-
 def _freshness(ctx: RunContext) -> list[SourceFreshness]:
-    rows: list[SourceFreshness] = ctx.call(check_source_freshness, ctx.settings, _likely_as_of(ctx))
+    rows: list[SourceFreshness] = ctx.call(check_source_freshness, ctx.settings)
     ctx.summary.freshness = [asdict(r) for r in rows]
     return rows
 

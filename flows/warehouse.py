@@ -150,9 +150,10 @@ class Warehouse:
     def accounts_per_usage_day(self, since: date, until: date) -> dict[date, int]:
         """How many accounts have usage on each day in [since, until] (days with rows only)."""
         with self.connect(read_only=True) as con:
+            # distinct pairs, then counted: DuckDB's count(distinct) per group is 3x slower
             rows = con.execute(
-                f"select usage_date, count(distinct account_id) from {USAGE} "
-                "where usage_date between ? and ? group by usage_date",
+                "select usage_date, count(*) from (select distinct usage_date, account_id "
+                f"from {USAGE} where usage_date between ? and ?) group by usage_date",
                 [since, until],
             ).fetchall()
         return {r[0]: int(r[1]) for r in rows}
@@ -228,8 +229,22 @@ def spill_folder(root: Path, database: Path) -> Path:
 @cache
 def spill_budget(root: Path) -> str:
     """`max_temp_directory_size` under a spill root: TEMP_DISK_SHARE of the disk free there,
-    read once per process (every connection to an instance must agree)."""
-    return mib(int(free_disk(root) * TEMP_DISK_SHARE))
+    rounded down to a power of two MiB, read once per process (every connection to an
+    instance must agree).
+
+    Rounded because the value reaches dbt's profile (`config_options`), and dbt parses the
+    whole project again whenever the profile's connection settings differ from the last
+    parse's ("profile has changed"): the exact share moves with every file written, so every
+    run paid a full parse (9 s at M) instead of a partial one. The rounded value changes only
+    when the free disk halves or doubles."""
+    return mib(round_down_pow2(int(free_disk(root) * TEMP_DISK_SHARE)))
+
+
+def round_down_pow2(size: int) -> int:
+    """The largest power of two MiB at most `size` bytes (`size` itself below 1 MiB)."""
+    if size < 2**20:
+        return size
+    return 1 << (size.bit_length() - 1)
 
 
 def session_settings(settings: WarehouseSettings) -> dict[str, str]:
@@ -248,7 +263,8 @@ def describe_session(settings: WarehouseSettings) -> str:
         f"({memory.source})",
         "threads": "one per core",
         "temp_directory": "under the state home",
-        "max_temp_directory_size": f"{TEMP_DISK_SHARE:.0%} of the disk free there",
+        "max_temp_directory_size": f"{TEMP_DISK_SHARE:.0%} of the disk free there, rounded "
+        "down to a power of two",
     }
     chosen = settings.non_default()
     names = {

@@ -10,7 +10,6 @@ from flows.errors import SourceStale
 from flows.settings import Settings
 from flows.transform.command import dbt_args, dbt_env, dbt_runner
 from flows.transform.parse import parsed_project
-from flows.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +27,14 @@ class SourceFreshness:
 def check_freshness(settings: Settings, as_of: date | None = None) -> list[SourceFreshness]:
     """`dbt source freshness` on the raw tables; error_after fails the run when enforced.
 
-    Run on the manifest the build reuses (flows/transform/parse.py: one parse per process),
-    with the vars the build will get (`as_of`: the as_of the loaded data gives, which the
-    pipeline chooses with flows/run/as_of.py; default the latest usage day)."""
+    Run on the manifest the build reuses (flows/transform/parse.py: one parse per process).
+    Freshness reads the sources' `_loaded_at` only, so it needs no as_of: `as_of` (default
+    the configured one, else none) only fills the var of the on-run-start hooks. The pipeline
+    does not choose the run's as_of before it (flows/run/as_of.py counts a month of usage
+    days, over a second at 100k accounts, and the raw gate may still take rows out)."""
     if settings.freshness == "off":
         return []
-    if as_of is None:
-        as_of = settings.as_of or Warehouse.from_settings(settings).latest_data_date()
+    as_of = as_of or settings.as_of
     parsed = parsed_project(settings)
     args = dbt_args(["source", "freshness"], settings, as_of)
     with dbt_env(settings):

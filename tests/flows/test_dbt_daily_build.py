@@ -11,7 +11,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import duckdb
+import pytest
 
+from flows import warehouse as warehouse_module
 from flows.settings import PROJECT_DIR, Settings
 from flows.transform import dbt, parse
 from tests.dbt.conftest import (  # noqa: F401  (fixtures)
@@ -34,7 +36,11 @@ def _graph(manifest: Path) -> dict[str, tuple[list[str], str]]:
 def test_a_daily_build_reuses_the_parse_and_equals_a_full_refresh(
     raw_warehouse: Path,  # noqa: F811
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    free = {"bytes": 75 * 2**30}  # the disk under the spill folder
+    monkeypatch.setattr(warehouse_module, "free_disk", lambda root: free["bytes"])
+    warehouse_module.spill_budget.cache_clear()
     settings = Settings(home=tmp_path / "home", project_dir=PROJECT_DIR, duckdb_memory_limit="1GB")
     settings.home.mkdir()
     shutil.copy(raw_warehouse, settings.warehouse)
@@ -82,3 +88,14 @@ def test_a_daily_build_reuses_the_parse_and_equals_a_full_refresh(
     assert _graph(work / "target" / "manifest.json") == _graph(target / "manifest.json")
     found = differences(settings.warehouse, full)
     assert found and all(counts == (0, 0) for counts in found.values()), found
+
+    # the next process's parse is a partial one: the profile dbt hashes did not change,
+    # although the run wrote files (the spill budget in it is rounded)
+    log = settings.home / "dbt" / "logs" / "dbt.log"
+    full_parses = log.read_text().count("Unable to do partial parsing")
+    free["bytes"] -= 5 * 2**20 + 4096
+    warehouse_module.spill_budget.cache_clear()
+    parse.forget_parse()
+    parse.parsed_project(settings)
+    assert log.read_text().count("Unable to do partial parsing") == full_parses
+    warehouse_module.spill_budget.cache_clear()

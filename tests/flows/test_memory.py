@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from flows import machine
+from flows import warehouse as warehouse_module
 from flows.machine import Memory
 from flows.settings import PROJECT_DIR, Settings
-from flows.warehouse import Warehouse, describe_session, session_settings
+from flows.warehouse import Warehouse, describe_session, session_settings, spill_budget
 
 GiB = 2**30
 
@@ -202,3 +203,25 @@ def test_only_the_warehouse_connects_to_duckdb() -> None:
         if "duckdb.connect(" in path.read_text()
     }
     assert found <= allowed, sorted(found - allowed)
+
+
+def test_spill_budget_holds_still_while_the_free_disk_moves_a_little(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The budget reaches dbt's profile, whose every change makes dbt parse the whole project
+    again ("profile has changed"): it must not move with each file a run writes."""
+    free = {"bytes": 75 * 2**30}
+    monkeypatch.setattr(warehouse_module, "free_disk", lambda root: free["bytes"])
+
+    def budget() -> str:
+        spill_budget.cache_clear()
+        return spill_budget(tmp_path)
+
+    first = budget()
+    free["bytes"] -= 3 * 2**30 + 12345  # a day's extracts and spill later
+    assert budget() == first == "32768MiB"  # at most half the free disk
+    free["bytes"] = 60 * 2**30  # half the free disk is now below 32 GiB: the budget follows
+    assert budget() == "16384MiB"
+    free["bytes"] = 2**19  # under 1 MiB free: what there is
+    assert budget() == "1MiB"
+    spill_budget.cache_clear()
