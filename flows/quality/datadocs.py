@@ -227,7 +227,8 @@ def render_page(payload: dict[str, Any], index_href: str, json_href: str) -> str
         "gate": _e(info.get("edge", "")),
         "run": f"<code>{_e(info.get('run_id', ''))}</code>",
         "validated at": _e(info.get("validated_at", "")),
-        "rows validated": _e(info.get("rows", "")),
+        "rows validated": _e(info.get("rows", ""))
+        + (f" ({_e(info['scope'])})" if info.get("scope") else ""),
         "expectations": _e(
             f"{stats.get('evaluated_expectations', len(rows))} evaluated, "
             f"{stats.get('unsuccessful_expectations', 0)} unsuccessful; "

@@ -26,8 +26,9 @@ from flows.ingest.ledger import unload_run
 from flows.ingest.raw_checked import mark_raw_checked, unchecked_runs
 from flows.quality.champion import will_train
 from flows.quality.datadocs import update_data_docs
-from flows.quality.gx import validate_frame
+from flows.quality.gx import Scope, row_local, validate_frame
 from flows.quality.results import GateResult, enforce_all, write_results
+from flows.quality.scope import marts_gated, recomputed_scope
 from flows.quality.suites import load_suite, suite_query
 from flows.registry import champion_version, read_metadata
 from flows.settings import Settings
@@ -163,7 +164,11 @@ def run_suites(
     extra_where: str | None = None,
     per_suite: dict[str, dict[str, Any]] | None = None,
     skip_when: Collection[str] = (),
+    rewritten_only: bool = False,
 ) -> list[GateResult]:
+    """The suites of `edge`, each on the rows it reads; with `rewritten_only`, a suite
+    without a `where` of its own checks row by row only the rows the latest build of its
+    table rewrote, when that is known (flows/quality/scope.py)."""
     results = []
     with Warehouse.from_settings(settings).connect(read_only=True) as con:
         for path in suites_of(settings, edge):
@@ -177,11 +182,33 @@ def run_suites(
                 **spec.get("meta", {}),
                 "row_id": [*spec["meta"].get("row_id", []), *ids],
             }
+            meta = spec["meta"]
+            own_rows = meta.get("where") or meta.get("group_by")
+            scope = (
+                recomputed_scope(con, meta["table"]) if rewritten_only and not own_rows else None
+            )
+            if scope is not None:
+                results.append(_validate_scoped(con, path, spec, suite_params, scope))
+                continue
             frame = _read_suite_frame(con, path, spec, suite_params, extra_where)
             if edge == "raw" and frame.empty:
                 continue  # nothing of this table loaded by this run
             results.append(validate_frame(frame, path, parameters=suite_params, row_id=ids))
     return results
+
+
+def _validate_scoped(
+    con: Any, path: Path, spec: dict[str, Any], params: dict[str, Any], scope: Scope
+) -> GateResult:
+    """A suite's row-local expectations on the rows of `scope`, the others on the whole
+    table, each frame in just the columns its expectations read."""
+    expectations = spec.get("expectations", [])
+    local = {**spec, "expectations": [e for e in expectations if row_local(e, scope.key)]}
+    rest = [e for e in expectations if not row_local(e, scope.key)]
+    table_wide = {**spec, "meta": {**spec["meta"], "row_id": []}, "expectations": rest}
+    frame = _read_suite_frame(con, path, local, params, scope.where)
+    whole = _read_suite_frame(con, path, table_wide, params, None)
+    return validate_frame(frame, path, parameters=params, whole=whole, scope=scope)
 
 
 LINEAGE = ("_source_file", "_row")  # where a raw row came from: the file and its row in it
@@ -236,12 +263,15 @@ def validate_marts(
     as_of: date,
     run_id: str | None = None,
     training: bool | None = None,
+    rewritten_only: bool = False,
 ) -> list[GateResult]:
     """The marts the model and BI read; row counts against the previous passing run.
 
     Suites with `meta.when: "training"` (the rows a model learns from) run only when this run
     trains one (`training`; default: `will_train` with `settings.retrain`): a scoring run
-    with a champion trained elsewhere needs no label-complete history.
+    with a champion trained elsewhere needs no label-complete history. `rewritten_only`
+    (a daily build after gated ones: flows/quality/scope.py) checks row by row only the rows
+    the build rewrote. A passing gate marks the marts gated.
     """
     if training is None:
         training = will_train(settings, settings.retrain)
@@ -252,9 +282,18 @@ def validate_marts(
     }
     params = {"as_of": pd.Timestamp(as_of), "previous_row_count": 0}
     skip = () if training else ("training",)
-    results = run_suites(settings, "marts", params, per_suite=per_suite, skip_when=skip)
+    results = run_suites(
+        settings,
+        "marts",
+        params,
+        per_suite=per_suite,
+        skip_when=skip,
+        rewritten_only=rewritten_only,
+    )
     report_gate(settings, run_id, results, as_of)
-    return enforce_all(results)
+    passed = enforce_all(results)
+    marts_gated(settings)
+    return passed
 
 
 def validate_scores(

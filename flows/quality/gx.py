@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -43,18 +45,26 @@ def _context() -> Any:
 
 
 def _speed_up_gx() -> None:
-    """Two GX 1.24 pandas-engine costs that buy nothing here, measured on 1M rows x 20
+    """Three GX 1.24 pandas-engine costs that buy nothing here, measured on 1M rows x 20
     expectations (bench/gx_speed.py): the batch fingerprint hashes the whole frame twice per
-    validation (a batch marker only), and the mean/stdev/sum metrics look for
-    `decimal.Decimal` in Python, element by element, even in float64 columns."""
+    validation (a batch marker only); the mean/stdev/sum metrics look for `decimal.Decimal`
+    in Python, element by element, even in float64 columns; and the row ids of unexpected
+    rows are looked up cell by cell for every such row, then all but the first
+    `partial_unexpected_count` thrown away (`_first_unexpected_rows`)."""
     import numpy as np
     from great_expectations import util as gx_util
     from great_expectations.execution_engine import pandas_execution_engine
+    from great_expectations.expectations.metrics.map_metric_provider import (
+        map_condition_auxilliary_methods as map_conditions,
+    )
 
     pandas_execution_engine.HASH_THRESHOLD = 0
     original = gx_util.does_ndarray_contain_decimal_dtype
     if getattr(original, "_expansion_fast", False):
         return
+    map_conditions.compute_unexpected_pandas_indices = _first_unexpected_rows(
+        map_conditions.compute_unexpected_pandas_indices
+    )
 
     def contains_decimal(data: Any) -> bool:
         if isinstance(data, np.ndarray) and data.dtype.kind != "O":
@@ -65,17 +75,41 @@ def _speed_up_gx() -> None:
     gx_util.does_ndarray_contain_decimal_dtype = contains_decimal  # type: ignore[assignment]
 
 
+def _first_unexpected_rows(compute: Callable[..., Any]) -> Callable[..., Any]:
+    """GX's `compute_unexpected_pandas_indices`, on the first `partial_unexpected_count`
+    unexpected rows only, unless the result format is COMPLETE. Its one caller
+    (`_pandas_map_condition_index`) keeps just that prefix of the list, in row order, so the
+    result is the same; an expectation with `mostly` that lets 35k null rows of 400k pass
+    cost 1.5 s of lookups before (account_metric_snapshots at 100k accounts)."""
+
+    def first_rows(
+        *, domain_records_df: pd.DataFrame, result_format: dict[str, Any], **kw: Any
+    ) -> Any:
+        if result_format.get("result_format") != "COMPLETE":
+            keep = int(result_format.get("partial_unexpected_count", 20))
+            domain_records_df = domain_records_df.head(keep)
+        return compute(domain_records_df=domain_records_df, result_format=result_format, **kw)
+
+    return first_rows
+
+
 def validate_frame(
     frame: pd.DataFrame,
     suite_path: Path,
     table: str | None = None,
     parameters: dict[str, Any] | None = None,
     row_id: list[str] | None = None,
+    whole: pd.DataFrame | None = None,
+    scope: Scope | None = None,
 ) -> GateResult:
     """Validate a DataFrame against one suite file and return every expectation's outcome.
 
     `parameters` fill `{"$PARAMETER": name}` placeholders in the suite (e.g. the run's as_of);
     `row_id` adds columns that name a bad row to the suite's `meta.row_id`.
+
+    With `scope`, `frame` holds only the scope's rows (those a build rewrote) and `whole`
+    the whole table, in the columns of the suite's expectations that are not `row_local`:
+    those (row counts, aggregates) run on `whole`, the rest on `frame`.
     """
     from great_expectations.core.expectation_suite import ExpectationSuite
     from great_expectations.expectations.expectation_configuration import (
@@ -115,16 +149,24 @@ def validate_frame(
     # the row ids) instead: 29 expectations on 300k snapshot rows, 12 s -> a few.
     runs = []
     quantile = float(meta.get("chance_quantile", CHANCE_QUANTILE))
-    chance = {
-        i: _chance_kwargs(e, frame, quantile) for i, e in enumerate(spec.get("expectations", []))
-    }
-    for columns, members in _by_columns(spec.get("expectations", []), frame, row_id):
+    expectations = list(enumerate(spec.get("expectations", [])))
+    parts = [(frame, expectations)]
+    if scope is not None and whole is not None:
+        local = [(i, e) for i, e in expectations if row_local(e, scope.key)]
+        parts = [(frame, local), (whole, [m for m in expectations if m not in local])]
+    chance = {i: _chance_kwargs(e, rows, quantile) for rows, members in parts for i, e in members}
+    groups = [
+        (rows, columns, members)
+        for rows, part in parts
+        for columns, members in _by_columns(part, rows, row_id)
+    ]
+    for rows, columns, members in groups:
         configs = [
             ExpectationConfiguration(type=e["type"], kwargs=chance[i][0], meta=e.get("meta", {}))
             for i, e in members
         ]
         batch = batch_def.get_batch(
-            batch_parameters={"dataframe": frame if columns is None else frame[list(columns)]}
+            batch_parameters={"dataframe": rows if columns is None else rows[list(columns)]}
         )
         run = batch.validate(
             ExpectationSuite(name=name, expectations=configs),
@@ -171,7 +213,10 @@ def validate_frame(
     gate = GateResult(
         suite=name,
         table=table,
-        rows=int(frame["_rows"].sum()) if group_by and "_rows" in frame else len(frame),
+        rows=int(frame["_rows"].sum())
+        if group_by and "_rows" in frame
+        else len(whole if scope is not None and whole is not None else frame),
+        scope=None if scope is None else scope.describe(len(frame)),
         outcomes=outcomes,
         edge=meta.get("edge"),
         parameters=jsonable(parameters or {}),
@@ -256,13 +301,14 @@ _WHOLE_TABLE = ("expect_table_column",)  # expectations about the set of columns
 
 
 def _by_columns(
-    expectations: list[dict[str, Any]], frame: pd.DataFrame, row_id: list[str]
+    expectations: list[tuple[int, dict[str, Any]]], frame: pd.DataFrame, row_id: list[str]
 ) -> list[tuple[tuple[str, ...] | None, list[tuple[int, dict[str, Any]]]]]:
-    """Expectations grouped by the frame columns they read (plus the row ids), in suite
-    order; None = the whole frame (expectations about the table's columns)."""
+    """Expectations (with their places in the suite) grouped by the frame columns they read
+    (plus the row ids), in suite order; None = the whole frame (expectations about the
+    table's columns)."""
     groups: dict[tuple[str, ...] | None, list[tuple[int, dict[str, Any]]]] = {}
     available = list(frame.columns)
-    for i, e in enumerate(expectations):
+    for i, e in expectations:
         if str(e.get("type", "")).startswith(_WHOLE_TABLE):
             key: tuple[str, ...] | None = None
         else:
@@ -272,6 +318,48 @@ def _by_columns(
                 key = tuple(available[:1])  # row counts: any one column keeps the rows
         groups.setdefault(key, []).append((i, e))
     return list(groups.items())
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The rows of a table a build rewrote: `where` selects them, on the table's `key`
+    column (flows/quality/scope.py); `what` says which in words."""
+
+    key: str
+    where: str
+    what: str
+
+    def describe(self, rows: int) -> str:
+        return (
+            f"{rows:,} rows of {self.what} checked row by row; row counts and other "
+            "table-wide expectations on the whole table"
+        )
+
+
+# Expectations about single rows: the table meets them when each row does, so a suite scoped
+# to the rows a build rewrote checks them on those rows only (the rest met them when they
+# were written). Uniqueness over several columns counts when the columns hold the scope's
+# key (a duplicate can only be within one key value, and a build replaces key values whole).
+_ROW_LOCAL = ("expect_column_values_", "expect_column_pair_values_", "expect_multicolumn_sum_")
+_NOT_ROW_LOCAL = (
+    "expect_column_values_to_be_unique",
+    "expect_column_values_to_be_increasing",
+    "expect_column_values_to_be_decreasing",
+)
+_UNIQUE_OVER_COLUMNS = (
+    "expect_compound_columns_to_be_unique",
+    "expect_multicolumn_values_to_be_unique",
+    "expect_select_column_values_to_be_unique_within_record",
+)
+
+
+def row_local(expectation: dict[str, Any], key: str) -> bool:
+    """Whether an expectation holds for a table when it holds for each value of `key`."""
+    kind = str(expectation.get("type", ""))
+    if kind in _UNIQUE_OVER_COLUMNS:
+        within_record = kind == "expect_select_column_values_to_be_unique_within_record"
+        return within_record or key in (expectation.get("kwargs", {}).get("column_list") or [])
+    return kind.startswith(_ROW_LOCAL) and kind not in _NOT_ROW_LOCAL
 
 
 def _merged_result(runs: list[Any], results: list[Any]) -> dict[str, Any]:

@@ -116,6 +116,9 @@ class GateResult:
     page: str | None = None  # this suite run's Data Docs page
     data_docs: str | None = None  # <home>/quality/data_docs/index.html
     preview: list[dict[str, Any]] = field(default_factory=list, repr=False)  # small frames
+    # the rows checked row by row when not all `rows` were (a daily marts gate: the dates
+    # the build rewrote; flows/quality/scope.py), in words; None: every row
+    scope: str | None = None
     gx_result: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -138,7 +141,8 @@ class GateResult:
 
     def markdown(self) -> str:
         head = (
-            f"### {self.suite} ({self.table}, {self.rows} rows): "
+            f"### {self.suite} ({self.table}, {self.rows} rows"
+            f"{'; ' + self.scope if self.scope else ''}): "
             f"{'passed' if self.passed else 'FAILED'}, {len(self.outcomes)} expectations, "
             f"{len(self.critical)} critical and {len(self.warnings)} warning failures\n"
         )
@@ -164,6 +168,7 @@ class GateResult:
             "table": self.table,
             "edge": self.edge,
             "rows": self.rows,
+            "scope": self.scope,
             "passed": self.passed,
             "status": self.status,
             "seconds": self.seconds,
@@ -243,6 +248,7 @@ def write_results(results: list[GateResult], run_dir: Path, run_id: str) -> list
                 "table": r.table,
                 "edge": r.edge,
                 "rows": r.rows,
+                "scope": r.scope,
                 "passed": r.passed,
                 "status": r.status,
                 "critical_failures": len(r.critical),

@@ -661,3 +661,32 @@ def test_raw_failures_name_the_key_file_and_row(tmp_path: Path) -> None:
     ]
     con.execute("alter table raw.crm__accounts drop column _row")
     assert _lineage_ids(con, spec) == ["account_id"]  # a raw table without row numbers
+
+
+def test_many_unexpected_rows_name_the_first_twenty_in_row_order(tmp_path: Path) -> None:
+    """GX looks row ids up for the first `partial_unexpected_count` unexpected rows only
+    (flows/quality/gx.py `_first_unexpected_rows`), and they are the same rows, in row order,
+    whether a `mostly` lets the rows pass or not."""
+    path = tmp_path / "s.json"
+    expectations = [
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "v", **kw}}
+        for kw in ({"mostly": 0.4}, {})
+    ]
+    path.write_text(
+        json.dumps(
+            {
+                "name": "s",
+                "meta": {"table": "raw.t", "row_id": ["id"]},
+                "expectations": expectations,
+            }
+        )
+    )
+    n = 5000
+    frame = pd.DataFrame(
+        {"id": [f"a{i}" for i in range(n)], "v": [None if i % 2 else 1.0 for i in range(n)]}
+    )
+    lenient, strict = validate_frame(frame, path).outcomes
+    assert lenient.success and not strict.success
+    for outcome in (lenient, strict):
+        assert outcome.unexpected_count == n // 2
+        assert outcome.example_rows == [{"id": f"a{i}", "v": None} for i in range(1, 40, 2)]
