@@ -123,6 +123,7 @@
         'usage': ref('stg_usage__usage_daily'),
         'crm_versions': ref('stg_crm__record_versions'),
         'billing_versions': ref('stg_billing__record_versions'),
+        'record_changes': ref('int_record_versions_summarized'),
         'snapshot_dates': ref('int_snapshot_dates_selected'),
         'pipeline_dates': ref('int_pipeline_dates_resolved'),
     } -%}
@@ -281,32 +282,13 @@
     {%- if changes[0] is not none -%}
         {%- do changed_from.append(changes[0] | string) -%}
     {%- endif -%}
-    {#- only when records changed: the earliest date of any of their versions, old or new -#}
+    {#- only when records changed: the earliest date of any of their versions, old or new
+        (int_record_versions_summarized: per record, its newest load and earliest date) -#}
     {%- if changes[1] > 0 -%}
         {%- set records_sql -%}
-            with
-
-            record_versions as (
-
-                select * from {{ inputs.crm_versions }}
-                union all
-                select * from {{ inputs.billing_versions }}
-
-            ),
-
-            changed_records as (
-
-                select distinct table_name, record_id
-                from record_versions
-                where _loaded_at > {{ built_from }}
-
-            )
-
-            select min(record_versions.affects_from_date)
-            from record_versions
-            inner join changed_records
-                on changed_records.table_name = record_versions.table_name
-                and changed_records.record_id = record_versions.record_id
+            select min(first_affects_from_date)
+            from {{ inputs.record_changes }}
+            where last_loaded_at > {{ built_from }}
         {%- endset -%}
         {%- set earliest = run_query(records_sql).columns[0].values()[0] -%}
         {%- if earliest is not none -%}
