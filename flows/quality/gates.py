@@ -26,9 +26,9 @@ from flows.ingest.ledger import unload_run
 from flows.ingest.raw_checked import mark_raw_checked, unchecked_runs
 from flows.quality.champion import will_train
 from flows.quality.datadocs import update_data_docs
-from flows.quality.gx import Scope, row_local, validate_frame
+from flows.quality.gx import validate_frame
 from flows.quality.results import GateResult, enforce_all, write_results
-from flows.quality.scope import marts_gated, recomputed_scope
+from flows.quality.scope import Scope, marts_gated, recomputed_scope, row_local
 from flows.quality.suites import load_suite, suite_query
 from flows.registry import champion_version, read_metadata
 from flows.settings import Settings

@@ -7,7 +7,6 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from flows.quality.results import ExpectationOutcome, GateResult, jsonable, plain_value
+from flows.quality.scope import Scope, row_local
 from flows.quality.suites import load_suite, suite_columns
 
 log = logging.getLogger(__name__)
@@ -318,48 +318,6 @@ def _by_columns(
                 key = tuple(available[:1])  # row counts: any one column keeps the rows
         groups.setdefault(key, []).append((i, e))
     return list(groups.items())
-
-
-@dataclass(frozen=True)
-class Scope:
-    """The rows of a table a build rewrote: `where` selects them, on the table's `key`
-    column (flows/quality/scope.py); `what` says which in words."""
-
-    key: str
-    where: str
-    what: str
-
-    def describe(self, rows: int) -> str:
-        return (
-            f"{rows:,} rows of {self.what} checked row by row; row counts and other "
-            "table-wide expectations on the whole table"
-        )
-
-
-# Expectations about single rows: the table meets them when each row does, so a suite scoped
-# to the rows a build rewrote checks them on those rows only (the rest met them when they
-# were written). Uniqueness over several columns counts when the columns hold the scope's
-# key (a duplicate can only be within one key value, and a build replaces key values whole).
-_ROW_LOCAL = ("expect_column_values_", "expect_column_pair_values_", "expect_multicolumn_sum_")
-_NOT_ROW_LOCAL = (
-    "expect_column_values_to_be_unique",
-    "expect_column_values_to_be_increasing",
-    "expect_column_values_to_be_decreasing",
-)
-_UNIQUE_OVER_COLUMNS = (
-    "expect_compound_columns_to_be_unique",
-    "expect_multicolumn_values_to_be_unique",
-    "expect_select_column_values_to_be_unique_within_record",
-)
-
-
-def row_local(expectation: dict[str, Any], key: str) -> bool:
-    """Whether an expectation holds for a table when it holds for each value of `key`."""
-    kind = str(expectation.get("type", ""))
-    if kind in _UNIQUE_OVER_COLUMNS:
-        within_record = kind == "expect_select_column_values_to_be_unique_within_record"
-        return within_record or key in (expectation.get("kwargs", {}).get("column_list") or [])
-    return kind.startswith(_ROW_LOCAL) and kind not in _NOT_ROW_LOCAL
 
 
 def _merged_result(runs: list[Any], results: list[Any]) -> dict[str, Any]:

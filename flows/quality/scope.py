@@ -3,8 +3,8 @@
 A daily build rewrites a few snapshot dates (the new as_of, dates whose inputs or labels
 changed) and the months from the current one; every other row is as the last passing gate
 saw it. The gate checks the row-local expectations of a table's suite on the rewritten rows
-only and the rest (row counts, aggregates) on the whole table (flows/quality/gx.py
-`row_local`), when two things hold:
+only and the rest (row counts, aggregates) on the whole table (`row_local`; flows/quality/
+gx.py `validate_frame`), when two things hold:
 
 - the build knows what it rewrote: the table is an incremental mart with a build-state row
   (`<schema>._incremental_builds.recomputed`, written by `snapshot_build_state_hook` in
@@ -17,13 +17,57 @@ only and the rest (row counts, aggregates) on the whole table (flows/quality/gx.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 from flows.files import write_atomic
-from flows.quality.gx import Scope
 from flows.settings import Settings
 from flows.warehouse import table_columns
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The rows of a table a build rewrote: `where` selects them, on the table's `key`
+    column; `what` says which in words."""
+
+    key: str
+    where: str
+    what: str
+
+    def describe(self, rows: int) -> str:
+        return (
+            f"{rows:,} rows of {self.what} checked row by row; row counts and other "
+            "table-wide expectations on the whole table"
+        )
+
+
+# Expectations about single rows: the table meets them when each row does, so a suite scoped
+# to the rows a build rewrote checks them on those rows only (the rest met them when they
+# were written). Uniqueness over several columns counts when the columns hold the scope's
+# key (a duplicate can only be within one key value, and a build replaces key values whole).
+_ROW_LOCAL = ("expect_column_values_", "expect_column_pair_values_", "expect_multicolumn_sum_")
+_NOT_ROW_LOCAL = (
+    "expect_column_values_to_be_unique",
+    "expect_column_values_to_be_increasing",
+    "expect_column_values_to_be_decreasing",
+)
+_UNIQUE_OVER_COLUMNS = (
+    "expect_compound_columns_to_be_unique",
+    "expect_multicolumn_values_to_be_unique",
+    "expect_select_column_values_to_be_unique_within_record",
+)
+
+
+def row_local(expectation: dict[str, Any], key: str) -> bool:
+    """Whether an expectation holds for a table when it holds for each value of `key`."""
+    kind = str(expectation.get("type", ""))
+    if kind in _UNIQUE_OVER_COLUMNS:
+        within_record = kind == "expect_select_column_values_to_be_unique_within_record"
+        return within_record or key in (expectation.get("kwargs", {}).get("column_list") or [])
+    return kind.startswith(_ROW_LOCAL) and kind not in _NOT_ROW_LOCAL
+
 
 # What a build's `recomputed` says, and the rows it names; the key columns are those the
 # pre-hooks replace whole (snapshot_dates_pre_hook, month_rebuild_pre_hook).
@@ -32,7 +76,7 @@ MONTH_KEY = "month_start"
 _MONTHS_FROM = re.compile(r"months from (\d{4}-\d{2}-\d{2})")
 
 
-def _marker(settings: Settings) -> Any:
+def _marker(settings: Settings) -> Path:
     return settings.home / "quality" / "marts_ungated"
 
 

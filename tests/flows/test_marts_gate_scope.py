@@ -14,8 +14,7 @@ import pytest
 
 from flows.errors import GateFailed
 from flows.quality import gates
-from flows.quality.gx import row_local
-from flows.quality.scope import begin_marts_build, marts_gated, parse_recomputed
+from flows.quality.scope import begin_marts_build, marts_gated, parse_recomputed, row_local
 from flows.settings import Settings
 
 AS_OF = date(2026, 11, 2)
