@@ -193,6 +193,14 @@ def daily_runs(dbt, landing: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         },
         "20261101",
     )
+    # an activity of October restated a week later (stg_crm__activities is incremental too)
+    _resend(
+        inbox,
+        "crm/activities",
+        lambda r: _within(r["occurred_at"], "2026-10-01", "2026-10-20"),
+        lambda r: {"occurred_at": "2026-10-27 11:00:00"},
+        "20261101_correction",  # activities are immutable: a restatement comes as a correction
+    )
     load_landing(inbox, Warehouse(warehouse, memory_limit="1GB"), "day-1")
     dbt.run(NO_UNIT_TESTS, work, warehouse=warehouse, as_of=day1)
     runs["day1"] = {
