@@ -161,3 +161,28 @@ def test_raw_reloaded_from_scratch_drops_days_no_longer_in_raw(
     dbt.run(["run", "--select", "stg_usage__usage_daily"], tmp_path, warehouse=warehouse)
     first = dbt.read(warehouse, "select min(usage_date) as d from staging.stg_usage__usage_daily")
     assert pd.Timestamp(first["d"].iloc[0]).date() == date(2026, 5, 1)
+
+
+def test_activities_reloaded_from_scratch_keep_only_what_raw_holds(
+    dbt, batches: dict, tmp_path: Path
+) -> None:
+    """stg_crm__activities is incremental on activity_id the same way: after a raw reload
+    (every row loaded anew, some gone) it holds exactly raw's activities, not none of them."""
+    warehouse = dbt.copy(batches["incremental"], tmp_path)
+    con = duckdb.connect(str(warehouse))
+    try:
+        ((kept,),) = con.execute(
+            "select count(distinct trim(activity_id)) from raw.crm__activities "
+            "where occurred_at >= timestamp '2026-05-01'"
+        ).fetchall()
+        con.execute("delete from raw.crm__activities where occurred_at < timestamp '2026-05-01'")
+        con.execute("update raw.crm__activities set _loaded_at = _loaded_at + interval 1 day")
+    finally:
+        con.close()
+    dbt.run(["run", "--select", "stg_crm__activities"], tmp_path, warehouse=warehouse)
+    built = dbt.read(
+        warehouse,
+        "select count(*) as n, min(occurred_at) as first from staging.stg_crm__activities",
+    )
+    assert kept > 0 and int(built["n"].iloc[0]) == kept
+    assert pd.Timestamp(built["first"].iloc[0]) >= pd.Timestamp("2026-05-01")

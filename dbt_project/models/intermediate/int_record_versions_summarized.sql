@@ -50,8 +50,9 @@ changed_records as (
         record_versions.table_name,
         record_versions.record_id
     from record_versions
-    where record_versions._loaded_at > (
-        select max(summarized.last_loaded_at) from {{ this }} as summarized
+    where record_versions._loaded_at > coalesce(
+        (select max(summarized.last_loaded_at) from {{ this }} as summarized),
+        cast('1900-01-01' as timestamp)
     )
 
 ),

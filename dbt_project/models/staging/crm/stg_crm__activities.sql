@@ -35,7 +35,11 @@ changed_activities as (
 
     select distinct trim(source.activity_id) as activity_id
     from source
-    where source._loaded_at > (select max(built._loaded_at) from {{ this }} as built)
+    -- after the pre-hook emptied the table (raw reloaded), every activity
+    where source._loaded_at > coalesce(
+        (select max(built._loaded_at) from {{ this }} as built),
+        cast('1900-01-01' as timestamp)
+    )
 
 ),
 
