@@ -106,3 +106,43 @@
     {%- set dates = run_query(dates_sql).columns[0].values() | list -%}
     {{ return(dates if dates else none) }}
 {%- endmacro %}
+
+
+{#-
+    In a singular test: a condition on `column` keeping the rows of the model `model_name` its
+    latest build recomputed, when the build's data tests check what changed
+    (`data_tests_scope: changed`) and the model records what it recomputed (a build state row
+    in _incremental_builds: snapshot dates, or the months from a first one); 'true' otherwise.
+    `months_before` widens a month scope by that many earlier months, for a test that
+    compares a month with the one before it.
+-#}
+{% macro recomputed_rows(model_name, column, months_before=0) -%}
+    {%- if not execute or var('data_tests_scope', 'all') != 'changed' -%}
+        {{ return('true') }}
+    {%- endif -%}
+    {%- set node = graph.nodes.get('model.' ~ project_name ~ '.' ~ model_name) -%}
+    {%- if node is none or 'snapshot_build_state_hook' not in node_hooks_sql(node, 'post') -%}
+        {{ return('true') }}
+    {%- endif -%}
+    {%- set state = snapshot_build_state_relation(node.database, node.schema) -%}
+    {%- set recorded = run_query(
+        "select recomputed from " ~ state ~ " where model_name = '" ~ (node.alias or node.name) ~ "'"
+    ).columns[0].values() -%}
+    {%- set recorded = recorded[0] if recorded | length == 1 else none -%}
+    {%- if recorded is none -%}
+        {{ return('true') }}
+    {%- elif recorded == 'none' -%}
+        {{ return('false') }}
+    {%- endif -%}
+    {%- set months = modules.re.fullmatch('months from (\\d{4}-\\d{2}-\\d{2})', recorded) -%}
+    {%- if months -%}
+        {%- set ns = namespace(first=modules.datetime.date.fromisoformat(months.group(1)).replace(day=1)) -%}
+        {%- for _ in range(months_before | int) -%}
+            {%- set ns.first = (ns.first - modules.datetime.timedelta(days=1)).replace(day=1) -%}
+        {%- endfor -%}
+        {{ return(column ~ " >= cast('" ~ ns.first ~ "' as date)") }}
+    {%- elif modules.re.fullmatch('\\d{4}-\\d{2}-\\d{2}(,\\d{4}-\\d{2}-\\d{2})*', recorded) -%}
+        {{ return(column ~ ' in ' ~ date_literals(recorded.split(','))) }}
+    {%- endif -%}
+    {{ return('true') }}
+{%- endmacro %}

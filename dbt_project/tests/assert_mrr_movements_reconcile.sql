@@ -6,13 +6,16 @@
          i.e. the account had neither MRR nor movements then)
       4. closing equals the MRR recomputed independently from the subscription versions held
          at the end of the month (or at the end of the as_of day for the as_of month)
-    Amounts are doubles: differences under one cent pass.
+    Amounts are doubles: differences under one cent pass. A daily build checks the months it
+    recomputed (macros/get_where_subquery.sql, recomputed_rows), reading the month before the
+    first of them for 3.
 -#}
 with
 
 movements as (
 
     select * from {{ ref('mrr_movements') }}
+    where {{ recomputed_rows('mrr_movements', 'month_start', months_before=1) }}
 
 ),
 
@@ -104,10 +107,17 @@ recomputed as (
     group by month_ends.account_id, month_ends.month_start, month_ends.closing_mrr
     having abs(coalesce(sum(versions.mrr), 0) - month_ends.closing_mrr) >= 0.01
 
+),
+
+problems as (
+
+    select * from arithmetic
+    union all
+    select * from continuity
+    union all
+    select * from recomputed
+
 )
 
-select * from arithmetic
-union all
-select * from continuity
-union all
-select * from recomputed
+select * from problems
+where {{ recomputed_rows('mrr_movements', 'month_start') }}

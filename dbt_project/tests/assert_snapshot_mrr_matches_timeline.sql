@@ -11,6 +11,8 @@ snapshots as (
         is_active,
         cast({{ dbt.dateadd('day', 1, 'snapshot_date') }} as timestamp) as snapshot_end_at
     from {{ ref('account_snapshots') }}
+    -- a daily build checks the dates it recomputed (macros/get_where_subquery.sql)
+    where {{ recomputed_rows('account_snapshots', 'snapshot_date') }}
 
 ),
 

@@ -437,3 +437,61 @@ def test_build_state_tables_are_made_before_any_model_runs(dbt, raw_warehouse, t
     )
     assert set(found["schema_name"]) == schemas
     assert dbt.read(warehouse, "select count(*) as n from marts._incremental_builds")["n"][0] == 0
+
+
+def _failing_singular(
+    dbt, daily_runs: dict, folder: Path, scope: str, month: date, snapshot: date
+) -> set:
+    """The singular tests that fail on a copy of the day-3 warehouse in which one account's
+    MRR is off by 7: its mrr_movements closing in `month` (the movements no longer reconcile)
+    and its account_snapshots row at `snapshot` (no longer the timeline's)."""
+    copy = dbt.copy(daily_runs["warehouse"], folder)
+    con = duckdb.connect(str(copy))
+    try:
+        ((account,),) = con.execute(
+            "select min(account_id) from marts.account_snapshots "
+            "where snapshot_date = ? and is_active",
+            [snapshot],
+        ).fetchall()
+        con.execute(
+            "update marts.mrr_movements set closing_mrr = closing_mrr + 7 "
+            "where account_id = ? and month_start = ?",
+            [account, month],
+        )
+        con.execute(
+            "update marts.account_snapshots set mrr = mrr + 7 "
+            "where account_id = ? and snapshot_date = ?",
+            [account, snapshot],
+        )
+    finally:
+        con.close()
+    singular = ["assert_mrr_movements_reconcile", "assert_snapshot_mrr_matches_timeline"]
+    result = dbt.run(
+        ["test", "--select", *singular],
+        folder,
+        warehouse=copy,
+        as_of=daily_runs["day3"]["as_of"],
+        dbt_vars={"data_tests_scope": scope},
+        check=False,
+    )
+    return {
+        r.node.name
+        for r in result.result.results
+        if str(getattr(r.status, "value", r.status)).lower() in {"fail", "error"}
+    }
+
+
+def test_daily_singular_tests_check_what_the_build_recomputed(
+    dbt, daily_runs: dict, tmp_path: Path
+) -> None:
+    """The singular tests over account_snapshots and mrr_movements read the dates and months
+    the latest build recomputed when data_tests_scope=changed (recomputed_rows in
+    macros/get_where_subquery.sql): day 3 recomputed the as_of (and its month), not March."""
+    both = {"assert_mrr_movements_reconcile", "assert_snapshot_mrr_matches_timeline"}
+    as_of = daily_runs["day3"]["as_of"]
+    as_of = as_of if isinstance(as_of, date) else date.fromisoformat(str(as_of))
+    new = (as_of.replace(day=1), as_of)
+    kept = (date(2026, 3, 1), date(2026, 3, 31))
+    assert _failing_singular(dbt, daily_runs, tmp_path / "new", "changed", *new) == both
+    assert _failing_singular(dbt, daily_runs, tmp_path / "kept", "changed", *kept) == set()
+    assert _failing_singular(dbt, daily_runs, tmp_path / "all", "all", *kept) == both
