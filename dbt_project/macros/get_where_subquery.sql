@@ -89,11 +89,7 @@
         {{ return(none) }}
     {%- endif -%}
     {%- if 'snapshot_build_state_hook' in node_hooks_sql(parent, 'post') -%}
-        {%- set state = snapshot_build_state_relation(parent.database, parent.schema) -%}
-        {%- set recorded = run_query(
-            "select recomputed from " ~ state ~ " where model_name = '" ~ (parent.alias or parent.name) ~ "'"
-        ).columns[0].values() -%}
-        {%- set recorded = recorded[0] if recorded | length == 1 else none -%}
+        {%- set recorded = recorded_recomputed(parent) -%}
         {%- if recorded is none or recorded == 'all' -%}
             {{ return(none) }}
         {%- endif -%}
@@ -124,11 +120,7 @@
     {%- if node is none or 'snapshot_build_state_hook' not in node_hooks_sql(node, 'post') -%}
         {{ return('true') }}
     {%- endif -%}
-    {%- set state = snapshot_build_state_relation(node.database, node.schema) -%}
-    {%- set recorded = run_query(
-        "select recomputed from " ~ state ~ " where model_name = '" ~ (node.alias or node.name) ~ "'"
-    ).columns[0].values() -%}
-    {%- set recorded = recorded[0] if recorded | length == 1 else none -%}
+    {%- set recorded = recorded_recomputed(node) -%}
     {%- if recorded is none -%}
         {{ return('true') }}
     {%- elif recorded == 'none' -%}
@@ -145,4 +137,15 @@
         {{ return(column ~ ' in ' ~ date_literals(recorded.split(','))) }}
     {%- endif -%}
     {{ return('true') }}
+{%- endmacro %}
+
+
+{#- What the latest build of a state='table' model (graph node) recorded as recomputed in its
+    _incremental_builds row ('all', 'none', dates, 'months from ...'), or none. -#}
+{% macro recorded_recomputed(node) -%}
+    {%- set state = snapshot_build_state_relation(node.database, node.schema) -%}
+    {%- set recorded = run_query(
+        "select recomputed from " ~ state ~ " where model_name = '" ~ (node.alias or node.name) ~ "'"
+    ).columns[0].values() -%}
+    {{ return(recorded[0] if recorded | length == 1 else none) }}
 {%- endmacro %}

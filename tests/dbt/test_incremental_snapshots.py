@@ -298,19 +298,30 @@ def _failing_models(dbt, daily_runs: dict, folder: Path, scope: str, duplicate_a
             )
     finally:
         con.close()
+    failed = _failed_tests(
+        dbt, daily_runs, folder, copy, scope, ["int_account_usage_snapshotted", "account_snapshots"]
+    )
+    return {node.attached_node.rsplit(".", 1)[-1] for node in failed}
+
+
+def _failed_tests(
+    dbt, daily_runs: dict, folder: Path, copy: Path, scope: str, select: list[str]
+) -> list:
+    """The test nodes of `select` that fail on `copy` at day 3's as_of with
+    data_tests_scope=`scope`."""
     result = dbt.run(
-        ["test", "--select", "int_account_usage_snapshotted", "account_snapshots"],
+        ["test", "--select", *select],
         folder,
         warehouse=copy,
         as_of=daily_runs["day3"]["as_of"],
         dbt_vars={"data_tests_scope": scope},
         check=False,
     )
-    return {
-        r.node.attached_node.rsplit(".", 1)[-1]
+    return [
+        r.node
         for r in result.result.results
         if str(getattr(r.status, "value", r.status)).lower() in {"fail", "error"}
-    }
+    ]
 
 
 def test_daily_data_tests_check_the_dates_the_build_recomputed(
@@ -466,19 +477,7 @@ def _failing_singular(
     finally:
         con.close()
     singular = ["assert_mrr_movements_reconcile", "assert_snapshot_mrr_matches_timeline"]
-    result = dbt.run(
-        ["test", "--select", *singular],
-        folder,
-        warehouse=copy,
-        as_of=daily_runs["day3"]["as_of"],
-        dbt_vars={"data_tests_scope": scope},
-        check=False,
-    )
-    return {
-        r.node.name
-        for r in result.result.results
-        if str(getattr(r.status, "value", r.status)).lower() in {"fail", "error"}
-    }
+    return {node.name for node in _failed_tests(dbt, daily_runs, folder, copy, scope, singular)}
 
 
 def test_daily_singular_tests_check_what_the_build_recomputed(
