@@ -17,7 +17,7 @@ import pandas as pd
 
 from flows.quality.results import ExpectationOutcome, GateResult, jsonable, plain_value
 from flows.quality.scope import Scope, row_local
-from flows.quality.suites import load_suite, suite_columns
+from flows.quality.suites import TABLE_SHAPE, load_suite, suite_columns
 
 log = logging.getLogger(__name__)
 
@@ -297,9 +297,6 @@ def _is_binary(values: pd.Series | None) -> bool:
     return len(known) > 0 and all(v in (0, 1, True, False) for v in known)
 
 
-_WHOLE_TABLE = ("expect_table_column",)  # expectations about the set of columns
-
-
 def _by_columns(
     expectations: list[tuple[int, dict[str, Any]]], frame: pd.DataFrame, row_id: list[str]
 ) -> list[tuple[tuple[str, ...] | None, list[tuple[int, dict[str, Any]]]]]:
@@ -309,7 +306,7 @@ def _by_columns(
     groups: dict[tuple[str, ...] | None, list[tuple[int, dict[str, Any]]]] = {}
     available = list(frame.columns)
     for i, e in expectations:
-        if str(e.get("type", "")).startswith(_WHOLE_TABLE):
+        if e.get("type") in TABLE_SHAPE:
             key: tuple[str, ...] | None = None
         else:
             needed = suite_columns({"expectations": [e]}, available)

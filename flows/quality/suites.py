@@ -6,7 +6,8 @@ Suites live in `expectations/<name>.json` (GX Core 1.x suite format) with `meta.
 reported): severity lives in the suite, never in code.
 
 What a gate reads is described by its suite, so the gate code stays generic (`suite_query`):
-only the columns the suite references are read from DuckDB, plus `meta.computed_columns`
+only the columns the suite references are read from DuckDB (every column when an expectation
+is about the table's columns: `TABLE_SHAPE`), plus `meta.computed_columns`
 (name -> SQL expression, e.g. the MRR reconciliation difference) and an optional `meta.where`.
 With `meta.group_by` (columns) a suite validates a profile DuckDB computes instead of the rows:
 one row per group, the group columns, `computed_columns` as aggregates (`min(value)`) and
@@ -93,10 +94,24 @@ def load_suite(path: Path) -> dict[str, Any]:
     return suite
 
 
+# Expectations about the table's shape: they see every column of the table, in its order.
+TABLE_SHAPE = frozenset(
+    {
+        "expect_table_columns_to_match_set",
+        "expect_table_columns_to_match_ordered_list",
+        "expect_table_column_count_to_equal",
+        "expect_table_column_count_to_be_between",
+    }
+)
+
+
 def suite_columns(spec: dict[str, Any], available: list[str] | None = None) -> list[str]:
     """Columns a suite needs, in first-use order: expectation columns, row ids, and columns
-    named in row conditions (those only when `available` lists the table's columns)."""
-    cols: list[str] = []
+    named in row conditions (those only when `available` lists the table's columns). A suite
+    with an expectation about the table's shape (`TABLE_SHAPE`) needs every column of
+    `available`, in the table's order, first."""
+    shape = any(e.get("type") in TABLE_SHAPE for e in spec.get("expectations", []))
+    cols: list[str] = list(available) if shape and available is not None else []
     for exp in spec.get("expectations", []):
         kwargs = exp.get("kwargs", {})
         for key in ("column", "column_A", "column_B"):

@@ -216,6 +216,47 @@ def test_suite_query_reads_only_what_the_suite_needs() -> None:
     assert suite_columns(spec) == ["amount", "diff", "psi", "gone", "segment", "account_id"]
 
 
+def test_an_expectation_on_the_tables_columns_sees_every_column(tmp_path: Path) -> None:
+    """A suite reads only the columns its expectations name, except when one is about the
+    table's shape: then the frame holds every column, in the table's order."""
+    expected = ["account_id", "mrr", "segment"]
+    spec = {
+        "name": "t",
+        "meta": {"table": "marts.t"},
+        "expectations": [
+            {
+                "type": "expect_table_columns_to_match_ordered_list",
+                "kwargs": {"column_list": expected},
+                "meta": {"severity": "critical"},
+            },
+            {
+                "type": "expect_table_column_count_to_equal",
+                "kwargs": {"value": 3},
+                "meta": {"severity": "critical"},
+            },
+            {
+                "type": "expect_column_values_to_not_be_null",
+                "kwargs": {"column": "mrr"},
+                "meta": {"severity": "critical"},
+            },
+        ],
+    }
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(spec))
+    rows = {"account_id": ["a", "b"], "mrr": [1.0, 2.0], "segment": ["smb", "smb"]}
+    same = _duck_frame(spec, {}, {"marts.t": pd.DataFrame(rows)})
+    assert list(same.columns) == expected
+    assert validate_frame(same, path).passed
+    widened = pd.DataFrame({**rows, "extra": [1, 2]})
+    frame = _duck_frame(spec, {}, {"marts.t": widened})
+    assert list(frame.columns) == [*expected, "extra"]
+    result = validate_frame(frame, path)
+    assert [r.expectation for r in result.critical] == [
+        "expect_table_columns_to_match_ordered_list",
+        "expect_table_column_count_to_equal",
+    ]
+
+
 def _duck_frame(spec: dict, params: dict, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     con = duckdb.connect()
     try:
