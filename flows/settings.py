@@ -137,7 +137,8 @@ class Settings(BaseSettings):
         None,
         pattern=r"^\d+(\.\d+)?\s?(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
         description="most DuckDB may spill per database file; default: half the disk space "
-        "free under duckdb_temp_dir when the process first connects",
+        "free under duckdb_temp_dir when the process first connects, rounded down to a power "
+        "of two and kept from run to run while it fits (flows/warehouse.py spill_budget)",
     )
     dbt_threads: int = Field(2, ge=1, le=64)
     dbt_node_tasks: bool = Field(

@@ -22,6 +22,7 @@ never while a Python connection to the same file is open (it holds the file's wr
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -226,18 +227,35 @@ def spill_folder(root: Path, database: Path) -> Path:
     return root / f"{database.name}-{digest}.tmp"
 
 
+BUDGET_FILE = "spill_budget"  # under the spill root: the budget the last process chose
+
+
 @cache
 def spill_budget(root: Path) -> str:
     """`max_temp_directory_size` under a spill root: TEMP_DISK_SHARE of the disk free there,
-    rounded down to a power of two MiB, read once per process (every connection to an
-    instance must agree).
+    rounded down to a power of two MiB, and kept from one process to the next while it stays
+    between a quarter of that share and the share itself; read once per process (every
+    connection to an instance must agree).
 
-    Rounded because the value reaches dbt's profile (`config_options`), and dbt parses the
+    Steady because the value reaches dbt's profile (`config_options`), and dbt parses the
     whole project again whenever the profile's connection settings differ from the last
     parse's ("profile has changed"): the exact share moves with every file written, so every
-    run paid a full parse (9 s at M) instead of a partial one. The rounded value changes only
-    when the free disk halves or doubles."""
-    return mib(round_down_pow2(int(free_disk(root) * TEMP_DISK_SHARE)))
+    run paid a full parse (9 s at M) instead of a partial one. Rounded, it still moved when the
+    share crossed a power of two, back and forth for a disk that hovers there; kept (in
+    `<root>/spill_budget`), it changes only when the disk fills past it or frees four times
+    it."""
+    share = int(free_disk(root) * TEMP_DISK_SHARE)
+    kept = root / BUDGET_FILE
+    try:
+        last = int(kept.read_text().strip())
+    except (OSError, ValueError):
+        last = 0
+    if 0 < last <= share < 4 * last:
+        return mib(last)
+    budget = round_down_pow2(share)
+    with contextlib.suppress(OSError):  # read-only: the rounded budget holds between powers of 2
+        kept.write_text(f"{budget}\n")
+    return mib(budget)
 
 
 def round_down_pow2(size: int) -> int:
@@ -264,7 +282,7 @@ def describe_session(settings: WarehouseSettings) -> str:
         "threads": "one per core",
         "temp_directory": "under the state home",
         "max_temp_directory_size": f"{TEMP_DISK_SHARE:.0%} of the disk free there, rounded "
-        "down to a power of two",
+        "down to a power of two and kept while it fits",
     }
     chosen = settings.non_default()
     names = {

@@ -222,6 +222,14 @@ def test_spill_budget_holds_still_while_the_free_disk_moves_a_little(
     assert budget() == first == "32768MiB"  # at most half the free disk
     free["bytes"] = 60 * 2**30  # half the free disk is now below 32 GiB: the budget follows
     assert budget() == "16384MiB"
+    free["bytes"] = 66 * 2**30  # back above 64 GiB free, and below again: it stays put
+    assert budget() == "16384MiB"
+    free["bytes"] = 63 * 2**30
+    assert budget() == "16384MiB"
+    free["bytes"] = 130 * 2**30  # four times the budget under the share: it grows
+    assert budget() == "65536MiB"
+    (tmp_path / "spill_budget").write_text("garbage")  # an unreadable record: chosen afresh
+    assert budget() == "65536MiB"
     free["bytes"] = 2**19  # under 1 MiB free: what there is
     assert budget() == "1MiB"
     spill_budget.cache_clear()
