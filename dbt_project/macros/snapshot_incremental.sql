@@ -1,7 +1,7 @@
 {#-
     Incremental snapshot models: a model keyed on snapshot_date (the models of
-    models/intermediate/snapshotted/, and the marts account_metric_snapshots, account_offers,
-    account_snapshots and account_features) keeps the rows of the snapshot dates whose inputs
+    models/intermediate/snapshotted/, and the marts account_metric_snapshots, account_offers
+    and account_snapshots) keeps the rows of the snapshot dates whose inputs
     did not change since its last build and recomputes only the others. A daily run then
     computes the new scoring date (as_of), not every month-end again. The folder's config in
     dbt_project.yml makes each model incremental (delete+insert on snapshot_date) with

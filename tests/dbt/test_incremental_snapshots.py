@@ -2,7 +2,7 @@
 
 The models keyed on snapshot_date (the `int_account_*_snapshotted` models, the companions,
 labels, holdings, limits, cross-sells and health, and the marts account_metric_snapshots,
-account_offers, account_snapshots, account_features) recompute only the snapshot dates whose
+account_offers, account_snapshots) recompute only the snapshot dates whose
 inputs changed since their last build, and the monthly marts (mrr_movements,
 mrr_billing_reconciliation) only the months from the first one that changed
 (macros/snapshot_incremental.sql). On the demo data (80 accounts x 8 months, built once at
@@ -47,7 +47,6 @@ STATE_TABLE = (
     "marts.account_metric_snapshots",
     "marts.account_offers",
     "marts.account_snapshots",
-    "marts.account_features",
 )
 MONTHLY = ("mrr_movements", "mrr_billing_reconciliation")
 # the first build and day 2 compute their snapshot dates in batches of at most 200 rows (one
@@ -379,7 +378,7 @@ def test_day1_state_table_models_recompute_the_same_dates(dbt, daily_runs: dict)
         dates = recomputed[relation]
         assert isinstance(dates, list), relation
         assert as_of in dates and date(2026, 10, 31) in dates, relation
-        labelled = relation in ("marts.account_snapshots", "marts.account_features")
+        labelled = relation == "marts.account_snapshots"
         first = date(2026, 10, 1) - timedelta(days=dbt.horizon_days if labelled else 0)
         assert min(dates) >= first, f"{relation}: {dates}"
         if labelled:
