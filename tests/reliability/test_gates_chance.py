@@ -28,12 +28,14 @@ from flows.quality import drift
 from flows.registry import MODELS_DIR, champion_version, model_dir, promote
 from flows.settings import Settings
 from flows.transform.dbt import _invoke_dbt, dbt_args, dbt_env
-from flows.transform.manifest import FEATURES_TABLE, model_params
+from flows.transform.manifest import FEATURES_TABLE, SNAPSHOT_MODEL, model_params
 from flows.warehouse import Warehouse
 from models.psi import reference, stability_against
 
 AS_OF = date(2026, 10, 31)  # the generator's last day
 VERSION = "v0001-20261101T000000Z"
+# where dbt computes the snapshot features; FEATURES_TABLE, a view, reads them from here
+SNAPSHOTS = f"marts.{SNAPSHOT_MODEL}"
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +144,7 @@ def test_a_feature_moved_for_half_of_the_accounts_fails_naming_bins_and_accounts
         moved = {
             r[0]
             for r in con.execute(
-                f"update {FEATURES_TABLE} set {feature} = {change} "
+                f"update {SNAPSHOTS} set {feature} = {change} "
                 "where snapshot_date = ? and is_active and hash(account_id) % 2 = 0 "
                 "returning account_id",
                 [AS_OF],
@@ -184,7 +186,7 @@ def test_a_model_saved_with_an_old_reference_still_loads_and_is_checked(
 
     path.write_text(json.dumps(reference(train, numeric, categorical)))
     with duckdb.connect(str(settings.warehouse)) as con:
-        con.execute(f"delete from {FEATURES_TABLE} where snapshot_date <> ?", [AS_OF])
+        con.execute(f"delete from {SNAPSHOTS} where snapshot_date <> ?", [AS_OF])
     frame = _frame_of(drift.check_drift, settings)
     assert "format" not in json.loads(path.read_text())  # kept as it was
     ages = frame.loc[frame["shift_days"] > 0]
